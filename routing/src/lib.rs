@@ -1,0 +1,15 @@
+//! switchyard-routing: the pure core of the fleet's message flow.
+//!
+//! It owns the vocabulary every other part speaks (events, categories,
+//! severities, destinations) and the decisions made over it: which rule sends
+//! an event where, whether a mute holds it, when a digest flushes, whether a
+//! repeat is suppressed. Nothing here performs I/O or reads a clock: time is
+//! always passed in, so every decision is deterministic and testable.
+
+pub mod destination;
+pub mod event;
+
+pub use destination::{Destination, DestinationError, Platform};
+pub use event::{
+    Category, Event, EventDraft, EventError, EventId, Severity, MAX_BODY_CHARS, MAX_TITLE_CHARS,
+};

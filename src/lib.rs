@@ -1,0 +1,7 @@
+//! switchyard: a self-hosted chat-ops bot fleet.
+//!
+//! The library holds the runtime (everything that does I/O); the binary in
+//! `main.rs` only parses the command line and calls in here. The pure domain
+//! lives in the `switchyard-routing` and `switchyard-commands` crates.
+
+pub mod sandbox;

@@ -1,0 +1,1 @@
+//! Local stand-ins for the Discord, Telegram and GitHub APIs (tests and `demo`).
