@@ -5,3 +5,4 @@
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
 pub mod sandbox;
+pub mod config;

@@ -8,8 +8,10 @@
 
 pub mod destination;
 pub mod event;
+pub mod rules;
 
 pub use destination::{Destination, DestinationError, Platform};
+pub use rules::{Router, RuleError, RuleSpec};
 pub use event::{
     Category, Event, EventDraft, EventError, EventId, Severity, MAX_BODY_CHARS, MAX_TITLE_CHARS,
 };

@@ -1,0 +1,166 @@
+//! Who may run which command: permission classes (read, operate, admin) and
+//! the configured access lists they are checked against.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Each command belongs to one class; a class is granted by an access list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionClass {
+    Read,
+    Operate,
+    Admin,
+}
+
+impl PermissionClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionClass::Read => "read",
+            PermissionClass::Operate => "operate",
+            PermissionClass::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for PermissionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of an access list: `*`, `user:ID` or `role:ID` (Discord role;
+/// Telegram has no roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessRule {
+    Anyone,
+    User(u64),
+    Role(u64),
+}
+
+impl FromStr for AccessRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("access entry {s:?} must be \"*\", \"user:ID\" or \"role:ID\" with a numeric id");
+        if s == "*" {
+            return Ok(AccessRule::Anyone);
+        }
+        let (kind, id) = s.split_once(':').ok_or_else(bad)?;
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        match kind {
+            "user" => Ok(AccessRule::User(id)),
+            "role" => Ok(AccessRule::Role(id)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for AccessRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessRule::Anyone => f.write_str("*"),
+            AccessRule::User(id) => write!(f, "user:{id}"),
+            AccessRule::Role(id) => write!(f, "role:{id}"),
+        }
+    }
+}
+
+impl Serialize for AccessRule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The person asking, as the platform adapter saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: u64,
+    pub display_name: String,
+    pub roles: Vec<u64>,
+}
+
+/// The access lists of one platform: one list per class. A higher class
+/// implies the lower ones (an admin may operate and read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessList {
+    #[serde(default)]
+    pub read: Vec<AccessRule>,
+    #[serde(default)]
+    pub operate: Vec<AccessRule>,
+    #[serde(default)]
+    pub admin: Vec<AccessRule>,
+}
+
+impl AccessList {
+    fn list(&self, class: PermissionClass) -> &[AccessRule] {
+        match class {
+            PermissionClass::Read => &self.read,
+            PermissionClass::Operate => &self.operate,
+            PermissionClass::Admin => &self.admin,
+        }
+    }
+
+    pub fn allows(&self, caller: &Caller, class: PermissionClass) -> bool {
+        let grants = |rules: &[AccessRule]| {
+            rules.iter().any(|r| match r {
+                AccessRule::Anyone => true,
+                AccessRule::User(id) => *id == caller.user_id,
+                AccessRule::Role(id) => caller.roles.contains(id),
+            })
+        };
+        [PermissionClass::Read, PermissionClass::Operate, PermissionClass::Admin]
+            .into_iter()
+            .filter(|c| *c >= class)
+            .any(|c| grants(self.list(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(user_id: u64, roles: &[u64]) -> Caller {
+        Caller { user_id, display_name: "u".into(), roles: roles.to_vec() }
+    }
+
+    #[test]
+    fn classes_imply_lower_classes() {
+        let acl = AccessList {
+            read: vec!["*".parse().unwrap()],
+            operate: vec!["role:7".parse().unwrap()],
+            admin: vec!["user:1".parse().unwrap()],
+        };
+        let table = [
+            (caller(5, &[]), [true, false, false]),
+            (caller(5, &[7]), [true, true, false]),
+            (caller(1, &[]), [true, true, true]),
+        ];
+        for (c, expect) in table {
+            let got = [PermissionClass::Read, PermissionClass::Operate, PermissionClass::Admin]
+                .map(|class| acl.allows(&c, class));
+            assert_eq!(got, expect, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn empty_list_allows_nobody() {
+        assert!(!AccessList::default().allows(&caller(1, &[]), PermissionClass::Read));
+    }
+
+    #[test]
+    fn bad_entries_say_what_to_write() {
+        for bad in ["user:", "role:abc", "group:1", ""] {
+            let err = bad.parse::<AccessRule>().unwrap_err();
+            assert!(err.contains("user:ID"), "{err}");
+        }
+    }
+}
