@@ -536,7 +536,7 @@ impl Config {
                 .is_some_and(|d| d.channels.contains_key(&dest.alias) || d.webhooks.contains_key(&dest.alias)),
             Platform::Telegram => telegram.as_ref().is_some_and(|t| t.chats.contains_key(&dest.alias)),
         };
-        let mut check_dest = |v: &mut Validator, key: &str, dest: &Destination| {
+        let check_dest = |v: &mut Validator, key: &str, dest: &Destination| {
             if !known(dest) {
                 let section = match dest.platform {
                     Platform::Discord => "[discord.channels] or [discord.webhooks]",

@@ -6,3 +6,5 @@
 
 pub mod sandbox;
 pub mod config;
+pub mod health;
+pub mod metrics;

@@ -1,1 +1,139 @@
-fn main() {}
+//! The `switchyard` command line: parses arguments, sets up logging and
+//! hands over to the library (`switchyard::cli`). Exit status: 0 success,
+//! 2 bad usage or bad input, 1 failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchyard::cli::{self, Exit};
+
+#[derive(Parser, Debug)]
+#[command(name = "switchyard", version, about = "A self-hosted chat-ops bot fleet", propagate_version = true)]
+struct Cli {
+    /// Fleet configuration file [default: switchyard.toml in the working directory]
+    #[arg(long, global = true, env = "SWITCHYARD_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format on stderr
+    #[arg(long, global = true, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the fleet offline against the built-in sandbox (no tokens needed)
+    Demo(cli::DemoArgs),
+    /// Run one agent (one process per bot token)
+    Run {
+        /// The agent's name in the configuration
+        #[arg(long)]
+        agent: String,
+    },
+    /// Drop an event into an agent's inbox
+    Send(cli::SendArgs),
+    /// Explain where an event would go, and which rule says so
+    Route(cli::RouteArgs),
+    /// Mute a category, a destination or a source for a while
+    Mute(cli::MuteArgs),
+    /// Lift a mute
+    Unmute {
+        /// The mute's id (see `switchyard mutes`)
+        id: String,
+    },
+    /// List active mutes
+    Mutes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fleet status from the status file
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The kill switch: stop new work fleet-wide or for one agent
+    Kill(KillArgs),
+    /// Lift the kill switch
+    Resume(KillArgs),
+    /// Named locks in the status file
+    #[command(subcommand)]
+    Lock(cli::LockCommand),
+    /// Validate the whole fleet configuration
+    CheckConfig {
+        /// Also check that this agent's token variables are set
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Serve the stand-in Discord and Telegram APIs
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args, Debug)]
+struct KillArgs {
+    /// One agent; without it, the whole fleet
+    #[arg(long)]
+    agent: Option<String>,
+    /// Why (recorded in the status file and the audit)
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = args.config;
+    let result = runtime.block_on(async move {
+        match args.command {
+            Command::Demo(demo) => cli::demo(config, demo).await,
+            Command::Run { agent } => cli::run(config, &agent).await,
+            Command::Send(send) => cli::send(config, send).await,
+            Command::Route(route) => cli::route(config, route),
+            Command::Mute(mute) => cli::mute(config, mute),
+            Command::Unmute { id } => cli::unmute(config, &id),
+            Command::Mutes { json } => cli::mutes(config, json),
+            Command::Status { json } => cli::status(config, json),
+            Command::Kill(k) => cli::kill(config, k.agent, k.reason, true),
+            Command::Resume(k) => cli::kill(config, k.agent, k.reason, false),
+            Command::Lock(lock) => cli::lock(config, lock),
+            Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
+            Command::Sandbox { listen } => cli::sandbox(listen).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let exit = Exit::of(&e);
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit as u8)
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The shell commands behind `main.rs`: each loads the configuration, does
+//! one thing, and prints for a person (or `--json` for a script).
+//!
+//! Errors a user can fix are [`BadInput`] (exit 2); anything else is a
+//! failure (exit 1). Both print one clear sentence, with context.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Router, Severity};
+
+use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
+use crate::coord::inbox::drop_item;
+use crate::coord::status::StatusFile;
+
+/// Bad usage or bad input: the user can fix it (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    BadInput(msg.into()).into()
+}
+
+/// The documented exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    BadInput = 2,
+}
+
+impl Exit {
+    pub fn of(e: &anyhow::Error) -> Exit {
+        if e.chain().any(|c| c.is::<BadInput>() || c.is::<ConfigError>()) {
+            Exit::BadInput
+        } else {
+            Exit::Failure
+        }
+    }
+}
+
+/// `--config`, else `switchyard.toml` in the working directory.
+pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.unwrap_or_else(|| PathBuf::from("switchyard.toml"));
+    if !path.exists() {
+        return Err(bad_input(format!(
+            "no configuration at {}: pass --config PATH, set SWITCHYARD_CONFIG, or start from config/example.toml \
+             (`switchyard demo` needs none)",
+            path.display()
+        )));
+    }
+    Ok(Config::load(&ConfigSource::File(path))?)
+}
+
+pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if let Some(name) = agent {
+        let agent = config
+            .agent(name)
+            .ok_or_else(|| bad_input(format!("no agent named {name:?} in {}", config.source_name)))?;
+        let problems = config.check_tokens(agent);
+        if !problems.is_empty() {
+            return Err(ConfigError { source_name: config.source_name.clone(), problems }.into());
+        }
+    }
+    println!(
+        "{}: ok ({} agents, {} routes, {} Discord channels, {} Telegram chats)",
+        config.source_name,
+        config.agents.len(),
+        config.routes.len(),
+        config.discord.as_ref().map_or(0, |d| d.channels.len()),
+        config.telegram.as_ref().map_or(0, |t| t.chats.len()),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    #[arg(long)]
+    pub category: String,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub body: String,
+    #[arg(long, default_value = "info")]
+    pub severity: String,
+    #[arg(long)]
+    pub event_id: Option<String>,
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// The agent whose inbox receives it [default: the first agent]
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let agent = target_agent(&config, args.to.as_deref())?;
+    let draft = EventDraft {
+        kind: Some("event".into()),
+        event_id: args.event_id,
+        event_type: args.event_type,
+        category: Some(args.category),
+        severity: Some(args.severity),
+        source: Some(args.source),
+        title: Some(args.title),
+        body: Some(args.body),
+        ..Default::default()
+    };
+    let seq = rand::random::<u32>() % 1000;
+    let event = draft.validate(Utc::now(), seq).map_err(|e| bad_input(e.to_string()))?;
+    let value = serde_json::to_value(&event).context("encoding the event")?;
+    let mut value = value;
+    value["kind"] = "event".into();
+    let path = drop_item(&config.fleet.workspace, agent, event.event_id.as_str(), &value)
+        .with_context(|| format!("dropping the event into {agent}'s inbox"))?;
+    println!("{} → {}", event.event_id, path.display());
+    Ok(())
+}
+
+fn target_agent<'c>(config: &'c Config, to: Option<&str>) -> anyhow::Result<&'c str> {
+    match to {
+        Some(name) => config
+            .agent(name)
+            .map(|a| a.name.as_str())
+            .ok_or_else(|| bad_input(format!("no agent named {name:?}; agents: {}", agent_names(config)))),
+        None => config
+            .agents
+            .first()
+            .map(|a| a.name.as_str())
+            .ok_or_else(|| bad_input("the configuration has no agents")),
+    }
+}
+
+fn agent_names(config: &Config) -> String {
+    config.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[derive(Args, Debug)]
+pub struct RouteArgs {
+    #[arg(long)]
+    pub category: String,
+    #[arg(long, default_value = "info")]
+    pub severity: String,
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+    #[arg(long)]
+    pub event_type: Option<String>,
+}
+
+pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let router = Router::new(config.routes.clone(), config.routing.unmatched.clone())
+        .map_err(|errs| bad_input(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    let category: Category = args.category.parse().unwrap_or_else(|never| match never {});
+    let severity: Severity = args.severity.parse().map_err(bad_input)?;
+    let event_type = args.event_type.unwrap_or_else(|| format!("{category}.event"));
+    let labels = Default::default();
+    let input = RouteInput { category: &category, severity, source: &args.source, event_type: &event_type, labels: &labels };
+    let decision = router.route(&input);
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let now = Utc::now();
+    for line in decision.explain() {
+        println!("{line}");
+    }
+    for target in &decision.targets {
+        if let Some(m) = switchyard_routing::holding_mute(&status.mutes, &input, &target.destination, now) {
+            println!("  {} is muted by {} until {} ({}): it would be held", target.destination, m.id, m.expires_at, m.reason);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct MuteArgs {
+    /// A category (`system`), a destination (`discord:system`) or a source (`source:worker:opsclaw`)
+    pub target: String,
+    /// How long, like 30m or 2h
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Allow muting what reaches the human (action_required, alerts, Telegram)
+    #[arg(long)]
+    pub force: bool,
+    /// Who is muting [default: $USER]
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+pub fn mute(path: Option<PathBuf>, args: MuteArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let target: MuteTarget = args.target.parse().map_err(|e: switchyard_routing::MuteError| bad_input(e.to_string()))?;
+    let duration = parse_duration(&args.duration).map_err(bad_input)?;
+    let by = args.by.unwrap_or_else(|| format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
+    let mute = crate::coord::mutes::create(&config, target, duration, &by, &args.reason, args.force, Utc::now())
+        .map_err(|e| match e {
+            crate::coord::mutes::MuteCreateError::Refused(m) => bad_input(m),
+            crate::coord::mutes::MuteCreateError::Io(e) => e,
+        })?;
+    println!("{} muted until {} (id {})", mute.target, mute.expires_at.format("%Y-%m-%d %H:%M:%S UTC"), mute.id);
+    Ok(())
+}
+
+pub fn unmute(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    match crate::coord::mutes::lift(&config, id, Utc::now())? {
+        Some(m) => println!("lifted {} on {}; held messages will be posted as one digest", m.id, m.target),
+        None => return Err(bad_input(format!("no active mute with id {id:?}: see `switchyard mutes`"))),
+    }
+    Ok(())
+}
+
+pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let now = Utc::now();
+    let active: Vec<_> = status.mutes.iter().filter(|m| m.expires_at > now).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&active)?);
+        return Ok(());
+    }
+    if active.is_empty() {
+        println!("no active mutes");
+    }
+    for m in active {
+        let left = (m.expires_at - now).to_std().unwrap_or_default();
+        println!(
+            "{}  {}  {} left  by {}{}  {}",
+            m.id,
+            m.target,
+            humantime::format_duration(Duration::from_secs(left.as_secs())),
+            m.created_by,
+            if m.force { " (force)" } else { "" },
+            m.reason
+        );
+    }
+    Ok(())
+}
+
+pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.render_table(Utc::now(), config.fleet.stale_after));
+    }
+    Ok(())
+}
+
+pub fn kill(path: Option<PathBuf>, agent: Option<String>, reason: Option<String>, on: bool) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if let Some(a) = &agent
+        && config.agent(a).is_none()
+    {
+        return Err(bad_input(format!("no agent named {a:?}; agents: {}", agent_names(&config))));
+    }
+    let by = format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let file = StatusFile::open(&config.fleet.workspace)?;
+    let scope = agent.as_deref().unwrap_or("the whole fleet");
+    if on {
+        file.kill(agent.as_deref(), &by, reason.as_deref().unwrap_or(""), Utc::now())?;
+        println!("kill switch ON for {scope}: agents stop taking new work within 2 s");
+    } else {
+        file.resume(agent.as_deref(), &by, Utc::now())?;
+        println!("kill switch OFF for {scope}");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Take a named lock (refused while someone else holds it)
+    Acquire {
+        name: String,
+        #[arg(long, default_value = "30m")]
+        ttl: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        holder: Option<String>,
+    },
+    /// Release a lock you hold (`--force` for anyone's)
+    Release {
+        name: String,
+        #[arg(long)]
+        holder: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// List held locks
+    List,
+}
+
+pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let file = StatusFile::open(&config.fleet.workspace)?;
+    let me = || format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    match cmd {
+        LockCommand::Acquire { name, ttl, reason, holder } => {
+            let ttl = parse_duration(&ttl).map_err(bad_input)?;
+            let lock = file.acquire_lock(&name, &holder.unwrap_or_else(me), ttl, &reason, Utc::now())?;
+            println!("{name} held by {} until {}", lock.holder, lock.expires_at);
+        }
+        LockCommand::Release { name, holder, force } => {
+            file.release_lock(&name, &holder.unwrap_or_else(me), force)?;
+            println!("{name} released");
+        }
+        LockCommand::List => {
+            let status = file.read()?;
+            if status.locks.is_empty() {
+                println!("no locks held");
+            }
+            for (name, l) in &status.locks {
+                println!("{name}  held by {}  until {}  {}", l.holder, l.expires_at, l.reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(path: Option<PathBuf>, agent: &str) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    crate::app::run_agent(config, agent).await
+}
+
+pub async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let opts = crate::sandbox::SandboxOptions { listen, ..crate::demo::demo_sandbox_options()? };
+    eprintln!("sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram");
+    crate::sandbox::serve(opts, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the sandbox and agent running after the tour (Ctrl-C stops)
+    #[arg(long)]
+    pub keep: bool,
+    /// Where to put the demo workspace [default: a fresh temporary directory]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
+    crate::demo::run(path, args).await
+}
+
+/// Resolve a user-supplied path against the working directory, for messages.
+pub fn shown(path: &Path) -> String {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+#[allow(dead_code)]
+fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
+    if !cond {
+        bail!("{msg}");
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `switchyard demo`: the fleet offline against the built-in sandbox.
+//!
+//! It starts the sandbox in this process, starts every agent of the demo
+//! fleet as its own `switchyard run` process (one per token, as in
+//! production), drops one event of every category plus a critical alert and
+//! an unmatched one into the first agent's inbox, mutes `system` for a minute
+//! and shows a held event, then prints where each message landed, per
+//! channel. With `--keep` it keeps serving until Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use serde_json::json;
+use switchyard_routing::MuteTarget;
+use tokio::process::{Child, Command};
+
+use crate::cli::DemoArgs;
+use crate::config::{Config, ConfigSource, DEMO_TOML};
+use crate::coord::inbox::drop_item;
+use crate::coord::status::StatusFile;
+use crate::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
+
+/// Fake tokens the sandbox accepts; set for the agent processes only.
+const DEMO_TOKENS: [(&str, &str); 4] = [
+    ("DEMO_MANAGER_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAx.demo.manager-token"),
+    ("DEMO_TECH_LEAD_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAy.demo.tech-lead-token"),
+    ("DEMO_OPSCLAW_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAz.demo.opsclaw-token"),
+    ("DEMO_TELEGRAM_BOT_TOKEN", "100000001:AAdemo-telegram-token-0000000000000"),
+];
+
+/// The sandbox options matching a configuration: its channels and chats exist.
+pub fn sandbox_options_for(config: &Config) -> SandboxOptions {
+    let mut opts = SandboxOptions::default();
+    if let Some(d) = &config.discord {
+        opts.discord_channels = d.channels.iter().map(|(alias, id)| (*id, alias.clone())).collect();
+    }
+    if let Some(t) = &config.telegram {
+        opts.telegram_chats = t.chats.iter().map(|(alias, id)| (*id, alias.clone())).collect();
+    }
+    opts
+}
+
+/// The sandbox of the embedded demo fleet (for `switchyard sandbox`).
+pub fn demo_sandbox_options() -> anyhow::Result<SandboxOptions> {
+    let config = Config::demo(&std::env::temp_dir())?;
+    Ok(sandbox_options_for(&config))
+}
+
+pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
+    let dir = match args.dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config_file = match config_path {
+        Some(p) => p,
+        None => {
+            let p = dir.join("switchyard.toml");
+            std::fs::write(&p, DEMO_TOML).with_context(|| format!("cannot write {}", p.display()))?;
+            p
+        }
+    };
+    let config = Config::load(&ConfigSource::File(config_file.clone()))?;
+    println!("switchyard demo: workspace {}", config.fleet.workspace.display());
+
+    let sandbox = crate::sandbox::start(sandbox_options_for(&config)).await.context("starting the sandbox")?;
+    println!("sandbox: Discord at {}  Telegram at {}", sandbox.discord_api_base(), sandbox.telegram_api_base());
+
+    let mut agents = Vec::new();
+    for agent in &config.agents {
+        agents.push((agent.name.clone(), spawn_agent(&config_file, &agent.name, &sandbox)?));
+    }
+    let result = tour(&config, &sandbox).await;
+    if result.is_ok() && args.keep {
+        println!("\nkeeping the fleet running: sandbox state at http://{}/_sandbox/state — Ctrl-C to stop", sandbox.addr());
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    stop_agents(agents).await;
+    sandbox.shutdown().await;
+    result
+}
+
+fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("finding the switchyard binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run")
+        .arg("--agent")
+        .arg(agent)
+        .arg("--config")
+        .arg(config_file)
+        .env("SWITCHYARD__DISCORD__API_BASE", sandbox.discord_api_base())
+        .env("SWITCHYARD__TELEGRAM__API_BASE", sandbox.telegram_api_base())
+        .env("SWITCHYARD_LOG", std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (env, token) in DEMO_TOKENS {
+        if std::env::var_os(env).is_none() {
+            cmd.env(env, token);
+        }
+    }
+    cmd.spawn().with_context(|| format!("starting agent {agent}"))
+}
+
+async fn stop_agents(agents: Vec<(String, Child)>) {
+    for (name, mut child) in agents {
+        if let Some(pid) = child.id() {
+            // SIGTERM: the agent drains and writes its final status.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        match tokio::time::timeout(crate::app::SHUTDOWN_DEADLINE, child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => eprintln!("agent {name} exited with {status}"),
+            _ => {
+                eprintln!("agent {name} did not stop in time; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+/// The scripted part: events in, a mute, and where everything landed.
+async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
+    let first = &config.agents[0].name;
+    let status = StatusFile::open(&config.fleet.workspace)?;
+    wait_until(Duration::from_secs(20), "the agents to start", || {
+        let s = status.read().ok()?;
+        config.agents.iter().all(|a| s.agents.contains_key(&a.name)).then_some(())
+    })
+    .await?;
+    println!("agents up: {}", config.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
+
+    let now = Utc::now();
+    let mute = crate::coord::mutes::create(
+        config,
+        MuteTarget::Category(switchyard_routing::Category::System),
+        Duration::from_secs(60),
+        "demo",
+        "showing a held event",
+        false,
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("muted `system` for 1 minute ({})", mute.id);
+
+    let stamp = now.format("%H%M%S");
+    let events = [
+        ("briefing", "info", "Morning briefing", "3 tasks done overnight, 1 waiting for review."),
+        ("alert", "warning", "Disk 85% on web-1", "Threshold crossed at 06:55."),
+        ("alert", "critical", "web-1 is down", "Health check failed 3 times in a row."),
+        ("subagent_result", "info", "Invoice run finished", "42 invoices, 0 errors."),
+        ("system", "info", "Heartbeat OK", "All cron jobs ran on time."),
+        ("memory_update", "info", "MEMORY.md updated", "Added: the deploy checklist."),
+        ("chat", "info", "Hello from the demo", "A conversation message."),
+        ("action_required", "warning", "Approve deploy of web-1?", "Risk 75: git push, production."),
+        ("mystery", "info", "An event nobody routes", "Its category matches no rule."),
+    ];
+    for (i, (category, severity, title, body)) in events.iter().enumerate() {
+        let id = format!("evt_demo_{stamp}_{i:03}");
+        let item = json!({
+            "kind": "event", "event_id": id, "event_type": format!("demo.{category}"),
+            "category": category, "severity": severity, "source": "demo",
+            "title": title, "body": body,
+        });
+        drop_item(&config.fleet.workspace, first, &id, &item)?;
+    }
+    println!("dropped {} events into {first}'s inbox", events.len());
+
+    // Everything but the held `system` event lands: 7 Discord channels' worth, the
+    // critical alert's Telegram copy, action_required, and the unmatched one.
+    let expected = events.len() - 1 + 1;
+    let state = wait_until(Duration::from_secs(30), "the deliveries", || {
+        let st = sandbox.state();
+        (st.total_messages() >= expected).then_some(st)
+    })
+    .await?;
+    print_state(config, &state);
+    let done = config.agent_dir(first).join("done");
+    let held = count_held(&done);
+    println!("\nheld by the `system` mute: {held} event(s) (posted as one digest when the mute ends or `switchyard unmute {}`)", mute.id);
+    Ok(())
+}
+
+fn count_held(done: &Path) -> usize {
+    std::fs::read_dir(done)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".result.json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|t| t.contains("held (mute_"))
+        .count()
+}
+
+fn print_state(config: &Config, state: &SandboxState) {
+    let aliases: BTreeMap<u64, &str> = config
+        .discord
+        .iter()
+        .flat_map(|d| d.channels.iter().map(|(a, id)| (*id, a.as_str())))
+        .collect();
+    println!("\nwhere each message landed:");
+    for ch in &state.discord_channels {
+        let name = aliases.get(&ch.id).copied().unwrap_or(ch.name.as_str());
+        println!("  discord #{name} ({} message(s))", ch.messages.len());
+        for m in &ch.messages {
+            println!("    - {}", m.summary());
+        }
+    }
+    for chat in &state.telegram_chats {
+        println!("  telegram {} ({} message(s))", chat.name, chat.messages.len());
+        for m in &chat.messages {
+            println!("    - {}", m.summary());
+        }
+    }
+}
+
+async fn wait_until<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("gave up waiting for {what} after {limit:?}: see the agents' logs above");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

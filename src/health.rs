@@ -1,0 +1,101 @@
+//! The agent's operational endpoints on its `listen` address: `/healthz`
+//! (the process is alive), `/readyz` (it has started and is not killed or
+//! shutting down) and `/metrics` (Prometheus).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+
+/// Readiness as the orchestrator (compose, systemd) should see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    Starting = 0,
+    Ready = 1,
+    Paused = 2,
+    Stopping = 3,
+}
+
+/// Shared, lock-free readiness flag.
+#[derive(Clone, Default)]
+pub struct ReadyFlag(Arc<AtomicU8>);
+
+impl ReadyFlag {
+    pub fn set(&self, r: Readiness) {
+        self.0.store(r as u8, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> Readiness {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Readiness::Ready,
+            2 => Readiness::Paused,
+            3 => Readiness::Stopping,
+            _ => Readiness::Starting,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct HealthState {
+    agent: String,
+    metrics: Metrics,
+    ready: ReadyFlag,
+}
+
+/// Bind and serve in a background task; returns the bound address (the
+/// configured port may be 0).
+pub async fn serve(
+    listen: SocketAddr,
+    agent: String,
+    metrics: Metrics,
+    ready: ReadyFlag,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for /healthz and /metrics (is another agent using it?)"))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Arc::new(HealthState { agent, metrics, ready }));
+    let mut shutdown = shutdown;
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::warn!(error = %e, "health endpoint stopped");
+        }
+    });
+    Ok(addr)
+}
+
+async fn healthz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
+    (StatusCode::OK, format!("ok {}\n", s.agent))
+}
+
+async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
+    match s.ready.get() {
+        Readiness::Ready => (StatusCode::OK, "ready\n"),
+        Readiness::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused (kill switch)\n"),
+        Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        Readiness::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+    }
+}
+
+async fn metrics_text(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(),
+    )
+}

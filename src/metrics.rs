@@ -1,0 +1,136 @@
+//! The agent's Prometheus metrics, served on `/metrics` by [`crate::health`].
+//!
+//! One registry per agent process. Counters are cheap atomics, so the hot
+//! paths (intake, routing, delivery) update them directly.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabel {
+    pub platform: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabel {
+    pub platform: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+/// Every metric an agent exports. Cloning shares the same counters.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub events: Family<CategoryLabel, Counter>,
+    pub unmatched: Counter,
+    pub repeats_suppressed: Counter,
+    pub inbox_items: Family<OutcomeLabel, Counter>,
+    pub inbox_depth: Gauge,
+    pub deliveries: Family<DeliveryLabel, Counter>,
+    pub rate_limited: Family<PlatformLabel, Counter>,
+    pub delivery_latency: Histogram,
+    pub intake_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchyard");
+        let events = Family::<CategoryLabel, Counter>::default();
+        let unmatched = Counter::default();
+        let repeats_suppressed = Counter::default();
+        let inbox_items = Family::<OutcomeLabel, Counter>::default();
+        let inbox_depth = Gauge::default();
+        let deliveries = Family::<DeliveryLabel, Counter>::default();
+        let rate_limited = Family::<PlatformLabel, Counter>::default();
+        // 1 ms .. ~65 s
+        let delivery_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        let intake_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("events", "Events accepted, by category", events.clone());
+        registry.register("unmatched_events", "Events no rule matched (sent to routing.unmatched)", unmatched.clone());
+        registry.register(
+            "repeats_suppressed",
+            "Repeats of the same event type, source and title counted instead of re-sent",
+            repeats_suppressed.clone(),
+        );
+        registry.register("inbox_items", "Inbox items handled, by outcome", inbox_items.clone());
+        registry.register("inbox_depth", "Items waiting in the agent's inbox", inbox_depth.clone());
+        registry.register("deliveries", "Deliveries by platform and final status", deliveries.clone());
+        registry.register("rate_limited", "HTTP 429 responses received, by platform", rate_limited.clone());
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from an event's arrival to its delivery",
+            delivery_latency.clone(),
+        );
+        registry.register(
+            "intake_latency_seconds",
+            "Time from claiming an inbox item to its event being durably stored",
+            intake_latency.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            events,
+            unmatched,
+            repeats_suppressed,
+            inbox_items,
+            inbox_depth,
+            deliveries,
+            rate_limited,
+            delivery_latency,
+            intake_latency,
+        }
+    }
+
+    /// The text exposition format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn count_event(&self, category: &str) {
+        self.events.get_or_create(&CategoryLabel { category: category.to_string() }).inc();
+    }
+
+    pub fn count_inbox(&self, outcome: &str) {
+        self.inbox_items.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.count_event("alert");
+        m.rate_limited.get_or_create(&PlatformLabel { platform: "discord".into() }).inc();
+        let text = m.render();
+        assert!(text.contains("switchyard_events_total{category=\"alert\"} 1"), "{text}");
+        assert!(text.contains("switchyard_rate_limited_total{platform=\"discord\"} 1"), "{text}");
+        assert!(text.contains("# EOF"));
+    }
+}
