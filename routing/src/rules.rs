@@ -433,6 +433,10 @@ impl Pattern {
         )
     }
 
+    fn is_costly(&self) -> bool {
+        matches!(self, Pattern::Glob(_))
+    }
+
     #[inline]
     fn is_match(&self, s: &str) -> bool {
         match self {
@@ -471,6 +475,14 @@ fn severity_bit(s: Severity) -> u8 {
     }
 }
 
+/// 8 category bits × 3 severities.
+const CLASSES: usize = 24;
+
+#[inline]
+fn class_of(c: &Category, s: Severity) -> usize {
+    category_bit(c).trailing_zeros() as usize * 3 + severity_bit(s).trailing_zeros() as usize
+}
+
 #[derive(Debug, Clone)]
 struct CompiledRule {
     categories: u8,
@@ -484,16 +496,26 @@ struct CompiledRule {
 }
 
 impl CompiledRule {
-    #[inline]
+    /// The whole condition, without the class index (tests hold the index against it).
+    #[cfg(test)]
     fn matches(&self, input: &RouteInput) -> bool {
         self.categories & category_bit(input.category) != 0
             && self.severities & severity_bit(input.severity) != 0
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| input.labels.get(k) == Some(v))
-            && self.event_type.is_match(input.event_type)
-            && self.source.is_match(input.source)
+            && self.matches_rest(input)
+    }
+
+    /// Everything but category and severity, which the class index already settled.
+    #[inline]
+    fn matches_rest(&self, input: &RouteInput) -> bool {
+        self.labels
+            .iter()
+            .all(|(k, v)| input.labels.get(k) == Some(v))
+            && if self.event_type.is_costly() {
+                // A string comparison that fails spares the regex.
+                self.source.is_match(input.source) && self.event_type.is_match(input.event_type)
+            } else {
+                self.event_type.is_match(input.event_type) && self.source.is_match(input.source)
+            }
     }
 }
 
@@ -501,6 +523,9 @@ impl CompiledRule {
 #[derive(Debug, Clone)]
 pub struct Router {
     rules: Vec<CompiledRule>,
+    /// For each (category, severity) class, the rules whose category and
+    /// severity conditions admit it, in order: routing only looks at those.
+    by_class: Vec<Box<[u32]>>,
     specs: Vec<RuleSpec>,
     unmatched: Target,
 }
@@ -605,8 +630,21 @@ impl Router {
                 conditions: Arc::from("no rule matched"),
             },
         };
+        let by_class = (0..CLASSES)
+            .map(|class| {
+                let (cat, sev) = ((class / 3) as u32, (class % 3) as u32);
+                (0u32..)
+                    .zip(&compiled)
+                    .filter(|(_, r)| {
+                        r.categories & (1 << cat) != 0 && r.severities & (1 << sev) != 0
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         Ok(Router {
             rules: compiled,
+            by_class,
             specs: rules,
             unmatched,
         })
@@ -620,8 +658,10 @@ impl Router {
     /// Where an event goes, and which rules say so.
     pub fn route(&self, input: &RouteInput) -> Decision {
         let mut targets: Vec<Target> = Vec::new();
-        for rule in &self.rules {
-            if !rule.matches(input) {
+        let class = class_of(input.category, input.severity);
+        for &i in self.by_class[class].iter() {
+            let rule = &self.rules[i as usize];
+            if !rule.matches_rest(input) {
                 continue;
             }
             for dest in rule.to.iter() {
@@ -1166,6 +1206,37 @@ mod tests {
                     slow.is_match(s),
                     "pattern {p:?} on {s:?} ({fast:?})"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn class_index_agrees_with_a_full_scan() {
+        let router = Router::new(rules_from_toml(TABLE), d("discord:system")).unwrap();
+        let labels = BTreeMap::from([
+            ("team".to_string(), "payments".to_string()),
+            ("env".into(), "prod".into()),
+        ]);
+        let mut categories = Category::KNOWN.to_vec();
+        categories.push(Category::Other("weird".into()));
+        for c in &categories {
+            for s in Severity::ALL {
+                for (src, ty) in [
+                    ("worker:a", "ops.x"),
+                    ("ci-1", "deploy.start"),
+                    ("m", "a.heartbeat"),
+                ] {
+                    let input = RouteInput::new(c, s, src, ty).with_labels(&labels);
+                    let indexed: Vec<usize> = router.by_class[class_of(c, s)]
+                        .iter()
+                        .map(|&i| i as usize)
+                        .filter(|&i| router.rules[i].matches_rest(&input))
+                        .collect();
+                    let scanned: Vec<usize> = (0..router.rules.len())
+                        .filter(|&i| router.rules[i].matches(&input))
+                        .collect();
+                    assert_eq!(indexed, scanned, "{c} {s} {src} {ty}");
+                }
             }
         }
     }
