@@ -1211,6 +1211,14 @@ mod tests {
     }
 
     #[test]
+    fn router_and_decision_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Router>();
+        shareable::<Decision>();
+        shareable::<RuleError>();
+    }
+
+    #[test]
     fn class_index_agrees_with_a_full_scan() {
         let router = Router::new(rules_from_toml(TABLE), d("discord:system")).unwrap();
         let labels = BTreeMap::from([
