@@ -38,17 +38,24 @@ pub struct Destination {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
-    #[error("destination {0:?} is not `platform:alias` (for example `discord:alerts` or `telegram:operator`)")]
+    #[error(
+        "destination {0:?} is not `platform:alias` (for example `discord:alerts` or `telegram:operator`)"
+    )]
     Shape(String),
     #[error("destination {0:?} names an unknown platform: use `discord:` or `telegram:`")]
     Platform(String),
-    #[error("destination {0:?} has an invalid alias: use letters, digits, `-` and `_` (at most 64)")]
+    #[error(
+        "destination {0:?} has an invalid alias: use letters, digits, `-` and `_` (at most 64)"
+    )]
     Alias(String),
 }
 
 impl Destination {
     pub fn new(platform: Platform, alias: impl Into<String>) -> Self {
-        Destination { platform, alias: alias.into() }
+        Destination {
+            platform,
+            alias: alias.into(),
+        }
     }
     pub fn discord(alias: impl Into<String>) -> Self {
         Self::new(Platform::Discord, alias)
@@ -62,13 +69,17 @@ impl Destination {
 pub fn valid_alias(alias: &str) -> bool {
     !alias.is_empty()
         && alias.len() <= 64
-        && alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl FromStr for Destination {
     type Err = DestinationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (platform, alias) = s.split_once(':').ok_or_else(|| DestinationError::Shape(s.into()))?;
+        let (platform, alias) = s
+            .split_once(':')
+            .ok_or_else(|| DestinationError::Shape(s.into()))?;
         let platform = match platform {
             "discord" => Platform::Discord,
             "telegram" => Platform::Telegram,

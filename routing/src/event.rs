@@ -102,7 +102,9 @@ impl<'de> Deserialize<'de> for Category {
 }
 
 /// How urgent an event is. Ordered: `Info < Warning < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     #[default]
@@ -129,7 +131,9 @@ impl FromStr for Severity {
             "info" => Ok(Severity::Info),
             "warning" | "warn" => Ok(Severity::Warning),
             "critical" => Ok(Severity::Critical),
-            other => Err(format!("unknown severity {other:?}: use info, warning or critical")),
+            other => Err(format!(
+                "unknown severity {other:?}: use info, warning or critical"
+            )),
         }
     }
 }
@@ -149,13 +153,23 @@ pub struct EventId(String);
 impl EventId {
     /// The generated form; `seq` disambiguates ids made within one second.
     pub fn generate(at: DateTime<Utc>, seq: u32) -> Self {
-        EventId(format!("evt_{}_{:03}", at.format("%Y%m%d_%H%M%S"), seq % 1000))
+        EventId(format!(
+            "evt_{}_{:03}",
+            at.format("%Y%m%d_%H%M%S"),
+            seq % 1000
+        ))
     }
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || s.chars().count() > MAX_IDENT_CHARS {
-            return Err(format!("event_id must be 1 to {MAX_IDENT_CHARS} characters"));
+            return Err(format!(
+                "event_id must be 1 to {MAX_IDENT_CHARS} characters"
+            ));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)) || s.starts_with('.') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+            || s.starts_with('.')
+        {
             return Err(format!(
                 "event_id {s:?} may contain only letters, digits, `_`, `-`, `.` and `:` and must not start with `.`"
             ));
@@ -237,7 +251,10 @@ fn truncate_chars(text: &str, max: usize) -> Option<String> {
     if total <= max {
         return None;
     }
-    let note = format!("\n… (truncated: {} of {total} characters omitted)", total - max);
+    let note = format!(
+        "\n… (truncated: {} of {total} characters omitted)",
+        total - max
+    );
     let keep = max.saturating_sub(note.chars().count());
     let mut out: String = text.chars().take(keep).collect();
     out.push_str(&note);
@@ -246,9 +263,13 @@ fn truncate_chars(text: &str, max: usize) -> Option<String> {
 
 fn check_ident(field: &str, value: &str, problems: &mut Vec<String>) {
     if value.trim().is_empty() {
-        problems.push(format!("`{field}` is empty: give a short identifier such as `ops.heartbeat`"));
+        problems.push(format!(
+            "`{field}` is empty: give a short identifier such as `ops.heartbeat`"
+        ));
     } else if value.chars().count() > MAX_IDENT_CHARS {
-        problems.push(format!("`{field}` is longer than {MAX_IDENT_CHARS} characters"));
+        problems.push(format!(
+            "`{field}` is longer than {MAX_IDENT_CHARS} characters"
+        ));
     } else if value.chars().any(char::is_control) {
         problems.push(format!("`{field}` contains control characters"));
     }
@@ -273,7 +294,9 @@ impl EventDraft {
             None => EventId::generate(now, seq),
         };
         let category: Category = match self.category.as_deref() {
-            Some(c) if !c.trim().is_empty() => c.trim().parse().unwrap_or_else(|never| match never {}),
+            Some(c) if !c.trim().is_empty() => {
+                c.trim().parse().unwrap_or_else(|never| match never {})
+            }
             _ => {
                 problems.push("`category` is missing: use one of briefing, alert, subagent_result, system, memory_update, chat, action_required".into());
                 Category::Other(String::new())
@@ -286,7 +309,9 @@ impl EventDraft {
                 Severity::Info
             }),
         };
-        let event_type = self.event_type.unwrap_or_else(|| format!("{category}.event"));
+        let event_type = self
+            .event_type
+            .unwrap_or_else(|| format!("{category}.event"));
         check_ident("event_type", &event_type, &mut problems);
         let source = self.source.unwrap_or_else(|| "unknown".to_string());
         check_ident("source", &source, &mut problems);
@@ -308,11 +333,16 @@ impl EventDraft {
         let body = self.body.unwrap_or_default();
         let body = truncate_chars(&body, MAX_BODY_CHARS).unwrap_or(body);
         if self.labels.len() > MAX_LABELS {
-            problems.push(format!("{} labels given; at most {MAX_LABELS}", self.labels.len()));
+            problems.push(format!(
+                "{} labels given; at most {MAX_LABELS}",
+                self.labels.len()
+            ));
         }
         for (k, v) in &self.labels {
             if k.is_empty() || k.len() > 64 || v.chars().count() > 256 {
-                problems.push(format!("label {k:?}: keys are 1 to 64 bytes, values at most 256 characters"));
+                problems.push(format!(
+                    "label {k:?}: keys are 1 to 64 bytes, values at most 256 characters"
+                ));
             }
         }
 
@@ -361,13 +391,23 @@ mod tests {
 
     #[test]
     fn generated_id_has_the_documented_shape() {
-        assert_eq!(EventId::generate(now(), 7).as_str(), "evt_20261121_101500_007");
+        assert_eq!(
+            EventId::generate(now(), 7).as_str(),
+            "evt_20261121_101500_007"
+        );
     }
 
     #[test]
     fn unknown_category_is_kept_not_rejected() {
-        let d = EventDraft { category: Some("weird".into()), title: Some("t".into()), ..Default::default() };
-        assert_eq!(d.validate(now(), 1).unwrap().category, Category::Other("weird".into()));
+        let d = EventDraft {
+            category: Some("weird".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            d.validate(now(), 1).unwrap().category,
+            Category::Other("weird".into())
+        );
     }
 
     #[test]

@@ -7,11 +7,20 @@
 //! always passed in, so every decision is deterministic and testable.
 
 pub mod destination;
+pub mod digest;
 pub mod event;
+pub mod mute;
+pub mod repeat;
 pub mod rules;
 
 pub use destination::{Destination, DestinationError, Platform};
-pub use rules::{Router, RuleError, RuleSpec};
+pub use digest::{DigestBuffer, HeldSummary};
 pub use event::{
-    Category, Event, EventDraft, EventError, EventId, Severity, MAX_BODY_CHARS, MAX_TITLE_CHARS,
+    Category, Event, EventDraft, EventError, EventId, MAX_BODY_CHARS, MAX_TITLE_CHARS, Severity,
+};
+pub use mute::{MAX_MUTE, Mute, MuteError, MuteId, MuteRequest, MuteTarget, holding_mute};
+pub use repeat::{RepeatLimiter, RepeatVerdict};
+pub use rules::{
+    Decision, Matcher, RouteInput, Router, RuleError, RuleProblem, RuleRef, RuleSpec, Target,
+    UNMATCHED,
 };

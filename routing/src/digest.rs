@@ -1,0 +1,405 @@
+//! Digests: many events as one message.
+//!
+//! [`HeldSummary`] is the "while muted" digest (and the text of any batch):
+//! counts per event type, the last few titles, the time span. [`DigestBuffer`]
+//! batches ambient categories per destination over a configured window, so a
+//! channel gets one message per window instead of one per heartbeat.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::destination::Destination;
+use crate::event::{Category, Event};
+
+/// How many of the most recent titles a summary keeps.
+pub const SUMMARY_TITLES: usize = 5;
+/// Upper bound of [`HeldSummary::render_text`], in characters: under Discord's
+/// 2,000 (content) and Telegram's 4,096, with room for a platform's framing.
+pub const SUMMARY_MAX_CHARS: usize = 1_800;
+/// A batch this large is due at once: memory stays bounded under a flood,
+/// and a digest of thousands of events says no more than one of a thousand.
+pub const MAX_BATCH: usize = 1_000;
+
+/// What a set of events amounted to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSummary {
+    pub total: usize,
+    pub per_event_type: BTreeMap<String, usize>,
+    /// The last [`SUMMARY_TITLES`] titles, oldest first, in the order given.
+    pub last_titles: Vec<String>,
+    /// Earliest and latest event timestamp.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+}
+
+impl HeldSummary {
+    /// Summarise events given in the order they arrived.
+    pub fn from_events(events: &[Event]) -> HeldSummary {
+        let mut s = HeldSummary {
+            total: events.len(),
+            ..HeldSummary::default()
+        };
+        for ev in events {
+            *s.per_event_type.entry(ev.event_type.clone()).or_default() += 1;
+            s.first = Some(s.first.map_or(ev.timestamp, |f| f.min(ev.timestamp)));
+            s.last = Some(s.last.map_or(ev.timestamp, |l| l.max(ev.timestamp)));
+        }
+        let skip = events.len().saturating_sub(SUMMARY_TITLES);
+        s.last_titles = events[skip..].iter().map(|e| e.title.clone()).collect();
+        s
+    }
+
+    /// Plain text, at most [`SUMMARY_MAX_CHARS`] characters: the header, the
+    /// span, the counts (most frequent first) and the last titles. Whatever
+    /// does not fit is cut with a line saying how much was left out.
+    pub fn render_text(&self, header: &str) -> String {
+        const LINE_MAX: usize = 160;
+        let mut lines = vec![clip(header.trim(), 300)];
+        if self.total == 0 {
+            lines.push("Nothing was held.".to_string());
+            return lines.join("\n");
+        }
+        let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let span = match (self.first, self.last) {
+            (Some(f), Some(l)) if f == l => format!(" at {}", fmt(f)),
+            (Some(f), Some(l)) => format!(" from {} to {}", fmt(f), fmt(l)),
+            _ => String::new(),
+        };
+        let noun = if self.total == 1 { "event" } else { "events" };
+        lines.push(format!("{} {noun}{span}.", self.total));
+
+        let mut counts: Vec<(&String, &usize)> = self.per_event_type.iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut body = vec!["By type:".to_string()];
+        body.extend(
+            counts
+                .iter()
+                .map(|(t, n)| clip(&format!("  {t} × {n}"), LINE_MAX)),
+        );
+        if !self.last_titles.is_empty() {
+            body.push("Latest:".to_string());
+            body.extend(
+                self.last_titles
+                    .iter()
+                    .rev()
+                    .map(|t| clip(&format!("  • {t}"), LINE_MAX)),
+            );
+        }
+
+        // Fill up to the bound, keeping room for the "left out" line.
+        const RESERVE: usize = 40;
+        let mut used: usize = lines.iter().map(|l| l.chars().count() + 1).sum();
+        let mut shown = 0;
+        for line in &body {
+            let len = line.chars().count() + 1;
+            if used + len > SUMMARY_MAX_CHARS - RESERVE {
+                break;
+            }
+            used += len;
+            shown += 1;
+        }
+        lines.extend(body[..shown].iter().cloned());
+        if shown < body.len() {
+            lines.push(format!("… {} more lines left out", body.len() - shown));
+        }
+        lines.join("\n")
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Batch {
+    due: DateTime<Utc>,
+    events: Vec<Event>,
+}
+
+/// Ambient events waiting to go out as one message per destination.
+///
+/// A destination's batch opens with its first event and is due one window
+/// later (the shortest window among the categories in it). Time is passed in;
+/// the caller asks [`DigestBuffer::next_due`] when to wake and then calls
+/// [`DigestBuffer::due`].
+#[derive(Debug, Clone, Default)]
+pub struct DigestBuffer {
+    windows: BTreeMap<Category, TimeDelta>,
+    pending: BTreeMap<Destination, Batch>,
+}
+
+impl DigestBuffer {
+    /// `windows`: the digest window of each digested category. A zero window
+    /// means "not digested".
+    pub fn new(windows: BTreeMap<Category, Duration>) -> DigestBuffer {
+        let windows = windows
+            .into_iter()
+            .filter(|(_, w)| !w.is_zero())
+            .map(|(c, w)| (c, TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX)))
+            .collect();
+        DigestBuffer {
+            windows,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Whether events of this category are digested.
+    pub fn accepts(&self, category: &Category) -> bool {
+        self.windows.contains_key(category)
+    }
+
+    /// Add an event for `dest`. Check [`DigestBuffer::accepts`] first: an event
+    /// of a category without a window is not lost, it makes the batch due now.
+    pub fn push(&mut self, dest: Destination, event: Event, now: DateTime<Utc>) {
+        let due = match self.windows.get(&event.category) {
+            Some(w) => now
+                .checked_add_signed(*w)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            None => now,
+        };
+        let batch = self.pending.entry(dest).or_insert_with(|| Batch {
+            due,
+            events: Vec::new(),
+        });
+        batch.due = batch.due.min(due);
+        batch.events.push(event);
+        if batch.events.len() >= MAX_BATCH {
+            batch.due = batch.due.min(now);
+        }
+    }
+
+    /// Remove and return every batch due at `now` (a batch is due at its due time exactly).
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<(Destination, Vec<Event>)> {
+        let ready: Vec<Destination> = self
+            .pending
+            .iter()
+            .filter(|(_, b)| b.due <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|d| self.pending.remove(&d).map(|b| (d, b.events)))
+            .collect()
+    }
+
+    /// When the next batch is due, if any is waiting.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.pending.values().map(|b| b.due).min()
+    }
+
+    /// Events waiting, over all destinations.
+    pub fn len(&self) -> usize {
+        self.pending.values().map(|b| b.events.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Everything still waiting, due or not (for a graceful shutdown).
+    pub fn drain(&mut self) -> Vec<(Destination, Vec<Event>)> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(d, b)| (d, b.events))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventId, Severity};
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
+    }
+
+    fn ev(n: u32, category: Category, event_type: &str, at: DateTime<Utc>) -> Event {
+        Event {
+            event_id: EventId::generate(at, n),
+            event_type: event_type.into(),
+            category,
+            severity: Severity::Info,
+            source: "cron".into(),
+            timestamp: at,
+            title: format!("title {n}"),
+            body: String::new(),
+            labels: BTreeMap::new(),
+            metrics: serde_json::Map::new(),
+            action: None,
+        }
+    }
+
+    #[test]
+    fn summary_counts_titles_and_span() {
+        let events: Vec<Event> = (0..8)
+            .map(|n| {
+                let ty = if n % 3 == 0 {
+                    "ops.cron"
+                } else {
+                    "ops.heartbeat"
+                };
+                // out of order on purpose: first/last are by timestamp
+                ev(
+                    n,
+                    Category::System,
+                    ty,
+                    t0() + TimeDelta::minutes(i64::from((n * 5) % 8)),
+                )
+            })
+            .collect();
+        let s = HeldSummary::from_events(&events);
+        assert_eq!(s.total, 8);
+        assert_eq!(s.per_event_type["ops.heartbeat"], 5);
+        assert_eq!(s.per_event_type["ops.cron"], 3);
+        assert_eq!(
+            s.last_titles,
+            ["title 3", "title 4", "title 5", "title 6", "title 7"]
+        );
+        assert_eq!(s.first, Some(t0()));
+        assert_eq!(s.last, Some(t0() + TimeDelta::minutes(7)));
+        let text = s.render_text("While `system` was muted:");
+        assert_eq!(
+            text,
+            "While `system` was muted:\n8 events from 2026-11-21 10:00 UTC to 2026-11-21 10:07 UTC.\n\
+             By type:\n  ops.heartbeat × 5\n  ops.cron × 3\nLatest:\n  • title 7\n  • title 6\n  • title 5\n  • title 4\n  • title 3"
+        );
+        assert_eq!(
+            HeldSummary::from_events(&[]).render_text("h"),
+            "h\nNothing was held."
+        );
+    }
+
+    #[test]
+    fn render_is_bounded() {
+        let mut events: Vec<Event> = (0..500)
+            .map(|n| {
+                ev(
+                    n,
+                    Category::System,
+                    &format!("type.{n:04}.{}", "x".repeat(100)),
+                    t0(),
+                )
+            })
+            .collect();
+        for e in &mut events {
+            e.title = "T".repeat(256);
+        }
+        let text = HeldSummary::from_events(&events).render_text(&"H".repeat(5_000));
+        assert!(
+            text.chars().count() <= SUMMARY_MAX_CHARS,
+            "{}",
+            text.chars().count()
+        );
+        assert!(text.ends_with("more lines left out"), "{text}");
+        assert!(text.contains("500 events at 2026-11-21 10:00 UTC."));
+    }
+
+    fn buffer() -> DigestBuffer {
+        DigestBuffer::new(BTreeMap::from([
+            (Category::System, Duration::from_secs(600)),
+            (Category::SubagentResult, Duration::from_secs(60)),
+            (Category::Chat, Duration::ZERO),
+        ]))
+    }
+
+    #[test]
+    fn accepts_only_categories_with_a_window() {
+        let b = buffer();
+        assert!(b.accepts(&Category::System));
+        assert!(b.accepts(&Category::SubagentResult));
+        assert!(!b.accepts(&Category::Chat));
+        assert!(!b.accepts(&Category::Alert));
+    }
+
+    #[test]
+    fn batches_flush_per_destination_at_the_window_boundary() {
+        let mut b = buffer();
+        let sys = Destination::discord("system");
+        let res = Destination::discord("sub-agent-results");
+        assert_eq!(b.next_due(), None);
+        b.push(sys.clone(), ev(1, Category::System, "hb", t0()), t0());
+        b.push(
+            sys.clone(),
+            ev(2, Category::System, "hb", t0()),
+            t0() + TimeDelta::minutes(9),
+        );
+        b.push(
+            res.clone(),
+            ev(3, Category::SubagentResult, "r", t0()),
+            t0() + TimeDelta::minutes(2),
+        );
+        assert_eq!(b.len(), 3);
+        // the window runs from the batch's first event, not the latest
+        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(3)));
+        assert!(
+            b.due(t0() + TimeDelta::minutes(3) - TimeDelta::seconds(1))
+                .is_empty()
+        );
+        let out = b.due(t0() + TimeDelta::minutes(3));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, res);
+        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(10)));
+        assert!(
+            b.due(t0() + TimeDelta::minutes(10) - TimeDelta::nanoseconds(1))
+                .is_empty()
+        );
+        let out = b.due(t0() + TimeDelta::minutes(10));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, sys);
+        let titles: Vec<&str> = out[0].1.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(titles, ["title 1", "title 2"]);
+        assert!(b.is_empty());
+        assert_eq!(b.next_due(), None);
+        // a new event opens a new window
+        b.push(
+            sys.clone(),
+            ev(4, Category::System, "hb", t0()),
+            t0() + TimeDelta::minutes(11),
+        );
+        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(21)));
+    }
+
+    #[test]
+    fn shorter_window_pulls_a_shared_batch_earlier_and_strays_are_not_lost() {
+        let mut b = buffer();
+        let d = Destination::discord("system");
+        b.push(d.clone(), ev(1, Category::System, "hb", t0()), t0());
+        b.push(
+            d.clone(),
+            ev(2, Category::SubagentResult, "r", t0()),
+            t0() + TimeDelta::minutes(1),
+        );
+        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(2)));
+        b.push(
+            d.clone(),
+            ev(3, Category::Alert, "a", t0()),
+            t0() + TimeDelta::minutes(1),
+        );
+        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(1)));
+        assert_eq!(b.due(t0() + TimeDelta::minutes(1))[0].1.len(), 3);
+    }
+
+    #[test]
+    fn a_full_batch_is_due_at_once() {
+        let mut b = buffer();
+        let d = Destination::discord("system");
+        for n in 0..MAX_BATCH as u32 {
+            b.push(d.clone(), ev(n, Category::System, "hb", t0()), t0());
+        }
+        assert_eq!(b.next_due(), Some(t0()));
+        assert_eq!(b.due(t0())[0].1.len(), MAX_BATCH);
+        b.push(d.clone(), ev(1, Category::System, "hb", t0()), t0());
+        assert_eq!(b.drain().len(), 1);
+        assert!(b.is_empty());
+    }
+}
