@@ -1,0 +1,308 @@
+//! End to end: real `switchyard run` processes, a real workspace directory,
+//! real SQLite files, and the sandbox over HTTP on 127.0.0.1 with the real
+//! serenity and teloxide clients inside the agent.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Fleet, event, wait_for};
+use serde_json::json;
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_category_lands_where_seed_002_says() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let cases = [
+            ("briefing", "info", "Morning briefing"),
+            ("alert", "warning", "Disk 85%"),
+            ("alert", "critical", "web-1 down"),
+            ("subagent_result", "info", "Invoice run finished"),
+            ("system", "info", "Heartbeat OK"),
+            ("memory_update", "info", "MEMORY.md updated"),
+            ("chat", "info", "Hello"),
+            ("action_required", "warning", "Approve deploy?"),
+            ("mystery", "info", "Nobody routes this"),
+        ];
+        for (i, (cat, sev, title)) in cases.iter().enumerate() {
+            fleet.drop(
+                "manager",
+                &format!("evt_cat_{i}"),
+                &event(&format!("evt_cat_{i}"), cat, sev, title),
+            );
+        }
+        let state = wait_for(
+            Duration::from_secs(30),
+            "10 messages in the sandbox",
+            || {
+                let st = fleet.state();
+                (common::total_messages(&st) >= 10).then_some(st)
+            },
+        )
+        .await;
+        let expect: [(&str, &[&str]); 6] = [
+            ("briefings", &["Morning briefing"]),
+            ("alerts", &["Disk 85%", "web-1 down"]),
+            ("sub-agent-results", &["Invoice run finished"]),
+            ("system", &["Heartbeat OK", "Nobody routes this"]),
+            ("memory-updates", &["MEMORY.md updated"]),
+            ("chat", &["Hello"]),
+        ];
+        for (alias, titles) in expect {
+            let texts = common::discord_texts(&state, alias);
+            assert_eq!(texts.len(), titles.len(), "#{alias}: {texts:?}");
+            for t in titles {
+                assert!(
+                    texts.iter().any(|x| x.contains(t)),
+                    "#{alias} lacks {t:?}: {texts:?}"
+                );
+            }
+        }
+        let telegram = common::telegram_texts(&state);
+        assert_eq!(telegram.len(), 2, "{telegram:?}");
+        assert!(
+            telegram.iter().any(|t| t.contains("web-1 down")),
+            "{telegram:?}"
+        );
+        assert!(
+            telegram.iter().any(|t| t.contains("Approve deploy?")),
+            "{telegram:?}"
+        );
+        let unmatched = fleet.wait_result("manager", "done", "evt_cat_8").await;
+        assert_eq!(unmatched["unmatched"], true, "{unmatched}");
+        assert_eq!(
+            common::total_messages(&fleet.state()),
+            10,
+            "nothing posted twice"
+        );
+    });
+}
+
+#[test]
+fn bad_inbox_files_go_to_failed_and_the_agent_keeps_going() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let inbox = fleet.agent_dir("manager").join("inbox");
+        // A half-written file under a temporary name is never read.
+        std::fs::write(inbox.join(".half.json.tmp"), b"{\"kind\": \"ev").unwrap();
+        std::fs::write(inbox.join("garbage.json"), b"this is not json").unwrap();
+        std::fs::write(inbox.join("array.json"), b"[1, 2, 3]").unwrap();
+        std::fs::write(inbox.join("binary.json"), [0u8, 159, 146, 150, 255, 0, 1]).unwrap();
+        std::fs::write(inbox.join("huge.json"), vec![b' '; 10 * 1024 * 1024]).unwrap();
+        fleet.drop("manager", "no_title", &json!({"kind": "event", "category": "system"}));
+        let long = "x".repeat(50_000);
+        fleet.drop(
+            "manager",
+            "long_body",
+            &json!({"kind": "event", "event_id": "long_body", "category": "chat", "title": "Long", "body": long}),
+        );
+        for id in ["garbage", "array", "binary", "huge", "no_title"] {
+            let r = fleet.wait_result("manager", "failed", id).await;
+            let reason = r.to_string();
+            assert!(reason.len() > 20, "{id}: the reason says what was wrong: {reason}");
+            assert!(fleet.agent_dir("manager").join("failed").join(format!("{id}.json")).exists(), "{id} kept in failed/");
+        }
+        let r = fleet.wait_result("manager", "done", "long_body").await;
+        assert_eq!(r["status"], "routed", "{r}");
+        let st = wait_for(Duration::from_secs(20), "the long message", || {
+            let st = fleet.state();
+            (!common::discord_texts(&st, "chat").is_empty()).then_some(st)
+        })
+        .await;
+        let posted = common::discord_texts(&st, "chat").join("");
+        assert!(posted.contains("truncated"), "a truncated body says so");
+        assert!(posted.len() < 10_000);
+        // Still alive and routing after all of it.
+        fleet.drop("manager", "after", &event("after", "briefing", "info", "Still alive"));
+        fleet.wait_result("manager", "done", "after").await;
+        assert!(inbox.join(".half.json.tmp").exists(), "a temporary name is left alone");
+    });
+}
+
+#[test]
+fn kill_9_with_500_pending_deliveries_delivers_each_exactly_once() {
+    multi_thread().block_on(async {
+        // Faster channel buckets than Discord's so the test takes seconds, not
+        // minutes; no coalescing, so every event stays one message to count.
+        let mut opts = common::sandbox_options();
+        common::fast_discord_limits(&mut opts);
+        let mut fleet = Fleet::with_sandbox(&["manager"], "", opts).await;
+        std::fs::write(
+            &fleet.config_file,
+            common::fleet_toml(&["manager"], "").replace(
+                "max_attempts = 50",
+                "max_attempts = 1000\ncoalesce_after = 100000",
+            ),
+        )
+        .unwrap();
+        common::fail_discord(&fleet.sandbox, true);
+        fleet.spawn_agent("manager").await;
+        let channels = ["briefing", "subagent_result", "memory_update", "chat"];
+        for i in 0..500 {
+            let id = format!("evt_k9_{i:04}");
+            fleet.drop(
+                "manager",
+                &id,
+                &event(
+                    &id,
+                    channels[i % channels.len()],
+                    "info",
+                    &format!("message {i:04}"),
+                ),
+            );
+        }
+        wait_for(Duration::from_secs(120), "500 events stored", || {
+            (fleet.count("manager", "done") >= 500).then_some(())
+        })
+        .await;
+        assert_eq!(
+            common::total_messages(&fleet.state()),
+            0,
+            "the sandbox refused everything so far"
+        );
+        fleet.kill_agent("manager");
+        common::fail_discord(&fleet.sandbox, false);
+        fleet.spawn_agent("manager").await;
+        wait_for(Duration::from_secs(180), "500 messages delivered", || {
+            (common::total_messages(&fleet.state()) >= 500).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let st = fleet.state();
+        let mut titles = BTreeSet::new();
+        for alias in ["briefings", "sub-agent-results", "memory-updates", "chat"] {
+            for t in common::discord_texts(&st, alias) {
+                assert!(titles.insert(t.clone()), "posted twice: {t}");
+            }
+        }
+        assert_eq!(titles.len(), 500);
+        assert_eq!(common::total_messages(&st), 500);
+    });
+}
+
+#[test]
+fn a_mute_holds_events_and_the_unmute_posts_one_digest() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let out = fleet
+            .command()
+            .args(["mute", "system", "--for", "1h", "--reason", "noisy"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout
+            .split("id ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .expect("mute id printed")
+            .to_string();
+        for i in 0..3 {
+            let eid = format!("evt_muted_{i}");
+            fleet.drop(
+                "manager",
+                &eid,
+                &event(&eid, "system", "info", &format!("cron {i}")),
+            );
+            let r = fleet.wait_result("manager", "done", &eid).await;
+            assert!(r.to_string().contains("held"), "{r}");
+        }
+        // A critical system event is never held by a mute without force.
+        fleet.drop(
+            "manager",
+            "evt_crit",
+            &event("evt_crit", "system", "critical", "disk failing"),
+        );
+        wait_for(Duration::from_secs(20), "the critical event", || {
+            common::discord_texts(&fleet.state(), "system")
+                .iter()
+                .any(|t| t.contains("disk failing"))
+                .then_some(())
+        })
+        .await;
+        let texts = common::discord_texts(&fleet.state(), "system");
+        assert!(
+            !texts.iter().any(|t| t.contains("cron 0")),
+            "held, not posted: {texts:?}"
+        );
+
+        let out = fleet.command().args(["unmute", &id]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let digest = wait_for(Duration::from_secs(20), "the digest", || {
+            common::discord_texts(&fleet.state(), "system")
+                .into_iter()
+                .find(|t| t.contains("While muted"))
+        })
+        .await;
+        for i in 0..3 {
+            assert!(digest.contains(&format!("cron {i}")), "{digest}");
+        }
+        let texts = common::discord_texts(&fleet.state(), "system");
+        assert_eq!(
+            texts.iter().filter(|t| t.contains("While muted")).count(),
+            1,
+            "{texts:?}"
+        );
+    });
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_records_the_final_state() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let status = fleet.stop_agent("manager").await;
+        assert!(status.success(), "{status}");
+        let s = common::read_json(&fleet.workspace().join("status.json"));
+        assert_eq!(s["agents"]["manager"]["state"], "stopped", "{s}");
+    });
+}
+
+#[test]
+fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
+    multi_thread().block_on(async {
+        let fleet = Fleet::new(&["manager"], "").await;
+        let out = fleet.command().args(["route", "--category", "alert", "--severity", "critical"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("telegram:operator") && text.contains("discord:alerts"), "{text}");
+
+        let bad = fleet.dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[fleet]\nheartbeat_interval = \"soon\"\nbogus = 1\n[[agents]]\ndiscord_token_env = \"X\"\n[[agents]]\nname = \"b\"\ndiscord_token_env = \"X\"\n",
+        )
+        .unwrap();
+        let out = fleet.command().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for key in ["fleet.bogus", "fleet.heartbeat_interval", "agents[0].name", "agents[1].discord_token_env"] {
+            assert!(err.contains(key), "{key} missing from: {err}");
+        }
+        let out = fleet.command().args(["send", "--category", "chat", "--title", "t", "--severity", "loud"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = fleet.command().args(["mute", "action_required", "--for", "1h"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("force"));
+    });
+}

@@ -1,0 +1,256 @@
+//! Test harness shared by the integration tests and the benchmarks: a
+//! temporary fleet directory, the in-process sandbox, and real `switchyard
+//! run` agent processes pointed at it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchyard::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
+
+pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
+    ("briefings", 900000000000000001),
+    ("alerts", 900000000000000002),
+    ("sub-agent-results", 900000000000000003),
+    ("system", 900000000000000004),
+    ("memory-updates", 900000000000000005),
+    ("chat", 900000000000000006),
+];
+pub const OPERATOR_CHAT: i64 = 424242;
+
+/// A fleet under test: its directory, config file and sandbox.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub config_file: PathBuf,
+    pub sandbox: SandboxHandle,
+    pub agents: Vec<AgentProcess>,
+}
+
+pub struct AgentProcess {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+/// The config of a test fleet; `extra` is appended (more agents, routes...).
+pub fn fleet_toml(agents: &[&str], extra: &str) -> String {
+    let mut t = String::from(
+        "[fleet]\nworkspace = \"workspace\"\nheartbeat_interval = \"1s\"\nstale_after = \"5s\"\n\n\
+         [discord]\napi_base = \"http://127.0.0.1:1/api/v10\"\nguild_id = \"900000000000000000\"\n\n[discord.channels]\n",
+    );
+    for (alias, id) in DISCORD_CHANNELS {
+        t.push_str(&format!("{alias} = \"{id}\"\n"));
+    }
+    t.push_str(&format!(
+        "\n[telegram]\napi_base = \"http://127.0.0.1:1/telegram\"\n[telegram.chats]\noperator = \"{OPERATOR_CHAT}\"\n\
+         [telegram.access]\napprovers = [{OPERATOR_CHAT}]\n\n\
+         [delivery]\nmax_attempts = 50\nbackoff_base = \"100ms\"\nbackoff_max = \"1s\"\n\n"
+    ));
+    for (i, a) in agents.iter().enumerate() {
+        let up = a.to_uppercase().replace('-', "_");
+        t.push_str(&format!("[[agents]]\nname = \"{a}\"\ndiscord_token_env = \"TEST_{up}_DISCORD_TOKEN\"\nlisten = \"127.0.0.1:0\"\n"));
+        if i == 0 {
+            t.push_str("telegram_token_env = \"TEST_TELEGRAM_BOT_TOKEN\"\n");
+        }
+        t.push('\n');
+    }
+    t.push_str(extra);
+    t
+}
+
+pub fn sandbox_options() -> SandboxOptions {
+    SandboxOptions {
+        discord_channels: DISCORD_CHANNELS
+            .iter()
+            .map(|(a, id)| (*id, a.to_string()))
+            .collect(),
+        telegram_chats: vec![(OPERATOR_CHAT, "operator".into())],
+        ..SandboxOptions::default()
+    }
+}
+
+impl Fleet {
+    pub async fn new(agents: &[&str], extra: &str) -> Fleet {
+        Self::with_sandbox(agents, extra, sandbox_options()).await
+    }
+
+    pub async fn with_sandbox(agents: &[&str], extra: &str, opts: SandboxOptions) -> Fleet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_file = dir.path().join("switchyard.toml");
+        std::fs::write(&config_file, fleet_toml(agents, extra)).expect("write config");
+        let sandbox = switchyard::sandbox::start(opts).await.expect("sandbox");
+        Fleet {
+            dir,
+            config_file,
+            sandbox,
+            agents: Vec::new(),
+        }
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.dir.path().join("workspace")
+    }
+
+    pub fn agent_dir(&self, agent: &str) -> PathBuf {
+        self.workspace().join("agents").join(agent)
+    }
+
+    /// A `switchyard` command with this fleet's config and sandbox.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(exe());
+        cmd.env("SWITCHYARD_CONFIG", &self.config_file)
+            .env(
+                "SWITCHYARD__DISCORD__API_BASE",
+                self.sandbox.discord_api_base(),
+            )
+            .env(
+                "SWITCHYARD__TELEGRAM__API_BASE",
+                self.sandbox.telegram_api_base(),
+            )
+            .env(
+                "TEST_TELEGRAM_BOT_TOKEN",
+                "100000001:AAtest-telegram-token-000000000000000",
+            )
+            .env(
+                "SWITCHYARD_LOG",
+                std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        for name in ["manager", "tech-lead", "opsclaw", "alpha", "beta", "gamma"] {
+            let up = name.to_uppercase().replace('-', "_");
+            cmd.env(
+                format!("TEST_{up}_DISCORD_TOKEN"),
+                format!("MTAw.test.{name}-token"),
+            );
+        }
+        cmd
+    }
+
+    pub async fn spawn_agent(&mut self, name: &str) {
+        let child = self
+            .command()
+            .args(["run", "--agent", name])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        self.agents.push(AgentProcess {
+            name: name.into(),
+            child,
+        });
+        let status = self.workspace().join("status.json");
+        let pid = self.agents.last().map(|a| a.child.id()).unwrap_or_default();
+        wait_for(
+            Duration::from_secs(30),
+            &format!("agent {name} to start"),
+            || {
+                let text = std::fs::read_to_string(&status).ok()?;
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                (v["agents"][name]["pid"].as_u64() == Some(pid as u64)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn stop_agent(&mut self, name: &str) -> std::process::ExitStatus {
+        let idx = self
+            .agents
+            .iter()
+            .position(|a| a.name == name)
+            .expect("agent");
+        let mut a = self.agents.remove(idx);
+        let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("sigterm");
+        let status = wait_for(Duration::from_secs(20), "the agent to exit", || {
+            a.child.try_wait().ok().flatten()
+        })
+        .await;
+        std::mem::forget(a);
+        status
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill_agent(&mut self, name: &str) {
+        let idx = self
+            .agents
+            .iter()
+            .position(|a| a.name == name)
+            .expect("agent");
+        let mut a = self.agents.remove(idx);
+        a.child.kill().expect("kill -9");
+        a.child.wait().expect("reap");
+        std::mem::forget(a);
+    }
+
+    /// Drop an item into an inbox with the atomic write-then-rename protocol.
+    pub fn drop(&self, agent: &str, id: &str, item: &serde_json::Value) -> PathBuf {
+        switchyard::coord::inbox::drop_item(&self.workspace(), agent, id, item).expect("drop item")
+    }
+
+    pub fn state(&self) -> SandboxState {
+        self.sandbox.state()
+    }
+
+    pub fn result(&self, agent: &str, outcome: &str, id: &str) -> Option<serde_json::Value> {
+        let p = self
+            .agent_dir(agent)
+            .join(outcome)
+            .join(format!("{id}.result.json"));
+        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+    }
+
+    pub async fn wait_result(&self, agent: &str, outcome: &str, id: &str) -> serde_json::Value {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{outcome}/{id}.result.json"),
+            || self.result(agent, outcome, id),
+        )
+        .await
+    }
+
+    pub fn count(&self, agent: &str, outcome: &str) -> usize {
+        std::fs::read_dir(self.agent_dir(agent).join(outcome))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".result.json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+pub fn event(id: &str, category: &str, severity: &str, title: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "event", "event_id": id, "event_type": format!("test.{category}"), "category": category,
+        "severity": severity, "source": "test", "title": title, "body": format!("body of {title}"),
+    })
+}
+
+/// Poll until `probe` gives a value; panic with `what` after `limit`.
+pub async fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
