@@ -6,5 +6,15 @@
 //! render the neutral reply.
 
 pub mod access;
+pub mod catalog;
+pub mod command;
+pub mod duration;
+pub mod ids;
+pub mod parse;
 
 pub use access::{AccessList, AccessRule, Caller, PermissionClass};
+pub use catalog::{COMMANDS, CommandSpec, Completion, Requirement, telegram_commands};
+pub use command::{Command, CommandInput, OptionValue, TaskCommand, UsageError};
+pub use duration::MuteDuration;
+pub use ids::{AgentName, ApprovalId, MuteId, MuteTarget, TaskId};
+pub use parse::{addressed_to, parse_text};
