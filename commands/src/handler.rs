@@ -113,6 +113,21 @@ pub fn handle(
     }
 }
 
+/// Parses a text message (Telegram) and handles it; input that does not
+/// parse gets the usage reply, audited like any other command.
+pub fn handle_text(
+    text: &str,
+    caller: &Caller,
+    access: &AccessList,
+    fleet: &impl Fleet,
+    now: DateTime<Utc>,
+) -> Handled {
+    match crate::parse::parse_text(text) {
+        Ok(command) => handle(&command, caller, access, fleet, now),
+        Err(error) => handle_usage_error(text, &error, caller, now),
+    }
+}
+
 /// The reply and audit record for input that did not parse.
 pub fn handle_usage_error(
     raw: &str,

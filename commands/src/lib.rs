@@ -22,7 +22,7 @@ pub use command::{Command, CommandInput, OptionValue, TaskCommand, UsageError};
 pub use complete::{complete, completion_for};
 pub use duration::MuteDuration;
 pub use fleet::{Fleet, FleetError};
-pub use handler::{AuditOutcome, AuditRecord, Handled, handle, handle_usage_error};
+pub use handler::{AuditOutcome, AuditRecord, Handled, handle, handle_text, handle_usage_error};
 pub use ids::{AgentName, ApprovalId, MuteId, MuteTarget, TaskId};
 pub use parse::{addressed_to, parse_text};
 pub use reply::{Button, ButtonAction, ButtonToken, Field, Reply, Tone};

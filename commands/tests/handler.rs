@@ -687,3 +687,34 @@ fn autocomplete_uses_the_fleet() {
         vec!["info", "warning", "critical"]
     );
 }
+
+#[test]
+fn text_is_parsed_handled_and_audited_in_one_call() {
+    let fleet = FakeFleet::default();
+    let ok = handle_text(
+        "/mute@switchyard_bot system 30m",
+        &who(OPERATOR),
+        &access(),
+        &fleet,
+        now(),
+    );
+    assert_eq!(ok.reply.title, "Muted system for 30m");
+    let bad = handle_text("/mute system", &who(OPERATOR), &access(), &fleet, now());
+    assert!(matches!(bad.audit.outcome, AuditOutcome::Usage { .. }));
+    assert_eq!(bad.audit.command, "/mute system");
+}
+
+#[test]
+fn audit_records_serialize_for_the_store() {
+    let fleet = FakeFleet::default();
+    let h = run("/task show t1", OPERATOR, &fleet);
+    let json = serde_json::to_value(&h.audit).unwrap();
+    assert_eq!(json["command"], "/task show t1");
+    assert_eq!(json["outcome"]["outcome"], "not_enabled");
+    assert_eq!(json["caller"]["user_id"], OPERATOR);
+    let cmd = serde_json::to_value(parse_text("/task show t1").unwrap()).unwrap();
+    assert_eq!(
+        cmd,
+        serde_json::json!({"name": "task", "action": "show", "id": "t1"})
+    );
+}
