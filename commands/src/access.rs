@@ -6,6 +6,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::catalog::Requirement;
+use crate::command::Command;
+
 /// Each command belongs to one class; a class is granted by an access list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,7 +89,7 @@ impl<'de> Deserialize<'de> for AccessRule {
 }
 
 /// The person asking, as the platform adapter saw them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub user_id: u64,
     pub display_name: String,
@@ -132,6 +135,50 @@ impl AccessList {
         .filter(|c| *c >= class)
         .any(|c| grants(self.list(c)))
     }
+}
+
+/// Why a caller may not run a command, as a sentence for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{sentence}")]
+pub struct Refusal {
+    pub command: &'static str,
+    pub needed: Requirement,
+    pub sentence: String,
+}
+
+impl Refusal {
+    pub(crate) fn not_approver(command: &'static str, caller: &Caller) -> Self {
+        Refusal {
+            command,
+            needed: Requirement::Approver(PermissionClass::Read),
+            sentence: format!(
+                "You may not run /{command}: only configured approvers decide approval requests, and your account \
+                 (id {}) is not one. Ask an admin to add it to the approvers.",
+                caller.user_id
+            ),
+        }
+    }
+}
+
+/// Checks the caller's permission class for the command. Approver-only
+/// commands additionally need [`crate::Fleet::is_approver`], which the
+/// handler checks.
+pub fn authorize(command: &Command, caller: &Caller, access: &AccessList) -> Result<(), Refusal> {
+    let needed = command.requirement();
+    let class = needed.class();
+    if access.allows(caller, class) {
+        return Ok(());
+    }
+    let name = command.name();
+    Err(Refusal {
+        command: name,
+        needed,
+        sentence: format!(
+            "You may not run /{name}: it needs the {class} permission, which your account (id {}) does not have. \
+             Ask an admin to add your user id or one of your roles to the {class} access list.",
+            caller.user_id
+        ),
+    })
 }
 
 #[cfg(test)]
