@@ -15,6 +15,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::discord_schema::{self as schema, Errors};
 use super::limits::{DiscordLimits, FixedWindow, Rate, TokenBucket, WindowStatus};
 use super::model::{
     ControlError, DiscordChannelState, DiscordMessage, DiscordState, DiscordWebhook,
@@ -28,8 +29,7 @@ use super::{
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// How long `enforce_nonce` remembers a nonce ("a few minutes" in Discord's docs).
 const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
-const CONTENT_MAX: usize = 2000;
-const EMBEDS_MAX: usize = 10;
+const NONCE_MAX: usize = 25;
 const EMBED_TOTAL_MAX: usize = 6000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -218,14 +218,13 @@ fn plain_error(status: StatusCode, code: u32, message: &str) -> Reply {
 }
 
 fn snowflake_error(field: &str, raw: &str) -> Reply {
-    let mut errors = Value::Object(Map::new());
-    add_error(
-        &mut errors,
+    let mut errors = Errors::new();
+    errors.add(
         &[field.to_owned()],
         "NUMBER_TYPE_COERCE",
         &format!("Value \"{raw}\" is not snowflake."),
     );
-    invalid_form_body(errors)
+    invalid_form_body(errors.tree)
 }
 
 fn invalid_form_body(errors: Value) -> Reply {
@@ -826,245 +825,43 @@ fn message_json(
     v
 }
 
-/// Adds `{code, message}` under `path` in a Discord `errors` tree.
-fn add_error(errors: &mut Value, path: &[String], code: &str, message: &str) {
-    let mut node = errors;
-    for key in path {
-        node = node
-            .as_object_mut()
-            .expect("error tree nodes are objects")
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
-    let list = node
-        .as_object_mut()
-        .expect("error tree nodes are objects")
-        .entry("_errors")
-        .or_insert_with(|| json!([]));
-    list.as_array_mut()
-        .expect("_errors is an array")
-        .push(json!({"code": code, "message": message}));
-}
-
-/// Collects validation errors with their paths.
-struct Errors {
-    tree: Value,
-    any: bool,
-}
-
-impl Errors {
-    fn new() -> Self {
-        Self {
-            tree: Value::Object(Map::new()),
-            any: false,
-        }
-    }
-    fn add(&mut self, path: &[&str], code: &str, message: &str) {
-        let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
-        add_error(&mut self.tree, &path, code, message);
-        self.any = true;
-    }
-
-    /// A string (or null), at most `max` characters. Returns its length.
-    fn string(
-        &mut self,
-        obj: &Map<String, Value>,
-        key: &str,
-        max: usize,
-        path: &[&str],
-        required: bool,
-    ) -> usize {
-        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
-        match obj.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.add(&full, "BASE_TYPE_REQUIRED", "This field is required");
-                }
-                0
-            }
-            Some(Value::String(s)) => {
-                let len = s.chars().count();
-                if required && s.trim().is_empty() {
-                    self.add(&full, "BASE_TYPE_REQUIRED", "This field is required");
-                } else if len > max {
-                    self.add(
-                        &full,
-                        "BASE_TYPE_MAX_LENGTH",
-                        &format!("Must be {max} or fewer in length."),
-                    );
-                }
-                len
-            }
-            Some(_) => {
-                self.add(&full, "BASE_TYPE_STRING", "Must be a string.");
-                0
-            }
-        }
-    }
-
-    fn boolean(&mut self, obj: &Map<String, Value>, key: &str, path: &[&str]) {
-        if let Some(v) = obj.get(key)
-            && !(v.is_boolean() || v.is_null())
-        {
-            let full: Vec<&str> = path.iter().copied().chain([key]).collect();
-            self.add(&full, "BASE_TYPE_BOOLEAN", "Must be either true or false.");
-        }
-    }
-
-    fn integer(&mut self, obj: &Map<String, Value>, key: &str, path: &[&str], range: (i64, i64)) {
-        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
-        match obj.get(key) {
+/// Discord's rules for a message body (`MessageCreateRequest`, the edit and the
+/// webhook execution): the schema table, then the rules that span fields.
+fn validate(obj: &Map<String, Value>, form: Form, files: usize) -> Result<(), Reply> {
+    let mut e = Errors::new();
+    let fields = match form {
+        Form::Create => schema::CREATE,
+        Form::Edit => schema::EDIT,
+        Form::Webhook => schema::WEBHOOK,
+    };
+    schema::check_object(obj, fields, &mut Vec::new(), &mut e);
+    if form == Form::Create {
+        let nonce_path = ["nonce".to_owned()];
+        match obj.get("nonce") {
             None | Some(Value::Null) => {}
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-                let v = n.as_i64().unwrap_or(i64::MAX);
-                if v < range.0 {
-                    self.add(
-                        &full,
-                        "NUMBER_TYPE_MIN",
-                        &format!("int value should be greater than or equal to {}.", range.0),
-                    );
-                } else if v > range.1 {
-                    self.add(
-                        &full,
-                        "NUMBER_TYPE_MAX",
-                        &format!("int value should be less than or equal to {}.", range.1),
-                    );
-                }
+            Some(Value::Number(n)) if n.is_i64() => {}
+            Some(Value::String(s)) if s.chars().count() > NONCE_MAX => {
+                e.add(
+                    &nonce_path,
+                    "BASE_TYPE_MAX_LENGTH",
+                    "Must be 25 or fewer in length.",
+                );
             }
-            Some(other) => self.add(
-                &full,
-                "NUMBER_TYPE_COERCE",
-                &format!("Value \"{other}\" is not int."),
+            Some(Value::String(_)) => {}
+            Some(_) => e.add(
+                &nonce_path,
+                "NONCE_TYPE_INVALID",
+                "Nonce must be an integer or a string.",
             ),
         }
     }
-
-    /// An array (or null) of at most `max` items; returns the items.
-    fn array<'a>(
-        &mut self,
-        obj: &'a Map<String, Value>,
-        key: &str,
-        max: usize,
-        path: &[&str],
-    ) -> &'a [Value] {
-        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
-        match obj.get(key) {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(items)) => {
-                if items.len() > max {
-                    self.add(
-                        &full,
-                        "BASE_TYPE_MAX_LENGTH",
-                        &format!("Must be {max} or fewer in length."),
-                    );
-                }
-                items
-            }
-            Some(_) => {
-                self.add(&full, "BASE_TYPE_ARRAY", "Must be an array.");
-                &[]
-            }
-        }
-    }
-
-    /// An object (or null); returns it.
-    fn object<'a>(
-        &mut self,
-        obj: &'a Map<String, Value>,
-        key: &str,
-        path: &[&str],
-    ) -> Option<&'a Map<String, Value>> {
-        match obj.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(o)) => Some(o),
-            Some(_) => {
-                let full: Vec<&str> = path.iter().copied().chain([key]).collect();
-                self.add(
-                    &full,
-                    "MODEL_TYPE_CONVERT",
-                    "Only dictionaries may be used in a ModelType",
-                );
-                None
-            }
-        }
-    }
-}
-
-/// Discord's rules for a message body (`MessageCreateRequest`, the edit and the
-/// webhook execution), with the documentation's limits where they are stricter.
-fn validate(obj: &Map<String, Value>, form: Form, files: usize) -> Result<(), Reply> {
-    let mut e = Errors::new();
-    let content_len = e.string(obj, "content", CONTENT_MAX, &[], false);
-    e.boolean(obj, "tts", &[]);
-    e.integer(obj, "flags", &[], (0, i64::MAX));
-    e.object(obj, "allowed_mentions", &[]);
-    e.object(obj, "message_reference", &[]);
-    let poll = e.object(obj, "poll", &[]).is_some();
-    let stickers = e.array(obj, "sticker_ids", 3, &[]).len();
-    let attachments = e.array(obj, "attachments", 10, &[]).len();
-    let components = e.array(obj, "components", 40, &[]).len();
-    match form {
-        Form::Create => {
-            e.boolean(obj, "enforce_nonce", &[]);
-            match obj.get("nonce") {
-                None | Some(Value::Null) => {}
-                Some(Value::Number(n)) if n.is_i64() => {}
-                Some(Value::Number(_)) => e.add(
-                    &["nonce"],
-                    "NONCE_TYPE_INVALID",
-                    "Nonce must be an integer or a string.",
-                ),
-                Some(Value::String(s)) if s.chars().count() > 25 => {
-                    e.add(
-                        &["nonce"],
-                        "BASE_TYPE_MAX_LENGTH",
-                        "Must be 25 or fewer in length.",
-                    );
-                }
-                Some(Value::String(_)) => {}
-                Some(_) => e.add(
-                    &["nonce"],
-                    "NONCE_TYPE_INVALID",
-                    "Nonce must be an integer or a string.",
-                ),
-            }
-        }
-        Form::Webhook => {
-            let len = e.string(obj, "username", 80, &[], false);
-            if obj
-                .get("username")
-                .and_then(Value::as_str)
-                .is_some_and(|u| u.is_empty() || len == 0)
-            {
-                e.add(
-                    &["username"],
-                    "BASE_TYPE_BAD_LENGTH",
-                    "Must be between 1 and 80 in length.",
-                );
-            }
-            e.string(obj, "avatar_url", 2048, &[], false);
-            e.string(obj, "thread_name", 100, &[], false);
-        }
-        Form::Edit => {}
-    }
-    let embeds = e.array(obj, "embeds", EMBEDS_MAX, &[]);
-    let mut total = 0;
-    for (i, embed) in embeds.iter().enumerate() {
-        let index = i.to_string();
-        let path = ["embeds", index.as_str()];
-        let Some(embed) = embed.as_object() else {
-            e.add(
-                &path,
-                "MODEL_TYPE_CONVERT",
-                "Only dictionaries may be used in a ModelType",
-            );
-            continue;
-        };
-        total += validate_embed(&mut e, embed, &path);
-    }
-    if total > EMBED_TOTAL_MAX {
+    let embeds = obj
+        .get("embeds")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if embeds.iter().map(schema::embed_size).sum::<usize>() > EMBED_TOTAL_MAX {
         e.add(
-            &["embeds"],
+            &["embeds".to_owned()],
             "MAX_EMBED_SIZE_EXCEEDED",
             "Embed size exceeds maximum size of 6000",
         );
@@ -1072,13 +869,24 @@ fn validate(obj: &Map<String, Value>, form: Form, files: usize) -> Result<(), Re
     if e.any {
         return Err(invalid_form_body(e.tree));
     }
-    let empty = content_len == 0
+    let non_empty = |key: &str| {
+        obj.get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    let has_content = obj
+        .get("content")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty());
+    let has_poll = obj.get("poll").is_some_and(Value::is_object);
+    let empty = !has_content
         && embeds.is_empty()
-        && stickers == 0
-        && components == 0
-        && !poll
+        && !non_empty("sticker_ids")
+        && !non_empty("components")
+        && !non_empty("attachments")
+        && !has_poll
         && files == 0;
-    if empty && form != Form::Edit && attachments == 0 {
+    if empty && form != Form::Edit {
         return Err(plain_error(
             StatusCode::BAD_REQUEST,
             50006,
@@ -1086,52 +894,6 @@ fn validate(obj: &Map<String, Value>, form: Form, files: usize) -> Result<(), Re
         ));
     }
     Ok(())
-}
-
-/// Checks one embed; returns the characters it counts toward the 6000 total.
-fn validate_embed(e: &mut Errors, embed: &Map<String, Value>, path: &[&str]) -> usize {
-    let mut total = 0;
-    total += e.string(embed, "title", 256, path, false);
-    total += e.string(embed, "description", 4096, path, false);
-    e.string(embed, "url", 2048, path, false);
-    e.string(embed, "type", 152_133, path, false);
-    e.string(embed, "timestamp", 64, path, false);
-    e.integer(embed, "color", path, (0, 16_777_215));
-    let fields = e.array(embed, "fields", 25, path);
-    for (i, field) in fields.iter().enumerate() {
-        let index = i.to_string();
-        let fpath: Vec<&str> = path
-            .iter()
-            .copied()
-            .chain(["fields", index.as_str()])
-            .collect();
-        let Some(field) = field.as_object() else {
-            e.add(
-                &fpath,
-                "MODEL_TYPE_CONVERT",
-                "Only dictionaries may be used in a ModelType",
-            );
-            continue;
-        };
-        total += e.string(field, "name", 256, &fpath, true);
-        total += e.string(field, "value", 1024, &fpath, true);
-        e.boolean(field, "inline", &fpath);
-    }
-    if let Some(footer) = e.object(embed, "footer", path) {
-        let fpath: Vec<&str> = path.iter().copied().chain(["footer"]).collect();
-        total += e.string(footer, "text", 2048, &fpath, true);
-        e.string(footer, "icon_url", 2048, &fpath, false);
-    }
-    if let Some(author) = e.object(embed, "author", path) {
-        let apath: Vec<&str> = path.iter().copied().chain(["author"]).collect();
-        total += e.string(author, "name", 256, &apath, true);
-        e.string(author, "url", 2048, &apath, false);
-        e.string(author, "icon_url", 2048, &apath, false);
-    }
-    for key in ["image", "thumbnail", "video", "provider"] {
-        e.object(embed, key, path);
-    }
-    total
 }
 
 #[cfg(test)]

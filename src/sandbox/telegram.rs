@@ -383,6 +383,143 @@ fn bot_id(token: &str) -> Option<i64> {
     valid_secret.then_some(id)
 }
 
+/// A parameter's type as the Bot API documents it.
+#[derive(Clone, Copy)]
+enum Param {
+    Int,
+    Str,
+    Bool,
+    /// An integer or `@username`.
+    ChatId,
+    /// A JSON object (or a string holding one).
+    Object,
+    /// A JSON array (or a string holding one).
+    Array,
+}
+
+/// The documented parameters of the methods served (Bot API 10.1), checked for type
+/// before a call runs; parameters not listed are ignored, as the Bot API ignores them.
+const METHOD_PARAMS: &[(&str, &[(&str, Param)])] = {
+    use Param::*;
+    &[
+        (
+            "sendmessage",
+            &[
+                ("business_connection_id", Str),
+                ("chat_id", ChatId),
+                ("message_thread_id", Int),
+                ("direct_messages_topic_id", Int),
+                ("text", Str),
+                ("parse_mode", Str),
+                ("entities", Array),
+                ("link_preview_options", Object),
+                ("disable_notification", Bool),
+                ("protect_content", Bool),
+                ("allow_paid_broadcast", Bool),
+                ("message_effect_id", Str),
+                ("suggested_post_parameters", Object),
+                ("reply_parameters", Object),
+                ("reply_markup", Object),
+            ],
+        ),
+        (
+            "editmessagetext",
+            &[
+                ("business_connection_id", Str),
+                ("chat_id", ChatId),
+                ("message_id", Int),
+                ("inline_message_id", Str),
+                ("text", Str),
+                ("parse_mode", Str),
+                ("entities", Array),
+                ("link_preview_options", Object),
+                ("rich_message", Object),
+                ("reply_markup", Object),
+            ],
+        ),
+        (
+            "editmessagereplymarkup",
+            &[
+                ("business_connection_id", Str),
+                ("chat_id", ChatId),
+                ("message_id", Int),
+                ("inline_message_id", Str),
+                ("reply_markup", Object),
+            ],
+        ),
+        (
+            "answercallbackquery",
+            &[
+                ("callback_query_id", Str),
+                ("text", Str),
+                ("show_alert", Bool),
+                ("url", Str),
+                ("cache_time", Int),
+            ],
+        ),
+        (
+            "setmycommands",
+            &[
+                ("commands", Array),
+                ("scope", Object),
+                ("language_code", Str),
+            ],
+        ),
+        (
+            "getmycommands",
+            &[("scope", Object), ("language_code", Str)],
+        ),
+        (
+            "deletemycommands",
+            &[("scope", Object), ("language_code", Str)],
+        ),
+        (
+            "getupdates",
+            &[
+                ("offset", Int),
+                ("limit", Int),
+                ("timeout", Int),
+                ("allowed_updates", Array),
+            ],
+        ),
+        ("deletewebhook", &[("drop_pending_updates", Bool)]),
+        (
+            "sendchataction",
+            &[
+                ("business_connection_id", Str),
+                ("chat_id", ChatId),
+                ("message_thread_id", Int),
+                ("action", Str),
+            ],
+        ),
+    ]
+};
+
+fn check_param_types(method: &str, p: &Params) -> Result<(), Reply> {
+    let Some((_, params)) = METHOD_PARAMS.iter().find(|(m, _)| *m == method) else {
+        return Ok(());
+    };
+    for (name, ty) in *params {
+        match ty {
+            Param::Int => p.int(name).map(drop)?,
+            Param::Str => p.str(name).map(drop)?,
+            Param::Bool => p.bool(name).map(drop)?,
+            Param::ChatId => p.chat_id(name).map(drop)?,
+            Param::Object => {
+                if p.json(name)?.is_some_and(|v| !v.is_object()) {
+                    return Err(Params::type_error(name, "Object"));
+                }
+            }
+            Param::Array => {
+                if p.json(name)?.is_some_and(|v| !v.is_array()) {
+                    return Err(Params::type_error(name, "Array"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Methods that only read or set up polling: faults do not hit them.
 fn fault_exempt(method: &str) -> bool {
     matches!(
@@ -450,6 +587,9 @@ async fn handle(
         Ok(p) => p,
         Err(reply) => return reply,
     };
+    if let Err(reply) = check_param_types(method, &params) {
+        return reply;
+    }
     let reply = if method == "getupdates" {
         get_updates(shared, bot, &params).await
     } else {
