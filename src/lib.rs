@@ -4,5 +4,7 @@
 //! `main.rs` only parses the command line and calls in here. The pure domain
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
-pub mod sandbox;
 pub mod config;
+pub mod delivery;
+pub mod sandbox;
+pub mod store;
