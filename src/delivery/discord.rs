@@ -82,16 +82,30 @@ impl DiscordSink {
         token: Option<Secret>,
         options: DiscordOptions,
     ) -> anyhow::Result<Self> {
-        let mut webhooks = BTreeMap::new();
+        let mut urls = BTreeMap::new();
         for (alias, env) in &settings.webhooks {
             let url = std::env::var(env).with_context(|| {
                 format!("the webhook for discord:{alias} is read from the environment variable {env}, which is not set")
             })?;
-            webhooks.insert(
-                alias.clone(),
-                parse_webhook_url(&url)
-                    .with_context(|| format!("{env} is not a Discord webhook URL"))?,
-            );
+            urls.insert(alias.clone(), Secret::new(url));
+        }
+        Self::with_webhook_urls(settings, token, urls, options)
+    }
+
+    /// As [`DiscordSink::new`], with the webhook URLs (alias = URL) given
+    /// instead of read from the environment.
+    pub fn with_webhook_urls(
+        settings: &DiscordSettings,
+        token: Option<Secret>,
+        webhook_urls: BTreeMap<String, Secret>,
+        options: DiscordOptions,
+    ) -> anyhow::Result<Self> {
+        let mut webhooks = BTreeMap::new();
+        for (alias, url) in webhook_urls {
+            let target = parse_webhook_url(url.expose()).with_context(|| {
+                format!("the webhook URL for discord:{alias} is not a Discord webhook URL")
+            })?;
+            webhooks.insert(alias, target);
         }
         if token.is_none() && webhooks.is_empty() {
             bail!("no Discord bot token and no webhooks: there is no way to post to Discord");

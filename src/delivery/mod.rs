@@ -218,15 +218,11 @@ async fn lane(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let sink = ctx.sinks.for_platform(dest.platform).cloned();
-    let scan = u32::try_from(ctx.settings.coalesce_after)
-        .unwrap_or(u32::MAX)
-        .saturating_add(1)
-        .min(MAX_COALESCE);
     loop {
         if stopping(&shutdown) {
             return Ok(());
         }
-        let queue = ctx.store.pending_queue(&dest, scan).await?;
+        let queue = ctx.store.pending_queue(&dest, 1).await?;
         let Some(head) = queue.first() else {
             return Ok(());
         };
@@ -243,23 +239,23 @@ async fn lane(
         }
 
         // A backlog of ambient messages at the head goes out as one summary.
-        let run = queue.iter().take_while(|r| is_ambient(r)).count();
-        if run > ctx.settings.coalesce_after {
-            let rows = if run == queue.len() && queue.len() as u32 == scan {
-                let more = ctx.store.pending_queue(&dest, MAX_COALESCE).await?;
-                let n = more.iter().take_while(|r| is_ambient(r)).count();
-                more.into_iter().take(n).collect::<Vec<_>>()
-            } else {
-                queue[..run].to_vec()
-            };
-            let (title, body, severity) = render::coalesced_summary(&rows);
-            let id = ctx
-                .store
-                .coalesce(&rows, &title, &body, severity, Utc::now())
-                .await?;
-            ctx.stats.on_coalesced(dest.platform, rows.len() as u64);
-            tracing::info!(destination = %dest, merged = rows.len(), summary = %id, "coalesced a backlog of ambient messages");
-            continue;
+        if is_ambient(head)
+            && usize::try_from(ctx.store.pending_count(&dest).await?).unwrap_or(usize::MAX)
+                > ctx.settings.coalesce_after
+        {
+            let backlog = ctx.store.pending_queue(&dest, MAX_COALESCE).await?;
+            let run = backlog.iter().take_while(|r| is_ambient(r)).count();
+            if run > 1 {
+                let rows = &backlog[..run];
+                let (title, body, severity) = render::coalesced_summary(rows);
+                let id = ctx
+                    .store
+                    .coalesce(rows, &title, &body, severity, Utc::now())
+                    .await?;
+                ctx.stats.on_coalesced(dest.platform, rows.len() as u64);
+                tracing::info!(destination = %dest, merged = rows.len(), summary = %id, "coalesced a backlog of ambient messages");
+                continue;
+            }
         }
         let head = head.clone();
 

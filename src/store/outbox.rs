@@ -16,9 +16,15 @@ use super::{
 /// Categories that are never coalesced (a human acts on them one by one).
 pub const NON_AMBIENT_CATEGORIES: [&str; 2] = ["alert", "action_required"];
 
-/// Ambient = neither an alert, nor something to act on, nor critical.
+/// The event type of a summary made by [`Store::coalesce`].
+pub const COALESCED_EVENT_TYPE: &str = "switchyard.coalesced";
+
+/// Ambient = neither an alert, nor something to act on, nor critical (and
+/// not already a summary: summaries are not summarised again).
 pub fn is_ambient(row: &DeliveryRow) -> bool {
-    !NON_AMBIENT_CATEGORIES.contains(&row.category.as_str()) && row.severity != Severity::Critical
+    !NON_AMBIENT_CATEGORIES.contains(&row.category.as_str())
+        && row.severity != Severity::Critical
+        && row.event_type != COALESCED_EVENT_TYPE
 }
 
 /// What a crash left in `sending` and what became of it at start-up.
@@ -261,7 +267,7 @@ impl Store {
             category: head.category.as_str(),
             severity,
             source: "switchyard",
-            event_type: "switchyard.coalesced",
+            event_type: COALESCED_EVENT_TYPE,
             title,
             body,
             occurred_at: now,
