@@ -1,0 +1,1237 @@
+//! The Discord REST stand-in (`/api/v10`): messages in channels, edits, webhook
+//! executions, the gateway URL; `MessageCreateRequest` validation with Discord's
+//! error shapes; the per-route buckets (advertised in `X-RateLimit-*`) and the
+//! global per-bot limit.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::limits::{DiscordLimits, FixedWindow, Rate, TokenBucket, WindowStatus};
+use super::model::{
+    ControlError, DiscordChannelState, DiscordMessage, DiscordState, DiscordWebhook,
+    DiscordWebhookState,
+};
+use super::{
+    Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, query_pairs, serve_fault,
+};
+
+/// Discord's epoch (2015-01-01) in Unix milliseconds, for snowflakes.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+/// How long `enforce_nonce` remembers a nonce ("a few minutes" in Discord's docs).
+const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
+const CONTENT_MAX: usize = 2000;
+const EMBEDS_MAX: usize = 10;
+const EMBED_TOTAL_MAX: usize = 6000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum BucketKind {
+    CreateMessage,
+    EditMessage,
+    ExecuteWebhook,
+}
+
+impl BucketKind {
+    /// Discord's bucket hash is per route, shared by every channel (the channel is the
+    /// "major parameter" that splits it).
+    fn hash(self) -> &'static str {
+        match self {
+            BucketKind::CreateMessage => "80c17d2f203122d936070c88c8d10f33",
+            BucketKind::EditMessage => "f9b5a3b0d8e6c4a2a1e3f5d7c9b1a3e5",
+            BucketKind::ExecuteWebhook => "3c2e5d6f8a9b0c1d2e3f4a5b6c7d8e9f",
+        }
+    }
+}
+
+struct Channel {
+    name: String,
+    messages: VecDeque<DiscordMessage>,
+    /// nonce → (message id, when), for `enforce_nonce`.
+    nonces: HashMap<String, (u64, Instant)>,
+}
+
+pub(crate) struct World {
+    channels: BTreeMap<u64, Channel>,
+    webhooks: BTreeMap<u64, DiscordWebhook>,
+    buckets: HashMap<(BucketKind, u64), FixedWindow>,
+    /// Keyed by the bot's user id (derived from the token), never by the token.
+    global: HashMap<u64, TokenBucket>,
+    limits: DiscordLimits,
+    last_snowflake: u64,
+    max_messages: usize,
+}
+
+impl World {
+    pub(crate) fn new(opts: &SandboxOptions) -> Self {
+        let mut world = Self {
+            channels: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
+            buckets: HashMap::new(),
+            global: HashMap::new(),
+            limits: opts.discord_rate.clone(),
+            last_snowflake: 0,
+            max_messages: opts.max_messages_per_conversation.max(1),
+        };
+        for (id, name) in &opts.discord_channels {
+            world.add_channel(*id, name.clone());
+        }
+        for webhook in &opts.discord_webhooks {
+            // A webhook for an unknown channel is a mistake in the options; say so.
+            if let Err(error) = world.register_webhook(webhook.clone()) {
+                tracing::warn!(%error, "sandbox webhook not registered");
+            }
+        }
+        world
+    }
+
+    pub(crate) fn add_channel(&mut self, id: u64, name: String) {
+        self.channels
+            .entry(id)
+            .or_insert_with(|| Channel {
+                name: String::new(),
+                messages: VecDeque::new(),
+                nonces: HashMap::new(),
+            })
+            .name = name;
+    }
+
+    pub(crate) fn register_webhook(&mut self, webhook: DiscordWebhook) -> Result<(), ControlError> {
+        if !self.channels.contains_key(&webhook.channel_id) {
+            return Err(ControlError::UnknownChannel(webhook.channel_id));
+        }
+        self.webhooks.insert(webhook.id, webhook);
+        Ok(())
+    }
+
+    pub(crate) fn snapshot(&self) -> DiscordState {
+        DiscordState {
+            channels: self
+                .channels
+                .iter()
+                .map(|(id, c)| DiscordChannelState {
+                    id: *id,
+                    name: c.name.clone(),
+                    messages: c.messages.iter().cloned().collect(),
+                })
+                .collect(),
+            webhooks: self
+                .webhooks
+                .values()
+                .map(|w| DiscordWebhookState {
+                    id: w.id,
+                    channel_id: w.channel_id,
+                    name: w.name.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn next_snowflake(&mut self) -> u64 {
+        let ms = (super::unix_now() * 1000.0) as u64;
+        let candidate = ms.saturating_sub(DISCORD_EPOCH_MS) << 22;
+        self.last_snowflake = candidate.max(self.last_snowflake + 1);
+        self.last_snowflake
+    }
+
+    fn bucket(&mut self, kind: BucketKind, major: u64, now: Instant) -> WindowStatus {
+        let rate = match kind {
+            BucketKind::CreateMessage => self.limits.channel_messages,
+            BucketKind::EditMessage => self.limits.channel_edits,
+            BucketKind::ExecuteWebhook => self.limits.webhook_executions,
+        };
+        self.buckets
+            .entry((kind, major))
+            .or_insert_with(|| FixedWindow::new(rate, now))
+            .take(now)
+    }
+
+    fn global_wait(&mut self, bot: u64, now: Instant) -> Duration {
+        let rate: Rate = self.limits.global;
+        let bucket = self
+            .global
+            .entry(bot)
+            .or_insert_with(|| TokenBucket::new(rate, now));
+        let wait = bucket.wait(now, Duration::ZERO);
+        if wait.is_zero() {
+            bucket.spend();
+        }
+        wait
+    }
+
+    fn push_message(&mut self, channel_id: u64, message: DiscordMessage) {
+        let max = self.max_messages;
+        let channel = self
+            .channels
+            .get_mut(&channel_id)
+            .expect("checked by the caller");
+        if channel.messages.len() >= max {
+            channel.messages.pop_front();
+        }
+        channel.messages.push_back(message);
+    }
+}
+
+/// The operation a request asks for.
+enum Route {
+    Gateway,
+    GatewayBot,
+    CreateMessage(u64),
+    GetMessage(u64, u64),
+    EditMessage(u64, u64),
+    GetWebhook(u64, String),
+    ExecuteWebhook(u64, String),
+}
+
+impl Route {
+    fn name(&self) -> &'static str {
+        match self {
+            Route::Gateway => "get_gateway",
+            Route::GatewayBot => "get_bot_gateway",
+            Route::CreateMessage(..) => "create_message",
+            Route::GetMessage(..) => "get_message",
+            Route::EditMessage(..) => "update_message",
+            Route::GetWebhook(..) => "get_webhook_by_token",
+            Route::ExecuteWebhook(..) => "execute_webhook",
+        }
+    }
+}
+
+fn error_body(status: u16, reason: &str, retry_after: Option<f64>) -> Value {
+    match retry_after {
+        Some(secs) => {
+            json!({"message": "You are being rate limited.", "retry_after": secs, "global": false, "code": 0})
+        }
+        None => json!({"message": format!("{status}: {reason}"), "code": 0}),
+    }
+}
+
+fn plain_error(status: StatusCode, code: u32, message: &str) -> Reply {
+    Reply::refused(status, json!({"message": message, "code": code}), message)
+}
+
+fn snowflake_error(field: &str, raw: &str) -> Reply {
+    let mut errors = Value::Object(Map::new());
+    add_error(
+        &mut errors,
+        &[field.to_owned()],
+        "NUMBER_TYPE_COERCE",
+        &format!("Value \"{raw}\" is not snowflake."),
+    );
+    invalid_form_body(errors)
+}
+
+fn invalid_form_body(errors: Value) -> Reply {
+    let summary = first_error(&errors).unwrap_or_default();
+    Reply::refused(
+        StatusCode::BAD_REQUEST,
+        json!({"code": 50035, "message": "Invalid Form Body", "errors": errors}),
+        format!("Invalid Form Body: {summary}"),
+    )
+}
+
+/// `path.to.field: message` of the first error in an `errors` tree, for the log.
+fn first_error(errors: &Value) -> Option<String> {
+    let obj = errors.as_object()?;
+    for (key, value) in obj {
+        if key == "_errors" {
+            let message = value.get(0)?.get("message")?.as_str()?;
+            return Some(message.to_owned());
+        }
+        if let Some(inner) = first_error(value) {
+            return Some(if inner.contains(": ") || obj.contains_key("_errors") {
+                format!("{key}.{inner}")
+            } else {
+                format!("{key}: {inner}")
+            });
+        }
+    }
+    None
+}
+
+fn parse_route(method: &Method, path: &str) -> Result<Route, Reply> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let id = |raw: &str, field: &str| raw.parse::<u64>().map_err(|_| snowflake_error(field, raw));
+    let not_allowed = || plain_error(StatusCode::METHOD_NOT_ALLOWED, 0, "405: Method Not Allowed");
+    match segments.as_slice() {
+        ["gateway"] if method == Method::GET => Ok(Route::Gateway),
+        ["gateway", "bot"] if method == Method::GET => Ok(Route::GatewayBot),
+        ["gateway"] | ["gateway", "bot"] => Err(not_allowed()),
+        ["channels", channel, "messages"] => match *method {
+            Method::POST => Ok(Route::CreateMessage(id(channel, "channel_id")?)),
+            _ => Err(not_allowed()),
+        },
+        ["channels", channel, "messages", message] => match *method {
+            Method::GET => Ok(Route::GetMessage(
+                id(channel, "channel_id")?,
+                id(message, "message_id")?,
+            )),
+            Method::PATCH => Ok(Route::EditMessage(
+                id(channel, "channel_id")?,
+                id(message, "message_id")?,
+            )),
+            _ => Err(not_allowed()),
+        },
+        ["webhooks", webhook, token] => match *method {
+            Method::GET => Ok(Route::GetWebhook(
+                id(webhook, "webhook_id")?,
+                (*token).to_owned(),
+            )),
+            Method::POST => Ok(Route::ExecuteWebhook(
+                id(webhook, "webhook_id")?,
+                (*token).to_owned(),
+            )),
+            _ => Err(not_allowed()),
+        },
+        _ => Err(plain_error(StatusCode::NOT_FOUND, 0, "404: Not Found")),
+    }
+}
+
+/// The path for the request log, with the webhook token hidden.
+fn redacted(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        [pre @ .., "webhooks", id, _token] => format!("{}/webhooks/{id}/<token>", pre.join("/")),
+        _ => path.to_owned(),
+    }
+}
+
+/// The bot's user id from its token (the first segment is the id in base64), or a
+/// stable stand-in when the token is not shaped like Discord's.
+fn bot_user_id(token: &str) -> u64 {
+    let first = token.split('.').next().unwrap_or("");
+    if let Some(id) = base64_decode(first)
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| *id > 0)
+    {
+        return id;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut h);
+    (h.finish() >> 1).max(1)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bot ")?.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+fn rate_headers(reply: Reply, kind: BucketKind, status: &WindowStatus) -> Reply {
+    let reset = super::unix_now() + status.reset_after.as_secs_f64();
+    reply
+        .header("x-ratelimit-limit", status.limit)
+        .header("x-ratelimit-remaining", status.remaining)
+        .header("x-ratelimit-reset", format!("{reset:.3}"))
+        .header(
+            "x-ratelimit-reset-after",
+            format!("{:.3}", status.reset_after.as_secs_f64()),
+        )
+        .header("x-ratelimit-bucket", kind.hash())
+}
+
+fn too_many(retry_after: Duration, global: bool, scope: &str) -> Reply {
+    let secs = (retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0;
+    let reply = Reply::refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"message": "You are being rate limited.", "retry_after": secs, "global": global, "code": 0}),
+        format!("rate limited ({scope}), retry after {secs:.3} s"),
+    )
+    .header("retry-after", retry_after.as_secs_f64().ceil().max(1.0) as u64)
+    .header("x-ratelimit-scope", scope);
+    if global {
+        reply.header("x-ratelimit-global", "true")
+    } else {
+        reply
+    }
+}
+
+pub(crate) async fn entry(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path()
+        .strip_prefix("/api/v10")
+        .unwrap_or(uri.path())
+        .to_owned();
+    let route = parse_route(&method, &path);
+    let seen = Seen {
+        platform: Platform::Discord,
+        method: method.to_string(),
+        path: redacted(uri.path()),
+        route: route.as_ref().map_or("unknown", Route::name).to_owned(),
+    };
+    let reply = match route {
+        Err(reply) => reply,
+        Ok(route) => handle(&shared, &method, route, uri.query(), &headers, &body).await,
+    };
+    finish(&shared, seen, reply)
+}
+
+async fn handle(
+    shared: &Shared,
+    method: &Method,
+    route: Route,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    let fault = if *method == Method::GET {
+        None
+    } else {
+        shared.lock().take_fault(Platform::Discord)
+    };
+    let mut lost = None;
+    if let Some(fault) = fault {
+        if let super::Fault::LostResponses { delay_ms, .. } = fault {
+            lost = Some(delay_ms);
+        } else if let Some(reply) = serve_fault(&fault, error_body).await {
+            return if let super::Fault::RateLimitStorm { retry_after_ms, .. } = fault {
+                let mut r = too_many(Duration::from_millis(retry_after_ms), false, "shared");
+                r.fault = true;
+                r
+            } else {
+                reply
+            };
+        }
+    }
+    let reply = handle_route(shared, route, query, headers, body);
+    match lost {
+        Some(delay_ms) => lose_response(delay_ms, error_body).await,
+        None => reply,
+    }
+}
+
+fn handle_route(
+    shared: &Shared,
+    route: Route,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    let now = Instant::now();
+    let token = bearer(headers);
+    // Webhook routes carry their own token; everything else needs the bot's.
+    let bot = match (&route, &token) {
+        (Route::GetWebhook(..) | Route::ExecuteWebhook(..), _) => None,
+        (_, Some(token)) => Some(bot_user_id(token)),
+        (_, None) => return plain_error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized"),
+    };
+    let mut inner = shared.lock();
+    let world = &mut inner.discord;
+    if let Some(bot) = bot {
+        let wait = world.global_wait(bot, now);
+        if !wait.is_zero() {
+            return too_many(wait, true, "global");
+        }
+    }
+    match route {
+        Route::Gateway => Reply::ok(json!({"url": format!("ws://{}/gateway", shared.addr)})),
+        Route::GatewayBot => Reply::ok(json!({
+            "url": format!("ws://{}/gateway", shared.addr),
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        })),
+        Route::CreateMessage(channel_id) => {
+            let bot = bot.expect("authenticated route");
+            if !world.channels.contains_key(&channel_id) {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            let status = world.bucket(BucketKind::CreateMessage, channel_id, now);
+            let reply = create_message(world, channel_id, bot, status, headers, body, now);
+            rate_headers(reply, BucketKind::CreateMessage, &status)
+        }
+        Route::GetMessage(channel_id, message_id) => {
+            let bot = bot.expect("authenticated route");
+            let Some(channel) = world.channels.get(&channel_id) else {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            };
+            match channel.messages.iter().rev().find(|m| m.id == message_id) {
+                Some(m) => Reply::ok(message_json(channel_id, m, bot, None)),
+                None => plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+            }
+        }
+        Route::EditMessage(channel_id, message_id) => {
+            let bot = bot.expect("authenticated route");
+            if !world.channels.contains_key(&channel_id) {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            let status = world.bucket(BucketKind::EditMessage, channel_id, now);
+            let reply = edit_message(world, channel_id, message_id, bot, status, headers, body);
+            rate_headers(reply, BucketKind::EditMessage, &status)
+        }
+        Route::GetWebhook(webhook_id, token) => match world.webhooks.get(&webhook_id) {
+            None => plain_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook"),
+            Some(w) if w.token != token => {
+                plain_error(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token")
+            }
+            Some(w) => Reply::ok(json!({
+                "id": w.id.to_string(), "type": 1, "guild_id": null, "channel_id": w.channel_id.to_string(),
+                "name": w.name, "avatar": null, "token": w.token, "application_id": null
+            })),
+        },
+        Route::ExecuteWebhook(webhook_id, token) => {
+            let (channel_id, name) = match world.webhooks.get(&webhook_id) {
+                None => return plain_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook"),
+                Some(w) if w.token != token => {
+                    return plain_error(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+                }
+                Some(w) => (w.channel_id, w.name.clone()),
+            };
+            let wait = query_pairs(query)
+                .iter()
+                .any(|(k, v)| k == "wait" && v == "true");
+            let status = world.bucket(BucketKind::ExecuteWebhook, webhook_id, now);
+            let reply = execute_webhook(
+                world, channel_id, webhook_id, &name, wait, status, headers, body,
+            );
+            rate_headers(reply, BucketKind::ExecuteWebhook, &status)
+        }
+    }
+}
+
+/// The JSON object of a message request: JSON, or multipart with `payload_json`.
+/// Returns the object and how many files were attached.
+fn request_object(headers: &HeaderMap, body: &[u8]) -> Result<(Map<String, Value>, usize), Reply> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let invalid_json = || {
+        plain_error(
+            StatusCode::BAD_REQUEST,
+            50109,
+            "The request body contains invalid JSON.",
+        )
+    };
+    let (json_bytes, files) = if content_type.starts_with("multipart/form-data") {
+        let parts = super::multipart_parts(content_type, body).ok_or_else(invalid_json)?;
+        let files = parts
+            .iter()
+            .filter(|p| p.name.starts_with("files["))
+            .count();
+        let payload = parts
+            .into_iter()
+            .find(|p| p.name == "payload_json")
+            .map(|p| p.data);
+        (payload.unwrap_or_else(|| b"{}".to_vec()), files)
+    } else {
+        (body.to_vec(), 0)
+    };
+    match serde_json::from_slice::<Value>(if json_bytes.is_empty() {
+        b"{}"
+    } else {
+        &json_bytes
+    }) {
+        Ok(Value::Object(obj)) => Ok((obj, files)),
+        _ => Err(invalid_json()),
+    }
+}
+
+/// Which request a body is validated as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Create,
+    Edit,
+    Webhook,
+}
+
+fn create_message(
+    world: &mut World,
+    channel_id: u64,
+    bot: u64,
+    status: WindowStatus,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Instant,
+) -> Reply {
+    if let Some(wait) = status.refused {
+        return too_many(wait, false, "user");
+    }
+    let (obj, files) = match request_object(headers, body) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = validate(&obj, Form::Create, files) {
+        return reply;
+    }
+    let nonce = obj.get("nonce").filter(|n| !n.is_null()).cloned();
+    let enforce = obj
+        .get("enforce_nonce")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let nonce_key = nonce.as_ref().map(|n| match n {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    if let (true, Some(key)) = (enforce, &nonce_key) {
+        let channel = world.channels.get_mut(&channel_id).expect("checked");
+        channel
+            .nonces
+            .retain(|_, (_, at)| now.duration_since(*at) < NONCE_WINDOW);
+        if let Some((earlier, _)) = channel.nonces.get(key)
+            && let Some(m) = channel.messages.iter().rev().find(|m| m.id == *earlier)
+        {
+            // Discord's documented behaviour: the earlier message, not a second post.
+            return Reply::ok(message_json(channel_id, m, bot, None));
+        }
+    }
+    let message = DiscordMessage {
+        id: world.next_snowflake(),
+        content: obj
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        embeds: embeds_out(&obj),
+        components: array(&obj, "components"),
+        nonce,
+        edited: false,
+        webhook_id: None,
+        timestamp: timestamp_now(),
+        edited_timestamp: None,
+    };
+    let reply = Reply::ok(message_json(channel_id, &message, bot, None));
+    if let Some(key) = nonce_key {
+        world
+            .channels
+            .get_mut(&channel_id)
+            .expect("checked")
+            .nonces
+            .insert(key, (message.id, now));
+    }
+    world.push_message(channel_id, message);
+    reply
+}
+
+fn edit_message(
+    world: &mut World,
+    channel_id: u64,
+    message_id: u64,
+    bot: u64,
+    status: WindowStatus,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    if let Some(wait) = status.refused {
+        return too_many(wait, false, "user");
+    }
+    let (obj, files) = match request_object(headers, body) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = validate(&obj, Form::Edit, files) {
+        return reply;
+    }
+    let channel = world.channels.get_mut(&channel_id).expect("checked");
+    let Some(message) = channel
+        .messages
+        .iter_mut()
+        .rev()
+        .find(|m| m.id == message_id)
+    else {
+        return plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    };
+    if message.webhook_id.is_some() {
+        return plain_error(
+            StatusCode::FORBIDDEN,
+            50005,
+            "Cannot edit a message authored by another user",
+        );
+    }
+    let mut edited = message.clone();
+    if let Some(content) = obj.get("content") {
+        edited.content = content.as_str().unwrap_or("").to_owned();
+    }
+    if obj.contains_key("embeds") {
+        edited.embeds = embeds_out(&obj);
+    }
+    if obj.contains_key("components") {
+        edited.components = array(&obj, "components");
+    }
+    if edited.content.is_empty() && edited.embeds.is_empty() && edited.components.is_empty() {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            50006,
+            "Cannot send an empty message",
+        );
+    }
+    edited.edited = true;
+    edited.edited_timestamp = Some(timestamp_now());
+    *message = edited;
+    Reply::ok(message_json(channel_id, message, bot, None))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute_webhook(
+    world: &mut World,
+    channel_id: u64,
+    webhook_id: u64,
+    webhook_name: &str,
+    wait: bool,
+    status: WindowStatus,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    if let Some(retry) = status.refused {
+        return too_many(retry, false, "shared");
+    }
+    let (obj, files) = match request_object(headers, body) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = validate(&obj, Form::Webhook, files) {
+        return reply;
+    }
+    let username = obj
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(webhook_name)
+        .to_owned();
+    let message = DiscordMessage {
+        id: world.next_snowflake(),
+        content: obj
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        embeds: embeds_out(&obj),
+        components: array(&obj, "components"),
+        nonce: None,
+        edited: false,
+        webhook_id: Some(webhook_id),
+        timestamp: timestamp_now(),
+        edited_timestamp: None,
+    };
+    let reply = if wait {
+        Reply::ok(message_json(
+            channel_id,
+            &message,
+            webhook_id,
+            Some(&username),
+        ))
+    } else {
+        Reply::no_content()
+    };
+    world.push_message(channel_id, message);
+    reply
+}
+
+fn array(obj: &Map<String, Value>, key: &str) -> Vec<Value> {
+    obj.get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Embeds as Discord returns them: `type` defaults to `rich`.
+fn embeds_out(obj: &Map<String, Value>) -> Vec<Value> {
+    array(obj, "embeds")
+        .into_iter()
+        .map(|mut e| {
+            if let Some(o) = e.as_object_mut() {
+                o.entry("type").or_insert_with(|| json!("rich"));
+                o.retain(|_, v| !v.is_null());
+            }
+            e
+        })
+        .collect()
+}
+
+fn timestamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// A message as Discord returns it (every field `MessageResponse` requires and
+/// serenity's `Message` needs). `author_id` is the bot, or the webhook with `username`.
+fn message_json(
+    channel_id: u64,
+    m: &DiscordMessage,
+    author_id: u64,
+    username: Option<&str>,
+) -> Value {
+    let author = json!({
+        "id": m.webhook_id.unwrap_or(author_id).to_string(),
+        "username": username.unwrap_or("switchyard-sandbox"),
+        "discriminator": "0000",
+        "avatar": null,
+        "bot": true,
+        "public_flags": 0,
+        "flags": 0,
+        "global_name": null,
+        "primary_guild": null,
+    });
+    let mut v = json!({
+        "id": m.id.to_string(),
+        "channel_id": channel_id.to_string(),
+        "author": author,
+        "content": m.content,
+        "timestamp": m.timestamp,
+        "edited_timestamp": m.edited_timestamp,
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": m.embeds,
+        "pinned": false,
+        "type": 0,
+        "flags": 0,
+        "components": m.components,
+    });
+    if let Some(nonce) = &m.nonce {
+        v["nonce"] = nonce.clone();
+    }
+    if let Some(webhook_id) = m.webhook_id {
+        v["webhook_id"] = json!(webhook_id.to_string());
+    }
+    v
+}
+
+/// Adds `{code, message}` under `path` in a Discord `errors` tree.
+fn add_error(errors: &mut Value, path: &[String], code: &str, message: &str) {
+    let mut node = errors;
+    for key in path {
+        node = node
+            .as_object_mut()
+            .expect("error tree nodes are objects")
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    let list = node
+        .as_object_mut()
+        .expect("error tree nodes are objects")
+        .entry("_errors")
+        .or_insert_with(|| json!([]));
+    list.as_array_mut()
+        .expect("_errors is an array")
+        .push(json!({"code": code, "message": message}));
+}
+
+/// Collects validation errors with their paths.
+struct Errors {
+    tree: Value,
+    any: bool,
+}
+
+impl Errors {
+    fn new() -> Self {
+        Self {
+            tree: Value::Object(Map::new()),
+            any: false,
+        }
+    }
+    fn add(&mut self, path: &[&str], code: &str, message: &str) {
+        let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        add_error(&mut self.tree, &path, code, message);
+        self.any = true;
+    }
+
+    /// A string (or null), at most `max` characters. Returns its length.
+    fn string(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        max: usize,
+        path: &[&str],
+        required: bool,
+    ) -> usize {
+        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+        match obj.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.add(&full, "BASE_TYPE_REQUIRED", "This field is required");
+                }
+                0
+            }
+            Some(Value::String(s)) => {
+                let len = s.chars().count();
+                if required && s.trim().is_empty() {
+                    self.add(&full, "BASE_TYPE_REQUIRED", "This field is required");
+                } else if len > max {
+                    self.add(
+                        &full,
+                        "BASE_TYPE_MAX_LENGTH",
+                        &format!("Must be {max} or fewer in length."),
+                    );
+                }
+                len
+            }
+            Some(_) => {
+                self.add(&full, "BASE_TYPE_STRING", "Must be a string.");
+                0
+            }
+        }
+    }
+
+    fn boolean(&mut self, obj: &Map<String, Value>, key: &str, path: &[&str]) {
+        if let Some(v) = obj.get(key)
+            && !(v.is_boolean() || v.is_null())
+        {
+            let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+            self.add(&full, "BASE_TYPE_BOOLEAN", "Must be either true or false.");
+        }
+    }
+
+    fn integer(&mut self, obj: &Map<String, Value>, key: &str, path: &[&str], range: (i64, i64)) {
+        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                let v = n.as_i64().unwrap_or(i64::MAX);
+                if v < range.0 {
+                    self.add(
+                        &full,
+                        "NUMBER_TYPE_MIN",
+                        &format!("int value should be greater than or equal to {}.", range.0),
+                    );
+                } else if v > range.1 {
+                    self.add(
+                        &full,
+                        "NUMBER_TYPE_MAX",
+                        &format!("int value should be less than or equal to {}.", range.1),
+                    );
+                }
+            }
+            Some(other) => self.add(
+                &full,
+                "NUMBER_TYPE_COERCE",
+                &format!("Value \"{other}\" is not int."),
+            ),
+        }
+    }
+
+    /// An array (or null) of at most `max` items; returns the items.
+    fn array<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        key: &str,
+        max: usize,
+        path: &[&str],
+    ) -> &'a [Value] {
+        let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+        match obj.get(key) {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(items)) => {
+                if items.len() > max {
+                    self.add(
+                        &full,
+                        "BASE_TYPE_MAX_LENGTH",
+                        &format!("Must be {max} or fewer in length."),
+                    );
+                }
+                items
+            }
+            Some(_) => {
+                self.add(&full, "BASE_TYPE_ARRAY", "Must be an array.");
+                &[]
+            }
+        }
+    }
+
+    /// An object (or null); returns it.
+    fn object<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        key: &str,
+        path: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => Some(o),
+            Some(_) => {
+                let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+                self.add(
+                    &full,
+                    "MODEL_TYPE_CONVERT",
+                    "Only dictionaries may be used in a ModelType",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Discord's rules for a message body (`MessageCreateRequest`, the edit and the
+/// webhook execution), with the documentation's limits where they are stricter.
+fn validate(obj: &Map<String, Value>, form: Form, files: usize) -> Result<(), Reply> {
+    let mut e = Errors::new();
+    let content_len = e.string(obj, "content", CONTENT_MAX, &[], false);
+    e.boolean(obj, "tts", &[]);
+    e.integer(obj, "flags", &[], (0, i64::MAX));
+    e.object(obj, "allowed_mentions", &[]);
+    e.object(obj, "message_reference", &[]);
+    let poll = e.object(obj, "poll", &[]).is_some();
+    let stickers = e.array(obj, "sticker_ids", 3, &[]).len();
+    let attachments = e.array(obj, "attachments", 10, &[]).len();
+    let components = e.array(obj, "components", 40, &[]).len();
+    match form {
+        Form::Create => {
+            e.boolean(obj, "enforce_nonce", &[]);
+            match obj.get("nonce") {
+                None | Some(Value::Null) => {}
+                Some(Value::Number(n)) if n.is_i64() => {}
+                Some(Value::Number(_)) => e.add(
+                    &["nonce"],
+                    "NONCE_TYPE_INVALID",
+                    "Nonce must be an integer or a string.",
+                ),
+                Some(Value::String(s)) if s.chars().count() > 25 => {
+                    e.add(
+                        &["nonce"],
+                        "BASE_TYPE_MAX_LENGTH",
+                        "Must be 25 or fewer in length.",
+                    );
+                }
+                Some(Value::String(_)) => {}
+                Some(_) => e.add(
+                    &["nonce"],
+                    "NONCE_TYPE_INVALID",
+                    "Nonce must be an integer or a string.",
+                ),
+            }
+        }
+        Form::Webhook => {
+            let len = e.string(obj, "username", 80, &[], false);
+            if obj
+                .get("username")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.is_empty() || len == 0)
+            {
+                e.add(
+                    &["username"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 80 in length.",
+                );
+            }
+            e.string(obj, "avatar_url", 2048, &[], false);
+            e.string(obj, "thread_name", 100, &[], false);
+        }
+        Form::Edit => {}
+    }
+    let embeds = e.array(obj, "embeds", EMBEDS_MAX, &[]);
+    let mut total = 0;
+    for (i, embed) in embeds.iter().enumerate() {
+        let index = i.to_string();
+        let path = ["embeds", index.as_str()];
+        let Some(embed) = embed.as_object() else {
+            e.add(
+                &path,
+                "MODEL_TYPE_CONVERT",
+                "Only dictionaries may be used in a ModelType",
+            );
+            continue;
+        };
+        total += validate_embed(&mut e, embed, &path);
+    }
+    if total > EMBED_TOTAL_MAX {
+        e.add(
+            &["embeds"],
+            "MAX_EMBED_SIZE_EXCEEDED",
+            "Embed size exceeds maximum size of 6000",
+        );
+    }
+    if e.any {
+        return Err(invalid_form_body(e.tree));
+    }
+    let empty = content_len == 0
+        && embeds.is_empty()
+        && stickers == 0
+        && components == 0
+        && !poll
+        && files == 0;
+    if empty && form != Form::Edit && attachments == 0 {
+        return Err(plain_error(
+            StatusCode::BAD_REQUEST,
+            50006,
+            "Cannot send an empty message",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one embed; returns the characters it counts toward the 6000 total.
+fn validate_embed(e: &mut Errors, embed: &Map<String, Value>, path: &[&str]) -> usize {
+    let mut total = 0;
+    total += e.string(embed, "title", 256, path, false);
+    total += e.string(embed, "description", 4096, path, false);
+    e.string(embed, "url", 2048, path, false);
+    e.string(embed, "type", 152_133, path, false);
+    e.string(embed, "timestamp", 64, path, false);
+    e.integer(embed, "color", path, (0, 16_777_215));
+    let fields = e.array(embed, "fields", 25, path);
+    for (i, field) in fields.iter().enumerate() {
+        let index = i.to_string();
+        let fpath: Vec<&str> = path
+            .iter()
+            .copied()
+            .chain(["fields", index.as_str()])
+            .collect();
+        let Some(field) = field.as_object() else {
+            e.add(
+                &fpath,
+                "MODEL_TYPE_CONVERT",
+                "Only dictionaries may be used in a ModelType",
+            );
+            continue;
+        };
+        total += e.string(field, "name", 256, &fpath, true);
+        total += e.string(field, "value", 1024, &fpath, true);
+        e.boolean(field, "inline", &fpath);
+    }
+    if let Some(footer) = e.object(embed, "footer", path) {
+        let fpath: Vec<&str> = path.iter().copied().chain(["footer"]).collect();
+        total += e.string(footer, "text", 2048, &fpath, true);
+        e.string(footer, "icon_url", 2048, &fpath, false);
+    }
+    if let Some(author) = e.object(embed, "author", path) {
+        let apath: Vec<&str> = path.iter().copied().chain(["author"]).collect();
+        total += e.string(author, "name", 256, &apath, true);
+        e.string(author, "url", 2048, &apath, false);
+        e.string(author, "icon_url", 2048, &apath, false);
+    }
+    for key in ["image", "thumbnail", "video", "provider"] {
+        e.object(embed, key, path);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn refusal(v: Value, form: Form) -> Value {
+        validate(&obj(v), form, 0)
+            .expect_err("refused")
+            .body
+            .unwrap()
+    }
+
+    #[test]
+    fn content_over_2000_is_invalid_form_body() {
+        let body = refusal(json!({"content": "x".repeat(2001)}), Form::Create);
+        assert_eq!(body["code"], 50035);
+        assert_eq!(
+            body["errors"]["content"]["_errors"][0]["code"],
+            "BASE_TYPE_MAX_LENGTH"
+        );
+        assert!(validate(&obj(json!({"content": "x".repeat(2000)})), Form::Create, 0).is_ok());
+    }
+
+    #[test]
+    fn empty_message_is_refused_with_50006() {
+        let body = refusal(
+            json!({"content": "", "tts": false, "embeds": [], "sticker_ids": [], "attachments": []}),
+            Form::Create,
+        );
+        assert_eq!(body["code"], 50006);
+    }
+
+    #[test]
+    fn embed_limits_point_at_the_field() {
+        let fields: Vec<Value> = (0..26)
+            .map(|i| json!({"name": format!("n{i}"), "value": "v"}))
+            .collect();
+        let body = refusal(
+            json!({"embeds": [{"title": "t", "fields": fields}]}),
+            Form::Create,
+        );
+        assert_eq!(
+            body["errors"]["embeds"]["0"]["fields"]["_errors"][0]["code"],
+            "BASE_TYPE_MAX_LENGTH"
+        );
+        let body = refusal(
+            json!({"embeds": [{"fields": [{"name": "n", "value": "v".repeat(1025)}]}]}),
+            Form::Create,
+        );
+        assert!(body["errors"]["embeds"]["0"]["fields"]["0"]["value"]["_errors"].is_array());
+        let big = "d".repeat(4000);
+        let body = refusal(
+            json!({"embeds": [{"description": big}, {"description": big}]}),
+            Form::Create,
+        );
+        assert_eq!(
+            body["errors"]["embeds"]["_errors"][0]["code"],
+            "MAX_EMBED_SIZE_EXCEEDED"
+        );
+    }
+
+    #[test]
+    fn nonce_must_be_int_or_short_string() {
+        assert!(validate(&obj(json!({"content": "a", "nonce": 12})), Form::Create, 0).is_ok());
+        assert!(
+            validate(
+                &obj(json!({"content": "a", "nonce": "x".repeat(25)})),
+                Form::Create,
+                0
+            )
+            .is_ok()
+        );
+        assert!(
+            validate(
+                &obj(json!({"content": "a", "nonce": "x".repeat(26)})),
+                Form::Create,
+                0
+            )
+            .is_err()
+        );
+        assert!(validate(&obj(json!({"content": "a", "nonce": 1.5})), Form::Create, 0).is_err());
+    }
+
+    #[test]
+    fn bot_user_id_is_read_from_the_token() {
+        // "MTAxMjM0" is base64 for "101234".
+        assert_eq!(bot_user_id("MTAxMjM0.fake.token"), 101_234);
+        assert!(bot_user_id("not-a-token") > 0);
+    }
+
+    #[test]
+    fn webhook_tokens_are_redacted_from_the_log() {
+        assert_eq!(
+            redacted("/api/v10/webhooks/12/secret"),
+            "/api/v10/webhooks/12/<token>"
+        );
+    }
+}

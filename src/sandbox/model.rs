@@ -1,0 +1,345 @@
+//! The sandbox's public data: the state snapshot ([`SandboxState`], also served as
+//! JSON at `GET /_sandbox/state`), injectable faults ([`Fault`]) and the user
+//! actions the sandbox can play on Telegram ([`TelegramUserAction`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which stand-in a fault, a statistic or a request belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Discord,
+    Telegram,
+}
+
+/// A failure to inject. Faults hit the calls that change something (Discord: every
+/// method but GET; Telegram: every method but `getUpdates`, `getMe`, `getWebhookInfo`
+/// and `deleteWebhook`), so that a count means the same whether or not a poller runs.
+/// Several faults queue up and are served in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// The next `count` calls fail with `status` (e.g. 500, 502, 503); nothing is done.
+    ServerErrors {
+        platform: Platform,
+        count: u32,
+        status: u16,
+    },
+    /// The next `count` calls hang for `delay_ms`, then fail with 504; nothing is done.
+    Timeouts {
+        platform: Platform,
+        count: u32,
+        delay_ms: u64,
+    },
+    /// The next `count` calls are refused with 429 and `retry_after_ms`.
+    RateLimitStorm {
+        platform: Platform,
+        count: u32,
+        retry_after_ms: u64,
+    },
+    /// The next `count` calls take effect, but the answer is lost: a 504 after
+    /// `delay_ms`. The ambiguous failure that Discord's `nonce` exists for.
+    LostResponses {
+        platform: Platform,
+        count: u32,
+        delay_ms: u64,
+    },
+}
+
+impl Fault {
+    pub fn platform(&self) -> Platform {
+        match self {
+            Fault::ServerErrors { platform, .. }
+            | Fault::Timeouts { platform, .. }
+            | Fault::RateLimitStorm { platform, .. }
+            | Fault::LostResponses { platform, .. } => *platform,
+        }
+    }
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            Fault::ServerErrors { count, .. }
+            | Fault::Timeouts { count, .. }
+            | Fault::RateLimitStorm { count, .. }
+            | Fault::LostResponses { count, .. } => *count,
+        }
+    }
+}
+
+/// Counters of one platform's stand-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformStats {
+    /// Every API request received (control endpoints excluded).
+    pub requests: u64,
+    /// Answered with a 2xx.
+    pub accepted: u64,
+    /// Refused as invalid: 400, 401, 403, 404, 409 (what the real service would refuse).
+    pub rejected: u64,
+    /// 429s sent, whether from the limits or from a `RateLimitStorm`.
+    pub rate_limited: u64,
+    /// Requests that an injected fault answered.
+    pub faults_served: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxStats {
+    pub discord: PlatformStats,
+    pub telegram: PlatformStats,
+}
+
+impl SandboxStats {
+    pub fn of(&self, platform: Platform) -> &PlatformStats {
+        match platform {
+            Platform::Discord => &self.discord,
+            Platform::Telegram => &self.telegram,
+        }
+    }
+    pub(crate) fn of_mut(&mut self, platform: Platform) -> &mut PlatformStats {
+        match platform {
+            Platform::Discord => &mut self.discord,
+            Platform::Telegram => &mut self.telegram,
+        }
+    }
+}
+
+/// One request as the sandbox saw it; secrets (tokens in paths) are redacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub seq: u64,
+    pub platform: Platform,
+    pub method: String,
+    /// The path with tokens replaced by `<token>`.
+    pub path: String,
+    /// The operation, e.g. `create_message` or `sendMessage`.
+    pub route: String,
+    pub status: u16,
+    /// The refusal's description, when refused.
+    pub error: Option<String>,
+}
+
+/// A message in a Discord channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiscordMessage {
+    pub id: u64,
+    pub content: String,
+    pub embeds: Vec<Value>,
+    pub components: Vec<Value>,
+    pub nonce: Option<Value>,
+    pub edited: bool,
+    /// The webhook that posted it, if one did.
+    pub webhook_id: Option<u64>,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub edited_timestamp: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiscordChannelState {
+    pub id: u64,
+    pub name: String,
+    /// Oldest first; bounded (the oldest are dropped past the sandbox's cap).
+    pub messages: Vec<DiscordMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordWebhookState {
+    pub id: u64,
+    pub channel_id: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiscordState {
+    pub channels: Vec<DiscordChannelState>,
+    /// Registered webhooks (tokens are not shown).
+    pub webhooks: Vec<DiscordWebhookState>,
+}
+
+/// A message the bot sent to a Telegram chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TelegramMessage {
+    pub message_id: i32,
+    /// The text as the user sees it (entities parsed out).
+    pub text: String,
+    /// The text as the bot sent it (with markup).
+    pub source_text: String,
+    pub parse_mode: Option<String>,
+    pub entities: Vec<Value>,
+    pub reply_markup: Option<Value>,
+    pub edited: bool,
+    /// Unix seconds.
+    pub date: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TelegramChatState {
+    pub id: i64,
+    pub name: String,
+    pub messages: Vec<TelegramMessage>,
+}
+
+/// An `answerCallbackQuery` call, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackAnswer {
+    pub callback_query_id: String,
+    pub text: Option<String>,
+    pub show_alert: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotCommand {
+    pub command: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelegramState {
+    pub chats: Vec<TelegramChatState>,
+    /// Updates queued and not yet confirmed by a `getUpdates` offset.
+    pub pending_updates: usize,
+    pub callback_answers: Vec<CallbackAnswer>,
+    /// The last `setMyCommands` list.
+    pub commands: Vec<BotCommand>,
+    /// `getUpdates` calls waiting for an update right now.
+    pub waiting_polls: usize,
+}
+
+/// A snapshot of everything the sandbox holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SandboxState {
+    pub discord: DiscordState,
+    pub telegram: TelegramState,
+    pub stats: SandboxStats,
+    /// The last requests (a bounded ring), oldest first.
+    pub recent_requests: Vec<RequestRecord>,
+}
+
+impl SandboxState {
+    /// The messages of a Discord channel (empty when the channel is unknown).
+    pub fn discord_messages(&self, channel_id: u64) -> &[DiscordMessage] {
+        self.discord
+            .channels
+            .iter()
+            .find(|c| c.id == channel_id)
+            .map_or(&[], |c| &c.messages)
+    }
+
+    /// The messages of a Telegram chat (empty when the chat is unknown).
+    pub fn telegram_messages(&self, chat_id: i64) -> &[TelegramMessage] {
+        self.telegram
+            .chats
+            .iter()
+            .find(|c| c.id == chat_id)
+            .map_or(&[], |c| &c.messages)
+    }
+}
+
+/// A Telegram user the sandbox plays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelegramUser {
+    pub id: i64,
+    pub first_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl TelegramUser {
+    pub fn new(id: i64, first_name: impl Into<String>) -> Self {
+        Self {
+            id,
+            first_name: first_name.into(),
+            username: None,
+        }
+    }
+}
+
+/// Something a user does in Telegram, queued as an update for `getUpdates`
+/// (`POST /_sandbox/telegram/updates`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TelegramUserAction {
+    /// The user writes `text` in `chat_id` (a command when it starts with `/`).
+    Message {
+        chat_id: i64,
+        from: TelegramUser,
+        text: String,
+    },
+    /// The user presses the inline button carrying `callback_data` under the bot's
+    /// message `message_id` in `chat_id`. Refused when that message has no such button.
+    PressButton {
+        chat_id: i64,
+        message_id: i32,
+        from: TelegramUser,
+        callback_data: String,
+    },
+}
+
+/// What was queued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueuedUpdate {
+    pub update_id: i64,
+    /// Set for a button press: the id the bot must answer.
+    pub callback_query_id: Option<String>,
+    /// Set for a text message: its id in the chat.
+    pub message_id: Option<i32>,
+}
+
+/// A Discord webhook the sandbox accepts executions for.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordWebhook {
+    pub id: u64,
+    pub token: String,
+    pub channel_id: u64,
+    #[serde(default = "default_webhook_name")]
+    pub name: String,
+}
+
+fn default_webhook_name() -> String {
+    "Sandbox Webhook".to_owned()
+}
+
+impl std::fmt::Debug for DiscordWebhook {
+    // The token is a secret: never in Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordWebhook")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .field("channel_id", &self.channel_id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl DiscordWebhook {
+    pub fn new(id: u64, token: impl Into<String>, channel_id: u64) -> Self {
+        Self {
+            id,
+            token: token.into(),
+            channel_id,
+            name: default_webhook_name(),
+        }
+    }
+}
+
+/// Why a control request (playing a user, registering a webhook) was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "Telegram chat {0} does not exist in the sandbox; add it to SandboxOptions::telegram_chats"
+    )]
+    UnknownChat(i64),
+    #[error(
+        "Discord channel {0} does not exist in the sandbox; add it to SandboxOptions::discord_channels"
+    )]
+    UnknownChannel(u64),
+    #[error("message {message_id} does not exist in Telegram chat {chat_id}")]
+    UnknownMessage { chat_id: i64, message_id: i32 },
+    #[error(
+        "message {message_id} in chat {chat_id} has no inline button with callback_data {callback_data:?}"
+    )]
+    NoSuchButton {
+        chat_id: i64,
+        message_id: i32,
+        callback_data: String,
+    },
+}

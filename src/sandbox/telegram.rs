@@ -1,0 +1,1031 @@
+//! The Telegram Bot API stand-in (`/telegram/bot<token>/<method>`): the methods a
+//! chat-ops bot uses, their parameters checked as the Bot API checks them (required,
+//! types, lengths, HTML entities, inline keyboards), Telegram's error shape, the
+//! broadcasting limits, long polling with offsets, and users the sandbox plays.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::limits::{TelegramLimits, TokenBucket};
+use super::model::{
+    BotCommand, CallbackAnswer, ControlError, EnqueuedUpdate, TelegramChatState, TelegramMessage,
+    TelegramState, TelegramUser, TelegramUserAction,
+};
+use super::{
+    Fault, Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, serve_fault,
+    telegram_html,
+};
+
+const TEXT_MAX: usize = 4096;
+const CALLBACK_DATA_MAX: usize = 64;
+const CALLBACK_ANSWER_MAX: usize = 200;
+const ANSWERS_KEPT: usize = 1000;
+const POLL_TIMEOUT_MAX: u64 = 50;
+/// Supergroup and channel ids are below this (`-100…`).
+const SUPERGROUP_BELOW: i64 = -1_000_000_000_000;
+
+struct Chat {
+    name: String,
+    messages: VecDeque<TelegramMessage>,
+    /// Messages users wrote (the bot cannot edit them).
+    user_messages: HashSet<i32>,
+    next_message_id: i32,
+    per_chat: Option<TokenBucket>,
+    per_group: Option<TokenBucket>,
+}
+
+struct PendingCallback {
+    answered: bool,
+}
+
+pub(crate) struct World {
+    chats: BTreeMap<i64, Chat>,
+    limits: TelegramLimits,
+    /// Per bot id (the token's number), all chats together.
+    overall: HashMap<i64, TokenBucket>,
+    updates: VecDeque<(i64, Value)>,
+    next_update_id: i64,
+    callbacks: HashMap<String, PendingCallback>,
+    next_callback: u64,
+    answers: VecDeque<CallbackAnswer>,
+    commands: Vec<BotCommand>,
+    /// The latest poller per bot: an older `getUpdates` still waiting loses with 409.
+    pollers: HashMap<i64, u64>,
+    /// The bot that last sent anything (the sender shown in updates).
+    last_bot: i64,
+    max_messages: usize,
+    waiting_polls: usize,
+    /// Set at shutdown so that long polls end at once.
+    pub(crate) closing: bool,
+}
+
+impl World {
+    pub(crate) fn new(opts: &SandboxOptions) -> Self {
+        let mut world = Self {
+            chats: BTreeMap::new(),
+            limits: opts.telegram_rate.clone(),
+            overall: HashMap::new(),
+            updates: VecDeque::new(),
+            next_update_id: 100_000_001,
+            callbacks: HashMap::new(),
+            next_callback: 4_382_000_000_000_000_001,
+            answers: VecDeque::new(),
+            commands: Vec::new(),
+            pollers: HashMap::new(),
+            last_bot: 1,
+            max_messages: opts.max_messages_per_conversation.max(1),
+            waiting_polls: 0,
+            closing: false,
+        };
+        for (id, name) in &opts.telegram_chats {
+            world.add_chat(*id, name.clone());
+        }
+        world
+    }
+
+    pub(crate) fn add_chat(&mut self, id: i64, name: String) {
+        self.chats
+            .entry(id)
+            .or_insert_with(|| Chat {
+                name: String::new(),
+                messages: VecDeque::new(),
+                user_messages: HashSet::new(),
+                next_message_id: 1,
+                per_chat: None,
+                per_group: None,
+            })
+            .name = name;
+    }
+
+    pub(crate) fn snapshot(&self) -> TelegramState {
+        TelegramState {
+            chats: self
+                .chats
+                .iter()
+                .map(|(id, c)| TelegramChatState {
+                    id: *id,
+                    name: c.name.clone(),
+                    messages: c.messages.iter().cloned().collect(),
+                })
+                .collect(),
+            pending_updates: self.updates.len(),
+            callback_answers: self.answers.iter().cloned().collect(),
+            commands: self.commands.clone(),
+            waiting_polls: self.waiting_polls,
+        }
+    }
+
+    fn next_update(&mut self) -> i64 {
+        let id = self.next_update_id;
+        self.next_update_id += 1;
+        id
+    }
+
+    pub(crate) fn enqueue(
+        &mut self,
+        action: TelegramUserAction,
+    ) -> Result<EnqueuedUpdate, ControlError> {
+        let now = unix_secs();
+        match action {
+            TelegramUserAction::Message {
+                chat_id,
+                from,
+                text,
+            } => {
+                let chat_json = self
+                    .chat_json(chat_id)
+                    .ok_or(ControlError::UnknownChat(chat_id))?;
+                let chat = self.chats.get_mut(&chat_id).expect("checked");
+                let message_id = chat.next_message_id;
+                chat.next_message_id += 1;
+                chat.user_messages.insert(message_id);
+                let mut message = json!({
+                    "message_id": message_id, "from": user_json(&from), "chat": chat_json, "date": now, "text": text,
+                });
+                if text.starts_with('/') {
+                    let len: usize = text
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .encode_utf16()
+                        .count();
+                    message["entities"] =
+                        json!([{"type": "bot_command", "offset": 0, "length": len}]);
+                }
+                let update_id = self.next_update();
+                self.updates.push_back((
+                    update_id,
+                    json!({"update_id": update_id, "message": message}),
+                ));
+                Ok(EnqueuedUpdate {
+                    update_id,
+                    callback_query_id: None,
+                    message_id: Some(message_id),
+                })
+            }
+            TelegramUserAction::PressButton {
+                chat_id,
+                message_id,
+                from,
+                callback_data,
+            } => {
+                let chat = self
+                    .chats
+                    .get(&chat_id)
+                    .ok_or(ControlError::UnknownChat(chat_id))?;
+                let message = chat
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.message_id == message_id)
+                    .ok_or(ControlError::UnknownMessage {
+                        chat_id,
+                        message_id,
+                    })?;
+                let has_button = message
+                    .reply_markup
+                    .as_ref()
+                    .and_then(|m| m.get("inline_keyboard"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|rows| {
+                        rows.iter().filter_map(Value::as_array).flatten().any(|b| {
+                            b.get("callback_data").and_then(Value::as_str)
+                                == Some(callback_data.as_str())
+                        })
+                    });
+                if !has_button {
+                    return Err(ControlError::NoSuchButton {
+                        chat_id,
+                        message_id,
+                        callback_data,
+                    });
+                }
+                let message_json = self.message_json(chat_id, message, self.last_bot);
+                let id = self.next_callback.to_string();
+                self.next_callback += 1;
+                self.callbacks
+                    .insert(id.clone(), PendingCallback { answered: false });
+                let update_id = self.next_update();
+                let query = json!({
+                    "id": id, "from": user_json(&from), "message": message_json,
+                    "chat_instance": format!("{}", chat_id.unsigned_abs().wrapping_mul(2_654_435_761)),
+                    "data": callback_data,
+                });
+                self.updates.push_back((
+                    update_id,
+                    json!({"update_id": update_id, "callback_query": query}),
+                ));
+                Ok(EnqueuedUpdate {
+                    update_id,
+                    callback_query_id: Some(id),
+                    message_id: None,
+                })
+            }
+        }
+    }
+
+    fn chat_json(&self, chat_id: i64) -> Option<Value> {
+        let chat = self.chats.get(&chat_id)?;
+        Some(if chat_id > 0 {
+            json!({"id": chat_id, "type": "private", "first_name": chat.name, "username": chat.name})
+        } else if chat_id < SUPERGROUP_BELOW {
+            json!({"id": chat_id, "type": "supergroup", "title": chat.name})
+        } else {
+            json!({"id": chat_id, "type": "group", "title": chat.name})
+        })
+    }
+
+    fn message_json(&self, chat_id: i64, m: &TelegramMessage, bot: i64) -> Value {
+        let mut v = json!({
+            "message_id": m.message_id,
+            "from": bot_json(bot),
+            "chat": self.chat_json(chat_id).unwrap_or(json!({"id": chat_id, "type": "private"})),
+            "date": m.date,
+            "text": m.text,
+        });
+        if !m.entities.is_empty() {
+            v["entities"] = json!(m.entities);
+        }
+        // Only inline keyboards come back on the message.
+        if let Some(markup) = m
+            .reply_markup
+            .as_ref()
+            .filter(|r| r.get("inline_keyboard").is_some())
+        {
+            v["reply_markup"] = markup.clone();
+        }
+        if m.edited {
+            v["edit_date"] = json!(unix_secs());
+        }
+        v
+    }
+
+    fn resolve_chat(&self, chat: &ChatRef) -> Option<i64> {
+        match chat {
+            ChatRef::Id(id) => self.chats.contains_key(id).then_some(*id),
+            ChatRef::Username(name) => self
+                .chats
+                .iter()
+                .find(|(_, c)| c.name.trim_start_matches('@').eq_ignore_ascii_case(name))
+                .map(|(id, _)| *id),
+        }
+    }
+
+    /// Applies the broadcasting limits to one message; `Err(wait)` when refused.
+    fn take_send(&mut self, bot: i64, chat_id: i64, now: Instant) -> Result<(), Duration> {
+        let limits = self.limits.clone();
+        let tolerance = limits.jitter_tolerance;
+        let overall = self
+            .overall
+            .entry(bot)
+            .or_insert_with(|| TokenBucket::new(limits.overall, now));
+        let mut wait = overall.wait(now, tolerance);
+        let chat = self.chats.get_mut(&chat_id).expect("resolved");
+        let per_chat = chat
+            .per_chat
+            .get_or_insert_with(|| TokenBucket::new(limits.per_chat, now));
+        wait = wait.max(per_chat.wait(now, tolerance));
+        if chat_id < 0 {
+            let group = chat
+                .per_group
+                .get_or_insert_with(|| TokenBucket::new(limits.per_group, now));
+            wait = wait.max(group.wait(now, tolerance));
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some(b) = chat.per_chat.as_mut() {
+            b.spend();
+        }
+        if let Some(b) = chat.per_group.as_mut() {
+            b.spend();
+        }
+        self.overall.get_mut(&bot).expect("inserted").spend();
+        Ok(())
+    }
+}
+
+fn unix_secs() -> i64 {
+    super::unix_now() as i64
+}
+
+fn user_json(u: &TelegramUser) -> Value {
+    let mut v = json!({"id": u.id, "is_bot": false, "first_name": u.first_name});
+    if let Some(name) = &u.username {
+        v["username"] = json!(name);
+    }
+    v
+}
+
+fn bot_json(bot: i64) -> Value {
+    json!({"id": bot, "is_bot": true, "first_name": "Switchyard Sandbox", "username": format!("sandbox_{bot}_bot")})
+}
+
+fn error_body(status: u16, reason: &str, retry_after: Option<f64>) -> Value {
+    match retry_after {
+        Some(secs) => {
+            let n = secs.ceil().max(1.0) as u64;
+            json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {n}"),
+                   "parameters": {"retry_after": n}})
+        }
+        None => json!({"ok": false, "error_code": status, "description": reason}),
+    }
+}
+
+fn refused(status: StatusCode, description: impl Into<String>) -> Reply {
+    let description = description.into();
+    Reply::refused(
+        status,
+        json!({"ok": false, "error_code": status.as_u16(), "description": description}),
+        description,
+    )
+}
+
+fn bad_request(description: impl Into<String>) -> Reply {
+    refused(
+        StatusCode::BAD_REQUEST,
+        format!("Bad Request: {}", description.into()),
+    )
+}
+
+fn too_many(wait: Duration) -> Reply {
+    let mut reply = Reply::json(
+        StatusCode::TOO_MANY_REQUESTS,
+        error_body(429, "", Some(wait.as_secs_f64())),
+    );
+    reply.error = Some(format!(
+        "rate limited, retry after {:.3} s",
+        wait.as_secs_f64()
+    ));
+    reply
+}
+
+fn ok(result: Value) -> Reply {
+    Reply::ok(json!({"ok": true, "result": result}))
+}
+
+/// A bot token's shape: `<bot id>:<secret>`. Returns the bot id.
+fn bot_id(token: &str) -> Option<i64> {
+    let (id, secret) = token.split_once(':')?;
+    let valid_secret = !secret.is_empty()
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let id = id.parse::<i64>().ok().filter(|id| *id > 0)?;
+    valid_secret.then_some(id)
+}
+
+/// Methods that only read or set up polling: faults do not hit them.
+fn fault_exempt(method: &str) -> bool {
+    matches!(
+        method,
+        "getupdates" | "getme" | "getwebhookinfo" | "deletewebhook"
+    )
+}
+
+pub(crate) async fn entry(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rest = uri.path().strip_prefix("/telegram/").unwrap_or("");
+    let (token, api_method) = match rest.strip_prefix("bot").and_then(|r| r.split_once('/')) {
+        Some((token, m)) if !m.is_empty() && !m.contains('/') => (token, m),
+        _ => {
+            let seen = Seen {
+                platform: Platform::Telegram,
+                method: method.to_string(),
+                path: "/telegram/<unrecognised>".to_owned(),
+                route: "unknown".to_owned(),
+            };
+            return finish(&shared, seen, refused(StatusCode::NOT_FOUND, "Not Found"));
+        }
+    };
+    let seen = Seen {
+        platform: Platform::Telegram,
+        method: method.to_string(),
+        path: format!("/telegram/bot<token>/{api_method}"),
+        route: api_method.to_owned(),
+    };
+    let lower = api_method.to_ascii_lowercase();
+    let reply = handle(&shared, token, &lower, uri.query(), &headers, &body).await;
+    finish(&shared, seen, reply)
+}
+
+async fn handle(
+    shared: &Shared,
+    token: &str,
+    method: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    let fault = if fault_exempt(method) {
+        None
+    } else {
+        shared.lock().take_fault(Platform::Telegram)
+    };
+    let mut lost = None;
+    if let Some(fault) = fault {
+        if let Fault::LostResponses { delay_ms, .. } = fault {
+            lost = Some(delay_ms);
+        } else if let Some(reply) = serve_fault(&fault, error_body).await {
+            return reply;
+        }
+    }
+    let Some(bot) = bot_id(token) else {
+        return refused(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let params = match Params::collect(query, headers, body) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let reply = if method == "getupdates" {
+        get_updates(shared, bot, &params).await
+    } else {
+        let mut inner = shared.lock();
+        let world = &mut inner.telegram;
+        world.last_bot = bot;
+        call(world, bot, method, &params).unwrap_or_else(|reply| reply)
+    };
+    match lost {
+        Some(delay_ms) => lose_response(delay_ms, error_body).await,
+        None => reply,
+    }
+}
+
+fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, Reply> {
+    match method {
+        "getme" => Ok(ok(json!({
+            "id": bot, "is_bot": true, "first_name": "Switchyard Sandbox", "username": format!("sandbox_{bot}_bot"),
+            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false,
+        }))),
+        "getwebhookinfo" => Ok(ok(json!({
+            "url": "", "has_custom_certificate": false, "pending_update_count": world.updates.len(),
+        }))),
+        "deletewebhook" => {
+            if p.bool("drop_pending_updates")?.unwrap_or(false) {
+                world.updates.clear();
+            }
+            Ok(ok(json!(true)))
+        }
+        "sendmessage" => send_message(world, bot, p),
+        "editmessagetext" => edit_message(world, bot, p, true),
+        "editmessagereplymarkup" => edit_message(world, bot, p, false),
+        "answercallbackquery" => answer_callback_query(world, p),
+        "setmycommands" => set_my_commands(world, p),
+        "getmycommands" => Ok(ok(json!(world.commands))),
+        "deletemycommands" => {
+            world.commands.clear();
+            Ok(ok(json!(true)))
+        }
+        "sendchataction" => {
+            resolve(world, p)?;
+            p.required_str("action")?;
+            Ok(ok(json!(true)))
+        }
+        _ => Err(refused(StatusCode::NOT_FOUND, "Not Found")),
+    }
+}
+
+/// The target chat of a call (`chat_id`: an integer or `@username`).
+fn resolve(world: &World, p: &Params) -> Result<i64, Reply> {
+    let chat = p
+        .chat_id("chat_id")?
+        .ok_or_else(|| bad_request("chat_id is empty"))?;
+    world
+        .resolve_chat(&chat)
+        .ok_or_else(|| bad_request("chat not found"))
+}
+
+/// Text and entities as Telegram will show them, or the refusal.
+fn render_text(p: &Params) -> Result<(String, String, Option<String>, Vec<Value>), Reply> {
+    let source = p
+        .str("text")?
+        .ok_or_else(|| bad_request("message text is empty"))?;
+    let parse_mode = p.str("parse_mode")?.filter(|m| !m.is_empty());
+    let (text, mut entities) = match parse_mode
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => (source.clone(), Vec::new()),
+        Some("html") => {
+            let parsed = telegram_html::parse(&source)
+                .map_err(|e| bad_request(format!("can't parse entities: {e}")))?;
+            (parsed.text, parsed.entities)
+        }
+        // Markdown modes are passed through unparsed (the fleet renders HTML).
+        Some("markdown" | "markdownv2") => (source.clone(), Vec::new()),
+        Some(_) => return Err(bad_request("unsupported parse_mode")),
+    };
+    if let Some(given) = p.json("entities")? {
+        let Value::Array(given) = given else {
+            return Err(bad_request("field \"entities\" must be of type Array"));
+        };
+        entities = given;
+    }
+    if text.trim().is_empty() {
+        return Err(bad_request("message text is empty"));
+    }
+    if text.chars().count() > TEXT_MAX {
+        return Err(bad_request("message is too long"));
+    }
+    Ok((text, source, parse_mode, entities))
+}
+
+/// Validates `reply_markup`; returns it as JSON.
+fn reply_markup(p: &Params) -> Result<Option<Value>, Reply> {
+    let Some(markup) = p.json("reply_markup")? else {
+        return Ok(None);
+    };
+    let Some(obj) = markup.as_object() else {
+        return Err(bad_request("field \"reply_markup\" must be of type Object"));
+    };
+    if let Some(keyboard) = obj.get("inline_keyboard") {
+        let rows = keyboard
+            .as_array()
+            .ok_or_else(|| bad_request("field \"inline_keyboard\" must be of type Array"))?;
+        for row in rows {
+            let buttons = row.as_array().ok_or_else(|| {
+                bad_request("field \"inline_keyboard\" must be an Array of Arrays")
+            })?;
+            for button in buttons {
+                check_button(button)?;
+            }
+        }
+    } else if !(obj.contains_key("keyboard")
+        || obj.contains_key("remove_keyboard")
+        || obj.contains_key("force_reply"))
+    {
+        return Err(bad_request("can't parse reply keyboard markup JSON object"));
+    }
+    Ok(Some(markup))
+}
+
+fn check_button(button: &Value) -> Result<(), Reply> {
+    let b = button.as_object().ok_or_else(|| {
+        bad_request("can't parse inline keyboard button: InlineKeyboardButton must be an Object")
+    })?;
+    match b.get("text") {
+        Some(Value::String(t)) if !t.is_empty() => {}
+        Some(Value::String(_)) => return Err(bad_request("BUTTON_TEXT_INVALID")),
+        _ => {
+            return Err(bad_request(
+                "can't parse inline keyboard button: Field \"text\" must be of type String",
+            ));
+        }
+    }
+    const ACTIONS: &[&str] = &[
+        "url",
+        "callback_data",
+        "web_app",
+        "login_url",
+        "switch_inline_query",
+        "switch_inline_query_current_chat",
+        "switch_inline_query_chosen_chat",
+        "copy_text",
+        "callback_game",
+        "pay",
+    ];
+    let actions = ACTIONS.iter().filter(|a| b.contains_key(**a)).count();
+    if actions == 0 {
+        return Err(bad_request(
+            "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+        ));
+    }
+    if let Some(data) = b.get("callback_data") {
+        let len = data.as_str().map_or(0, str::len);
+        if !(1..=CALLBACK_DATA_MAX).contains(&len) {
+            return Err(bad_request("BUTTON_DATA_INVALID"));
+        }
+    }
+    if let Some(url) = b.get("url") {
+        let valid = url.as_str().and_then(|u| url::Url::parse(u).ok()).is_some();
+        if !valid {
+            return Err(bad_request("inline keyboard button URL is invalid"));
+        }
+    }
+    Ok(())
+}
+
+fn send_message(world: &mut World, bot: i64, p: &Params) -> Result<Reply, Reply> {
+    let chat_id = resolve(world, p)?;
+    let (text, source, parse_mode, entities) = render_text(p)?;
+    let markup = reply_markup(p)?;
+    for flag in [
+        "disable_notification",
+        "protect_content",
+        "allow_paid_broadcast",
+    ] {
+        p.bool(flag)?;
+    }
+    p.int("message_thread_id")?;
+    if let Err(wait) = world.take_send(bot, chat_id, Instant::now()) {
+        return Err(too_many(wait));
+    }
+    let max = world.max_messages;
+    let chat = world.chats.get_mut(&chat_id).expect("resolved");
+    let message = TelegramMessage {
+        message_id: chat.next_message_id,
+        text,
+        source_text: source,
+        parse_mode,
+        entities,
+        reply_markup: markup,
+        edited: false,
+        date: unix_secs(),
+    };
+    chat.next_message_id += 1;
+    if chat.messages.len() >= max {
+        chat.messages.pop_front();
+    }
+    chat.messages.push_back(message.clone());
+    Ok(ok(world.message_json(chat_id, &message, bot)))
+}
+
+fn edit_message(world: &mut World, bot: i64, p: &Params, text: bool) -> Result<Reply, Reply> {
+    if p.str("inline_message_id")?.is_some() {
+        return Err(bad_request(
+            "inline messages are not supported by the sandbox",
+        ));
+    }
+    let chat_id = resolve(world, p)?;
+    let message_id = p
+        .int("message_id")?
+        .ok_or_else(|| bad_request("message identifier is not specified"))?;
+    let rendered = if text { Some(render_text(p)?) } else { None };
+    let markup = reply_markup(p)?;
+    let chat = world.chats.get_mut(&chat_id).expect("resolved");
+    let Some(message) = chat
+        .messages
+        .iter_mut()
+        .rev()
+        .find(|m| i64::from(m.message_id) == message_id)
+    else {
+        return Err(if chat.user_messages.contains(&(message_id as i32)) {
+            bad_request("message can't be edited")
+        } else {
+            bad_request("message to edit not found")
+        });
+    };
+    let mut edited = message.clone();
+    if let Some((text, source, parse_mode, entities)) = rendered {
+        edited.text = text;
+        edited.source_text = source;
+        edited.parse_mode = parse_mode;
+        edited.entities = entities;
+    }
+    // Telegram drops the inline keyboard when an edit does not repeat it.
+    edited.reply_markup = markup;
+    if edited.text == message.text
+        && edited.entities == message.entities
+        && edited.reply_markup == message.reply_markup
+    {
+        return Err(bad_request(
+            "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+        ));
+    }
+    edited.edited = true;
+    *message = edited.clone();
+    Ok(ok(world.message_json(chat_id, &edited, bot)))
+}
+
+fn answer_callback_query(world: &mut World, p: &Params) -> Result<Reply, Reply> {
+    let id = p
+        .str("callback_query_id")?
+        .ok_or_else(|| bad_request("callback_query_id is empty"))?;
+    let text = p.str("text")?;
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > CALLBACK_ANSWER_MAX)
+    {
+        return Err(bad_request("MESSAGE_TOO_LONG"));
+    }
+    let show_alert = p.bool("show_alert")?.unwrap_or(false);
+    p.int("cache_time")?;
+    p.str("url")?;
+    match world.callbacks.get_mut(&id) {
+        Some(pending) if !pending.answered => pending.answered = true,
+        _ => {
+            return Err(bad_request(
+                "query is too old and response timeout expired or query ID is invalid",
+            ));
+        }
+    }
+    if world.answers.len() >= ANSWERS_KEPT {
+        world.answers.pop_front();
+    }
+    world.answers.push_back(CallbackAnswer {
+        callback_query_id: id,
+        text,
+        show_alert,
+    });
+    Ok(ok(json!(true)))
+}
+
+fn set_my_commands(world: &mut World, p: &Params) -> Result<Reply, Reply> {
+    let commands = p
+        .json("commands")?
+        .ok_or_else(|| bad_request("commands is empty"))?;
+    let Value::Array(commands) = commands else {
+        return Err(bad_request("field \"commands\" must be of type Array"));
+    };
+    if commands.len() > 100 {
+        return Err(bad_request("too many commands"));
+    }
+    let mut parsed = Vec::with_capacity(commands.len());
+    for c in &commands {
+        let command = c.get("command").and_then(Value::as_str).unwrap_or("");
+        let description = c.get("description").and_then(Value::as_str).unwrap_or("");
+        let valid = (1..=32).contains(&command.chars().count())
+            && command
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(bad_request("BOT_COMMAND_INVALID"));
+        }
+        if !(1..=256).contains(&description.chars().count()) {
+            return Err(bad_request("BOT_COMMAND_DESCRIPTION_INVALID"));
+        }
+        parsed.push(BotCommand {
+            command: command.to_owned(),
+            description: description.to_owned(),
+        });
+    }
+    p.json("scope")?;
+    p.str("language_code")?;
+    world.commands = parsed;
+    Ok(ok(json!(true)))
+}
+
+async fn get_updates(shared: &Shared, bot: i64, p: &Params) -> Reply {
+    let (offset, limit, timeout) = match (p.int("offset"), p.int("limit"), p.int("timeout")) {
+        (Ok(o), Ok(l), Ok(t)) => (
+            o,
+            l.unwrap_or(100).clamp(1, 100) as usize,
+            t.unwrap_or(0).clamp(0, POLL_TIMEOUT_MAX as i64) as u64,
+        ),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
+    if let Err(reply) = p.json("allowed_updates") {
+        return reply;
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let generation = {
+        let mut inner = shared.lock();
+        let world = &mut inner.telegram;
+        let generation = world.pollers.get(&bot).copied().unwrap_or(0) + 1;
+        world.pollers.insert(bot, generation);
+        generation
+    };
+    // A newer poller ends an older one's wait (with 409).
+    shared.updates.notify_waiters();
+    loop {
+        let notified = shared.updates.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut inner = shared.lock();
+            let world = &mut inner.telegram;
+            if world.pollers.get(&bot) != Some(&generation) {
+                return refused(
+                    StatusCode::CONFLICT,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                );
+            }
+            match offset {
+                Some(o) if o < 0 => {
+                    let keep = o.unsigned_abs() as usize;
+                    while world.updates.len() > keep {
+                        world.updates.pop_front();
+                    }
+                }
+                Some(o) => world.updates.retain(|(id, _)| *id >= o),
+                None => {}
+            }
+            let batch: Vec<Value> = world
+                .updates
+                .iter()
+                .take(limit)
+                .map(|(_, u)| u.clone())
+                .collect();
+            if !batch.is_empty() || world.closing || Instant::now() >= deadline {
+                return ok(Value::Array(batch));
+            }
+        }
+        shared.lock().telegram.waiting_polls += 1;
+        let woken = tokio::time::timeout_at(deadline, notified).await;
+        shared.lock().telegram.waiting_polls -= 1;
+        if woken.is_err() {
+            return ok(json!([]));
+        }
+    }
+}
+
+/// A chat reference: an id, or `@username`.
+enum ChatRef {
+    Id(i64),
+    Username(String),
+}
+
+/// A call's parameters, from the query string, a JSON body, a form or multipart,
+/// read with the Bot API's leniency (numbers may come as strings and the reverse;
+/// JSON-typed parameters may come serialised in a string).
+struct Params(Map<String, Value>);
+
+impl Params {
+    fn collect(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Self, Reply> {
+        let mut map = Map::new();
+        for (k, v) in super::query_pairs(query) {
+            map.insert(k, Value::String(v));
+        }
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("multipart/form-data") {
+            let parts = super::multipart_parts(content_type, body)
+                .ok_or_else(|| bad_request("can't parse multipart/form-data body"))?;
+            for part in parts {
+                if part.filename.is_none() {
+                    let value = String::from_utf8_lossy(&part.data).into_owned();
+                    map.insert(part.name, Value::String(value));
+                }
+            }
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            for (k, v) in super::query_pairs(Some(&String::from_utf8_lossy(body))) {
+                map.insert(k, Value::String(v));
+            }
+        } else if !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(obj)) => map.extend(obj),
+                _ => return Err(bad_request("can't parse JSON object")),
+            }
+        }
+        map.retain(|_, v| !v.is_null());
+        Ok(Self(map))
+    }
+
+    fn type_error(name: &str, ty: &str) -> Reply {
+        bad_request(format!("field \"{name}\" must be of type {ty}"))
+    }
+
+    fn str(&self, name: &str) -> Result<Option<String>, Reply> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(Self::type_error(name, "String")),
+        }
+    }
+
+    fn required_str(&self, name: &str) -> Result<String, Reply> {
+        self.str(name)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad_request(format!("{name} is empty")))
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, Reply> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Self::type_error(name, "Integer")),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Self::type_error(name, "Integer")),
+            Some(_) => Err(Self::type_error(name, "Integer")),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, Reply> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" || s == "1" => Ok(Some(true)),
+            Some(Value::String(s)) if s == "false" || s == "0" => Ok(Some(false)),
+            Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
+            Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
+            Some(_) => Err(Self::type_error(name, "Boolean")),
+        }
+    }
+
+    /// An object or array, given as JSON or as a JSON string.
+    fn json(&self, name: &str) -> Result<Option<Value>, Reply> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(Some(v.clone())),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ (Value::Object(_) | Value::Array(_))) => Ok(Some(v)),
+                _ => Err(bad_request(format!("can't parse {name} JSON object"))),
+            },
+            Some(_) => Err(bad_request(format!("can't parse {name} JSON object"))),
+        }
+    }
+
+    fn chat_id(&self, name: &str) -> Result<Option<ChatRef>, Reply> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(|id| Some(ChatRef::Id(id)))
+                .ok_or_else(|| bad_request("chat not found")),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => {
+                if let Some(name) = s.strip_prefix('@') {
+                    Ok(Some(ChatRef::Username(name.to_owned())))
+                } else {
+                    s.trim()
+                        .parse()
+                        .map(|id| Some(ChatRef::Id(id)))
+                        .map_err(|_| bad_request("chat not found"))
+                }
+            }
+            Some(_) => Err(Self::type_error(name, "Integer or String")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(v: Value) -> Params {
+        Params(v.as_object().unwrap().clone())
+    }
+
+    fn description(r: Reply) -> String {
+        r.body.unwrap()["description"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn token_shape_is_checked() {
+        assert_eq!(bot_id("123456:TEST-token"), Some(123_456));
+        assert_eq!(bot_id("nope"), None);
+        assert_eq!(bot_id("12:"), None);
+    }
+
+    #[test]
+    fn callback_data_over_64_bytes_is_refused() {
+        let p = params(
+            json!({"reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": "x".repeat(65)}]]}}),
+        );
+        assert_eq!(
+            description(reply_markup(&p).unwrap_err()),
+            "Bad Request: BUTTON_DATA_INVALID"
+        );
+        let p = params(
+            json!({"reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": "x".repeat(64)}]]}}),
+        );
+        assert!(reply_markup(&p).is_ok());
+    }
+
+    #[test]
+    fn text_limits_apply_after_entity_parsing() {
+        let p =
+            params(json!({"text": format!("<b>{}</b>", "x".repeat(4096)), "parse_mode": "HTML"}));
+        assert!(render_text(&p).is_ok());
+        let p = params(json!({"text": "x".repeat(4097)}));
+        assert_eq!(
+            description(render_text(&p).unwrap_err()),
+            "Bad Request: message is too long"
+        );
+        let p = params(json!({"text": "<b> </b>", "parse_mode": "HTML"}));
+        assert_eq!(
+            description(render_text(&p).unwrap_err()),
+            "Bad Request: message text is empty"
+        );
+    }
+
+    #[test]
+    fn per_chat_limit_refuses_the_second_message_in_a_second() {
+        let mut world = World::new(&SandboxOptions::default());
+        let t0 = Instant::now();
+        assert!(world.take_send(1, 4242, t0).is_ok());
+        let wait = world
+            .take_send(1, 4242, t0 + Duration::from_millis(100))
+            .unwrap_err();
+        assert!(wait > Duration::from_millis(800));
+        assert!(
+            world
+                .take_send(1, 4242, t0 + Duration::from_secs(1))
+                .is_ok()
+        );
+    }
+}
