@@ -607,3 +607,376 @@ async fn audit_rows_are_written() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "refused");
 }
+
+// ---------------------------------------------------------------------------
+// Wire tests: the real serenity and teloxide clients against the sandbox.
+
+mod wire {
+    use super::*;
+    use switchyard::config::{DiscordSettings, Secret, TelegramSettings};
+    use switchyard::delivery::{DiscordOptions, DiscordSink, TelegramOptions, TelegramSink};
+    use switchyard::sandbox::{self, DiscordLimits, Fault, Rate, SandboxHandle, SandboxOptions};
+    use switchyard_commands::AccessList;
+
+    const ALERTS: u64 = 900_000_000_000_000_001;
+    const SYSTEM: u64 = 900_000_000_000_000_002;
+    const OPERATOR: i64 = 4242;
+    const GROUP: i64 = -100_777;
+
+    /// Discord's shape of limits, faster: 5 per 500 ms per channel (the
+    /// ratio of per-channel to global stays below one, as on Discord).
+    fn fast_discord() -> DiscordLimits {
+        DiscordLimits {
+            channel_messages: Rate::new(5, Duration::from_millis(500)),
+            ..DiscordLimits::default()
+        }
+    }
+
+    async fn sandbox(discord: DiscordLimits) -> SandboxHandle {
+        sandbox::start(SandboxOptions {
+            discord_channels: vec![(ALERTS, "alerts".into()), (SYSTEM, "system".into())],
+            telegram_chats: vec![(OPERATOR, "operator".into()), (GROUP, "ops-group".into())],
+            discord_rate: discord,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn discord(h: &SandboxHandle) -> Arc<DiscordSink> {
+        let settings = DiscordSettings {
+            api_base: h.discord_api_base(),
+            guild_id: None,
+            channels: [
+                ("alerts".to_string(), ALERTS),
+                ("system".to_string(), SYSTEM),
+            ]
+            .into(),
+            webhooks: BTreeMap::new(),
+            access: AccessList::default(),
+        };
+        assert!(settings.is_proxied());
+        Arc::new(
+            DiscordSink::new(
+                &settings,
+                Some(Secret::new("MTAxMjM0.sandbox.token")),
+                DiscordOptions {
+                    request_timeout: Duration::from_secs(2),
+                    ..DiscordOptions::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    fn telegram(h: &SandboxHandle, request_timeout: Duration) -> Arc<TelegramSink> {
+        let settings = TelegramSettings {
+            api_base: h.telegram_api_base(),
+            chats: [
+                ("operator".to_string(), OPERATOR),
+                ("ops-group".to_string(), GROUP),
+            ]
+            .into(),
+            approvers: vec![],
+            access: AccessList::default(),
+        };
+        Arc::new(
+            TelegramSink::new(
+                &settings,
+                Secret::new("123456:TEST-token"),
+                TelegramOptions {
+                    request_timeout,
+                    ..TelegramOptions::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    fn wire_settings() -> DeliverySettings {
+        DeliverySettings {
+            max_attempts: 12,
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(400),
+            coalesce_after: 10_000,
+        }
+    }
+
+    fn embed_titles(h: &SandboxHandle, channel: u64) -> Vec<String> {
+        h.state()
+            .discord_messages(channel)
+            .iter()
+            .map(|m| {
+                m.embeds[0]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    async fn record_many(
+        store: &Store,
+        prefix: &str,
+        category: &str,
+        dest: &str,
+        n: usize,
+    ) -> Vec<String> {
+        let mut titles = Vec::new();
+        for i in 0..n {
+            let title = format!("{prefix} {i}");
+            store
+                .record_event(
+                    &event(&format!("evt_{prefix}_{i}"), category, &title),
+                    &[to(dest)],
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            titles.push(title);
+        }
+        titles
+    }
+
+    #[tokio::test]
+    async fn discord_500s_for_a_while_then_everything_arrives_in_order_once() {
+        let h = sandbox(fast_discord()).await;
+        h.inject(Fault::ServerErrors {
+            platform: sandbox::Platform::Discord,
+            count: 8,
+            status: 500,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = record_many(&store, "alert", "alert", "discord:alerts", 12).await;
+        let s = record_many(&store, "sys", "alert", "discord:system", 12).await;
+        let run = start(&store, Sinks::new().with(discord(&h)), wire_settings());
+        let counts = drained(&store).await;
+        run.stop().await;
+        assert_eq!(counts[&DeliveryState::Sent], 24, "{counts:?}");
+        assert_eq!(
+            embed_titles(&h, ALERTS),
+            a,
+            "in order, none lost, none doubled"
+        );
+        assert_eq!(embed_titles(&h, SYSTEM), s);
+        let st = h.state().stats;
+        assert_eq!(st.discord.faults_served, 8);
+        assert_eq!(
+            st.discord.rejected, 0,
+            "the sandbox accepted every request we made"
+        );
+        // Colour by severity and a nonce on every message.
+        for m in h.state().discord_messages(ALERTS) {
+            assert!(m.nonce.is_some());
+            assert!(m.embeds[0]["color"].as_u64().is_some());
+        }
+        h.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_lost_discord_response_is_resent_with_its_nonce_and_posted_once() {
+        let h = sandbox(fast_discord()).await;
+        h.inject(Fault::LostResponses {
+            platform: sandbox::Platform::Discord,
+            count: 2,
+            delay_ms: 50,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = record_many(&store, "lost", "alert", "discord:alerts", 4).await;
+        let run = start(&store, Sinks::new().with(discord(&h)), wire_settings());
+        drained(&store).await;
+        run.stop().await;
+        assert_eq!(
+            embed_titles(&h, ALERTS),
+            a,
+            "the nonce kept the resend from posting twice"
+        );
+        h.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_429_storm_is_obeyed_and_the_limiter_provokes_none_of_its_own() {
+        let h = sandbox(fast_discord()).await;
+        h.inject(Fault::RateLimitStorm {
+            platform: sandbox::Platform::Discord,
+            count: 4,
+            retry_after_ms: 150,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = record_many(&store, "storm", "alert", "discord:alerts", 15).await;
+        let outbox = Outbox::new(
+            store.clone(),
+            Sinks::new().with(discord(&h)),
+            wire_settings(),
+        );
+        let stats = outbox.stats();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(outbox.run(rx));
+        drained(&store).await;
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(embed_titles(&h, ALERTS), a);
+        let provoked = h.state().stats.discord.rate_limited;
+        eprintln!("429 storm: {provoked} 429s served (4 injected)");
+        assert_eq!(
+            provoked, 4,
+            "beyond the injected storm, the sender stayed inside the advertised limit"
+        );
+        assert_eq!(
+            stats.rate_limited_429(Platform::Discord),
+            provoked,
+            "every 429 was counted"
+        );
+        h.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn telegram_splits_long_html_and_the_sandbox_accepts_every_part() {
+        let h = sandbox(fast_discord()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let body: String = (0..600)
+            .map(|i| format!("line {i}: a < b && c > \"d\"\n"))
+            .collect();
+        assert!(body.chars().count() > 4096 * 3 / 2);
+        let mut ev = event("evt_long", "action_required", "Deploy <web-1> & more?");
+        ev.body = body.clone();
+        store
+            .record_event(&ev, &[to("telegram:operator")], Utc::now())
+            .await
+            .unwrap();
+        let run = start(
+            &store,
+            Sinks::new().with(telegram(&h, Duration::from_secs(5))),
+            wire_settings(),
+        );
+        drained(&store).await;
+        run.stop().await;
+        let row = &store.deliveries_for_event("evt_long").await.unwrap()[0];
+        assert_eq!(row.state, DeliveryState::Sent, "{:?}", row.last_error);
+        let state = h.state();
+        let msgs = state.telegram_messages(OPERATOR);
+        assert!(msgs.len() >= 2, "split into {} parts", msgs.len());
+        assert!(
+            msgs.iter()
+                .all(|m| m.parse_mode.as_deref() == Some("HTML") && m.text.chars().count() <= 4096)
+        );
+        let text: String = msgs
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.starts_with("Deploy <web-1> & more?"),
+            "{}",
+            &text[..60]
+        );
+        for i in [0, 299, 599] {
+            assert!(
+                text.contains(&format!("line {i}: a < b && c > \"d\"")),
+                "line {i} missing"
+            );
+        }
+        assert_eq!(state.stats.telegram.rejected, 0);
+        assert_eq!(
+            state.stats.telegram.rate_limited, 0,
+            "parts were paced at 1/s per chat"
+        );
+        h.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_telegram_send_with_a_lost_answer_is_ambiguous_and_not_replayed() {
+        let h = sandbox(fast_discord()).await;
+        // The message takes effect but the answer comes after our timeout.
+        h.inject(Fault::LostResponses {
+            platform: sandbox::Platform::Telegram,
+            count: 1,
+            delay_ms: 1500,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        record_many(&store, "ask", "action_required", "telegram:operator", 2).await;
+        let run = start(
+            &store,
+            Sinks::new().with(telegram(&h, Duration::from_millis(500))),
+            wire_settings(),
+        );
+        let counts = drained(&store).await;
+        run.stop().await;
+        assert_eq!(
+            (
+                counts[&DeliveryState::Ambiguous],
+                counts[&DeliveryState::Sent]
+            ),
+            (1, 1),
+            "{counts:?}"
+        );
+        let row = &store.deliveries_for_event("evt_ask_0").await.unwrap()[0];
+        assert!(
+            row.last_error.as_deref().unwrap().contains("timed out"),
+            "{:?}",
+            row.last_error
+        );
+        let texts: Vec<String> = h
+            .state()
+            .telegram_messages(OPERATOR)
+            .iter()
+            .map(|m| m.text.clone())
+            .collect();
+        assert_eq!(
+            texts.iter().filter(|t| t.starts_with("ask 0")).count(),
+            1,
+            "not replayed: {texts:?}"
+        );
+        assert_eq!(texts.iter().filter(|t| t.starts_with("ask 1")).count(), 1);
+        h.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_crash_mid_burst_then_a_restart_delivers_everything_exactly_once() {
+        let h = sandbox(fast_discord()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = record_many(&store, "c", "alert", "discord:alerts", 25).await;
+        let s = record_many(&store, "d", "alert", "discord:system", 25).await;
+        // Slow answers, so that the crash lands while requests are in flight.
+        h.inject(Fault::LostResponses {
+            platform: sandbox::Platform::Discord,
+            count: 2,
+            delay_ms: 300,
+        });
+        let outbox = Outbox::new(
+            store.clone(),
+            Sinks::new().with(discord(&h)),
+            wire_settings(),
+        );
+        let (_stop, rx) = watch::channel(false);
+        let task = tokio::spawn(outbox.run(rx));
+        for _ in 0..500 {
+            if h.state().discord_messages(ALERTS).len() >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort(); // the process dies: no graceful stop
+        let _ = task.await;
+        drop(store);
+
+        let store = open(&dir).await;
+        let run = start(&store, Sinks::new().with(discord(&h)), wire_settings());
+        let counts = drained(&store).await;
+        run.stop().await;
+        assert_eq!(counts[&DeliveryState::Sent], 50, "{counts:?}");
+        assert_eq!(
+            embed_titles(&h, ALERTS),
+            a,
+            "none lost, none doubled, in order"
+        );
+        assert_eq!(embed_titles(&h, SYSTEM), s);
+        h.shutdown().await;
+    }
+}
