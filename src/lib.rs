@@ -5,6 +5,8 @@
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
 pub mod config;
+pub mod delivery;
 pub mod health;
 pub mod metrics;
 pub mod sandbox;
+pub mod store;

@@ -1,0 +1,498 @@
+//! The Discord sink: serenity's `Http` posting embeds to channels
+//! (`POST /channels/{id}/messages`) and to channel webhooks.
+//!
+//! Against discord.com serenity's own rate limiter does the work. Against
+//! any other `api_base` (the sandbox, a REST proxy) serenity's limiter must
+//! be off (it ignores the proxy, INTEGRATION-NOTES §3), so this sink limits
+//! itself: 50 requests/s globally and per-channel buckets learned from the
+//! `X-RateLimit-*` headers. To see those headers and the 429 body, the
+//! request is built by serenity (`Request::build`: route, auth, proxy) and
+//! executed on the same reqwest client the `Http` uses. serenity types stop
+//! in this file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serenity::builder::{
+    CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, ExecuteWebhook,
+};
+use serenity::http::{Http, HttpBuilder, HttpError, LightMethod, Request, Route};
+use serenity::model::Timestamp;
+use serenity::model::channel::{Message, Nonce};
+use serenity::model::id::{ChannelId, WebhookId};
+use switchyard_routing::{Destination, Platform};
+
+use super::limiter::{RateLimiter, Rule};
+use super::render;
+use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};
+use crate::config::{DiscordSettings, Secret};
+
+const GLOBAL_LANE: &str = "discord:global";
+
+/// Tuning of the Discord sink; the defaults are Discord's documented limits.
+#[derive(Debug, Clone)]
+pub struct DiscordOptions {
+    /// A request that has not answered by then is abandoned (its outcome is unknown).
+    pub request_timeout: Duration,
+    /// Discord's global limit: requests per second per bot.
+    pub global_per_second: usize,
+    /// Webhook executions per webhook (their headers are not visible through serenity).
+    pub webhook_limit: (usize, Duration),
+    /// Added to every fixed window, so that network jitter between us and
+    /// the server cannot make two requests land closer than the limit allows.
+    pub margin: Duration,
+}
+
+impl Default for DiscordOptions {
+    fn default() -> Self {
+        DiscordOptions {
+            request_timeout: Duration::from_secs(15),
+            global_per_second: 50,
+            webhook_limit: (5, Duration::from_secs(5)),
+            margin: Duration::from_millis(50),
+        }
+    }
+}
+
+struct WebhookTarget {
+    id: WebhookId,
+    token: Secret,
+}
+
+/// Delivers `discord:<alias>` destinations to the configured channels and webhooks.
+pub struct DiscordSink {
+    http: Arc<Http>,
+    client: reqwest::Client,
+    proxied: bool,
+    channels: BTreeMap<String, ChannelId>,
+    webhooks: BTreeMap<String, WebhookTarget>,
+    limiter: RateLimiter,
+    options: DiscordOptions,
+}
+
+impl DiscordSink {
+    /// A sink for the configured channels (needs the bot token) and webhooks
+    /// (their URLs are read from the environment variables the file names).
+    pub fn new(
+        settings: &DiscordSettings,
+        token: Option<Secret>,
+        options: DiscordOptions,
+    ) -> anyhow::Result<Self> {
+        let mut urls = BTreeMap::new();
+        for (alias, env) in &settings.webhooks {
+            let url = std::env::var(env).with_context(|| {
+                format!("the webhook for discord:{alias} is read from the environment variable {env}, which is not set")
+            })?;
+            urls.insert(alias.clone(), Secret::new(url));
+        }
+        Self::with_webhook_urls(settings, token, urls, options)
+    }
+
+    /// As [`DiscordSink::new`], with the webhook URLs (alias = URL) given
+    /// instead of read from the environment.
+    pub fn with_webhook_urls(
+        settings: &DiscordSettings,
+        token: Option<Secret>,
+        webhook_urls: BTreeMap<String, Secret>,
+        options: DiscordOptions,
+    ) -> anyhow::Result<Self> {
+        let mut webhooks = BTreeMap::new();
+        for (alias, url) in webhook_urls {
+            let target = parse_webhook_url(url.expose()).with_context(|| {
+                format!("the webhook URL for discord:{alias} is not a Discord webhook URL")
+            })?;
+            webhooks.insert(alias, target);
+        }
+        if token.is_none() && webhooks.is_empty() {
+            bail!("no Discord bot token and no webhooks: there is no way to post to Discord");
+        }
+        let client = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let proxied = settings.is_proxied();
+        // Without a bot token only webhooks are used; they need no Authorization.
+        let mut builder =
+            HttpBuilder::new(token.as_ref().map_or("", Secret::expose)).client(client.clone());
+        if proxied {
+            builder = builder
+                .proxy(settings.proxy_origin())
+                .ratelimiter_disabled(true);
+        }
+        let channels = if token.is_some() {
+            settings
+                .channels
+                .iter()
+                .map(|(a, id)| (a.clone(), ChannelId::new(*id)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(DiscordSink {
+            http: Arc::new(builder.build()),
+            client,
+            proxied,
+            channels,
+            webhooks,
+            limiter: RateLimiter::new(),
+            options,
+        })
+    }
+
+    fn rules(&self, dest: &Destination) -> Vec<Rule> {
+        if !self.proxied {
+            return Vec::new();
+        }
+        let global = Rule::Window {
+            lane: GLOBAL_LANE.into(),
+            limit: self.options.global_per_second,
+            window: Duration::from_secs(1) + self.options.margin,
+        };
+        if let Some(channel) = self.channels.get(&dest.alias) {
+            vec![
+                global,
+                Rule::Learned {
+                    lane: channel_lane(*channel),
+                },
+            ]
+        } else if let Some(hook) = self.webhooks.get(&dest.alias) {
+            let (limit, window) = self.options.webhook_limit;
+            vec![
+                global,
+                Rule::Window {
+                    lane: format!("discord:webhook:{}", hook.id),
+                    limit,
+                    window: window + self.options.margin,
+                },
+            ]
+        } else {
+            vec![global]
+        }
+    }
+
+    async fn send_to_channel(
+        &self,
+        channel: ChannelId,
+        m: &OutgoingMessage,
+    ) -> Result<Sent, SendError> {
+        let embed = embed(m);
+        let message = CreateMessage::new()
+            .embed(embed)
+            .nonce(Nonce::String(m.nonce.clone()))
+            .enforce_nonce(true)
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !self.proxied {
+            return match self.http.send_message(channel, Vec::new(), &message).await {
+                Ok(msg) => Ok(Sent {
+                    message_id: msg.id.to_string(),
+                    parts_sent: 1,
+                }),
+                Err(e) => Err(classify_serenity(e)),
+            };
+        }
+        let body = serde_json::to_vec(&message).map_err(|e| {
+            SendError::new(
+                SendErrorKind::Rejected,
+                format!("cannot serialise the message: {e}"),
+            )
+        })?;
+        let request = Request::new(
+            Route::ChannelMessages {
+                channel_id: channel,
+            },
+            LightMethod::Post,
+        )
+        .body(Some(body))
+        .build(&self.client, self.http.token(), self.http.proxy.as_deref())
+        .map_err(|e| {
+            SendError::new(
+                SendErrorKind::Rejected,
+                format!("cannot build the request: {e}"),
+            )
+        })?;
+        let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
+        let lane = channel_lane(channel);
+        self.learn(&lane, response.headers());
+        let status = response.status();
+        if status.is_success() {
+            let id = match response.json::<Message>().await {
+                Ok(msg) => msg.id.to_string(),
+                // Accepted (2xx) even if the body did not arrive whole.
+                Err(_) => "unknown".to_string(),
+            };
+            return Ok(Sent {
+                message_id: id,
+                parts_sent: 1,
+            });
+        }
+        let retry_after_header = header_f64(response.headers(), "retry-after");
+        let text = response.text().await.unwrap_or_default();
+        if status.as_u16() == 429 {
+            #[derive(serde::Deserialize)]
+            struct Limited {
+                retry_after: Option<f64>,
+                #[serde(default)]
+                global: bool,
+            }
+            let body: Option<Limited> = serde_json::from_str(&text).ok();
+            let secs = body
+                .as_ref()
+                .and_then(|b| b.retry_after)
+                .or(retry_after_header)
+                .unwrap_or(1.0);
+            let global = body.is_some_and(|b| b.global);
+            let retry_after = Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
+            self.limiter
+                .block(if global { GLOBAL_LANE } else { &lane }, retry_after);
+            return Err(SendError::new(
+                SendErrorKind::RateLimited {
+                    retry_after,
+                    global,
+                },
+                format!(
+                    "429 from Discord ({}), retry after {secs:.3}s",
+                    if global { "global" } else { "route" }
+                ),
+            ));
+        }
+        Err(classify_status(status, &text))
+    }
+
+    async fn send_to_webhook(
+        &self,
+        hook: &WebhookTarget,
+        m: &OutgoingMessage,
+    ) -> Result<Sent, SendError> {
+        let payload = ExecuteWebhook::new()
+            .embed(embed(m))
+            .allowed_mentions(CreateAllowedMentions::new());
+        match self
+            .http
+            .execute_webhook(
+                hook.id,
+                None,
+                hook.token.expose(),
+                true,
+                Vec::new(),
+                &payload,
+            )
+            .await
+        {
+            Ok(msg) => Ok(Sent {
+                message_id: msg.map_or_else(|| "unknown".into(), |m| m.id.to_string()),
+                parts_sent: 1,
+            }),
+            Err(e) => {
+                let e = classify_serenity(e);
+                if let SendErrorKind::RateLimited { retry_after, .. } = e.kind {
+                    self.limiter
+                        .block(&format!("discord:webhook:{}", hook.id), retry_after);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn learn(&self, lane: &str, headers: &reqwest::header::HeaderMap) {
+        let remaining = headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let reset_after = header_f64(headers, "x-ratelimit-reset-after");
+        if let (Some(remaining), Some(secs)) = (remaining, reset_after) {
+            self.limiter.learn(
+                lane,
+                remaining,
+                Duration::from_secs_f64(secs.clamp(0.0, 3600.0)),
+            );
+        }
+    }
+}
+
+fn channel_lane(channel: ChannelId) -> String {
+    format!("discord:channel:{channel}")
+}
+
+fn header_f64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<f64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+fn embed(m: &OutgoingMessage) -> CreateEmbed {
+    let text = render::discord_embed(m.severity, &m.title, &m.body, &m.footer());
+    let mut embed = CreateEmbed::new()
+        .title(text.title)
+        .colour(text.colour)
+        .footer(CreateEmbedFooter::new(text.footer));
+    if !text.description.is_empty() {
+        embed = embed.description(text.description);
+    }
+    if let Ok(ts) = Timestamp::from_unix_timestamp(m.occurred_at.timestamp()) {
+        embed = embed.timestamp(ts);
+    }
+    embed
+}
+
+/// `https://discord.com/api/webhooks/{id}/{token}` (any host: a proxy or the sandbox).
+fn parse_webhook_url(url: &str) -> anyhow::Result<WebhookTarget> {
+    let url = url::Url::parse(url.trim()).context("not a URL")?;
+    let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let at = segments
+        .iter()
+        .position(|s| *s == "webhooks")
+        .context("the path has no /webhooks/ part")?;
+    let id = segments
+        .get(at + 1)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| *id > 0)
+        .context("the webhook id is missing or not a number")?;
+    let token = segments
+        .get(at + 2)
+        .filter(|t| !t.is_empty())
+        .context("the webhook token is missing")?;
+    Ok(WebhookTarget {
+        id: WebhookId::new(id),
+        token: Secret::new(*token),
+    })
+}
+
+/// What an HTTP status means for the message.
+fn classify_status(status: reqwest::StatusCode, body: &str) -> SendError {
+    let detail = render::truncate(body.trim(), 300);
+    let message = format!("HTTP {status} from Discord: {detail}");
+    let kind = match status.as_u16() {
+        429 => SendErrorKind::RateLimited {
+            retry_after: Duration::from_secs(1),
+            global: false,
+        },
+        // The gateway gave up waiting for Discord: it may have posted.
+        504 => SendErrorKind::Unknown,
+        500..=599 => SendErrorKind::Transient,
+        _ => SendErrorKind::Rejected,
+    };
+    SendError::new(kind, message)
+}
+
+/// What a transport error means for the message. The URL is left out of
+/// the text: webhook URLs carry a token.
+pub(crate) fn classify_reqwest(e: &reqwest::Error) -> SendError {
+    let kind = if e.is_connect() {
+        SendErrorKind::Transient
+    } else if e.is_builder() {
+        SendErrorKind::Rejected
+    } else {
+        SendErrorKind::Unknown
+    };
+    SendError::new(kind, describe_reqwest(e))
+}
+
+/// A transport error as a sentence, without the URL.
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "the request timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response broke off"
+    } else {
+        "the request failed"
+    };
+    let mut out = what.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn classify_serenity(e: serenity::Error) -> SendError {
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            classify_status(r.status_code, &r.error.message)
+        }
+        serenity::Error::Http(HttpError::Request(e)) => classify_reqwest(&e),
+        other => SendError::new(
+            SendErrorKind::Unknown,
+            format!("Discord request failed: {other}"),
+        ),
+    }
+}
+
+impl ChatSink for DiscordSink {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn knows(&self, dest: &Destination) -> bool {
+        self.channels.contains_key(&dest.alias) || self.webhooks.contains_key(&dest.alias)
+    }
+
+    fn resend_is_safe(&self, dest: &Destination) -> bool {
+        // Channel messages carry a nonce with enforce_nonce; webhooks have no such key.
+        self.channels.contains_key(&dest.alias)
+    }
+
+    fn ready<'a>(&'a self, dest: &'a Destination) -> BoxFuture<'a, ()> {
+        async move { self.limiter.acquire(&self.rules(dest)).await }.boxed()
+    }
+
+    fn send<'a>(
+        &'a self,
+        dest: &'a Destination,
+        m: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<Sent, SendError>> {
+        async move {
+            if let Some(channel) = self.channels.get(&dest.alias) {
+                self.send_to_channel(*channel, m).await
+            } else if let Some(hook) = self.webhooks.get(&dest.alias) {
+                self.send_to_webhook(hook, m).await
+            } else {
+                Err(SendError::new(
+                    SendErrorKind::Rejected,
+                    format!("{dest} is not a configured channel or webhook"),
+                ))
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_parse_from_any_host() {
+        let t = parse_webhook_url("http://127.0.0.1:9/api/v10/webhooks/123456789012345678/abcDEF")
+            .unwrap();
+        assert_eq!(t.id.get(), 123456789012345678);
+        assert_eq!(t.token.expose(), "abcDEF");
+        assert!(parse_webhook_url("https://discord.com/api/webhooks/x/y").is_err());
+        assert!(parse_webhook_url("https://discord.com/api/channels/1").is_err());
+    }
+
+    #[test]
+    fn statuses_classify() {
+        assert_eq!(
+            classify_status(reqwest::StatusCode::BAD_GATEWAY, "").kind,
+            SendErrorKind::Transient
+        );
+        assert_eq!(
+            classify_status(reqwest::StatusCode::GATEWAY_TIMEOUT, "").kind,
+            SendErrorKind::Unknown
+        );
+        assert_eq!(
+            classify_status(reqwest::StatusCode::BAD_REQUEST, "{}").kind,
+            SendErrorKind::Rejected
+        );
+    }
+}
