@@ -4,8 +4,12 @@
 //! `main.rs` only parses the command line and calls in here. The pure domain
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod coord;
 pub mod delivery;
+pub mod demo;
 pub mod health;
 pub mod metrics;
 pub mod sandbox;

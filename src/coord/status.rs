@@ -1,0 +1,656 @@
+//! The fleet's shared state: `<workspace>/status.json` (schema 1) and its
+//! rendering for people, `STATUS.md`.
+//!
+//! It holds each agent's heartbeat, the named locks, the fleet-wide mutes,
+//! the kill switch and a short audit history of kills and resumes. Every
+//! change goes through [`StatusFile::update`]: an exclusive lock on
+//! `status.json.lock` (`File::lock`, blocking), read, modify, write a
+//! temporary file, fsync, rename. Readers take no lock: the rename means
+//! they see the previous or the next whole file, never half of one. The
+//! directory is not fsynced after the rename: after a power loss the file is
+//! whole but may be one update old, which heartbeats repair within seconds
+//! (and it halves the cost of an update).
+//! Expired locks are swept on every update.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{CoordError, Durability, host_name, write_atomic};
+
+/// The schema this build writes and understands.
+pub const STATUS_SCHEMA: u32 = 1;
+/// Kill/resume records kept for audit in the file (the agents' databases keep the full trail).
+const HISTORY_LEN: usize = 100;
+const MAX_LOCK_NAME: usize = 128;
+
+/// What an agent is doing, as its heartbeat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    #[default]
+    Idle,
+    Busy,
+    Paused,
+    Killed,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Idle => "idle",
+            AgentState::Busy => "busy",
+            AgentState::Paused => "paused",
+            AgentState::Killed => "killed",
+        }
+    }
+}
+
+/// One agent's heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub pid: u32,
+    pub host: String,
+    pub version: String,
+    pub state: AgentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_task: Option<String>,
+    #[serde(default)]
+    pub queue_depth: u64,
+    pub started_at: DateTime<Utc>,
+    pub last_beat: DateTime<Utc>,
+}
+
+impl Heartbeat {
+    /// A heartbeat of this process, idle, started and beating at `now`.
+    pub fn current(now: DateTime<Utc>) -> Heartbeat {
+        Heartbeat {
+            pid: std::process::id(),
+            host: host_name().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            state: AgentState::Idle,
+            current_task: None,
+            queue_depth: 0,
+            started_at: now,
+            last_beat: now,
+        }
+    }
+}
+
+/// A named lock: who holds it, why, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub holder: String,
+    pub reason: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who pulled the kill switch, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillInfo {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The kill switch: fleet-wide and per agent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KillSwitch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<KillInfo>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, KillInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillAction {
+    Kill,
+    Resume,
+}
+
+/// One kill or resume, for audit. `agent: None` is the whole fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillRecord {
+    pub action: KillAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An agent whose last heartbeat is too old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StalePeer {
+    pub agent: String,
+    pub last_beat: DateTime<Utc>,
+    pub age: Duration,
+    pub pid: u32,
+    pub host: String,
+}
+
+/// The content of `status.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub schema: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, Heartbeat>,
+    #[serde(default)]
+    pub locks: BTreeMap<String, LockInfo>,
+    /// Fleet-wide mutes. Kept as JSON until `switchyard_routing::Mute` lands in main.
+    #[serde(default)]
+    pub mutes: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub kill: KillSwitch,
+    #[serde(default)]
+    pub history: Vec<KillRecord>,
+    /// Fields written by a newer build of the same schema, kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            schema: STATUS_SCHEMA,
+            updated_at: None,
+            agents: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            mutes: Vec::new(),
+            kill: KillSwitch::default(),
+            history: Vec::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+fn to_std(d: chrono::TimeDelta) -> Duration {
+    d.to_std().unwrap_or_default()
+}
+
+impl Status {
+    /// The kill that applies to `agent` (fleet-wide first), if any.
+    pub fn is_killed(&self, agent: &str) -> Option<&KillInfo> {
+        self.kill
+            .fleet
+            .as_ref()
+            .or_else(|| self.kill.agents.get(agent))
+    }
+
+    /// Agents whose last beat is older than `stale_after` at `now`, except those
+    /// that said they were killed (a killed agent may stop beating on purpose).
+    pub fn stale_peers(&self, now: DateTime<Utc>, stale_after: Duration) -> Vec<StalePeer> {
+        self.agents
+            .iter()
+            .filter(|(_, hb)| hb.state != AgentState::Killed)
+            .filter_map(|(name, hb)| {
+                let age = to_std(now - hb.last_beat);
+                (age > stale_after).then(|| StalePeer {
+                    agent: name.clone(),
+                    last_beat: hb.last_beat,
+                    age,
+                    pid: hb.pid,
+                    host: hb.host.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Locks that have not expired at `now`.
+    pub fn active_locks(&self, now: DateTime<Utc>) -> impl Iterator<Item = (&String, &LockInfo)> {
+        self.locks.iter().filter(move |(_, l)| l.expires_at > now)
+    }
+
+    fn sweep(&mut self, now: DateTime<Utc>) {
+        self.locks.retain(|_, l| l.expires_at > now);
+    }
+
+    fn record(&mut self, record: KillRecord) {
+        self.history.push(record);
+        if self.history.len() > HISTORY_LEN {
+            let extra = self.history.len() - HISTORY_LEN;
+            self.history.drain(..extra);
+        }
+    }
+
+    /// STATUS.md: the same data for people.
+    pub fn render_markdown(&self, now: DateTime<Utc>, stale_after: Duration) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# Fleet status\n");
+        let _ = writeln!(
+            md,
+            "Generated from `status.json` (schema {}) at {}. Do not edit: changes are overwritten.\n",
+            self.schema,
+            now.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        let _ = writeln!(md, "## Kill switch\n");
+        match &self.kill.fleet {
+            Some(k) => {
+                let _ = writeln!(
+                    md,
+                    "**FLEET KILLED** by {} at {}: {}\n",
+                    cell(&k.by),
+                    k.at.format("%Y-%m-%d %H:%M:%S"),
+                    cell(&k.reason)
+                );
+            }
+            None => md.push_str("Fleet: running.\n\n"),
+        }
+        for (agent, k) in &self.kill.agents {
+            let _ = writeln!(
+                md,
+                "- `{agent}` killed by {} at {}: {}",
+                cell(&k.by),
+                k.at.format("%Y-%m-%d %H:%M:%S"),
+                cell(&k.reason)
+            );
+        }
+        if !self.kill.agents.is_empty() {
+            md.push('\n');
+        }
+        let _ = writeln!(md, "## Agents\n");
+        if self.agents.is_empty() {
+            md.push_str("No heartbeats yet.\n\n");
+        } else {
+            md.push_str("| agent | state | task | queue | last beat | pid@host | version |\n|---|---|---|---|---|---|---|\n");
+            let stale: Vec<String> = self
+                .stale_peers(now, stale_after)
+                .into_iter()
+                .map(|p| p.agent)
+                .collect();
+            for (name, hb) in &self.agents {
+                let age = to_std(now - hb.last_beat).as_secs();
+                let flag = if stale.contains(name) {
+                    " **STALE**"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    md,
+                    "| {name} | {}{flag} | {} | {} | {age}s ago | {}@{} | {} |",
+                    hb.state.as_str(),
+                    cell(hb.current_task.as_deref().unwrap_or("-")),
+                    hb.queue_depth,
+                    hb.pid,
+                    cell(&hb.host),
+                    cell(&hb.version)
+                );
+            }
+            md.push('\n');
+        }
+        let _ = writeln!(md, "## Locks\n");
+        let mut any = false;
+        for (name, l) in self.active_locks(now) {
+            if !any {
+                md.push_str("| lock | holder | until | reason |\n|---|---|---|---|\n");
+                any = true;
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(name),
+                cell(&l.holder),
+                l.expires_at.format("%Y-%m-%d %H:%M:%S"),
+                cell(&l.reason)
+            );
+        }
+        if !any {
+            md.push_str("No locks held.\n");
+        }
+        let _ = writeln!(
+            md,
+            "\n## Mutes\n\n{} active mute(s); `switchyard mutes` lists them.",
+            self.mutes.len()
+        );
+        if !self.history.is_empty() {
+            let _ = writeln!(md, "\n## Kill switch history (latest last)\n");
+            for r in self.history.iter().rev().take(10).rev() {
+                let _ = writeln!(
+                    md,
+                    "- {} {:?} {} by {}: {}",
+                    r.at.format("%Y-%m-%d %H:%M:%S"),
+                    r.action,
+                    r.agent.as_deref().unwrap_or("fleet"),
+                    cell(&r.by),
+                    cell(&r.reason)
+                );
+            }
+        }
+        md
+    }
+}
+
+/// Keeps a table cell on one line and its pipes from breaking the table.
+fn cell(s: &str) -> String {
+    s.replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+/// Handle on `<workspace>/status.json`.
+#[derive(Debug, Clone)]
+pub struct StatusFile {
+    dir: PathBuf,
+    path: PathBuf,
+    lock_path: PathBuf,
+    stale_after: Duration,
+}
+
+impl StatusFile {
+    /// Opens (does not create) the status file of the workspace; the
+    /// workspace directory is created if missing.
+    pub fn open(workspace: &Path) -> Result<StatusFile, CoordError> {
+        fs::create_dir_all(workspace).map_err(CoordError::io("create the workspace", workspace))?;
+        Ok(StatusFile {
+            dir: workspace.to_path_buf(),
+            path: workspace.join("status.json"),
+            lock_path: workspace.join("status.json.lock"),
+            stale_after: Duration::from_secs(30),
+        })
+    }
+
+    /// The age after which STATUS.md marks an agent stale (`fleet.stale_after`).
+    pub fn with_stale_after(mut self, stale_after: Duration) -> StatusFile {
+        self.stale_after = stale_after;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn markdown_path(&self) -> PathBuf {
+        self.dir.join("STATUS.md")
+    }
+
+    /// The current state, without locking. A missing file is an empty fleet.
+    pub fn read(&self) -> Result<Status, CoordError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Status::default()),
+            Err(e) => return Err(CoordError::io("read", &self.path)(e)),
+        };
+        let status: Status =
+            serde_json::from_slice(&bytes).map_err(|e| CoordError::CorruptStatus {
+                path: self.path.clone(),
+                why: e.to_string(),
+            })?;
+        if status.schema > STATUS_SCHEMA {
+            return Err(CoordError::UnsupportedSchema {
+                found: status.schema,
+                supported: STATUS_SCHEMA,
+            });
+        }
+        Ok(status)
+    }
+
+    /// Changes the state under the exclusive lock and writes it back
+    /// (status.json durably, then STATUS.md). Blocks while another process
+    /// holds the lock.
+    pub fn update<R>(&self, change: impl FnOnce(&mut Status) -> R) -> Result<R, CoordError> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(CoordError::io("open", &self.lock_path))?;
+        lock.lock()
+            .map_err(CoordError::io("lock", &self.lock_path))?;
+        let result = self.update_locked(change);
+        // Dropping the file releases the lock too; unlocking first is explicit.
+        let _ = File::unlock(&lock);
+        result
+    }
+
+    fn update_locked<R>(&self, change: impl FnOnce(&mut Status) -> R) -> Result<R, CoordError> {
+        let mut status = self.read()?;
+        let now = Utc::now();
+        status.schema = STATUS_SCHEMA;
+        status.sweep(now);
+        let r = change(&mut status);
+        status.updated_at = Some(now);
+        let bytes = serde_json::to_vec_pretty(&status).expect("the status serializes");
+        write_atomic(&self.dir, "status.json", &bytes, Durability::Content)?;
+        let md = status.render_markdown(now, self.stale_after);
+        if let Err(e) = write_atomic(&self.dir, "STATUS.md", md.as_bytes(), Durability::None) {
+            // status.json is the truth; a stale STATUS.md is redrawn by the next update.
+            tracing::warn!(error = %e, "could not write STATUS.md");
+        }
+        Ok(r)
+    }
+
+    /// Takes lock `name` for `holder` until now + `ttl`. Held and unexpired
+    /// by someone else: refused, naming them. Held by `holder`: renewed.
+    pub fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        reason: &str,
+    ) -> Result<LockInfo, CoordError> {
+        if name.is_empty()
+            || name.chars().count() > MAX_LOCK_NAME
+            || name.chars().any(char::is_control)
+        {
+            return Err(CoordError::InvalidLockName(name.to_string()));
+        }
+        self.update(|s| {
+            let now = Utc::now();
+            if let Some(l) = s.locks.get(name)
+                && l.expires_at > now
+                && l.holder != holder
+            {
+                return Err(CoordError::LockHeld {
+                    name: name.to_string(),
+                    holder: l.holder.clone(),
+                    reason: l.reason.clone(),
+                    until: l.expires_at,
+                });
+            }
+            let acquired_at = s
+                .locks
+                .get(name)
+                .filter(|l| l.holder == holder)
+                .map_or(now, |l| l.acquired_at);
+            let info = LockInfo {
+                holder: holder.to_string(),
+                reason: reason.to_string(),
+                acquired_at,
+                expires_at: super::inbox::after(now, ttl),
+            };
+            s.locks.insert(name.to_string(), info.clone());
+            Ok(info)
+        })?
+    }
+
+    /// Releases lock `name` held by `holder`.
+    pub fn release(&self, name: &str, holder: &str) -> Result<LockInfo, CoordError> {
+        self.update(|s| match s.locks.get(name) {
+            None => Err(CoordError::LockNotHeld {
+                name: name.to_string(),
+            }),
+            Some(l) if l.holder != holder => Err(CoordError::LockNotYours {
+                name: name.to_string(),
+                holder: l.holder.clone(),
+                requester: holder.to_string(),
+            }),
+            Some(_) => Ok(s.locks.remove(name).expect("present")),
+        })?
+    }
+
+    /// Releases lock `name` whoever holds it (operator override).
+    pub fn force_release(&self, name: &str) -> Result<Option<LockInfo>, CoordError> {
+        self.update(|s| s.locks.remove(name))
+    }
+
+    /// Unexpired locks, by name.
+    pub fn list(&self) -> Result<Vec<(String, LockInfo)>, CoordError> {
+        let now = Utc::now();
+        Ok(self
+            .read()?
+            .active_locks(now)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    /// Pulls the kill switch for one agent or (`None`) the whole fleet.
+    pub fn kill(
+        &self,
+        agent: Option<&str>,
+        by: &str,
+        reason: &str,
+    ) -> Result<KillInfo, CoordError> {
+        self.update(|s| {
+            let info = KillInfo {
+                by: by.to_string(),
+                reason: reason.to_string(),
+                at: Utc::now(),
+            };
+            match agent {
+                None => s.kill.fleet = Some(info.clone()),
+                Some(a) => {
+                    s.kill.agents.insert(a.to_string(), info.clone());
+                }
+            }
+            s.record(KillRecord {
+                action: KillAction::Kill,
+                agent: agent.map(str::to_string),
+                by: info.by.clone(),
+                reason: info.reason.clone(),
+                at: info.at,
+            });
+            tracing::warn!(
+                agent = agent.unwrap_or("fleet"),
+                by,
+                reason,
+                "kill switch pulled"
+            );
+            info
+        })
+    }
+
+    /// Resumes one agent, or (`None`) the whole fleet: the fleet-wide flag
+    /// and every per-agent kill are cleared. Returns whether anything was killed.
+    pub fn resume(&self, agent: Option<&str>, by: &str, reason: &str) -> Result<bool, CoordError> {
+        self.update(|s| {
+            let was = match agent {
+                None => {
+                    let was = s.kill.fleet.is_some() || !s.kill.agents.is_empty();
+                    s.kill = KillSwitch::default();
+                    was
+                }
+                Some(a) => s.kill.agents.remove(a).is_some(),
+            };
+            s.record(KillRecord {
+                action: KillAction::Resume,
+                agent: agent.map(str::to_string),
+                by: by.to_string(),
+                reason: reason.to_string(),
+                at: Utc::now(),
+            });
+            tracing::info!(
+                agent = agent.unwrap_or("fleet"),
+                by,
+                reason,
+                "kill switch released"
+            );
+            was
+        })
+    }
+
+    /// Whether `agent` must stop: the fleet-wide kill or its own.
+    pub fn is_killed(&self, agent: &str) -> Result<Option<KillInfo>, CoordError> {
+        Ok(self.read()?.is_killed(agent).cloned())
+    }
+
+    /// Records `agent`'s heartbeat.
+    pub fn beat(&self, agent: &str, heartbeat: Heartbeat) -> Result<(), CoordError> {
+        self.update(|s| {
+            s.agents.insert(agent.to_string(), heartbeat);
+        })
+    }
+
+    /// Agents whose last beat is older than `stale_after`.
+    pub fn stale_peers(
+        &self,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Result<Vec<StalePeer>, CoordError> {
+        Ok(self.read()?.stale_peers(now, stale_after))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(at: DateTime<Utc>, state: AgentState) -> Heartbeat {
+        Heartbeat {
+            state,
+            ..Heartbeat::current(at)
+        }
+    }
+
+    #[test]
+    fn stale_peers_respects_the_threshold_and_killed_agents() {
+        let now = Utc::now();
+        let mut s = Status::default();
+        s.agents.insert(
+            "fresh".into(),
+            hb(now - chrono::Duration::seconds(5), AgentState::Busy),
+        );
+        s.agents.insert(
+            "old".into(),
+            hb(now - chrono::Duration::seconds(31), AgentState::Idle),
+        );
+        s.agents.insert(
+            "off".into(),
+            hb(now - chrono::Duration::seconds(300), AgentState::Killed),
+        );
+        let stale = s.stale_peers(now, Duration::from_secs(30));
+        assert_eq!(
+            stale.iter().map(|p| p.agent.as_str()).collect::<Vec<_>>(),
+            ["old"]
+        );
+        assert!(stale[0].age >= Duration::from_secs(31));
+    }
+
+    #[test]
+    fn markdown_marks_stale_agents_and_escapes_cells() {
+        let now = Utc::now();
+        let mut s = Status::default();
+        s.agents.insert(
+            "old".into(),
+            hb(now - chrono::Duration::seconds(90), AgentState::Idle),
+        );
+        s.locks.insert(
+            "deploy".into(),
+            LockInfo {
+                holder: "ops".into(),
+                reason: "a | b\nc".into(),
+                acquired_at: now,
+                expires_at: now + chrono::Duration::seconds(60),
+            },
+        );
+        let md = s.render_markdown(now, Duration::from_secs(30));
+        assert!(md.contains("**STALE**"), "{md}");
+        assert!(md.contains("a \\| b c"), "{md}");
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = r#"{"schema":1,"agents":{},"future_field":{"x":1}}"#;
+        let s: Status = serde_json::from_str(text).unwrap();
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["future_field"]["x"], 1);
+    }
+}
