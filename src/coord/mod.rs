@@ -11,6 +11,7 @@
 
 pub mod inbox;
 pub mod item;
+pub mod mutes;
 pub mod status;
 pub mod token_lock;
 

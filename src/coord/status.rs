@@ -39,6 +39,8 @@ pub enum AgentState {
     Busy,
     Paused,
     Killed,
+    /// Shut down cleanly (the last heartbeat of a process).
+    Stopped,
 }
 
 impl AgentState {
@@ -48,6 +50,7 @@ impl AgentState {
             AgentState::Busy => "busy",
             AgentState::Paused => "paused",
             AgentState::Killed => "killed",
+            AgentState::Stopped => "stopped",
         }
     }
 }
@@ -65,6 +68,9 @@ pub struct Heartbeat {
     pub queue_depth: u64,
     pub started_at: DateTime<Utc>,
     pub last_beat: DateTime<Utc>,
+    /// Where the agent serves /healthz and /metrics, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 impl Heartbeat {
@@ -79,6 +85,7 @@ impl Heartbeat {
             queue_depth: 0,
             started_at: now,
             last_beat: now,
+            health: None,
         }
     }
 }
@@ -147,9 +154,12 @@ pub struct Status {
     pub agents: BTreeMap<String, Heartbeat>,
     #[serde(default)]
     pub locks: BTreeMap<String, LockInfo>,
-    /// Fleet-wide mutes. Kept as JSON until `switchyard_routing::Mute` lands in main.
+    /// Fleet-wide mutes (expired ones are swept by the next change).
     #[serde(default)]
-    pub mutes: Vec<serde_json::Value>,
+    pub mutes: Vec<switchyard_routing::Mute>,
+    /// Which notices have been posted for each mute, so exactly one of each goes out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mute_notices: BTreeMap<String, crate::coord::mutes::NoticesPosted>,
     #[serde(default)]
     pub kill: KillSwitch,
     #[serde(default)]
@@ -167,6 +177,7 @@ impl Default for Status {
             agents: BTreeMap::new(),
             locks: BTreeMap::new(),
             mutes: Vec::new(),
+            mute_notices: BTreeMap::new(),
             kill: KillSwitch::default(),
             history: Vec::new(),
             extra: serde_json::Map::new(),
