@@ -19,8 +19,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::{AgentSettings, Config, ConfigError, Secret};
-use crate::coord::inbox::{Claimed, Inbox, InboxItem, Outcome, parse_item};
-use crate::coord::status::{AgentState, Heartbeat, StatusFile, TokenLock};
+use crate::coord::{AgentState, Claimed, Heartbeat, Inbox, InboxItem, Outcome, StatusFile, TokenLock, WatchOptions, parse_item};
 use crate::delivery::{Outbox, OutboxNotify, Sinks};
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
@@ -124,11 +123,11 @@ impl Agent {
         let status = StatusFile::open(&workspace)?;
         let router = Router::new(config.routes.clone(), config.routing.unmatched.clone())
             .map_err(|errs| anyhow::anyhow!("routes: {}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-        let metrics = Metrics::new();
+        let sinks = Sinks::from_config(&config, discord_token, telegram_token)?;
+        let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
+        let stats = outbox.stats();
+        let metrics = Metrics::new(|registry| stats.register(registry));
         let ready = ReadyFlag::default();
-
-        let sinks = Sinks::from_config(&config, discord_token, telegram_token, metrics.clone())?;
-        let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone(), metrics.clone());
         let notify = outbox.notifier();
 
         let shared = Arc::new(Shared {
@@ -222,42 +221,31 @@ impl Agent {
 impl Shared {
     fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
         let hb = Heartbeat {
-            pid: std::process::id(),
-            host: hostname(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
             state,
-            current_task: None,
             queue_depth: queue_depth as u64,
             started_at: self.started_at,
-            last_beat: Utc::now(),
             health: self.health_addr.lock().unwrap_or_else(|p| p.into_inner()).map(|a| a.to_string()),
+            ..Heartbeat::current(Utc::now())
         };
         self.status.beat(&self.agent.name, hb)?;
         Ok(())
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// Claim inbox items one at a time and handle them; stop taking new items on
 /// the stop signal or while the kill switch is on.
-async fn intake_loop(shared: Arc<Shared>, mut inbox: Inbox, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn intake_loop(shared: Arc<Shared>, inbox: Inbox, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
     let mut seq: u32 = 0;
+    let mut watcher = inbox.watch(WatchOptions::default())?;
+    info!(backend = ?watcher.backend(), "watching the inbox");
     loop {
         let path = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
-            p = inbox.next_ready() => p?,
+            p = watcher.next() => p,
         };
-        if shared.status.read()?.killed(&shared.agent.name).is_some() {
+        if shared.status.read()?.is_killed(&shared.agent.name).is_some() {
             // Leave the item where it is; it is picked up after `resume`.
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
@@ -277,7 +265,7 @@ async fn intake_loop(shared: Arc<Shared>, mut inbox: Inbox, mut stop: watch::Rec
         if let Err(e) = claimed.finish(outcome) {
             error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/");
         }
-        shared.metrics.inbox_depth.set(inbox.depth() as i64);
+        shared.metrics.inbox_depth.set(inbox.depth().unwrap_or(0) as i64);
     }
     debug!("intake stopped");
     Ok(())
@@ -307,7 +295,7 @@ async fn handle_item(shared: &Shared, claimed: &Claimed, repeat: &mut RepeatLimi
             }
         },
         other => Outcome::Failed(json!({
-            "error": format!("items of kind `{}` are not handled by this agent yet", other.kind()),
+            "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
             "fix": "send events for now; tasks and approvals arrive with the task pipeline"
         })),
     }
@@ -320,7 +308,7 @@ pub fn error_id() -> String {
 
 /// Route, apply repeats, mutes and digests, and store the event with its
 /// deliveries in one transaction. Returns the item's result record.
-pub async fn handle_event(shared: &Shared, event: Event, repeat: &mut RepeatLimiter) -> anyhow::Result<serde_json::Value> {
+async fn handle_event(shared: &Shared, event: Event, repeat: &mut RepeatLimiter) -> anyhow::Result<serde_json::Value> {
     let now = Utc::now();
     let input = RouteInput::from(&event);
     let decision = shared.router.route(&input);
@@ -398,7 +386,7 @@ async fn housekeeping_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 continue;
             }
         };
-        let killed = status.killed(&shared.agent.name).is_some();
+        let killed = status.is_killed(&shared.agent.name).is_some();
         shared.ready.set(if killed { Readiness::Paused } else { Readiness::Ready });
         if last_beat.elapsed() >= shared.config.fleet.heartbeat_interval {
             last_beat = Instant::now();
@@ -451,7 +439,8 @@ async fn post_held_digest(shared: &Shared, key: &str, header: &str, now: DateTim
     for (dest, events) in by_dest {
         let summary = HeldSummary::from_events(&events);
         let title = format!("{header}: {} message(s) for {dest}", events.len());
-        let body = summary.render_text(&title);
+        // The title already says what this is; the body starts with the counts.
+        let body = summary.render_text("").trim_start().to_string();
         let severity = events.iter().map(|e| e.severity).max().unwrap_or_default();
         shared.store.enqueue_notice(&dest, &title, &body, severity, now).await?;
         info!(key, destination = %dest, count = events.len(), "posted a digest of held messages");

@@ -7,14 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Router, Severity};
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
-use crate::coord::inbox::drop_item;
-use crate::coord::status::StatusFile;
+use crate::coord::{CoordError, Status, StatusFile, drop_item};
 
 /// Bad usage or bad input: the user can fix it (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -251,7 +250,7 @@ pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", status.render_table(Utc::now(), config.fleet.stale_after));
+        print!("{}", render_status_table(&status, Utc::now(), config.fleet.stale_after));
     }
     Ok(())
 }
@@ -267,10 +266,10 @@ pub fn kill(path: Option<PathBuf>, agent: Option<String>, reason: Option<String>
     let file = StatusFile::open(&config.fleet.workspace)?;
     let scope = agent.as_deref().unwrap_or("the whole fleet");
     if on {
-        file.kill(agent.as_deref(), &by, reason.as_deref().unwrap_or(""), Utc::now())?;
+        file.kill(agent.as_deref(), &by, reason.as_deref().unwrap_or(""))?;
         println!("kill switch ON for {scope}: agents stop taking new work within 2 s");
     } else {
-        file.resume(agent.as_deref(), &by, Utc::now())?;
+        file.resume(agent.as_deref(), &by, reason.as_deref().unwrap_or(""))?;
         println!("kill switch OFF for {scope}");
     }
     Ok(())
@@ -307,11 +306,15 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
     match cmd {
         LockCommand::Acquire { name, ttl, reason, holder } => {
             let ttl = parse_duration(&ttl).map_err(bad_input)?;
-            let lock = file.acquire_lock(&name, &holder.unwrap_or_else(me), ttl, &reason, Utc::now())?;
+            let lock = file.acquire(&name, &holder.unwrap_or_else(me), ttl, &reason).map_err(coord_input)?;
             println!("{name} held by {} until {}", lock.holder, lock.expires_at);
         }
         LockCommand::Release { name, holder, force } => {
-            file.release_lock(&name, &holder.unwrap_or_else(me), force)?;
+            if force {
+                file.force_release(&name)?;
+            } else {
+                file.release(&name, &holder.unwrap_or_else(me)).map_err(coord_input)?;
+            }
             println!("{name} released");
         }
         LockCommand::List => {
@@ -360,10 +363,56 @@ pub fn shown(path: &Path) -> String {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
-#[allow(dead_code)]
-fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
-    if !cond {
-        bail!("{msg}");
+/// Lock conflicts and bad names are the user's to fix (exit 2); I/O is not.
+fn coord_input(e: CoordError) -> anyhow::Error {
+    match e {
+        CoordError::LockHeld { .. }
+        | CoordError::LockNotHeld { .. }
+        | CoordError::LockNotYours { .. }
+        | CoordError::InvalidLockName(_) => bad_input(e.to_string()),
+        other => other.into(),
     }
-    Ok(())
+}
+
+/// `switchyard status`: one line per agent, then locks, mutes, the kill switch.
+pub fn render_status_table(status: &Status, now: chrono::DateTime<Utc>, stale_after: Duration) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let stale: std::collections::BTreeSet<String> =
+        status.stale_peers(now, stale_after).into_iter().map(|p| p.agent).collect();
+    let _ = writeln!(out, "{:<16} {:<8} {:>6} {:>10}  {:<7} {}", "AGENT", "STATE", "QUEUE", "LAST BEAT", "PID", "HOST");
+    for (name, hb) in &status.agents {
+        let age = (now - hb.last_beat).to_std().unwrap_or_default();
+        let state = if stale.contains(name) && hb.state.as_str() != "stopped" { "STALE" } else { hb.state.as_str() };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {:>6} {:>9}s  {:<7} {}",
+            name,
+            state,
+            hb.queue_depth,
+            age.as_secs(),
+            hb.pid,
+            hb.host
+        );
+    }
+    if status.agents.is_empty() {
+        let _ = writeln!(out, "(no agent has written a heartbeat yet)");
+    }
+    let kill = match (&status.kill.fleet, status.kill.agents.is_empty()) {
+        (Some(k), _) => format!("ON for the whole fleet (by {} at {}: {})", k.by, k.at, k.reason),
+        (None, false) => format!("ON for {}", status.kill.agents.keys().cloned().collect::<Vec<_>>().join(", ")),
+        (None, true) => "off".to_string(),
+    };
+    let _ = writeln!(out, "\nkill switch: {kill}");
+    let locks: Vec<_> = status.active_locks(now).collect();
+    let _ = writeln!(out, "locks: {}", if locks.is_empty() { "none".to_string() } else { locks.len().to_string() });
+    for (name, l) in locks {
+        let _ = writeln!(out, "  {name}  held by {} until {}  {}", l.holder, l.expires_at, l.reason);
+    }
+    let mutes: Vec<_> = status.mutes.iter().filter(|m| m.is_active(now)).collect();
+    let _ = writeln!(out, "mutes: {}", if mutes.is_empty() { "none".to_string() } else { mutes.len().to_string() });
+    for m in mutes {
+        let _ = writeln!(out, "  {}", m.describe());
+    }
+    out
 }

@@ -169,9 +169,9 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     }
     println!("dropped {} events into {first}'s inbox", events.len());
 
-    // Everything but the held `system` event lands: 7 Discord channels' worth, the
-    // critical alert's Telegram copy, action_required, and the unmatched one.
-    let expected = events.len() - 1 + 1;
+    // Everything but the held `system` event lands, the critical alert twice
+    // (Discord and Telegram), plus the notice that `system` is muted.
+    let expected = events.len() - 1 + 1 + 1;
     let state = wait_until(Duration::from_secs(30), "the deliveries", || {
         let st = sandbox.state();
         (st.total_messages() >= expected).then_some(st)
@@ -180,7 +180,30 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     print_state(config, &state);
     let done = config.agent_dir(first).join("done");
     let held = count_held(&done);
-    println!("\nheld by the `system` mute: {held} event(s) (posted as one digest when the mute ends or `switchyard unmute {}`)", mute.id);
+    println!("\nheld by the `system` mute: {held} event(s)");
+
+    crate::coord::mutes::lift(config, mute.id.as_str(), Utc::now())?;
+    println!("lifted the mute ({}): the held event comes back as one digest", mute.id);
+    let system = config.discord.as_ref().and_then(|d| d.channels.get("system")).copied();
+    let digest = wait_until(Duration::from_secs(20), "the digest", || {
+        let st = sandbox.state();
+        system.and_then(|id| {
+            st.discord_messages(id).iter().map(|m| m.text()).find(|t| t.starts_with("While muted"))
+        })
+    })
+    .await?;
+    println!("  discord #system:");
+    for line in digest.lines() {
+        println!("    | {line}");
+    }
+    let stats = sandbox.state().stats;
+    println!(
+        "\nsandbox: {} Discord and {} Telegram requests, {} refused, {} rate-limited (429)",
+        stats.discord.requests,
+        stats.telegram.requests,
+        stats.discord.rejected + stats.telegram.rejected,
+        stats.discord.rate_limited + stats.telegram.rate_limited
+    );
     Ok(())
 }
 
@@ -202,19 +225,28 @@ fn print_state(config: &Config, state: &SandboxState) {
         .flat_map(|d| d.channels.iter().map(|(a, id)| (*id, a.as_str())))
         .collect();
     println!("\nwhere each message landed:");
-    for ch in &state.discord_channels {
+    for ch in &state.discord.channels {
         let name = aliases.get(&ch.id).copied().unwrap_or(ch.name.as_str());
         println!("  discord #{name} ({} message(s))", ch.messages.len());
         for m in &ch.messages {
-            println!("    - {}", m.summary());
+            println!("    - {}", first_line(&m.text()));
         }
     }
-    for chat in &state.telegram_chats {
+    for chat in &state.telegram.chats {
         println!("  telegram {} ({} message(s))", chat.name, chat.messages.len());
         for m in &chat.messages {
-            println!("    - {}", m.summary());
+            println!("    - {}", first_line(&m.text));
         }
     }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(100).collect();
+    if line.chars().count() > 100 {
+        out.push('…');
+    }
+    out
 }
 
 async fn wait_until<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {

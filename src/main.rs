@@ -93,11 +93,11 @@ struct KillArgs {
     reason: Option<String>,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -113,7 +113,12 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    init_logging(args.log_format);
+    // The demo and the one-shot commands print for a person: their logs stay quiet.
+    let default_filter = match args.command {
+        Command::Run { .. } | Command::Sandbox { .. } => "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn",
+        _ => "warn",
+    };
+    init_logging(args.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

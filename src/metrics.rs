@@ -18,17 +18,6 @@ pub struct CategoryLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeliveryLabel {
-    pub platform: String,
-    pub status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PlatformLabel {
-    pub platform: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
 }
@@ -42,30 +31,25 @@ pub struct Metrics {
     pub repeats_suppressed: Counter,
     pub inbox_items: Family<OutcomeLabel, Counter>,
     pub inbox_depth: Gauge,
-    pub deliveries: Family<DeliveryLabel, Counter>,
-    pub rate_limited: Family<PlatformLabel, Counter>,
-    pub delivery_latency: Histogram,
     pub intake_latency: Histogram,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(|_| {})
     }
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The agent's metrics; `more` registers those other parts own (the
+    /// outbox's delivery counters) in the same registry.
+    pub fn new(more: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::with_prefix("switchyard");
         let events = Family::<CategoryLabel, Counter>::default();
         let unmatched = Counter::default();
         let repeats_suppressed = Counter::default();
         let inbox_items = Family::<OutcomeLabel, Counter>::default();
         let inbox_depth = Gauge::default();
-        let deliveries = Family::<DeliveryLabel, Counter>::default();
-        let rate_limited = Family::<PlatformLabel, Counter>::default();
-        // 1 ms .. ~65 s
-        let delivery_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         let intake_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register("events", "Events accepted, by category", events.clone());
         registry.register(
@@ -89,25 +73,11 @@ impl Metrics {
             inbox_depth.clone(),
         );
         registry.register(
-            "deliveries",
-            "Deliveries by platform and final status",
-            deliveries.clone(),
-        );
-        registry.register(
-            "rate_limited",
-            "HTTP 429 responses received, by platform",
-            rate_limited.clone(),
-        );
-        registry.register(
-            "delivery_latency_seconds",
-            "Time from an event's arrival to its delivery",
-            delivery_latency.clone(),
-        );
-        registry.register(
             "intake_latency_seconds",
             "Time from claiming an inbox item to its event being durably stored",
             intake_latency.clone(),
         );
+        more(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             events,
@@ -115,9 +85,6 @@ impl Metrics {
             repeats_suppressed,
             inbox_items,
             inbox_depth,
-            deliveries,
-            rate_limited,
-            delivery_latency,
             intake_latency,
         }
     }
@@ -152,23 +119,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
-        let m = Metrics::new();
+    fn renders_prometheus_text_with_metrics_registered_by_other_parts() {
+        let extra = Counter::<u64>::default();
+        let registered = extra.clone();
+        let m = Metrics::new(move |r| r.register("extra", "registered by another part", registered));
         m.count_event("alert");
-        m.rate_limited
-            .get_or_create(&PlatformLabel {
-                platform: "discord".into(),
-            })
-            .inc();
+        extra.inc();
         let text = m.render();
-        assert!(
-            text.contains("switchyard_events_total{category=\"alert\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("switchyard_rate_limited_total{platform=\"discord\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("switchyard_events_total{category=\"alert\"} 1"), "{text}");
+        assert!(text.contains("switchyard_extra_total 1"), "{text}");
         assert!(text.contains("# EOF"));
     }
 }

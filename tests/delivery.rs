@@ -259,7 +259,7 @@ async fn held_messages_are_released_once() {
     assert_eq!(
         released
             .iter()
-            .map(|e| e.title.as_str())
+            .map(|(_, e)| e.title.as_str())
             .collect::<Vec<_>>(),
         ["hb 0", "hb 1", "hb 2"]
     );

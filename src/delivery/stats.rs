@@ -48,7 +48,7 @@ impl Default for DeliveryStats {
 impl DeliveryStats {
     /// Register every metric under `switchyard_delivery_*`.
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("switchyard_delivery");
+        let r = registry.sub_registry_with_prefix("delivery");
         r.register(
             "sent",
             "Messages accepted by the platform",

@@ -347,6 +347,11 @@ impl SandboxHandle {
         inject(&self.shared, fault);
     }
 
+    /// Drops every fault still queued; messages and counters stay.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// Forgets messages, updates, statistics, faults and rate-limit counters; back to the options.
     pub fn reset(&self) {
         reset(&self.shared);

@@ -133,6 +133,29 @@ pub struct DiscordMessage {
     pub edited_timestamp: Option<String>,
 }
 
+impl DiscordMessage {
+    /// What a reader sees: the content, then each embed's title, description and fields.
+    pub fn text(&self) -> String {
+        let mut parts = vec![self.content.clone()];
+        for e in &self.embeds {
+            for key in ["title", "description"] {
+                if let Some(t) = e.get(key).and_then(Value::as_str) {
+                    parts.push(t.to_string());
+                }
+            }
+            for f in e.get("fields").and_then(Value::as_array).into_iter().flatten() {
+                for key in ["name", "value"] {
+                    if let Some(t) = f.get(key).and_then(Value::as_str) {
+                        parts.push(t.to_string());
+                    }
+                }
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        parts.join("\n")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiscordChannelState {
     pub id: u64,
@@ -222,6 +245,12 @@ impl SandboxState {
             .iter()
             .find(|c| c.id == channel_id)
             .map_or(&[], |c| &c.messages)
+    }
+
+    /// Messages posted to every Discord channel and Telegram chat.
+    pub fn total_messages(&self) -> usize {
+        self.discord.channels.iter().map(|c| c.messages.len()).sum::<usize>()
+            + self.telegram.chats.iter().map(|c| c.messages.len()).sum::<usize>()
     }
 
     /// The messages of a Telegram chat (empty when the chat is unknown).

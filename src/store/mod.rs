@@ -550,14 +550,14 @@ impl Store {
         &self,
         mute_id: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<Event>> {
+    ) -> anyhow::Result<Vec<(Destination, Event)>> {
         let mut tx = self
             .pool
             .begin()
             .await
             .context("cannot start a transaction")?;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT h.delivery_id, e.payload FROM held_messages h JOIN events e ON e.event_id = h.event_id \
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT h.delivery_id, h.destination, e.payload FROM held_messages h JOIN events e ON e.event_id = h.event_id \
              WHERE h.mute_id = $1 AND h.released_at IS NULL ORDER BY h.held_at, h.delivery_id",
         )
         .bind(mute_id)
@@ -565,7 +565,7 @@ impl Store {
         .await
         .context("cannot read held messages")?;
         let mut events = Vec::with_capacity(rows.len());
-        for (delivery_id, payload) in rows {
+        for (delivery_id, destination, payload) in rows {
             sqlx::query("UPDATE held_messages SET released_at = $1 WHERE delivery_id = $2")
                 .bind(millis(now))
                 .bind(&delivery_id)
@@ -580,10 +580,27 @@ impl Store {
             .bind(DeliveryState::Held.as_str())
             .execute(&mut *tx)
             .await?;
-            events.push(serde_json::from_str(&payload).context("a stored event does not parse")?);
+            let destination: Destination = destination
+                .parse()
+                .context("a stored destination does not parse")?;
+            events.push((
+                destination,
+                serde_json::from_str(&payload).context("a stored event does not parse")?,
+            ));
         }
         tx.commit().await.context("cannot release held messages")?;
         Ok(events)
+    }
+
+    /// The mute ids (and digest keys) that still hold messages of this agent.
+    pub async fn held_mute_ids(&self) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT mute_id FROM held_messages WHERE released_at IS NULL ORDER BY mute_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot list held messages")?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Every delivery of one event, in outbox order.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchyard::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
+use switchyard::sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
 
 pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
     ("briefings", 900000000000000001),
@@ -253,4 +253,34 @@ pub async fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() ->
 
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+pub fn total_messages(state: &SandboxState) -> usize {
+    state.total_messages()
+}
+
+/// What readers of a Discord channel (by alias) see, one string per message.
+pub fn discord_texts(state: &SandboxState, alias: &str) -> Vec<String> {
+    let id = DISCORD_CHANNELS.iter().find(|(a, _)| *a == alias).map(|(_, id)| *id).expect("known alias");
+    state.discord_messages(id).iter().map(|m| m.text()).collect()
+}
+
+/// The operator chat's messages as the user sees them.
+pub fn telegram_texts(state: &SandboxState) -> Vec<String> {
+    state.telegram_messages(OPERATOR_CHAT).iter().map(|m| m.text.clone()).collect()
+}
+
+/// Channel buckets of 50 per second instead of Discord's 5 per 5 s, for
+/// tests that count messages rather than measure pacing.
+pub fn fast_discord_limits(opts: &mut SandboxOptions) {
+    opts.discord_rate.channel_messages = switchyard::sandbox::Rate::new(50, Duration::from_secs(1));
+}
+
+/// Make every Discord message post fail with 503 (on) or serve normally (off).
+pub fn fail_discord(sandbox: &SandboxHandle, on: bool) {
+    if on {
+        sandbox.inject(Fault::ServerErrors { platform: Platform::Discord, count: 1_000_000, status: 503 });
+    } else {
+        sandbox.clear_faults();
+    }
 }
