@@ -41,6 +41,14 @@ enum Command {
         /// The agent's name in the configuration
         #[arg(long)]
         agent: String,
+        /// Serve /healthz, /readyz and /metrics here instead of the configured `listen`
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Exit 0 when an agent's /healthz answers (for container healthchecks)
+    Healthcheck {
+        /// For example http://127.0.0.1:7601/healthz
+        url: String,
     },
     /// Drop an event into an agent's inbox
     Send(cli::SendArgs),
@@ -115,7 +123,9 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     // The demo and the one-shot commands print for a person: their logs stay quiet.
     let default_filter = match args.command {
-        Command::Run { .. } | Command::Sandbox { .. } => "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn",
+        Command::Run { .. } | Command::Sandbox { .. } => {
+            "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"
+        }
         _ => "warn",
     };
     init_logging(args.log_format, default_filter);
@@ -133,7 +143,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match args.command {
             Command::Demo(demo) => cli::demo(config, demo).await,
-            Command::Run { agent } => cli::run(config, &agent).await,
+            Command::Run { agent, listen } => cli::run(config, &agent, listen).await,
+            Command::Healthcheck { url } => cli::healthcheck(&url).await,
             Command::Send(send) => cli::send(config, send).await,
             Command::Route(route) => cli::route(config, route),
             Command::Mute(mute) => cli::mute(config, mute),

@@ -79,7 +79,7 @@ fn every_category_lands_where_seed_002_says() {
             "{telegram:?}"
         );
         let unmatched = fleet.wait_result("manager", "done", "evt_cat_8").await;
-        assert_eq!(unmatched["unmatched"], true, "{unmatched}");
+        assert_eq!(unmatched["result"]["unmatched"], true, "{unmatched}");
         assert_eq!(
             common::total_messages(&fleet.state()),
             10,
@@ -114,7 +114,7 @@ fn bad_inbox_files_go_to_failed_and_the_agent_keeps_going() {
             assert!(fleet.agent_dir("manager").join("failed").join(format!("{id}.json")).exists(), "{id} kept in failed/");
         }
         let r = fleet.wait_result("manager", "done", "long_body").await;
-        assert_eq!(r["status"], "routed", "{r}");
+        assert_eq!(r["result"]["status"], "routed", "{r}");
         let st = wait_for(Duration::from_secs(20), "the long message", || {
             let st = fleet.state();
             (!common::discord_texts(&st, "chat").is_empty()).then_some(st)

@@ -203,7 +203,8 @@ impl Status {
     pub fn stale_peers(&self, now: DateTime<Utc>, stale_after: Duration) -> Vec<StalePeer> {
         self.agents
             .iter()
-            .filter(|(_, hb)| hb.state != AgentState::Killed)
+            // A killed agent beats no more by design; a stopped one shut down cleanly.
+            .filter(|(_, hb)| !matches!(hb.state, AgentState::Killed | AgentState::Stopped))
             .filter_map(|(name, hb)| {
                 let age = to_std(now - hb.last_beat);
                 (age > stale_after).then(|| StalePeer {

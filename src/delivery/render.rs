@@ -40,7 +40,7 @@ pub fn truncate(text: &str, max: usize) -> String {
     if total <= max {
         return text.to_string();
     }
-    let note = format!("… (+{} characters)", total - max);
+    let note = format!("… (truncated: {} more characters)", total - max);
     let keep = max.saturating_sub(note.chars().count());
     let mut out: String = text.chars().take(keep).collect();
     out.push_str(&note);
