@@ -6,3 +6,4 @@
 
 pub mod sandbox;
 pub mod config;
+pub mod tasks;

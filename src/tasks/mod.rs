@@ -1,0 +1,15 @@
+//! Work handed to container workers: task specs (seed 004), the policy gate,
+//! the pipeline that runs a spec's steps through a [`WorkerRuntime`], the
+//! circuit breakers around it (seed 000), and what a finished task leaves
+//! behind (event, telemetry line, intent → receipt → verification records).
+//!
+//! Nothing here knows Docker: the runtime is a trait, implemented over
+//! bollard in `crate::workers` and by an in-memory fake for core tests.
+
+pub mod policy;
+pub mod spec;
+
+pub use policy::{ApprovalDecision, GateDecision, PolicyLine, PolicyReport, gate, score};
+pub use spec::{
+    Budget, MemoryEntry, Notify, Priority, Risk, SpecErrors, Step, TaskId, TaskSpec, TaskState,
+};
