@@ -7,3 +7,4 @@
 pub mod sandbox;
 pub mod config;
 pub mod tasks;
+pub mod workers;

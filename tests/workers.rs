@@ -213,7 +213,8 @@ fn seed_examples_score_as_the_seed_says() {
 #[test]
 fn policy_points_table() {
     // (priority, risk, skill, args, expected score, dangerous)
-    let table: &[(&str, &str, &str, &[&str], u8, bool)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], u8, bool);
+    let table: &[Case] = &[
         ("low", "low", "sh", &["echo hi"], 10, false),
         ("low", "medium", "sh", &["echo hi"], 30, false),
         ("low", "high", "sh", &["echo hi"], 60, false),
@@ -348,4 +349,365 @@ fn explain_lists_every_reason_line_by_line() {
     assert!(text.contains("+60  declared risk high"), "{text}");
     assert!(text.contains("+20  git push (step 1)"), "{text}");
     assert!(text.contains("+15  priority urgent"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// Container workers on the real Docker engine
+
+mod docker {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use switchyard::config::{DockerSettings, SkillSettings};
+    use switchyard::tasks::TaskId;
+    use switchyard::tasks::runtime::{StepRun, StepStatus};
+    use switchyard::workers::{self, DockerRuntime, WORKER_IMAGE, image::ImageStatus};
+    use tokio::sync::OnceCell;
+
+    static IMAGE: OnceCell<()> = OnceCell::const_new();
+
+    /// The engine, with the worker image built; `None` (after a loud
+    /// message) when there is no engine and Docker is not required.
+    pub async fn runtime() -> Option<DockerRuntime> {
+        let settings = DockerSettings {
+            host: "unix:///var/run/docker.sock".into(),
+        };
+        let rt = match DockerRuntime::connect(&settings).await {
+            Ok(rt) => rt,
+            Err(e) if std::env::var("SWITCHYARD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+                panic!("SWITCHYARD_REQUIRE_DOCKER=1 but Docker is unavailable: {e}")
+            }
+            Err(e) => {
+                eprintln!(
+                    "\n!!!!!!!! SKIPPED: no Docker engine ({e}); set SWITCHYARD_REQUIRE_DOCKER=1 to fail instead !!!!!!!!\n"
+                );
+                return None;
+            }
+        };
+        IMAGE
+            .get_or_init(|| async {
+                workers::ensure_worker_image(rt.docker(), WORKER_IMAGE)
+                    .await
+                    .expect("build the worker image");
+            })
+            .await;
+        Some(rt)
+    }
+
+    pub fn skill() -> SkillSettings {
+        SkillSettings {
+            image: WORKER_IMAGE.into(),
+            command: vec!["sh".into(), "-c".into()],
+            network: false,
+            memory_bytes: 32 << 20,
+            cpus: 0.5,
+            pids: 32,
+            timeout: Duration::from_secs(20),
+            env: Vec::new(),
+            mounts: Vec::new(),
+        }
+    }
+
+    pub fn step(agent: &str, script: &str, log_dir: &Path) -> StepRun {
+        StepRun {
+            agent: agent.into(),
+            task_id: TaskId::parse("tsk_test").unwrap(),
+            step_index: 0,
+            attempt: 1,
+            skill_name: "sh".into(),
+            skill: skill(),
+            args: vec![script.into()],
+            timeout: Duration::from_secs(20),
+            log_dir: log_dir.to_path_buf(),
+        }
+    }
+
+    /// Containers carrying this agent's label, by the docker CLI (independent of the code under test).
+    fn labelled(agent: &str, all: bool) -> Vec<String> {
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=switchyard.agent={agent}"),
+        ]);
+        if all {
+            cmd.arg("-a");
+        }
+        let out = cmd.output().expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    async fn until_running(agent: &str) {
+        for _ in 0..200 {
+            if !labelled(agent, false).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no running container for {agent}");
+    }
+
+    #[test]
+    fn container_spec_is_sandboxed_and_passes_only_named_env() {
+        let dir = Path::new("/tmp");
+        let mut run = step("spec", "true", dir);
+        run.skill.env = vec!["VISIBLE_TOKEN".into(), "UNSET_ONE".into()];
+        run.skill.mounts = vec!["/srv/data:/data".into(), "/srv/out:/out:rw".into()];
+        let env = HashMap::from([
+            ("VISIBLE_TOKEN".to_string(), "v".to_string()),
+            ("HIDDEN_TOKEN".to_string(), "h".to_string()),
+        ]);
+        let body = workers::container_body(&run, &env).unwrap();
+        assert_eq!(body.env.unwrap(), vec!["VISIBLE_TOKEN=v".to_string()]);
+        assert_eq!(body.cmd.unwrap(), vec!["sh", "-c", "true"]);
+        assert_eq!(body.user.as_deref(), Some("65534:65534"));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["switchyard.agent"], "spec");
+        assert_eq!(labels["switchyard.task"], "tsk_test");
+        assert_eq!(labels["switchyard.step"], "0");
+        let hc = body.host_config.unwrap();
+        assert_eq!(
+            (hc.memory, hc.memory_swap),
+            (Some(32 << 20), Some(32 << 20))
+        );
+        assert_eq!(hc.nano_cpus, Some(500_000_000));
+        assert_eq!(hc.pids_limit, Some(32));
+        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.cap_drop.unwrap(), vec!["ALL"]);
+        assert_eq!(hc.security_opt.unwrap(), vec!["no-new-privileges"]);
+        assert!(hc.tmpfs.unwrap().contains_key("/tmp"));
+        assert_eq!(
+            hc.binds.unwrap(),
+            vec!["/srv/data:/data:ro", "/srv/out:/out:rw"]
+        );
+
+        run.skill.mounts = vec!["relative:/x".into()];
+        assert!(
+            workers::container_body(&run, &env).is_err(),
+            "relative mounts are refused"
+        );
+        run.skill.mounts.clear();
+        run.skill.network = true;
+        let hc = workers::container_body(&run, &env)
+            .unwrap()
+            .host_config
+            .unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("bridge"));
+    }
+
+    #[tokio::test]
+    async fn a_step_that_succeeds_reports_output_and_usage() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let out = rt
+            .run_step(step(
+                "t-ok",
+                r#"echo hello; echo 'SWITCHYARD_USAGE {"tokens":120,"cost_usd":0.02}'"#,
+                logs.path(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Succeeded, "{out:?}");
+        assert_eq!(out.exit_code, Some(0));
+        assert!(out.stdout.starts_with("hello\n"));
+        let usage = out.usage.unwrap();
+        assert_eq!(usage.tokens, 120);
+        assert!(
+            labelled("t-ok", true).is_empty(),
+            "the container is removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_holds_inside_the_container() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let script = "id -u; touch /etc/x 2>&1 || true; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status; \
+                      echo data > /tmp/f && cat /tmp/f; ls /sys/class/net";
+        let out = rt
+            .run_step(step("t-sandbox", script, logs.path()))
+            .await
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Succeeded, "{out:?}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], "65534", "not root");
+        assert!(
+            out.stdout.contains("Read-only file system"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("CapEff:\t0000000000000000"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("NoNewPrivs:\t1"), "{}", out.stdout);
+        assert!(out.stdout.contains("data"), "/tmp is writable");
+        assert_eq!(lines.last(), Some(&"lo"), "only loopback: {}", out.stdout);
+    }
+
+    #[tokio::test]
+    async fn a_step_that_fails_reports_its_exit_code() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let out = rt
+            .run_step(step("t-fail", "echo oops >&2; exit 3", logs.path()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.status, out.exit_code),
+            (StepStatus::Failed, Some(3)),
+            "{out:?}"
+        );
+        assert_eq!(out.stderr, "oops\n");
+    }
+
+    #[tokio::test]
+    async fn a_step_past_its_time_box_is_killed_and_timed_out() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let mut run = step("t-slow", "echo started; sleep 60", logs.path());
+        run.timeout = Duration::from_secs(1);
+        let out = rt.run_step(run).await.unwrap();
+        assert_eq!(out.status, StepStatus::TimedOut, "{out:?}");
+        assert_eq!(out.stdout, "started\n");
+        assert!(labelled("t-slow", true).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_step_over_its_memory_limit_is_reported_oom() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let mut run = step(
+            "t-oom",
+            "dd if=/dev/zero of=/dev/null bs=128M count=1",
+            logs.path(),
+        );
+        run.skill.memory_bytes = 16 << 20;
+        let out = rt.run_step(run).await.unwrap();
+        assert_eq!(out.status, StepStatus::Oom, "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_fork_bomb_is_held_by_the_process_limit() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let mut run = step(
+            "t-bomb",
+            "bomb() { bomb | bomb & }; bomb; sleep 2; echo still-here",
+            logs.path(),
+        );
+        run.skill.pids = 16;
+        run.timeout = Duration::from_secs(4);
+        let out = rt.run_step(run).await.unwrap();
+        // The limit holds the bomb: forks fail inside the container and the
+        // step's own shell is still able to finish; nothing spills onto the host.
+        assert!(out.stderr.contains("can't fork"), "{out:?}");
+        assert!(out.stdout.contains("still-here"), "{out:?}");
+        assert!(
+            matches!(out.status, StepStatus::Succeeded | StepStatus::TimedOut),
+            "{out:?}"
+        );
+        assert!(labelled("t-bomb", true).is_empty(), "the container is gone");
+    }
+
+    #[tokio::test]
+    async fn a_step_without_network_gets_no_route() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let out = rt
+            .run_step(step("t-net", "nc -w 2 1.1.1.1 80 </dev/null", logs.path()))
+            .await
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Failed, "{out:?}");
+        assert!(
+            out.stderr.to_lowercase().contains("unreachable"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    #[tokio::test]
+    async fn output_past_the_bound_goes_to_a_log_file() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let rt = rt.with_output_keep(1024);
+        let script = r#"yes line | head -n 20000; echo 'SWITCHYARD_USAGE {"tokens":7}'"#;
+        let out = rt
+            .run_step(step("t-big", script, logs.path()))
+            .await
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Succeeded);
+        assert!(out.output_truncated);
+        assert!(
+            out.stdout.len() < 2048,
+            "kept output is bounded: {}",
+            out.stdout.len()
+        );
+        assert_eq!(
+            out.usage.unwrap().tokens,
+            7,
+            "the usage line survives the cut"
+        );
+        let file = std::fs::read_to_string(out.log_file.unwrap()).unwrap();
+        assert_eq!(file.lines().filter(|l| *l == "line").count(), 20000);
+    }
+
+    #[tokio::test]
+    async fn the_kill_switch_kills_a_running_step() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let run = step("t-kill", "sleep 60", logs.path());
+        let runner = rt.clone();
+        let handle = tokio::spawn(async move { runner.run_step(run).await });
+        until_running("t-kill").await;
+        let killed = rt.kill_running("t-kill").await.unwrap();
+        assert_eq!(killed.len(), 1);
+        let out = tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Killed, "{out:?}");
+        assert!(labelled("t-kill", true).is_empty());
+    }
+
+    #[tokio::test]
+    async fn orphans_left_by_a_crash_are_reaped_by_label() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        // A crash mid-step: the future driving the step is dropped, its container keeps running.
+        let runner = rt.clone();
+        let run = step("t-orphan", "sleep 60", logs.path());
+        let handle = tokio::spawn(async move { runner.run_step(run).await });
+        until_running("t-orphan").await;
+        handle.abort();
+        let _ = handle.await;
+        assert_eq!(
+            labelled("t-orphan", true).len(),
+            1,
+            "the orphan is still there"
+        );
+        let other = rt.reap_orphans("t-nobody").await.unwrap();
+        assert!(other.is_empty(), "another agent's label is not ours");
+        let reaped = rt.reap_orphans("t-orphan").await.unwrap();
+        assert_eq!(reaped.len(), 1);
+        assert!(labelled("t-orphan", true).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_worker_image_is_reused_when_its_recipe_is_unchanged() {
+        let Some(rt) = runtime().await else { return };
+        let status = workers::ensure_worker_image(rt.docker(), WORKER_IMAGE)
+            .await
+            .unwrap();
+        assert_eq!(status, ImageStatus::Present);
+    }
 }

@@ -7,6 +7,7 @@
 //! bollard in `crate::workers` and by an in-memory fake for core tests.
 
 pub mod policy;
+pub mod runtime;
 pub mod spec;
 
 pub use policy::{ApprovalDecision, GateDecision, PolicyLine, PolicyReport, gate, score};
