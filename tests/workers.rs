@@ -711,3 +711,284 @@ mod docker {
         assert_eq!(status, ImageStatus::Present);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The pipeline and its circuit breakers (fake runtime, paused time)
+
+mod pipeline {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use switchyard::config::PolicySettings;
+    use switchyard::tasks::breaker::over_budget;
+    use switchyard::tasks::{
+        ApprovalDecision, Backoff, BreakerSettings, FakeRuntime, Pipeline, PipelineError,
+        StepOutcome, StepStatus, TaskSpec, TaskState, Usage,
+    };
+    use switchyard_routing::Category;
+
+    fn breakers(max_attempts: u32) -> BreakerSettings {
+        BreakerSettings {
+            max_attempts,
+            // Milliseconds, not seconds: paused time needs tokio's `test-util`, which would
+            // rebuild the team's whole test tree; the recorded delays are asserted instead.
+            backoff: Backoff {
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(60),
+                jitter: true,
+            },
+            task_timeout: Duration::from_secs(3600),
+            pause_after_failures: 2,
+        }
+    }
+
+    fn pipeline(fake: &FakeRuntime, b: BreakerSettings) -> Pipeline<FakeRuntime> {
+        let skills = BTreeMap::from([("sh".to_string(), super::docker::skill())]);
+        Pipeline::new(
+            fake.clone(),
+            "opsclaw",
+            skills,
+            PolicySettings {
+                approval_threshold: 60,
+            },
+            b,
+            "/tmp".into(),
+        )
+    }
+
+    fn spec(extra: serde_json::Value) -> TaskSpec {
+        let mut v = serde_json::json!({
+            "id": "tsk_p", "title": "Pipeline test", "risk": "low", "skills": ["sh"],
+            "steps": [{"skill": "sh", "args": ["echo a"]}, {"skill": "sh", "args": ["echo b"]}]
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        TaskSpec::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_back_off_up_to_the_limit_then_fail_with_an_alert() {
+        let fake = FakeRuntime::new();
+        for _ in 0..3 {
+            fake.push(StepOutcome::exited(1, "boom"));
+        }
+        let p = pipeline(&fake, breakers(3));
+        let start = tokio::time::Instant::now();
+        let r = p.run(&spec(serde_json::json!({})), None).await.unwrap();
+        assert_eq!(r.state, TaskState::Failed);
+        assert_eq!(r.attempts, 3);
+        assert_eq!(
+            fake.runs().len(),
+            3,
+            "the first step failed each time; the second never ran"
+        );
+        assert!(
+            r.reason.as_deref().unwrap().contains("attempt 3 of 3"),
+            "{:?}",
+            r.reason
+        );
+        // Exponential with jitter in the upper half: 10 ms → [5,10], 20 ms → [10,20].
+        let waits: Vec<u64> = r.receipt.attempts.iter().map(|a| a.waited_ms).collect();
+        assert_eq!(waits[0], 0);
+        assert!((5..=10).contains(&waits[1]), "{waits:?}");
+        assert!((10..=20).contains(&waits[2]), "{waits:?}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(waits[1] + waits[2]),
+            "the pipeline really waited"
+        );
+        assert_eq!(r.category(), Category::Alert);
+        let ev = r.event(chrono::Utc::now(), 1).unwrap().unwrap();
+        assert_eq!(ev.event_type, "task.failed");
+        assert_eq!(ev.source, "worker:opsclaw");
+        assert!(ev.metrics.contains_key("latency_ms") && ev.metrics.contains_key("cost_usd"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_succeeds_ends_succeeded_with_a_subagent_result() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(1, "flaky"));
+        let p = pipeline(&fake, breakers(3));
+        let r = p.run(&spec(serde_json::json!({})), None).await.unwrap();
+        assert_eq!((r.state, r.attempts), (TaskState::Succeeded, 2));
+        assert_eq!(r.category(), Category::SubagentResult);
+        assert_eq!(
+            r.event_draft().unwrap().event_type.as_deref(),
+            Some("task.succeeded")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_optional_step_that_fails_does_not_fail_the_task() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(2, ""));
+        let s = spec(serde_json::json!({
+            "steps": [{"skill": "sh", "args": ["false"], "optional": true}, {"skill": "sh", "args": ["echo SMOKE_OK"]}],
+            "acceptance": ["Printed SMOKE_OK", "Report looks right"]
+        }));
+        fake.push(StepOutcome::exited(0, "SMOKE_OK\n"));
+        let r = pipeline(&fake, breakers(3)).run(&s, None).await.unwrap();
+        assert_eq!((r.state, r.attempts), (TaskState::Succeeded, 1));
+        let results: Vec<_> = r.verification.checks.iter().map(|c| c.result).collect();
+        use switchyard::tasks::pipeline::CheckResult::*;
+        assert_eq!(results, vec![Passed, Unverifiable]);
+        assert_eq!(r.exit_codes(), vec![Some(2), Some(0)]);
+        let line = r.telemetry(chrono::Utc::now());
+        assert_eq!((line.pass, line.warn, line.fail), (1, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn failed_acceptance_fails_the_attempt() {
+        let fake = FakeRuntime::new();
+        let s = spec(serde_json::json!({"acceptance": ["Printed 'DONE'"]}));
+        let r = pipeline(&fake, breakers(2)).run(&s, None).await.unwrap();
+        assert_eq!((r.state, r.attempts), (TaskState::Failed, 2));
+        assert!(
+            r.reason
+                .unwrap()
+                .contains("acceptance failed: Printed 'DONE'")
+        );
+    }
+
+    #[tokio::test]
+    async fn over_budget_stops_the_task_without_retrying() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(
+            0,
+            "SWITCHYARD_USAGE {\"tokens\":900,\"cost_usd\":0.5}\n",
+        ));
+        fake.push(StepOutcome::exited(
+            0,
+            "SWITCHYARD_USAGE {\"tokens\":200}\n",
+        ));
+        let s = spec(serde_json::json!({"budget": {"tokens": 1000}}));
+        let r = pipeline(&fake, breakers(3)).run(&s, None).await.unwrap();
+        assert_eq!((r.state, r.attempts), (TaskState::Failed, 1));
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap()
+                .contains("over budget: 1100 tokens"),
+            "{:?}",
+            r.reason
+        );
+        assert_eq!(r.receipt.usage.tokens, 1100);
+        assert!(
+            over_budget(
+                s.budget.as_ref(),
+                &Usage {
+                    tokens: 1000,
+                    cost_usd: 0.0
+                }
+            )
+            .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_task_time_box_ends_it_timed_out() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(137, "").with_status(StepStatus::TimedOut));
+        let mut b = breakers(3);
+        b.task_timeout = Duration::from_secs(5);
+        let r = pipeline(&fake, b)
+            .run(&spec(serde_json::json!({})), None)
+            .await
+            .unwrap();
+        assert_eq!(r.state, TaskState::TimedOut);
+        let step_box = fake.runs()[0].timeout;
+        assert!(
+            step_box <= Duration::from_secs(5) && step_box < super::docker::skill().timeout,
+            "the step's time box is cut to the task's: {step_box:?}"
+        );
+        assert_eq!(r.category(), Category::Alert);
+    }
+
+    #[tokio::test]
+    async fn a_high_risk_task_waits_for_approval_then_runs_or_is_blocked() {
+        let fake = FakeRuntime::new();
+        let p = pipeline(&fake, breakers(1));
+        let s = spec(serde_json::json!({"risk": "high", "priority": "urgent"}));
+        let r = p.run(&s, None).await.unwrap();
+        assert_eq!(r.state, TaskState::AwaitingApproval);
+        assert!(r.event_draft().is_none());
+        assert!(fake.runs().is_empty(), "nothing ran before approval");
+        let denied = p.run(&s, Some(ApprovalDecision::Denied)).await.unwrap();
+        assert_eq!(denied.state, TaskState::Blocked);
+        assert!(fake.runs().is_empty());
+        let approved = p.run(&s, Some(ApprovalDecision::Approved)).await.unwrap();
+        assert_eq!(approved.state, TaskState::Succeeded);
+        assert_eq!(fake.runs().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn consecutive_failures_pause_the_agent_until_resumed() {
+        let fake = FakeRuntime::new();
+        let p = pipeline(&fake, breakers(1));
+        for _ in 0..2 {
+            fake.push(StepOutcome::exited(1, ""));
+            assert_eq!(
+                p.run(&spec(serde_json::json!({})), None)
+                    .await
+                    .unwrap()
+                    .state,
+                TaskState::Failed
+            );
+        }
+        let err = p.run(&spec(serde_json::json!({})), None).await.unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Paused { failures: 2, .. }),
+            "{err}"
+        );
+        p.resume();
+        assert_eq!(
+            p.run(&spec(serde_json::json!({})), None)
+                .await
+                .unwrap()
+                .state,
+            TaskState::Succeeded
+        );
+    }
+
+    #[tokio::test]
+    async fn the_kill_switch_cancels_and_refuses_new_work() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(137, "").with_status(StepStatus::Killed));
+        let p = pipeline(&fake, breakers(3));
+        let r = p.run(&spec(serde_json::json!({})), None).await.unwrap();
+        assert_eq!(
+            (r.state, r.attempts),
+            (TaskState::Cancelled, 1),
+            "a killed step is not retried"
+        );
+        p.kill().await;
+        assert_eq!(fake.kills(), vec!["opsclaw"]);
+        assert_eq!(
+            p.run(&spec(serde_json::json!({})), None).await.unwrap_err(),
+            PipelineError::Stopped
+        );
+    }
+
+    #[tokio::test]
+    async fn telemetry_and_memory_lines_are_appended() {
+        let fake = FakeRuntime::new();
+        let s = spec(serde_json::json!({"memory": {"kind": "solution", "text": "it works"}}));
+        let r = pipeline(&fake, breakers(1)).run(&s, None).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("telemetry/tasks.ndjson");
+        let now = chrono::Utc::now();
+        switchyard::tasks::results::append_ndjson(&path, &r.telemetry(now))
+            .await
+            .unwrap();
+        switchyard::tasks::results::append_ndjson(&path, &r.telemetry(now))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["state"], "succeeded");
+        assert_eq!(line["attempts"], 1);
+        assert_eq!(line["meta"]["id"], "tsk_p");
+        assert_eq!(r.memory_record(now).unwrap()["text"], "it works");
+    }
+}

@@ -6,11 +6,19 @@
 //! Nothing here knows Docker: the runtime is a trait, implemented over
 //! bollard in `crate::workers` and by an in-memory fake for core tests.
 
+pub mod breaker;
+pub mod pipeline;
 pub mod policy;
+pub mod results;
 pub mod runtime;
 pub mod spec;
 
+pub use breaker::{Backoff, BreakerSettings, ConsecutiveFailures};
+pub use pipeline::{Pipeline, PipelineError, TaskReport};
 pub use policy::{ApprovalDecision, GateDecision, PolicyLine, PolicyReport, gate, score};
+pub use runtime::{
+    FakeRuntime, StepOutcome, StepRun, StepStatus, Usage, WorkerError, WorkerRuntime,
+};
 pub use spec::{
     Budget, MemoryEntry, Notify, Priority, Risk, SpecErrors, Step, TaskId, TaskSpec, TaskState,
 };
