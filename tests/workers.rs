@@ -992,3 +992,108 @@ mod pipeline {
         assert_eq!(r.memory_record(now).unwrap()["text"], "it works");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Task rows in SQLite
+
+mod store {
+    use std::collections::BTreeMap;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use switchyard::config::PolicySettings;
+    use switchyard::store::tasks::{self, RecordKind, TaskStoreError};
+    use switchyard::tasks::{
+        BreakerSettings, FakeRuntime, Pipeline, StepOutcome, TaskSpec, TaskState, policy,
+    };
+
+    async fn pool(dir: &std::path::Path) -> sqlx::SqlitePool {
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.join("state.db"))
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        sqlx::migrate!().run(&pool).await.unwrap();
+        pool
+    }
+
+    #[tokio::test]
+    async fn tasks_keep_state_attempts_and_records_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path()).await;
+        let spec = TaskSpec::parse(
+            br#"{"id":"tsk_s","title":"Stored","risk":"low","skills":["sh"],"steps":[{"skill":"sh","args":["echo ok"]}]}"#,
+        )
+        .unwrap();
+        let settings = PolicySettings {
+            approval_threshold: 60,
+        };
+        let now = chrono::Utc::now();
+        tasks::insert(&pool, &spec, &policy::score(&spec, &settings), now)
+            .await
+            .unwrap();
+        assert!(matches!(
+            tasks::insert(&pool, &spec, &policy::score(&spec, &settings), now).await,
+            Err(TaskStoreError::Duplicate(_))
+        ));
+        assert!(matches!(
+            tasks::transition(&pool, "tsk_s", TaskState::Succeeded, None, now).await,
+            Err(TaskStoreError::IllegalTransition { .. })
+        ));
+        tasks::transition(&pool, "tsk_s", TaskState::Running, None, now)
+            .await
+            .unwrap();
+
+        // The agent dies mid-step: at restart the task is queued again, not lost.
+        let recovered = tasks::recover_interrupted(&pool, 3, now).await.unwrap();
+        assert_eq!(recovered, vec![("tsk_s".to_string(), TaskState::Queued)]);
+
+        tasks::transition(&pool, "tsk_s", TaskState::Running, None, now)
+            .await
+            .unwrap();
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome::exited(1, "first try"));
+        let skills = BTreeMap::from([("sh".to_string(), super::docker::skill())]);
+        let mut b = BreakerSettings::default();
+        b.backoff.base = std::time::Duration::from_millis(1);
+        let p = Pipeline::new(fake, "a", skills, settings, b, "/tmp".into());
+        let report = p.run(&spec, None).await.unwrap();
+        tasks::save_report(&pool, &report, now).await.unwrap();
+
+        let row = tasks::get(&pool, "tsk_s").await.unwrap().unwrap();
+        assert_eq!((row.state, row.attempts), (TaskState::Succeeded, 2));
+        assert_eq!(row.spec, spec);
+        assert_eq!(row.risk_score, 10);
+        let receipt = tasks::record(&pool, "tsk_s", RecordKind::Receipt)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(receipt["attempts"].as_array().unwrap().len(), 2);
+        let intent = tasks::record(&pool, "tsk_s", RecordKind::Intent)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intent["policy"]["score"], 10);
+        assert!(
+            tasks::record(&pool, "tsk_s", RecordKind::Verification)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            tasks::list(&pool, Some(TaskState::Succeeded), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            tasks::list(&pool, Some(TaskState::Queued), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -226,29 +226,6 @@ impl DockerRuntime {
 
         let log_path = run.log_dir.join(format!("{name}.log"));
         let mut capture = Capture::new(self.output_keep, log_path);
-        let mut logs = self.docker.logs(
-            id,
-            Some(
-                LogsOptionsBuilder::default()
-                    .follow(true)
-                    .stdout(true)
-                    .stderr(true)
-                    .build(),
-            ),
-        );
-        let collect = async {
-            while let Some(chunk) = logs.next().await {
-                match chunk {
-                    Ok(LogOutput::StdOut { message }) => capture.push(Stream::Out, &message),
-                    Ok(LogOutput::StdErr { message }) => capture.push(Stream::Err, &message),
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(error = %e, "log stream ended with an error");
-                        break;
-                    }
-                }
-            }
-        };
         let mut wait = self.docker.wait_container(
             id,
             Some(
@@ -257,24 +234,52 @@ impl DockerRuntime {
                     .build(),
             ),
         );
-        // Logs and wait run together so a chatty step cannot stall on a full pipe.
-        let (timed_out, ()) = tokio::join!(
-            async {
-                match tokio::time::timeout(run.timeout, wait.next()).await {
-                    Ok(_) => false,
-                    Err(_) => {
-                        let kill = KillContainerOptionsBuilder::default()
-                            .signal("SIGKILL")
-                            .build();
-                        if let Err(e) = self.docker.kill_container(id, Some(kill)).await {
-                            debug!(error = %e, "kill after time box");
-                        }
-                        true
-                    }
+        let timed_out = match tokio::time::timeout(run.timeout, wait.next()).await {
+            Ok(_) => false,
+            Err(_) => {
+                let kill = KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build();
+                if let Err(e) = self.docker.kill_container(id, Some(kill)).await {
+                    debug!(error = %e, "kill after time box");
                 }
-            },
-            collect
+                // Wait for the kill to land so the state and logs below are final.
+                let mut again = self.docker.wait_container(
+                    id,
+                    Some(
+                        WaitContainerOptionsBuilder::default()
+                            .condition("not-running")
+                            .build(),
+                    ),
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(10), again.next()).await;
+                true
+            }
+        };
+        // Read the logs once the container has stopped: the engine keeps them
+        // in its log file, and a following stream on Docker 20.10 can end
+        // before the last lines of a container that exits quickly.
+        let mut logs = self.docker.logs(
+            id,
+            Some(
+                LogsOptionsBuilder::default()
+                    .follow(false)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
         );
+        while let Some(chunk) = logs.next().await {
+            match chunk {
+                Ok(LogOutput::StdOut { message }) => capture.push(Stream::Out, &message),
+                Ok(LogOutput::StdErr { message }) => capture.push(Stream::Err, &message),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "could not read all of a step's output");
+                    break;
+                }
+            }
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let state = self
             .docker
