@@ -14,3 +14,5 @@ pub mod health;
 pub mod metrics;
 pub mod sandbox;
 pub mod store;
+pub mod tasks;
+pub mod workers;

@@ -8,6 +8,7 @@
 //! get the project's own types.
 
 pub mod outbox;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,605 @@
+//! The bollard adapter: one container per task step, with the sandbox of
+//! DESIGN.md 4.5 (limits, no network unless allowed, read-only root with a
+//! small `/tmp`, all capabilities dropped, no new privileges, not root,
+//! labels), a time box then SIGKILL, OOM detection, bounded output capture,
+//! orphan reaping and the kill switch. bollard's types stop in this module.
+
+pub mod image;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tracing::{debug, info, warn};
+
+use crate::config::DockerSettings;
+use crate::tasks::runtime::{StepOutcome, StepRun, StepStatus, Usage, WorkerError, WorkerRuntime};
+
+pub use image::{WORKER_IMAGE, ensure_worker_image};
+
+pub const LABEL_AGENT: &str = "switchyard.agent";
+pub const LABEL_TASK: &str = "switchyard.task";
+pub const LABEL_STEP: &str = "switchyard.step";
+pub const LABEL_ATTEMPT: &str = "switchyard.attempt";
+/// Output kept in memory per stream; the whole output goes to a log file past it.
+pub const OUTPUT_KEEP_BYTES: usize = 64 << 10;
+/// Size of the writable `/tmp` tmpfs.
+pub const TMP_SIZE: &str = "16m";
+pub const WORKER_USER: &str = "65534:65534";
+
+/// Runs steps in containers on one Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    host: String,
+    /// Containers the kill switch killed, so their exit reads `killed`, not `failed`.
+    killed: Arc<Mutex<HashSet<String>>>,
+    output_keep: usize,
+}
+
+impl DockerRuntime {
+    /// Connect and check the engine answers.
+    pub async fn connect(settings: &DockerSettings) -> Result<DockerRuntime, WorkerError> {
+        let unavailable = |reason: String| WorkerError::Unavailable {
+            host: settings.host.clone(),
+            reason,
+        };
+        let docker =
+            Docker::connect_with_host(&settings.host).map_err(|e| unavailable(e.to_string()))?;
+        let docker = docker.with_timeout(Duration::from_secs(120));
+        docker
+            .ping()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        Ok(DockerRuntime {
+            docker,
+            host: settings.host.clone(),
+            killed: Arc::default(),
+            output_keep: OUTPUT_KEEP_BYTES,
+        })
+    }
+
+    /// Keep at most `bytes` of each stream in memory (tests use a small bound).
+    pub fn with_output_keep(mut self, bytes: usize) -> Self {
+        self.output_keep = bytes;
+        self
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn containers_of(&self, agent: &str, all: bool) -> Result<Vec<String>, WorkerError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_AGENT}={agent}")])]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(all)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| engine("list containers", e))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Remove every container this agent's label marks: at start-up nothing
+    /// of ours can legitimately be running, so anything found was left by a crash.
+    pub async fn reap_orphans(&self, agent: &str) -> Result<Vec<String>, WorkerError> {
+        let ids = self.containers_of(agent, true).await?;
+        let mut reaped = Vec::new();
+        for id in ids {
+            match self.remove(&id).await {
+                Ok(()) => reaped.push(id),
+                Err(e) => warn!(container = %id, error = %e, "could not reap an orphan container"),
+            }
+        }
+        if !reaped.is_empty() {
+            info!(
+                agent,
+                count = reaped.len(),
+                "reaped orphan worker containers"
+            );
+        }
+        Ok(reaped)
+    }
+
+    /// SIGKILL every running container of this agent (the kill switch).
+    pub async fn kill_running(&self, agent: &str) -> Result<Vec<String>, WorkerError> {
+        let ids = self.containers_of(agent, false).await?;
+        let mut killed = Vec::new();
+        for id in ids {
+            self.killed
+                .lock()
+                .expect("killed set lock")
+                .insert(id.clone());
+            match self
+                .docker
+                .kill_container(
+                    &id,
+                    Some(
+                        KillContainerOptionsBuilder::default()
+                            .signal("SIGKILL")
+                            .build(),
+                    ),
+                )
+                .await
+            {
+                Ok(()) => killed.push(id),
+                // Already gone or already stopped: nothing left to kill.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404 | 409,
+                    ..
+                }) => {}
+                Err(e) => warn!(container = %id, error = %e, "could not kill a worker container"),
+            }
+        }
+        if !killed.is_empty() {
+            info!(
+                agent,
+                count = killed.len(),
+                "kill switch: killed running worker containers"
+            );
+        }
+        Ok(killed)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), WorkerError> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+        {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(engine("remove container", e)),
+        }
+    }
+
+    /// Run one step in its own container and report how it ended.
+    pub async fn run_step(&self, run: StepRun) -> Result<StepOutcome, WorkerError> {
+        let body = container_body(&run, &std::env::vars().collect())?;
+        let name = container_name(&run);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                } => WorkerError::ImageMissing {
+                    image: run.skill.image.clone(),
+                },
+                e => engine("create container", e),
+            })?;
+        let id = created.id;
+        let result = self.run_created(&id, &name, &run).await;
+        if let Err(e) = self.remove(&id).await {
+            warn!(container = %id, error = %e, "could not remove a finished worker container");
+        }
+        self.killed.lock().expect("killed set lock").remove(&id);
+        result
+    }
+
+    async fn run_created(
+        &self,
+        id: &str,
+        name: &str,
+        run: &StepRun,
+    ) -> Result<StepOutcome, WorkerError> {
+        let started = Instant::now();
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| engine("start container", e))?;
+        debug!(container = %name, task = %run.task_id, step = run.step_index, "worker container started");
+
+        let log_path = run.log_dir.join(format!("{name}.log"));
+        let mut capture = Capture::new(self.output_keep, log_path);
+        let mut wait = self.docker.wait_container(
+            id,
+            Some(
+                WaitContainerOptionsBuilder::default()
+                    .condition("not-running")
+                    .build(),
+            ),
+        );
+        let timed_out = match tokio::time::timeout(run.timeout, wait.next()).await {
+            Ok(_) => false,
+            Err(_) => {
+                let kill = KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build();
+                if let Err(e) = self.docker.kill_container(id, Some(kill)).await {
+                    debug!(error = %e, "kill after time box");
+                }
+                // Wait for the kill to land so the state and logs below are final.
+                let mut again = self.docker.wait_container(
+                    id,
+                    Some(
+                        WaitContainerOptionsBuilder::default()
+                            .condition("not-running")
+                            .build(),
+                    ),
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(10), again.next()).await;
+                true
+            }
+        };
+        // Read the logs once the container has stopped: the engine keeps them
+        // in its log file, and a following stream on Docker 20.10 can end
+        // before the last lines of a container that exits quickly.
+        let mut logs = self.docker.logs(
+            id,
+            Some(
+                LogsOptionsBuilder::default()
+                    .follow(false)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
+        );
+        while let Some(chunk) = logs.next().await {
+            match chunk {
+                Ok(LogOutput::StdOut { message }) => capture.push(Stream::Out, &message),
+                Ok(LogOutput::StdErr { message }) => capture.push(Stream::Err, &message),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "could not read all of a step's output");
+                    break;
+                }
+            }
+        }
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let state = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| engine("inspect container", e))?
+            .state
+            .unwrap_or_default();
+        let exit_code = state.exit_code;
+        let killed = self.killed.lock().expect("killed set lock").contains(id);
+        let status = if killed {
+            StepStatus::Killed
+        } else if timed_out {
+            StepStatus::TimedOut
+        } else if state.oom_killed == Some(true) {
+            StepStatus::Oom
+        } else if exit_code == Some(0) {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        };
+        let (stdout, stderr, output_truncated, log_file, io_error) = capture.finish();
+        if let Some(e) = io_error {
+            warn!(error = %e, "could not write the step's full output to its log file");
+        }
+        let usage = Usage::from_output(&stdout);
+        info!(task = %run.task_id, step = run.step_index, attempt = run.attempt, status = status.as_str(),
+              exit_code, duration_ms, "worker step finished");
+        Ok(StepOutcome {
+            status,
+            exit_code,
+            stdout,
+            stderr,
+            output_truncated,
+            log_file,
+            duration_ms,
+            usage,
+        })
+    }
+}
+
+impl WorkerRuntime for DockerRuntime {
+    async fn run_step(&self, run: StepRun) -> Result<StepOutcome, WorkerError> {
+        DockerRuntime::run_step(self, run).await
+    }
+    async fn kill_running(&self, agent: &str) -> Result<Vec<String>, WorkerError> {
+        DockerRuntime::kill_running(self, agent).await
+    }
+}
+
+fn engine(operation: &'static str, e: BollardError) -> WorkerError {
+    WorkerError::Engine {
+        operation,
+        message: e.to_string(),
+    }
+}
+
+/// `switchyard-<agent>-<task>-s<step>-a<attempt>-<random>`: readable in
+/// `docker ps`, unique even when one step is retried quickly.
+fn container_name(run: &StepRun) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(48)
+            .collect()
+    };
+    format!(
+        "switchyard-{}-{}-s{}-a{}-{:08x}",
+        clean(&run.agent),
+        clean(run.task_id.as_str()),
+        run.step_index,
+        run.attempt,
+        rand::random::<u32>()
+    )
+}
+
+/// A skill's `mounts` entry: `HOST_PATH:CONTAINER_PATH[:ro|rw]`, read-only
+/// unless it says `rw`.
+pub fn parse_mount(entry: &str) -> Result<String, String> {
+    let parts: Vec<&str> = entry.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, "ro"),
+        [s, d, m @ ("ro" | "rw")] => (*s, *d, *m),
+        _ => {
+            return Err(format!(
+                "mount {entry:?} is not HOST_PATH:CONTAINER_PATH[:ro|rw]"
+            ));
+        }
+    };
+    if !Path::new(src).is_absolute() || !Path::new(dst).is_absolute() {
+        return Err(format!("mount {entry:?}: both paths must be absolute"));
+    }
+    if dst == "/" || dst == "/tmp" {
+        return Err(format!("mount {entry:?}: {dst} cannot be replaced"));
+    }
+    Ok(format!("{src}:{dst}:{mode}"))
+}
+
+/// The container a step runs in. `env` is the agent's environment: only the
+/// variables the skill names are passed, and only when they are set.
+pub fn container_body(
+    run: &StepRun,
+    env: &HashMap<String, String>,
+) -> Result<ContainerCreateBody, WorkerError> {
+    let skill = &run.skill;
+    let binds = skill
+        .mounts
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| WorkerError::Skill {
+            skill: run.skill_name.clone(),
+            message,
+        })?;
+    let passed: Vec<String> = skill
+        .env
+        .iter()
+        .filter_map(|name| match env.get(name) {
+            Some(value) => Some(format!("{name}={value}")),
+            None => {
+                warn!(skill = %run.skill_name, variable = %name, "environment variable named by the skill is not set");
+                None
+            }
+        })
+        .collect();
+    let labels = HashMap::from([
+        (LABEL_AGENT.to_string(), run.agent.clone()),
+        (LABEL_TASK.to_string(), run.task_id.to_string()),
+        (LABEL_STEP.to_string(), run.step_index.to_string()),
+        (LABEL_ATTEMPT.to_string(), run.attempt.to_string()),
+    ]);
+    Ok(ContainerCreateBody {
+        image: Some(skill.image.clone()),
+        cmd: Some(run.command()),
+        // An empty entrypoint: the skill's command is the whole command line.
+        entrypoint: Some(Vec::new()),
+        env: Some(passed),
+        user: Some(WORKER_USER.into()),
+        working_dir: Some("/tmp".into()),
+        labels: Some(labels),
+        network_disabled: Some(!skill.network),
+        attach_stdin: Some(false),
+        open_stdin: Some(false),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            memory: Some(skill.memory_bytes),
+            // Equal to memory: no swap, so a step over its limit is OOM-killed, not slowed.
+            memory_swap: Some(skill.memory_bytes),
+            nano_cpus: Some((skill.cpus * 1e9) as i64),
+            pids_limit: Some(skill.pids),
+            network_mode: Some(if skill.network { "bridge" } else { "none" }.into()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                format!("rw,nosuid,nodev,size={TMP_SIZE}"),
+            )])),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            binds: if binds.is_empty() { None } else { Some(binds) },
+            init: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// Bounded capture: the first `keep` bytes of each stream stay in memory;
+/// once either overflows, everything (both streams, prefixed) goes to a log file.
+struct Capture {
+    keep: usize,
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// Lines seen so far, written out when the file is first opened.
+    transcript: Vec<(Stream, Vec<u8>)>,
+    truncated: bool,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    io_error: Option<std::io::Error>,
+    /// The last usage line, kept even when stdout overflowed.
+    last_usage_line: Option<String>,
+    partial: Vec<u8>,
+}
+
+impl Capture {
+    fn new(keep: usize, path: PathBuf) -> Capture {
+        Capture {
+            keep,
+            out: Vec::new(),
+            err: Vec::new(),
+            transcript: Vec::new(),
+            truncated: false,
+            path,
+            file: None,
+            io_error: None,
+            last_usage_line: None,
+            partial: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, stream: Stream, bytes: &[u8]) {
+        if let Stream::Out = stream {
+            self.track_usage(bytes);
+        }
+        let buf = match stream {
+            Stream::Out => &mut self.out,
+            Stream::Err => &mut self.err,
+        };
+        let room = self.keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let overflow = bytes.len() > room;
+        if overflow && !self.truncated {
+            self.truncated = true;
+            self.open_file();
+        }
+        if self.file.is_some() {
+            self.write(stream, bytes);
+        } else {
+            self.transcript.push((stream, bytes.to_vec()));
+        }
+    }
+
+    fn track_usage(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            if line
+                .trim_start()
+                .starts_with(crate::tasks::runtime::USAGE_PREFIX.trim_end())
+            {
+                self.last_usage_line = Some(line.trim().to_string());
+            }
+        }
+        // A line longer than this is not a usage line; do not hoard it.
+        if self.partial.len() > 4096 {
+            self.partial.clear();
+        }
+    }
+
+    fn open_file(&mut self) {
+        let opened = std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+            });
+        match opened {
+            Ok(f) => {
+                self.file = Some(f);
+                for (stream, bytes) in std::mem::take(&mut self.transcript) {
+                    self.write(stream, &bytes);
+                }
+            }
+            Err(e) => self.io_error = Some(e),
+        }
+    }
+
+    fn write(&mut self, stream: Stream, bytes: &[u8]) {
+        let Some(f) = self.file.as_mut() else { return };
+        let tag: &[u8] = match stream {
+            Stream::Out => b"",
+            Stream::Err => b"[stderr] ",
+        };
+        if let Err(e) = f.write_all(tag).and_then(|()| f.write_all(bytes)) {
+            self.io_error = Some(e);
+            self.file = None;
+        }
+    }
+
+    fn finish(
+        mut self,
+    ) -> (
+        String,
+        String,
+        bool,
+        Option<PathBuf>,
+        Option<std::io::Error>,
+    ) {
+        if !self.partial.is_empty() {
+            let rest = String::from_utf8_lossy(&self.partial).to_string();
+            if rest
+                .trim_start()
+                .starts_with(crate::tasks::runtime::USAGE_PREFIX.trim_end())
+            {
+                self.last_usage_line = Some(rest.trim().to_string());
+            }
+        }
+        let mut stdout = String::from_utf8_lossy(&self.out).into_owned();
+        if self.truncated {
+            stdout.push_str("\n… (output cut; the whole output is in the log file)\n");
+            // Keep the usage report visible even when the output was cut.
+            if let Some(line) = &self.last_usage_line {
+                stdout.push_str(line);
+                stdout.push('\n');
+            }
+        }
+        let log_file = if self.truncated && self.file.is_some() {
+            Some(self.path.clone())
+        } else {
+            None
+        };
+        (
+            stdout,
+            String::from_utf8_lossy(&self.err).into_owned(),
+            self.truncated,
+            log_file,
+            self.io_error,
+        )
+    }
+}
