@@ -526,11 +526,7 @@ pub fn render_status_table(
         .into_iter()
         .map(|p| p.agent)
         .collect();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<8} {:>6} {:>10}  {:<7} {}",
-        "AGENT", "STATE", "QUEUE", "LAST BEAT", "PID", "HOST"
-    );
+    let _ = writeln!(out, "AGENT            STATE     QUEUE  LAST BEAT  PID     HOST");
     for (name, hb) in &status.agents {
         let age = (now - hb.last_beat).to_std().unwrap_or_default();
         let state = if stale.contains(name) && hb.state.as_str() != "stopped" {

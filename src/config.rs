@@ -643,7 +643,7 @@ impl Config {
             .routing
             .digest
             .iter()
-            .filter_map(|(cat, window)| {
+            .map(|(cat, window)| {
                 let category: Category = cat.parse().unwrap_or_else(|never| match never {});
                 let key = format!("routing.digest.{cat}");
                 if !category.is_known() {
@@ -655,7 +655,7 @@ impl Config {
                         "alerts and action_required are never digested: they go out at once",
                     );
                 }
-                Some((category, v.duration(&key, Some(window.clone()), "1m")))
+                (category, v.duration(&key, Some(window.clone()), "1m"))
             })
             .collect();
         let routing = RoutingSettings {

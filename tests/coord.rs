@@ -381,6 +381,34 @@ fn leases_are_renewed_and_a_lost_item_is_reported() {
     assert!(!inbox.running_dir().join("a.lease.json").exists());
 }
 
+#[tokio::test]
+async fn the_renewal_task_pushes_the_lease_expiry_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let inbox = Inbox::open(ws, "agent").unwrap();
+    let claimed = inbox
+        .claim(&drop_item(ws, "agent", "long", &event(1)).unwrap())
+        .unwrap()
+        .unwrap();
+    let lease_path = inbox.running_dir().join("long.lease.json");
+    let expiry = || -> chrono::DateTime<chrono::Utc> {
+        let v: Value = serde_json::from_slice(&fs::read(&lease_path).unwrap()).unwrap();
+        serde_json::from_value(v["expires_at"].clone()).unwrap()
+    };
+    let first = expiry();
+    let renewal = inbox.spawn_lease_renewal(Duration::from_millis(10));
+    tokio::time::timeout(PATIENCE, async {
+        while expiry() == first {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the lease was renewed");
+    renewal.abort();
+    assert!(expiry() > first);
+    claimed.finish(Outcome::Done(json!({}))).unwrap();
+}
+
 #[test]
 fn drop_item_refuses_names_that_could_escape_and_non_objects() {
     let dir = tempfile::tempdir().unwrap();

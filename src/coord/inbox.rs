@@ -606,6 +606,26 @@ impl Inbox {
         Ok(lost)
     }
 
+    /// Renews this inbox's leases every `every` on the blocking pool, until
+    /// the returned task is aborted. Pick `every` well under the lease TTL
+    /// (a third of it). Needs a tokio runtime.
+    pub fn spawn_lease_renewal(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let inbox = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let inbox = inbox.clone();
+                match tokio::task::spawn_blocking(move || inbox.renew_leases()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+                    Err(e) => tracing::warn!(error = %e, "lease renewal task failed; retrying"),
+                }
+            }
+        })
+    }
+
     fn read_lease(&self, id: &str) -> Option<Lease> {
         let bytes = fs::read(
             self.inner
