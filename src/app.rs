@@ -28,6 +28,7 @@ use crate::delivery::{Outbox, OutboxNotify, Sinks};
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
 use crate::store::{NewDelivery, NewDeliveryState, Recorded, Store};
+use crate::tasks::runner::{Accepted, TaskIntakeError, TaskRunner};
 
 /// How long shutdown may take before the process exits anyway.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -97,6 +98,7 @@ pub struct Agent {
 /// What the agent's loops share.
 struct Shared {
     config: Config,
+    tasks: TaskRunner,
     agent: AgentSettings,
     store: Store,
     status: StatusFile,
@@ -135,6 +137,13 @@ impl Agent {
         {
             token_locks.push(TokenLock::acquire(&workspace, env)?);
         }
+        // One process per agent name too (agents without tokens included):
+        // two would share an inbox, its leases and a database.
+        let agent_key = format!(
+            "AGENT_{}",
+            agent.name.to_ascii_uppercase().replace('-', "_")
+        );
+        token_locks.push(TokenLock::acquire(&workspace, &agent_key)?);
         let discord_token = read_token(&agent.discord_token_env);
         let telegram_token = read_token(&agent.telegram_token_env);
 
@@ -160,7 +169,9 @@ impl Agent {
         let ready = ReadyFlag::default();
         let notify = outbox.notifier();
 
+        let tasks = TaskRunner::start(&config, &agent.name, store.clone()).await;
         let shared = Arc::new(Shared {
+            tasks,
             config,
             agent,
             store,
@@ -203,6 +214,16 @@ impl Agent {
         for r in inbox.recover()? {
             warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
         }
+        // Leases on claimed items are renewed while this process lives, so a
+        // restarted agent can tell a dead holder's items from its own.
+        let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
+        {
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let _ = stop.wait_for(|s| *s).await;
+                renewal.abort();
+            });
+        }
         tasks.spawn(intake_loop(shared.clone(), inbox, stop.clone()).in_current_span());
         tasks.spawn(housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
         shared.beat(AgentState::Idle, 0)?;
@@ -220,31 +241,43 @@ impl Agent {
     /// Wait for every loop to end (they end on the stop signal), within the deadline.
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let mut first_error = None;
-        let deadline = async {
-            while let Some(res) = self.tasks.join_next().await {
-                match res {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        error!(
-                            error = format!("{e:#}"),
-                            "agent loop failed; stopping the agent"
-                        );
+        let mut stop = self.stop.subscribe();
+        // No deadline while running; once stop is signalled, the loops have
+        // SHUTDOWN_DEADLINE to drain (the outbox finishes in-flight sends).
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut finished = true;
+        loop {
+            let until_deadline = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                res = self.tasks.join_next() => match res {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => {
+                        error!(error = format!("{e:#}"), "agent loop failed; stopping the agent");
                         let _ = self.stop.send(true);
                         first_error.get_or_insert(e);
                     }
-                    Err(e) if e.is_panic() => {
+                    Some(Err(e)) if e.is_panic() => {
                         error!("agent loop panicked; stopping the agent");
                         let _ = self.stop.send(true);
                         first_error.get_or_insert(anyhow::anyhow!("an agent loop panicked"));
                     }
-                    Err(_) => {}
+                    Some(Err(_)) => {}
+                },
+                _ = stop.wait_for(|s| *s), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + SHUTDOWN_DEADLINE);
+                }
+                _ = until_deadline => {
+                    finished = false;
+                    break;
                 }
             }
-        };
-        // The stop signal makes every loop return; the deadline only bounds a stuck send.
-        let finished = tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(5), deadline)
-            .await
-            .is_ok();
+        }
         let _ = self.outbox_done.try_recv();
         if !finished {
             warn!("shutdown deadline passed with work still running; exiting anyway");
@@ -333,7 +366,26 @@ async fn intake_loop(
         };
         seq = seq.wrapping_add(1);
         let started = Instant::now();
-        let outcome = handle_item(&shared, &claimed, &mut repeat, seq).await;
+        let outcome = match handle_item(&shared, &claimed, &mut repeat, seq).await {
+            Handled::Now(outcome) => outcome,
+            Handled::RunTask { spec, approved } => {
+                // The item stays claimed (its lease renewed) until the task ends.
+                let shared = shared.clone();
+                tokio::spawn(
+                    async move {
+                        let outcome = run_task(&shared, spec, approved).await;
+                        if let Err(e) = claimed.finish(outcome) {
+                            error!(
+                                error = format!("{e:#}"),
+                                "could not move a task item out of running/"
+                            );
+                        }
+                    }
+                    .in_current_span(),
+                );
+                continue;
+            }
+        };
         shared
             .metrics
             .intake_latency
@@ -355,20 +407,31 @@ async fn intake_loop(
     Ok(())
 }
 
+/// What intake does with an item: finish it now, or run a task in the background.
+enum Handled {
+    Now(Outcome),
+    RunTask {
+        spec: crate::tasks::TaskSpec,
+        approved: bool,
+    },
+}
+
 async fn handle_item(
     shared: &Shared,
     claimed: &Claimed,
     repeat: &mut RepeatLimiter,
     seq: u32,
-) -> Outcome {
+) -> Handled {
     let item = match parse_item(&claimed.bytes) {
         Ok(item) => item,
         Err(e) => {
             warn!(item = %claimed.id, error = %e, "rejected an inbox item");
-            return Outcome::Failed(json!({ "error": e.to_string(), "attempt": claimed.attempt }));
+            return Handled::Now(Outcome::Failed(
+                json!({ "error": e.to_string(), "attempt": claimed.attempt }),
+            ));
         }
     };
-    match item {
+    let outcome = match item {
         InboxItem::Event(draft) => match draft.validate(Utc::now(), seq) {
             Ok(event) => match handle_event(shared, event, repeat).await {
                 Ok(result) => Outcome::Done(result),
@@ -387,10 +450,74 @@ async fn handle_item(
                 )
             }
         },
+        InboxItem::Task(value) => match shared.tasks.accept(&value).await {
+            Ok(Accepted::Run(spec)) => {
+                return Handled::RunTask {
+                    spec,
+                    approved: false,
+                };
+            }
+            Ok(Accepted::AwaitingApproval(result)) => Outcome::Done(result),
+            Err(e) => task_refusal(claimed, e),
+        },
+        InboxItem::ApprovalDecision(value) => match shared.tasks.decide(&value).await {
+            Ok(Some(spec)) => {
+                return Handled::RunTask {
+                    spec,
+                    approved: true,
+                };
+            }
+            Ok(None) => {
+                Outcome::Done(json!({ "status": "blocked", "task_id": value.get("task_id") }))
+            }
+            Err(e) => task_refusal(claimed, e),
+        },
         other => Outcome::Failed(json!({
             "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
-            "fix": "send events for now; tasks and approvals arrive with the task pipeline"
+            "fix": "send events, tasks or approval decisions"
         })),
+    };
+    Handled::Now(outcome)
+}
+
+fn task_refusal(claimed: &Claimed, e: TaskIntakeError) -> Outcome {
+    match e {
+        TaskIntakeError::Invalid(reason) => {
+            warn!(item = %claimed.id, reason = %reason, "refused a task item");
+            Outcome::Failed(reason)
+        }
+        TaskIntakeError::Internal(e) => {
+            let id = error_id();
+            error!(error_id = %id, item = %claimed.id, error = format!("{e:#}"), "task intake failed");
+            Outcome::Failed(
+                json!({ "error": format!("internal error {id}"), "retry": "drop the file into the inbox again" }),
+            )
+        }
+    }
+}
+
+/// Run a task to its end and route its result event.
+async fn run_task(shared: &Shared, spec: crate::tasks::TaskSpec, approved: bool) -> Outcome {
+    let id = spec.id.to_string();
+    match shared.tasks.run(spec, approved).await {
+        Ok((report, event)) => {
+            let mut routed = serde_json::Value::Null;
+            if let Some(event) = event {
+                let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
+                match handle_event(shared, event, &mut repeat).await {
+                    Ok(r) => routed = r,
+                    Err(e) => {
+                        warn!(task = %id, error = format!("{e:#}"), "could not route the task's result")
+                    }
+                }
+            }
+            Outcome::Done(json!({
+                "task_id": id, "status": report.state.as_str(), "reason": report.reason,
+                "attempts": report.attempts, "duration_ms": report.duration_ms,
+                "exit_codes": report.exit_codes(), "result_event": routed,
+            }))
+        }
+        Err(e) => Outcome::Failed(json!({ "task_id": id, "error": format!("{e:#}") })),
     }
 }
 
@@ -478,6 +605,7 @@ async fn housekeeping_loop(
     let mut last_beat = Instant::now() - shared.config.fleet.heartbeat_interval;
     let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
     let mut peers = PeerWatch::new(&shared);
+    let mut was_killed = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -494,6 +622,19 @@ async fn housekeeping_loop(
             }
         };
         let killed = status.is_killed(&shared.agent.name).is_some();
+        if killed != was_killed {
+            was_killed = killed;
+            if killed {
+                let n = shared.tasks.kill().await;
+                warn!(
+                    containers_killed = n,
+                    "kill switch on: no new work, running containers killed"
+                );
+            } else {
+                shared.tasks.resume();
+                info!("kill switch off: taking work again");
+            }
+        }
         shared.ready.set(if killed {
             Readiness::Paused
         } else {

@@ -526,7 +526,10 @@ pub fn render_status_table(
         .into_iter()
         .map(|p| p.agent)
         .collect();
-    let _ = writeln!(out, "AGENT            STATE     QUEUE  LAST BEAT  PID     HOST");
+    let _ = writeln!(
+        out,
+        "AGENT            STATE     QUEUE  LAST BEAT  PID     HOST"
+    );
     for (name, hb) in &status.agents {
         let age = (now - hb.last_beat).to_std().unwrap_or_default();
         let state = if stale.contains(name) && hb.state.as_str() != "stopped" {
@@ -597,4 +600,185 @@ pub fn render_status_table(
         let _ = writeln!(out, "  {}", m.describe());
     }
     out
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCommand {
+    /// Validate a task spec (seed 004's format) and drop it into an agent's inbox
+    Submit {
+        file: PathBuf,
+        /// The agent that runs it [default: the first agent]
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Tasks of an agent, newest first
+    List {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task: its state, policy decision, execution and acceptance records
+    Show {
+        id: String,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Cancel a task that has not started (queued or awaiting approval)
+    Cancel {
+        id: String,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// The risk score of a task spec, line by line
+    Check { file: PathBuf },
+}
+
+fn read_spec(
+    config: &Config,
+    file: &Path,
+) -> anyhow::Result<(crate::tasks::TaskSpec, serde_json::Value)> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| bad_input(format!("cannot read {}: {e}", file.display())))?;
+    let spec =
+        crate::tasks::TaskSpec::parse_checked(&bytes, config.skills.keys().map(String::as_str))
+            .map_err(|e| {
+                bad_input(format!(
+                    "{} is not a valid task spec:\n  - {}",
+                    file.display(),
+                    e.problems.join("\n  - ")
+                ))
+            })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad_input(e.to_string()))?;
+    Ok((spec, value))
+}
+
+pub fn policy(path: Option<PathBuf>, cmd: PolicyCommand) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let PolicyCommand::Check { file } = cmd;
+    let (spec, _) = read_spec(&config, &file)?;
+    print!("{}", crate::tasks::score(&spec, &config.policy).explain());
+    Ok(())
+}
+
+pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()> {
+    use crate::store::tasks as task_store;
+    let config = load_config(path)?;
+    match cmd {
+        TaskCommand::Submit { file, to } => {
+            let agent = target_agent(&config, to.as_deref())?;
+            let (spec, mut value) = read_spec(&config, &file)?;
+            if value.get("kind").is_none() {
+                value["kind"] = "task".into();
+            }
+            let report = crate::tasks::score(&spec, &config.policy);
+            let dropped = drop_item(&config.fleet.workspace, agent, spec.id.as_str(), &value)
+                .with_context(|| format!("dropping the task into {agent}'s inbox"))?;
+            println!(
+                "{} → {} (risk {}{})",
+                spec.id,
+                dropped.display(),
+                report.score,
+                if report.needs_approval {
+                    ", needs a human approval"
+                } else {
+                    ""
+                }
+            );
+        }
+        TaskCommand::List { agent, json } => {
+            let agent = target_agent(&config, agent.as_deref())?;
+            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let rows = task_store::list(store.pool(), None, 200).await?;
+            if json {
+                let out: Vec<_> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "title": r.title, "state": r.state.as_str(),
+                        "risk": r.risk_score, "attempts": r.attempts, "reason": r.reason, "updated_at": r.updated_at}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if rows.is_empty() {
+                println!("no tasks on {agent}");
+            } else {
+                for r in rows {
+                    println!(
+                        "{:<28} {:<18} risk {:>3}  attempts {}  {}",
+                        r.id,
+                        r.state.as_str(),
+                        r.risk_score,
+                        r.attempts,
+                        r.title
+                    );
+                }
+            }
+        }
+        TaskCommand::Show { id, agent } => {
+            let agent = target_agent(&config, agent.as_deref())?;
+            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let row = task_store::get(store.pool(), &id).await?.ok_or_else(|| {
+                bad_input(format!(
+                    "no task {id:?} on {agent}: `switchyard task list` shows them"
+                ))
+            })?;
+            println!(
+                "{} — {}\nstate: {}  risk: {}  attempts: {}",
+                row.id,
+                row.title,
+                row.state.as_str(),
+                row.risk_score,
+                row.attempts
+            );
+            if let Some(reason) = &row.reason {
+                println!("reason: {reason}");
+            }
+            for kind in [
+                task_store::RecordKind::Intent,
+                task_store::RecordKind::Receipt,
+                task_store::RecordKind::Verification,
+            ] {
+                if let Some(body) = task_store::record(store.pool(), &id, kind).await? {
+                    println!(
+                        "\n{}:\n{}",
+                        kind.as_str(),
+                        serde_json::to_string_pretty(&body)?
+                    );
+                }
+            }
+        }
+        TaskCommand::Cancel { id, agent } => {
+            let agent = target_agent(&config, agent.as_deref())?;
+            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let row = task_store::get(store.pool(), &id)
+                .await?
+                .ok_or_else(|| bad_input(format!("no task {id:?} on {agent}")))?;
+            if !matches!(
+                row.state,
+                crate::tasks::TaskState::Queued | crate::tasks::TaskState::AwaitingApproval
+            ) {
+                return Err(bad_input(format!(
+                    "task {id} is {}: only a queued or waiting task can be cancelled; stop running work with `switchyard kill --agent {agent}`",
+                    row.state.as_str()
+                )));
+            }
+            let by = format!(
+                "shell:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            task_store::transition(
+                store.pool(),
+                &id,
+                crate::tasks::TaskState::Cancelled,
+                Some(&format!("cancelled by {by}")),
+                Utc::now(),
+            )
+            .await?;
+            println!("{id} cancelled");
+        }
+    }
+    Ok(())
 }

@@ -78,6 +78,12 @@ enum Command {
     /// Named locks in the status file
     #[command(subcommand)]
     Lock(cli::LockCommand),
+    /// Tasks: submit a spec to an agent, list, show, cancel
+    #[command(subcommand)]
+    Task(cli::TaskCommand),
+    /// The policy gate
+    #[command(subcommand)]
+    Policy(cli::PolicyCommand),
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set
@@ -154,6 +160,8 @@ fn main() -> ExitCode {
             Command::Kill(k) => cli::kill(config, k.agent, k.reason, true),
             Command::Resume(k) => cli::kill(config, k.agent, k.reason, false),
             Command::Lock(lock) => cli::lock(config, lock),
+            Command::Task(task) => cli::task(config, task).await,
+            Command::Policy(policy) => cli::policy(config, policy),
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
             Command::Sandbox { listen } => cli::sandbox(listen).await,
         }

@@ -306,3 +306,139 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("force"));
     });
 }
+
+/// Docker present (and the worker image built), or a loud skip — a failure
+/// under `SWITCHYARD_REQUIRE_DOCKER=1`.
+async fn docker_ready() -> bool {
+    let settings = switchyard::config::DockerSettings {
+        host: "unix:///var/run/docker.sock".into(),
+    };
+    match switchyard::workers::DockerRuntime::connect(&settings).await {
+        Ok(rt) => {
+            switchyard::workers::ensure_worker_image(
+                rt.docker(),
+                switchyard::workers::WORKER_IMAGE,
+            )
+            .await
+            .expect("build the worker image");
+            true
+        }
+        Err(e) if std::env::var("SWITCHYARD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("SWITCHYARD_REQUIRE_DOCKER=1 but Docker is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: no Docker engine ({e}); set SWITCHYARD_REQUIRE_DOCKER=1 to fail instead !!!!!!!!\n"
+            );
+            false
+        }
+    }
+}
+
+const SKILLS: &str = "[skills.sh]\nimage = \"switchyard-worker:latest\"\ncommand = [\"sh\", \"-c\"]\nmemory = \"64m\"\ntimeout = \"30s\"\n";
+
+#[test]
+fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager", "opsclaw"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        fleet.spawn_agent("opsclaw").await;
+        // Handed from the shell to a peer: opsclaw runs it.
+        let task = json!({
+            "kind": "task", "id": "tsk_hello", "title": "Say hello", "priority": "low", "risk": "low",
+            "skills": ["sh"], "steps": [{"skill": "sh", "args": ["echo hello from a container"]}],
+            "acceptance": ["stdout contains \"hello from a container\""],
+            "memory": {"kind": "solution", "text": "hello works"}
+        });
+        fleet.drop("opsclaw", "tsk_hello", &task);
+        let r = common::wait_for(Duration::from_secs(120), "the task's result", || fleet.result("opsclaw", "done", "tsk_hello")).await;
+        assert_eq!(r["result"]["status"], "succeeded", "{r}");
+        assert_eq!(r["result"]["exit_codes"], json!([0]), "{r}");
+        let posted = wait_for(Duration::from_secs(30), "the result in #sub-agent-results", || {
+            common::discord_texts(&fleet.state(), "sub-agent-results").into_iter().find(|t| t.contains("tsk_hello"))
+        })
+        .await;
+        assert!(posted.contains("succeeded"), "{posted}");
+        let telemetry = std::fs::read_to_string(fleet.workspace().join("telemetry.ndjson")).unwrap();
+        assert!(telemetry.contains("tsk_hello"), "{telemetry}");
+
+        // A high-risk task parks until a decision names it; approved, it runs.
+        let risky = json!({
+            "kind": "task", "id": "tsk_push", "title": "Push", "priority": "urgent", "risk": "high",
+            "skills": ["sh"], "steps": [{"skill": "sh", "args": ["echo git push origin feature"]}]
+        });
+        fleet.drop("opsclaw", "tsk_push", &risky);
+        let parked = fleet.wait_result("opsclaw", "done", "tsk_push").await;
+        assert_eq!(parked["result"]["status"], "awaiting_approval", "{parked}");
+        fleet.drop("opsclaw", "apr_1", &json!({"kind": "approval_decision", "id": "apr_1", "task_id": "tsk_push", "decision": "approved", "by": "aaron"}));
+        let ran = common::wait_for(Duration::from_secs(120), "the approved task", || fleet.result("opsclaw", "done", "apr_1")).await;
+        assert_eq!(ran["result"]["status"], "succeeded", "{ran}");
+
+        // Denied: blocked, never run.
+        let denied = json!({
+            "kind": "task", "id": "tsk_rm", "title": "Clean", "priority": "low", "risk": "low",
+            "skills": ["sh"], "steps": [{"skill": "sh", "args": ["rm -rf /"]}]
+        });
+        fleet.drop("opsclaw", "tsk_rm", &denied);
+        let parked = fleet.wait_result("opsclaw", "done", "tsk_rm").await;
+        assert_eq!(parked["result"]["status"], "awaiting_approval", "dangerous patterns wait for a human: {parked}");
+        fleet.drop("opsclaw", "apr_2", &json!({"kind": "approval_decision", "id": "apr_2", "task_id": "tsk_rm", "decision": "denied", "by": "aaron"}));
+        let blocked = fleet.wait_result("opsclaw", "done", "apr_2").await;
+        assert_eq!(blocked["result"]["status"], "blocked", "{blocked}");
+    });
+}
+
+#[test]
+fn the_kill_switch_reaches_every_agent() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["alpha", "beta", "gamma"], "").await;
+        for a in ["alpha", "beta", "gamma"] {
+            fleet.spawn_agent(a).await;
+        }
+        let started = std::time::Instant::now();
+        let out = fleet
+            .command()
+            .args(["kill", "--reason", "test"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = fleet.workspace().join("status.json");
+        wait_for(
+            Duration::from_secs(30),
+            "every agent to report killed",
+            || {
+                let s = common::read_json(&status);
+                ["alpha", "beta", "gamma"]
+                    .iter()
+                    .all(|a| s["agents"][a]["state"] == "killed")
+                    .then_some(())
+            },
+        )
+        .await;
+        eprintln!(
+            "kill switch reached 3 agents in {:?} (heartbeat interval 1 s)",
+            started.elapsed()
+        );
+        // Killed agents take no new work: an event waits in the inbox.
+        fleet.drop(
+            "beta",
+            "while_killed",
+            &event("while_killed", "chat", "info", "held by the kill switch"),
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            fleet.result("beta", "done", "while_killed").is_none(),
+            "no work while killed"
+        );
+        let out = fleet.command().args(["resume"]).output().unwrap();
+        assert!(out.status.success());
+        fleet.wait_result("beta", "done", "while_killed").await;
+    });
+}

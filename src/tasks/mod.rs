@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod pipeline;
 pub mod policy;
 pub mod results;
+pub mod runner;
 pub mod runtime;
 pub mod spec;
 

@@ -83,6 +83,13 @@ impl TaskReport {
             .map(|repo| serde_json::json!({"type": "task", "target": repo, "branch": spec.branch}));
         Some(EventDraft {
             kind: Some("event".into()),
+            // One result per task run: the id says which, so two tasks ending in
+            // the same second are two events, and a replayed report is one.
+            event_id: Some(format!(
+                "evt_task_{}_{}",
+                spec.id,
+                self.started_at.timestamp_millis()
+            )),
             event_type: Some(self.event_type()),
             category: Some(self.category().as_str().to_string()),
             severity: Some(severity.as_str().to_string()),

@@ -1,0 +1,311 @@
+//! The agent's side of the task pipeline: takes task items from the inbox,
+//! stores them, gates them, runs them in container workers with bounded
+//! concurrency, and leaves the results behind (stored report, routed event,
+//! telemetry line, memory log).
+//!
+//! A task item stays claimed in `running/` (its lease renewed) until the
+//! task ends, so a crash mid-task brings it back with its attempt count.
+//! A task that needs a human waits as `awaiting_approval`; an
+//! `approval_decision` item naming it (`task_id`) resumes or blocks it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::tasks as task_store;
+use crate::tasks::{
+    ApprovalDecision, BreakerSettings, Pipeline, PipelineError, TaskReport, TaskSpec, TaskState,
+};
+use crate::workers::DockerRuntime;
+
+/// Concurrent container workers per agent.
+pub const WORKERS: usize = 4;
+
+/// Why a task item could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskIntakeError {
+    /// The item was wrong: the user fixes it (every problem listed).
+    #[error("{0}")]
+    Invalid(Value),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// What became of a task item.
+pub enum Accepted {
+    /// Run it now (call [`TaskRunner::run`]).
+    Run(TaskSpec),
+    /// Parked until a human decides; the item is done.
+    AwaitingApproval(Value),
+}
+
+pub struct TaskRunner {
+    pipeline: Option<Arc<Pipeline<DockerRuntime>>>,
+    /// Why tasks cannot run here, when they cannot (no Docker).
+    unavailable: Option<String>,
+    store: Store,
+    config: Config,
+    agent: String,
+    slots: Arc<Semaphore>,
+    telemetry: PathBuf,
+    memory_log: PathBuf,
+}
+
+impl TaskRunner {
+    /// Connect to Docker (reaping containers a crash left behind) and recover
+    /// tasks a crash interrupted. Without Docker the agent still runs; task
+    /// items are refused with the reason.
+    pub async fn start(config: &Config, agent: &str, store: Store) -> TaskRunner {
+        let log_dir = config.agent_dir(agent).join("logs");
+        let (pipeline, unavailable) = match DockerRuntime::connect(&config.docker).await {
+            Ok(runtime) => {
+                match runtime.reap_orphans(agent).await {
+                    Ok(reaped) if !reaped.is_empty() => {
+                        warn!(
+                            count = reaped.len(),
+                            "removed containers left by a previous run"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "could not look for orphaned containers"),
+                }
+                let pipeline = Pipeline::new(
+                    runtime,
+                    agent,
+                    config.skills.clone(),
+                    config.policy.clone(),
+                    BreakerSettings::default(),
+                    log_dir,
+                );
+                (Some(Arc::new(pipeline)), None)
+            }
+            Err(e) => {
+                let why = format!(
+                    "Docker is not reachable at {} ({e}): tasks cannot run on agent {agent}",
+                    config.docker.host
+                );
+                warn!("{why}");
+                (None, Some(why))
+            }
+        };
+        match task_store::recover_interrupted(
+            store.pool(),
+            BreakerSettings::default().max_attempts,
+            Utc::now(),
+        )
+        .await
+        {
+            Ok(r) if !r.is_empty() => {
+                warn!(tasks = ?r, "tasks interrupted by a restart were recovered")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not recover interrupted tasks"),
+        }
+        TaskRunner {
+            pipeline,
+            unavailable,
+            store,
+            config: config.clone(),
+            agent: agent.to_string(),
+            slots: Arc::new(Semaphore::new(WORKERS)),
+            telemetry: config.fleet.workspace.join("telemetry.ndjson"),
+            memory_log: config.fleet.workspace.join("memory.ndjson"),
+        }
+    }
+
+    /// Validate, store and gate a task item.
+    pub async fn accept(&self, item: &Value) -> Result<Accepted, TaskIntakeError> {
+        if let Some(why) = &self.unavailable {
+            return Err(TaskIntakeError::Invalid(
+                json!({ "error": why, "fix": "start the Docker engine and restart the agent" }),
+            ));
+        }
+        let bytes = serde_json::to_vec(item).map_err(anyhow::Error::from)?;
+        let known = self.config.skills.keys().map(String::as_str);
+        let spec = TaskSpec::parse_checked(&bytes, known).map_err(|e| {
+            TaskIntakeError::Invalid(json!({ "error": "invalid task spec", "problems": e.problems, "fix": "correct the spec and drop it again" }))
+        })?;
+        let pipeline = self
+            .pipeline
+            .as_ref()
+            .expect("a runner without Docker refuses above");
+        let policy = pipeline.score(&spec);
+        let now = Utc::now();
+        match task_store::insert(self.store.pool(), &spec, &policy, now).await {
+            Ok(()) => {}
+            Err(task_store::TaskStoreError::Duplicate(id)) => {
+                // A recovered item (crash mid-task) comes back with the same id: run it again.
+                let row = task_store::get(self.store.pool(), &id)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                match row {
+                    Some(r) if r.state == TaskState::Queued => return Ok(Accepted::Run(spec)),
+                    Some(r) => {
+                        return Err(TaskIntakeError::Invalid(json!({
+                            "error": format!("task {id} already exists (state {})", r.state.as_str()),
+                            "fix": "give a new task a new id",
+                        })));
+                    }
+                    None => return Err(anyhow::anyhow!("task {id} vanished").into()),
+                }
+            }
+            Err(e) => return Err(anyhow::Error::from(e).into()),
+        }
+        if policy.needs_approval {
+            task_store::transition(
+                self.store.pool(),
+                spec.id.as_str(),
+                TaskState::AwaitingApproval,
+                Some("risk at or above the approval threshold"),
+                now,
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+            info!(task = %spec.id, score = policy.score, "task waits for a human approval");
+            return Ok(Accepted::AwaitingApproval(json!({
+                "task_id": spec.id.as_str(), "status": "awaiting_approval", "risk": policy.score,
+                "reasons": policy.reasons(),
+                "next": "an approval_decision item with this task_id (approved or denied) resumes or blocks it",
+            })));
+        }
+        Ok(Accepted::Run(spec))
+    }
+
+    /// An `approval_decision` for a parked task: run it (approved) or block it.
+    pub async fn decide(&self, item: &Value) -> Result<Option<TaskSpec>, TaskIntakeError> {
+        let task_id = item.get("task_id").and_then(Value::as_str).ok_or_else(|| {
+            TaskIntakeError::Invalid(json!({ "error": "approval_decision without task_id", "fix": "name the task the decision is for in `task_id`" }))
+        })?;
+        let decision = match item.get("decision").and_then(Value::as_str) {
+            Some("approved") => ApprovalDecision::Approved,
+            Some("denied") => ApprovalDecision::Denied,
+            Some("expired") => ApprovalDecision::Expired,
+            other => {
+                return Err(TaskIntakeError::Invalid(json!({
+                    "error": format!("decision {other:?} is not approved, denied or expired"),
+                })));
+            }
+        };
+        let row = task_store::get(self.store.pool(), task_id)
+            .await
+            .map_err(anyhow::Error::from)?
+            .ok_or_else(|| {
+                TaskIntakeError::Invalid(
+                    json!({ "error": format!("no task {task_id} on this agent") }),
+                )
+            })?;
+        if row.state != TaskState::AwaitingApproval {
+            return Err(TaskIntakeError::Invalid(json!({
+                "error": format!("task {task_id} is {}, not awaiting approval", row.state.as_str()),
+            })));
+        }
+        let now = Utc::now();
+        let by = item.get("by").and_then(Value::as_str).unwrap_or("unknown");
+        if decision == ApprovalDecision::Approved {
+            // `run` moves it from awaiting_approval to running.
+            info!(task = %task_id, by, "task approved");
+            Ok(Some(row.spec))
+        } else {
+            let reason = format!(
+                "{} by {by}",
+                if decision == ApprovalDecision::Denied {
+                    "denied"
+                } else {
+                    "approval expired"
+                }
+            );
+            task_store::transition(
+                self.store.pool(),
+                task_id,
+                TaskState::Blocked,
+                Some(&reason),
+                now,
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+            Ok(None)
+        }
+    }
+
+    /// Run an accepted task to its end (waits for a free worker slot).
+    /// Returns the report and the finished task's event, ready to route.
+    pub async fn run(
+        &self,
+        spec: TaskSpec,
+        approved: bool,
+    ) -> anyhow::Result<(TaskReport, Option<switchyard_routing::Event>)> {
+        let pipeline = self
+            .pipeline
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("tasks are not available on this agent"))?;
+        let _slot = self.slots.clone().acquire_owned().await?;
+        let id = spec.id.to_string();
+        let now = Utc::now();
+        task_store::transition(self.store.pool(), &id, TaskState::Running, None, now).await?;
+        let approval = approved.then_some(ApprovalDecision::Approved);
+        let report = match pipeline.run(&spec, approval).await {
+            Ok(r) => r,
+            Err(e) => {
+                let state = match e {
+                    PipelineError::Stopped => TaskState::Cancelled,
+                    PipelineError::Paused { .. } => TaskState::Blocked,
+                };
+                task_store::transition(
+                    self.store.pool(),
+                    &id,
+                    state,
+                    Some(&e.to_string()),
+                    Utc::now(),
+                )
+                .await?;
+                anyhow::bail!("{e}");
+            }
+        };
+        let now = Utc::now();
+        task_store::save_report(self.store.pool(), &report, now).await?;
+        if let Err(e) =
+            crate::tasks::results::append_ndjson(&self.telemetry, &report.telemetry(now)).await
+        {
+            warn!(error = %e, "could not append the telemetry line");
+        }
+        if let Some(memory) = report.memory_record(now)
+            && let Err(e) = crate::tasks::results::append_ndjson(&self.memory_log, &memory).await
+        {
+            warn!(error = %e, "could not append to the memory log");
+        }
+        let event = match report.event(now, 0) {
+            Some(Ok(ev)) => Some(ev),
+            Some(Err(e)) => {
+                warn!(error = %e, "the task's result event is invalid");
+                None
+            }
+            None => None,
+        };
+        info!(task = %id, state = report.state.as_str(), attempts = report.attempts, ms = report.duration_ms, "task finished");
+        Ok((report, event))
+    }
+
+    /// The kill switch: stop new steps and kill this agent's containers.
+    pub async fn kill(&self) -> usize {
+        match &self.pipeline {
+            Some(p) => p.kill().await.len(),
+            None => 0,
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(p) = &self.pipeline {
+            p.resume();
+        }
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+}
