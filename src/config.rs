@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_commands::AccessList;
-use switchyard_routing::{Category, Destination, Platform, RuleSpec, Router};
+use switchyard_routing::{Category, Destination, Platform, Router, RuleSpec};
 
 /// The fleet file `switchyard demo` runs when given no `--config`.
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -71,7 +71,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in {}:", self.problems.len(), self.source_name)?;
+        writeln!(
+            f,
+            "{} problem(s) in {}:",
+            self.problems.len(),
+            self.source_name
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -333,7 +338,11 @@ pub struct SkillSettings {
 pub enum ConfigSource {
     File(PathBuf),
     /// Text with a name for messages and a base directory for relative paths.
-    Text { name: String, text: String, base_dir: PathBuf },
+    Text {
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    },
 }
 
 impl Config {
@@ -345,18 +354,31 @@ impl Config {
                     source_name: path.display().to_string(),
                     problems: vec![ConfigProblem {
                         key: "(file)".into(),
-                        message: format!("cannot read it: {e}; pass --config PATH or set SWITCHYARD_CONFIG"),
+                        message: format!(
+                            "cannot read it: {e}; pass --config PATH or set SWITCHYARD_CONFIG"
+                        ),
                     }],
                 })?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+                let base = if base.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    base
+                };
                 (path.display().to_string(), base, text)
             }
-            ConfigSource::Text { name, text, base_dir } => (name.clone(), base_dir.clone(), text.clone()),
+            ConfigSource::Text {
+                name,
+                text,
+                base_dir,
+            } => (name.clone(), base_dir.clone(), text.clone()),
         };
         let fail = |key: &str, message: String| ConfigError {
             source_name: name.clone(),
-            problems: vec![ConfigProblem { key: key.into(), message }],
+            problems: vec![ConfigProblem {
+                key: key.into(),
+                message,
+            }],
         };
         let layered = config::Config::builder()
             .add_source(config::File::from_str(&file, config::FileFormat::Toml))
@@ -369,19 +391,29 @@ impl Config {
             .build()
             .map_err(|e| fail("(syntax)", e.to_string()))?;
         let mut unknown = Vec::new();
-        let raw: RawConfig = serde_ignored::deserialize(layered, |path| unknown.push(path.to_string()))
-            .map_err(|e| fail("(shape)", e.to_string()))?;
+        let raw: RawConfig =
+            serde_ignored::deserialize(layered, |path| unknown.push(path.to_string()))
+                .map_err(|e| fail("(shape)", e.to_string()))?;
         let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
         let mut problems: Vec<ConfigProblem> = unknown
             .into_iter()
-            .map(|key| ConfigProblem { key, message: "unknown key: remove it or check its spelling".into() })
+            .map(|key| ConfigProblem {
+                key,
+                message: "unknown key: remove it or check its spelling".into(),
+            })
             .collect();
         match Config::from_raw(raw, &base_dir, &name) {
             Ok(config) if problems.is_empty() => Ok(config),
-            Ok(_) => Err(ConfigError { source_name: name, problems }),
+            Ok(_) => Err(ConfigError {
+                source_name: name,
+                problems,
+            }),
             Err(mut e) => {
                 problems.append(&mut e.problems);
-                Err(ConfigError { source_name: name, problems })
+                Err(ConfigError {
+                    source_name: name,
+                    problems,
+                })
             }
         }
     }
@@ -425,18 +457,26 @@ impl Config {
             ("telegram_token_env", &agent.telegram_token_env),
         ] {
             if let Some(env) = env
-                && std::env::var(env).map(|v| v.trim().is_empty()).unwrap_or(true)
+                && std::env::var(env)
+                    .map(|v| v.trim().is_empty())
+                    .unwrap_or(true)
             {
                 problems.push(ConfigProblem {
                     key: format!("agents.{}.{key}", agent.name),
-                    message: format!("environment variable {env} is not set: export the bot token there"),
+                    message: format!(
+                        "environment variable {env} is not set: export the bot token there"
+                    ),
                 });
             }
         }
         problems
     }
 
-    pub fn from_raw(raw: RawConfig, base_dir: &Path, source_name: &str) -> Result<Config, ConfigError> {
+    pub fn from_raw(
+        raw: RawConfig,
+        base_dir: &Path,
+        source_name: &str,
+    ) -> Result<Config, ConfigError> {
         let mut v = Validator::default();
 
         let fleet = FleetSettings {
@@ -451,14 +491,24 @@ impl Config {
                     .database
                     .unwrap_or_else(|| "sqlite://{workspace}/agents/{agent}/state.db".into());
                 if !d.starts_with("sqlite:") {
-                    v.problem("fleet.database", "only sqlite:// URLs are supported by this build");
+                    v.problem(
+                        "fleet.database",
+                        "only sqlite:// URLs are supported by this build",
+                    );
                 }
                 if !d.contains("{agent}") {
-                    v.problem("fleet.database", "must contain {agent}: each agent has its own database");
+                    v.problem(
+                        "fleet.database",
+                        "must contain {agent}: each agent has its own database",
+                    );
                 }
                 d
             },
-            heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.fleet.heartbeat_interval, "5s"),
+            heartbeat_interval: v.duration(
+                "fleet.heartbeat_interval",
+                raw.fleet.heartbeat_interval,
+                "5s",
+            ),
             stale_after: v.duration("fleet.stale_after", raw.fleet.stale_after, "30s"),
         };
 
@@ -500,7 +550,10 @@ impl Config {
                     match id.trim().parse::<i64>() {
                         Ok(id) if id != 0 => Some((alias.clone(), id)),
                         _ => {
-                            v.problem(&format!("telegram.chats.{alias}"), format!("{id:?} is not a numeric chat id"));
+                            v.problem(
+                                &format!("telegram.chats.{alias}"),
+                                format!("{id:?} is not a numeric chat id"),
+                            );
                             None
                         }
                     }
@@ -528,13 +581,20 @@ impl Config {
             interval: v.duration("github.interval", g.interval, "10m"),
         });
 
-        let docker = DockerSettings { host: raw.docker.host.unwrap_or_else(|| "unix:///var/run/docker.sock".into()) };
+        let docker = DockerSettings {
+            host: raw
+                .docker
+                .host
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+        };
 
         let known = |dest: &Destination| match dest.platform {
-            Platform::Discord => discord
+            Platform::Discord => discord.as_ref().is_some_and(|d| {
+                d.channels.contains_key(&dest.alias) || d.webhooks.contains_key(&dest.alias)
+            }),
+            Platform::Telegram => telegram
                 .as_ref()
-                .is_some_and(|d| d.channels.contains_key(&dest.alias) || d.webhooks.contains_key(&dest.alias)),
-            Platform::Telegram => telegram.as_ref().is_some_and(|t| t.chats.contains_key(&dest.alias)),
+                .is_some_and(|t| t.chats.contains_key(&dest.alias)),
         };
         let check_dest = |v: &mut Validator, key: &str, dest: &Destination| {
             if !known(dest) {
@@ -542,11 +602,23 @@ impl Config {
                     Platform::Discord => "[discord.channels] or [discord.webhooks]",
                     Platform::Telegram => "[telegram.chats]",
                 };
-                v.problem(key, format!("{dest} names no configured alias: add `{}` to {section}", dest.alias));
+                v.problem(
+                    key,
+                    format!(
+                        "{dest} names no configured alias: add `{}` to {section}",
+                        dest.alias
+                    ),
+                );
             }
         };
 
-        let unmatched = match raw.routing.unmatched.as_deref().unwrap_or("discord:system").parse::<Destination>() {
+        let unmatched = match raw
+            .routing
+            .unmatched
+            .as_deref()
+            .unwrap_or("discord:system")
+            .parse::<Destination>()
+        {
             Ok(d) => {
                 check_dest(&mut v, "routing.unmatched", &d);
                 d
@@ -578,17 +650,28 @@ impl Config {
                     v.problem(&key, "is not a known category");
                 }
                 if matches!(category, Category::ActionRequired | Category::Alert) {
-                    v.problem(&key, "alerts and action_required are never digested: they go out at once");
+                    v.problem(
+                        &key,
+                        "alerts and action_required are never digested: they go out at once",
+                    );
                 }
                 Some((category, v.duration(&key, Some(window.clone()), "1m")))
             })
             .collect();
         let routing = RoutingSettings {
             unmatched,
-            repeat_interval: v.duration("routing.repeat_interval", raw.routing.repeat_interval, "10m"),
+            repeat_interval: v.duration(
+                "routing.repeat_interval",
+                raw.routing.repeat_interval,
+                "10m",
+            ),
             digest,
             status_board: raw.routing.status_board.unwrap_or(true),
-            mute_notice_lead: v.duration("routing.mute_notice_lead", raw.routing.mute_notice_lead, "10m"),
+            mute_notice_lead: v.duration(
+                "routing.mute_notice_lead",
+                raw.routing.mute_notice_lead,
+                "10m",
+            ),
         };
 
         let delivery = DeliverySettings {
@@ -605,7 +688,10 @@ impl Config {
         };
 
         if raw.agents.is_empty() {
-            v.problem("agents", "no [[agents]] defined: a fleet needs at least one agent");
+            v.problem(
+                "agents",
+                "no [[agents]] defined: a fleet needs at least one agent",
+            );
         }
         let mut names = BTreeSet::new();
         let mut token_envs: BTreeMap<String, String> = BTreeMap::new();
@@ -694,12 +780,18 @@ impl Config {
                 let key = format!("skills.{name}");
                 let skill = SkillSettings {
                     image: s.image.unwrap_or_else(|| {
-                        v.problem(&format!("{key}.image"), "is missing: name the container image the skill runs in");
+                        v.problem(
+                            &format!("{key}.image"),
+                            "is missing: name the container image the skill runs in",
+                        );
                         String::new()
                     }),
                     command: s.command,
                     network: s.network.unwrap_or(false),
-                    memory_bytes: v.bytes(&format!("{key}.memory"), s.memory.as_deref().unwrap_or("256m")),
+                    memory_bytes: v.bytes(
+                        &format!("{key}.memory"),
+                        s.memory.as_deref().unwrap_or("256m"),
+                    ),
                     cpus: match s.cpus.unwrap_or(0.5) {
                         c if c > 0.0 && c <= 64.0 => c,
                         c => {
@@ -715,7 +807,11 @@ impl Config {
                         }
                     },
                     timeout: v.duration(&format!("{key}.timeout"), s.timeout, "2m"),
-                    env: s.env.into_iter().inspect(|e| v.env_name(&format!("{key}.env"), e)).collect(),
+                    env: s
+                        .env
+                        .into_iter()
+                        .inspect(|e| v.env_name(&format!("{key}.env"), e))
+                        .collect(),
                     mounts: s.mounts,
                 };
                 (name, skill)
@@ -738,14 +834,19 @@ impl Config {
                 skills,
             })
         } else {
-            Err(ConfigError { source_name: source_name.to_string(), problems: v.problems })
+            Err(ConfigError {
+                source_name: source_name.to_string(),
+                problems: v.problems,
+            })
         }
     }
 }
 
 pub fn valid_agent_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Parses a duration like `30s`, `10m`, `2h` or `1h 30m`.
@@ -761,7 +862,10 @@ struct Validator {
 
 impl Validator {
     fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(ConfigProblem { key: key.into(), message: message.into() });
+        self.problems.push(ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     fn duration(&mut self, key: &str, value: Option<String>, default: &str) -> Duration {
@@ -782,7 +886,9 @@ impl Validator {
     fn url(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let text = value.unwrap_or_else(|| default.to_string());
         match url::Url::parse(&text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => text.trim_end_matches('/').to_string(),
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                text.trim_end_matches('/').to_string()
+            }
             _ => {
                 self.problem(key, format!("{text:?} is not an http(s) URL"));
                 default.to_string()
@@ -794,7 +900,12 @@ impl Validator {
         match text.trim().parse::<u64>() {
             Ok(id) if id > 0 => Some(id),
             _ => {
-                self.problem(key, format!("{text:?} is not a Discord id (a number, copied with Developer Mode on)"));
+                self.problem(
+                    key,
+                    format!(
+                        "{text:?} is not a Discord id (a number, copied with Developer Mode on)"
+                    ),
+                );
                 None
             }
         }
@@ -808,7 +919,9 @@ impl Validator {
 
     fn env_name(&mut self, key: &str, env: &str) {
         let ok = !env.is_empty()
-            && env.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            && env
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             && !env.as_bytes()[0].is_ascii_digit();
         if !ok {
             self.problem(
@@ -826,7 +939,10 @@ impl Validator {
                 "operate" => &mut acl.operate,
                 "admin" => &mut acl.admin,
                 other => {
-                    self.problem(&format!("{key}.{other}"), "unknown class: use read, operate or admin");
+                    self.problem(
+                        &format!("{key}.{other}"),
+                        "unknown class: use read, operate or admin",
+                    );
                     continue;
                 }
             };
@@ -851,7 +967,10 @@ impl Validator {
         match num.parse::<i64>() {
             Ok(n) if n > 0 && n.checked_mul(mult).is_some_and(|b| b >= 6 << 20) => n * mult,
             _ => {
-                self.problem(key, format!("{text:?} is not a memory size of at least 6m (like 256m or 1g)"));
+                self.problem(
+                    key,
+                    format!("{text:?} is not a memory size of at least 6m (like 256m or 1g)"),
+                );
                 256 << 20
             }
         }
@@ -863,7 +982,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
-        Config::load(&ConfigSource::Text { name: "test".into(), text: text.into(), base_dir: "/tmp/x".into() })
+        Config::load(&ConfigSource::Text {
+            name: "test".into(),
+            text: text.into(),
+            base_dir: "/tmp/x".into(),
+        })
     }
 
     #[test]

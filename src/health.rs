@@ -61,19 +61,30 @@ pub async fn serve(
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen} for /healthz and /metrics (is another agent using it?)"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} for /healthz and /metrics (is another agent using it?)"
+            )
+        })?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Arc::new(HealthState { agent, metrics, ready }));
+        .with_state(Arc::new(HealthState {
+            agent,
+            metrics,
+            ready,
+        }));
     let mut shutdown = shutdown;
     tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::warn!(error = %e, "health endpoint stopped");
         }
     });
@@ -95,7 +106,10 @@ async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
 
 async fn metrics_text(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }

@@ -4,7 +4,8 @@
 //! `main.rs` only parses the command line and calls in here. The pure domain
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
-pub mod sandbox;
 pub mod config;
+pub mod github;
 pub mod health;
 pub mod metrics;
+pub mod sandbox;

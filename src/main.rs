@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use switchyard::cli::{self, Exit};
 
 #[derive(Parser, Debug)]
-#[command(name = "switchyard", version, about = "A self-hosted chat-ops bot fleet", propagate_version = true)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A self-hosted chat-ops bot fleet",
+    propagate_version = true
+)]
 struct Cli {
     /// Fleet configuration file [default: switchyard.toml in the working directory]
     #[arg(long, global = true, env = "SWITCHYARD_CONFIG", value_name = "PATH")]
@@ -93,9 +98,15 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Text => builder.with_target(false).init(),
     }
 }
@@ -103,7 +114,10 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let args = Cli::parse();
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

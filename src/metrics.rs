@@ -68,16 +68,36 @@ impl Metrics {
         let delivery_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         let intake_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register("events", "Events accepted, by category", events.clone());
-        registry.register("unmatched_events", "Events no rule matched (sent to routing.unmatched)", unmatched.clone());
+        registry.register(
+            "unmatched_events",
+            "Events no rule matched (sent to routing.unmatched)",
+            unmatched.clone(),
+        );
         registry.register(
             "repeats_suppressed",
             "Repeats of the same event type, source and title counted instead of re-sent",
             repeats_suppressed.clone(),
         );
-        registry.register("inbox_items", "Inbox items handled, by outcome", inbox_items.clone());
-        registry.register("inbox_depth", "Items waiting in the agent's inbox", inbox_depth.clone());
-        registry.register("deliveries", "Deliveries by platform and final status", deliveries.clone());
-        registry.register("rate_limited", "HTTP 429 responses received, by platform", rate_limited.clone());
+        registry.register(
+            "inbox_items",
+            "Inbox items handled, by outcome",
+            inbox_items.clone(),
+        );
+        registry.register(
+            "inbox_depth",
+            "Items waiting in the agent's inbox",
+            inbox_depth.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Deliveries by platform and final status",
+            deliveries.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "HTTP 429 responses received, by platform",
+            rate_limited.clone(),
+        );
         registry.register(
             "delivery_latency_seconds",
             "Time from an event's arrival to its delivery",
@@ -111,11 +131,19 @@ impl Metrics {
     }
 
     pub fn count_event(&self, category: &str) {
-        self.events.get_or_create(&CategoryLabel { category: category.to_string() }).inc();
+        self.events
+            .get_or_create(&CategoryLabel {
+                category: category.to_string(),
+            })
+            .inc();
     }
 
     pub fn count_inbox(&self, outcome: &str) {
-        self.inbox_items.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+        self.inbox_items
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 }
 
@@ -127,10 +155,20 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::new();
         m.count_event("alert");
-        m.rate_limited.get_or_create(&PlatformLabel { platform: "discord".into() }).inc();
+        m.rate_limited
+            .get_or_create(&PlatformLabel {
+                platform: "discord".into(),
+            })
+            .inc();
         let text = m.render();
-        assert!(text.contains("switchyard_events_total{category=\"alert\"} 1"), "{text}");
-        assert!(text.contains("switchyard_rate_limited_total{platform=\"discord\"} 1"), "{text}");
+        assert!(
+            text.contains("switchyard_events_total{category=\"alert\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchyard_rate_limited_total{platform=\"discord\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("# EOF"));
     }
 }

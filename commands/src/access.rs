@@ -43,7 +43,11 @@ pub enum AccessRule {
 impl FromStr for AccessRule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("access entry {s:?} must be \"*\", \"user:ID\" or \"role:ID\" with a numeric id");
+        let bad = || {
+            format!(
+                "access entry {s:?} must be \"*\", \"user:ID\" or \"role:ID\" with a numeric id"
+            )
+        };
         if s == "*" {
             return Ok(AccessRule::Anyone);
         }
@@ -75,7 +79,9 @@ impl Serialize for AccessRule {
 
 impl<'de> Deserialize<'de> for AccessRule {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -117,10 +123,14 @@ impl AccessList {
                 AccessRule::Role(id) => caller.roles.contains(id),
             })
         };
-        [PermissionClass::Read, PermissionClass::Operate, PermissionClass::Admin]
-            .into_iter()
-            .filter(|c| *c >= class)
-            .any(|c| grants(self.list(c)))
+        [
+            PermissionClass::Read,
+            PermissionClass::Operate,
+            PermissionClass::Admin,
+        ]
+        .into_iter()
+        .filter(|c| *c >= class)
+        .any(|c| grants(self.list(c)))
     }
 }
 
@@ -129,7 +139,11 @@ mod tests {
     use super::*;
 
     fn caller(user_id: u64, roles: &[u64]) -> Caller {
-        Caller { user_id, display_name: "u".into(), roles: roles.to_vec() }
+        Caller {
+            user_id,
+            display_name: "u".into(),
+            roles: roles.to_vec(),
+        }
     }
 
     #[test]
@@ -145,8 +159,12 @@ mod tests {
             (caller(1, &[]), [true, true, true]),
         ];
         for (c, expect) in table {
-            let got = [PermissionClass::Read, PermissionClass::Operate, PermissionClass::Admin]
-                .map(|class| acl.allows(&c, class));
+            let got = [
+                PermissionClass::Read,
+                PermissionClass::Operate,
+                PermissionClass::Admin,
+            ]
+            .map(|class| acl.allows(&c, class));
             assert_eq!(got, expect, "{c:?}");
         }
     }
