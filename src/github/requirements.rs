@@ -478,7 +478,7 @@ pub fn classify(
         return Some(Failure {
             class: FailureClass::Stale,
             blocker: format!(
-                "PR #{} has not moved for {} ; still missing: {}",
+                "PR #{} has not moved for {}; still missing: {}",
                 pr.number,
                 human(idle),
                 list.join("; ")

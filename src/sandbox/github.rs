@@ -28,9 +28,6 @@ use serde_json::{Value, json};
 /// here; they only have to be well-formed.
 const API: &str = "https://github.sandbox.invalid/api/v3";
 const HTML: &str = "https://github.sandbox.invalid";
-/// Sandbox clock for timestamps inside bodies: a fixed origin plus a logical
-/// counter, so that an unchanged resource has a byte-identical body (and ETag).
-const EPOCH: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const DOCS: &str = "https://docs.github.com/rest";
 
 /// Where a pull request is in its life, for the control API.
@@ -133,6 +130,10 @@ struct Repo {
     checks: HashMap<String, Vec<CheckRun>>,
     statuses: HashMap<String, Vec<(u64, String, CiResult, i64)>>,
     created: i64,
+    /// Timestamps in bodies are this wall-clock origin plus a logical
+    /// counter, so that an unchanged resource keeps a byte-identical body
+    /// (and ETag) while dates stay near the real now.
+    origin: i64,
 }
 
 #[derive(Debug)]
@@ -230,6 +231,7 @@ impl World {
                     checks: HashMap::new(),
                     statuses: HashMap::new(),
                     created,
+                    origin: chrono::Utc::now().timestamp() - 3600,
                 },
             );
         }
@@ -865,8 +867,8 @@ fn resolve(r: &Repo, reference: &str) -> Option<String> {
         .then(|| reference.to_string())
 }
 
-fn ts(seq: i64) -> String {
-    chrono::DateTime::from_timestamp(EPOCH + seq * 60, 0)
+fn ts(r: &Repo, seq: i64) -> String {
+    chrono::DateTime::from_timestamp(r.origin + seq, 0)
         .expect("in range")
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -903,7 +905,7 @@ fn repo_json(r: &Repo) -> Value {
         "size": 1, "open_issues": 0, "open_issues_count": 0,
         "has_issues": true, "has_projects": false, "has_wiki": false, "has_pages": false, "has_downloads": true,
         "archived": false, "disabled": false, "license": null,
-        "pushed_at": ts(r.created), "created_at": ts(r.created), "updated_at": ts(r.created)
+        "pushed_at": ts(r, r.created), "created_at": ts(r, r.created), "updated_at": ts(r, r.created)
     });
     let templated = [
         ("archive_url", "/{archive_format}{/ref}"),
@@ -971,8 +973,8 @@ fn pull_json(r: &Repo, p: &Pull, full: bool) -> Value {
             "review_comment": {"href": format!("{API}/repos/{repo}/pulls/comments{{/number}}")},
             "commits": {"href": format!("{u}/commits")}, "statuses": {"href": statuses}
     });
-    let merged_at = p.merged.then(|| ts(p.updated));
-    let closed_at = (!p.open).then(|| ts(p.updated));
+    let merged_at = p.merged.then(|| ts(r, p.updated));
+    let closed_at = (!p.open).then(|| ts(r, p.updated));
     let mut v = json!({
         "url": u, "id": p.id, "node_id": format!("PR_{}", p.id), "html_url": html,
         "diff_url": format!("{html}.diff"), "patch_url": format!("{html}.patch"), "issue_url": issue,
@@ -982,7 +984,7 @@ fn pull_json(r: &Repo, p: &Pull, full: bool) -> Value {
         "number": p.number, "state": if p.open { "open" } else { "closed" }, "locked": false,
         "title": format!("{}: work from the agent", p.head_ref), "user": user_json("agent-bot"),
         "body": null, "labels": [], "milestone": null, "active_lock_reason": null,
-        "created_at": ts(p.created), "updated_at": ts(p.updated), "closed_at": closed_at, "merged_at": merged_at,
+        "created_at": ts(r, p.created), "updated_at": ts(r, p.updated), "closed_at": closed_at, "merged_at": merged_at,
         "merge_commit_sha": null, "assignee": null, "assignees": [], "requested_reviewers": [], "requested_teams": [],
         "head": end(&p.head_ref, &head_sha), "base": end(&p.base_ref, &r.base_sha),
         "author_association": "CONTRIBUTOR", "auto_merge": null, "draft": false,
@@ -1034,7 +1036,7 @@ fn review_json(r: &Repo, p: &Pull, rv: &Review) -> Value {
         "id": rv.id, "node_id": format!("PRR_{}", rv.id), "user": user_json(&rv.user), "body": rv.body,
         "state": rv.state, "html_url": html, "pull_request_url": pr_url,
         "_links": { "html": {"href": html}, "pull_request": {"href": pr_url} },
-        "submitted_at": ts(rv.seq), "commit_id": rv.commit_id, "author_association": "MEMBER"
+        "submitted_at": ts(r, rv.seq), "commit_id": rv.commit_id, "author_association": "MEMBER"
     })
 }
 
@@ -1046,8 +1048,8 @@ fn commit_json(r: &Repo, sha: &str, message: &str) -> Value {
         "comments_url": format!("{u}/comments"),
         "commit": {
             "url": format!("{API}/repos/{repo}/git/commits/{sha}"), "message": message, "comment_count": 0,
-            "author": {"name": "agent", "email": "agent@sandbox.invalid", "date": ts(r.created)},
-            "committer": {"name": "agent", "email": "agent@sandbox.invalid", "date": ts(r.created)},
+            "author": {"name": "agent", "email": "agent@sandbox.invalid", "date": ts(r, r.created)},
+            "committer": {"name": "agent", "email": "agent@sandbox.invalid", "date": ts(r, r.created)},
             "tree": {"sha": sha, "url": format!("{API}/repos/{repo}/git/trees/{sha}")}
         },
         "author": user_json("agent-bot"), "committer": user_json("agent-bot"), "parents": []
@@ -1091,8 +1093,8 @@ fn check_run_json(r: &Repo, sha: &str, c: &CheckRun) -> Value {
     let u = format!("{API}/repos/{repo}/check-runs/{}", c.id);
     let (status, conclusion, completed) = match c.result {
         CiResult::Pending => ("in_progress", Value::Null, Value::Null),
-        CiResult::Success => ("completed", json!("success"), json!(ts(c.seq))),
-        CiResult::Failure => ("completed", json!("failure"), json!(ts(c.seq))),
+        CiResult::Success => ("completed", json!("success"), json!(ts(r, c.seq))),
+        CiResult::Failure => ("completed", json!("failure"), json!(ts(r, c.seq))),
     };
     let title = match c.result {
         CiResult::Failure => Some(format!("{} failed", c.name)),
@@ -1115,7 +1117,7 @@ fn check_run_json(r: &Repo, sha: &str, c: &CheckRun) -> Value {
     json!({
         "id": c.id, "node_id": format!("CR_{}", c.id), "head_sha": sha, "external_id": format!("ext-{}", c.id),
         "url": u, "html_url": format!("{HTML}/{repo}/runs/{}", c.id), "details_url": format!("{HTML}/{repo}/runs/{}", c.id),
-        "status": status, "conclusion": conclusion, "started_at": ts(c.seq), "completed_at": completed,
+        "status": status, "conclusion": conclusion, "started_at": ts(r, c.seq), "completed_at": completed,
         "output": {
             "title": title, "summary": c.summary, "text": null, "annotations_count": 0,
             "annotations_url": format!("{u}/annotations")
@@ -1146,7 +1148,7 @@ fn combined_status_json(r: &Repo, sha: &str) -> Value {
                 "url": format!("{API}/repos/{repo}/statuses/{sha}"), "avatar_url": null, "id": id,
                 "node_id": format!("S_{id}"), "state": word(*st), "description": format!("{context}: {}", word(*st)),
                 "target_url": format!("{HTML}/{repo}/ci/{id}"), "context": context,
-                "created_at": ts(*seq), "updated_at": ts(*seq)
+                "created_at": ts(r, *seq), "updated_at": ts(r, *seq)
             })
         })
         .collect();
