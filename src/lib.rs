@@ -10,6 +10,7 @@ pub mod config;
 pub mod coord;
 pub mod delivery;
 pub mod demo;
+pub mod github;
 pub mod health;
 pub mod metrics;
 pub mod sandbox;

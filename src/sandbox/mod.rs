@@ -15,6 +15,7 @@
 //! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]).
 
 mod discord;
+pub mod github;
 mod discord_schema;
 mod limits;
 mod model;
