@@ -782,3 +782,62 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Track the tasks of an active-tasks.json file; each is monitored by the agent its `agent` names
+    Import { file: PathBuf },
+    /// Write every agent's tracked tasks to one active-tasks.json file
+    Export { file: PathBuf },
+}
+
+pub async fn registry(path: Option<PathBuf>, cmd: RegistryCommand) -> anyhow::Result<()> {
+    use crate::github::{registry, store as gh_store};
+    let config = load_config(path)?;
+    match cmd {
+        RegistryCommand::Import { file } => {
+            let tasks = registry::import(&file).map_err(|e| bad_input(e.to_string()))?;
+            let unknown: Vec<String> = tasks
+                .iter()
+                .filter(|t| config.agent(&t.record.agent).is_none())
+                .map(|t| format!("{} names agent {:?}", t.id(), t.record.agent))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(bad_input(format!(
+                    "{}: no such agent in the configuration (agents: {})",
+                    unknown.join("; "),
+                    agent_names(&config)
+                )));
+            }
+            let now = Utc::now().timestamp_millis();
+            for agent in &config.agents {
+                let mine: Vec<_> = tasks
+                    .iter()
+                    .filter(|t| t.record.agent == agent.name)
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let store = crate::store::Store::open(&config.database_url(&agent.name)).await?;
+                gh_store::upsert_tasks(store.pool(), &mine, now).await?;
+                println!("{}: tracking {} task(s)", agent.name, mine.len());
+            }
+        }
+        RegistryCommand::Export { file } => {
+            let mut all = Vec::new();
+            for agent in &config.agents {
+                let db = config.database_url(&agent.name);
+                let db_path = db.trim_start_matches("sqlite://");
+                if !Path::new(db_path).exists() {
+                    continue;
+                }
+                let store = crate::store::Store::open(&db).await?;
+                all.extend(gh_store::list_tasks(store.pool(), Some(&agent.name)).await?);
+            }
+            registry::export(&file, &all)?;
+            println!("wrote {} task(s) to {}", all.len(), file.display());
+        }
+    }
+    Ok(())
+}

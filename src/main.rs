@@ -84,6 +84,9 @@ enum Command {
     /// The policy gate
     #[command(subcommand)]
     Policy(cli::PolicyCommand),
+    /// The GitHub task registry (seed 001's active-tasks.json)
+    #[command(subcommand)]
+    Registry(cli::RegistryCommand),
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
             Command::Lock(lock) => cli::lock(config, lock),
             Command::Task(task) => cli::task(config, task).await,
             Command::Policy(policy) => cli::policy(config, policy),
+            Command::Registry(registry) => cli::registry(config, registry).await,
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
             Command::Sandbox { listen } => cli::sandbox(listen).await,
         }

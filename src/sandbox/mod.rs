@@ -15,8 +15,8 @@
 //! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]).
 
 mod discord;
-pub mod github;
 mod discord_schema;
+pub mod github;
 mod limits;
 mod model;
 mod telegram;
