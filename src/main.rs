@@ -70,6 +70,20 @@ enum Command {
     /// Named locks in the status file
     #[command(subcommand)]
     Lock(cli::LockCommand),
+    /// Approval requests: `approval request --summary S ...` prints the id
+    #[command(subcommand)]
+    Approval(cli::ApprovalCommand),
+    /// List approvals (the Telegram owner's, or --agent's)
+    Approvals {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Approve a request from the shell (operator override, audited)
+    Approve { id: String },
+    /// Deny a request from the shell (operator override, audited)
+    Deny { id: String },
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set
@@ -115,7 +129,9 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     // The demo and the one-shot commands print for a person: their logs stay quiet.
     let default_filter = match args.command {
-        Command::Run { .. } | Command::Sandbox { .. } => "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn",
+        Command::Run { .. } | Command::Sandbox { .. } => {
+            "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"
+        }
         _ => "warn",
     };
     init_logging(args.log_format, default_filter);
@@ -143,6 +159,10 @@ fn main() -> ExitCode {
             Command::Kill(k) => cli::kill(config, k.agent, k.reason, true),
             Command::Resume(k) => cli::kill(config, k.agent, k.reason, false),
             Command::Lock(lock) => cli::lock(config, lock),
+            Command::Approval(cmd) => cli::approval(config, cmd),
+            Command::Approvals { json, agent } => cli::approvals(config, json, agent).await,
+            Command::Approve { id } => cli::decide(config, &id, true).await,
+            Command::Deny { id } => cli::decide(config, &id, false).await,
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
             Command::Sandbox { listen } => cli::sandbox(listen).await,
         }

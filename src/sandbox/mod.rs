@@ -98,6 +98,12 @@ impl Default for SandboxOptions {
     }
 }
 
+/// The length Telegram checks against its 4096 limit for an HTML message:
+/// the text after entities are parsed (or why the HTML would be refused).
+pub fn telegram_html_text_len(html: &str) -> Result<usize, String> {
+    telegram_html::parse(html).map(|p| p.text.chars().count())
+}
+
 /// State shared by every request handler.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,

@@ -42,6 +42,11 @@ struct Chat {
     per_group: Option<TokenBucket>,
 }
 
+enum ActionKind {
+    Honest,
+    Forged,
+}
+
 struct PendingCallback {
     answered: bool,
 }
@@ -134,6 +139,11 @@ impl World {
         action: TelegramUserAction,
     ) -> Result<EnqueuedUpdate, ControlError> {
         let now = unix_secs();
+        let action_kind = if matches!(action, TelegramUserAction::ForgedPress { .. }) {
+            ActionKind::Forged
+        } else {
+            ActionKind::Honest
+        };
         match action {
             TelegramUserAction::Message {
                 chat_id,
@@ -176,7 +186,14 @@ impl World {
                 message_id,
                 from,
                 callback_data,
+            }
+            | TelegramUserAction::ForgedPress {
+                chat_id,
+                message_id,
+                from,
+                callback_data,
             } => {
+                let forged = matches!(action_kind, ActionKind::Forged);
                 let chat = self
                     .chats
                     .get(&chat_id)
@@ -201,7 +218,7 @@ impl World {
                                 == Some(callback_data.as_str())
                         })
                     });
-                if !has_button {
+                if !has_button && !forged {
                     return Err(ControlError::NoSuchButton {
                         chat_id,
                         message_id,
