@@ -473,3 +473,116 @@ fn a_429_delays_the_prompt_but_it_still_goes_out() {
         assert_eq!(a["message_id"].as_i64(), Some(i64::from(msg.message_id)));
     });
 }
+
+fn say(fleet: &Fleet, from: TelegramUser, text: &str) -> i32 {
+    fleet
+        .sandbox
+        .telegram_user_action(TelegramUserAction::Message {
+            chat_id: OPERATOR_CHAT,
+            from,
+            text: text.into(),
+        })
+        .expect("message")
+        .message_id
+        .expect("a message id")
+}
+
+/// The bot's first message after the user's message `after` that contains `needle`.
+async fn bot_reply(fleet: &Fleet, after: i32, needle: &str) -> TelegramMessage {
+    wait_for(
+        Duration::from_secs(30),
+        &format!("a reply containing {needle:?}"),
+        || {
+            fleet
+                .state()
+                .telegram_messages(OPERATOR_CHAT)
+                .iter()
+                .find(|m| m.message_id > after && m.text.contains(needle))
+                .cloned()
+        },
+    )
+    .await
+}
+
+#[test]
+fn telegram_commands_status_approvals_mute_unmute() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        let text = std::fs::read_to_string(&fleet.config_file).unwrap().replace(
+            &format!("approvers = [{OPERATOR_CHAT}]"),
+            &format!("approvers = [{OPERATOR_CHAT}]\nread = [\"user:{OPERATOR_CHAT}\"]\noperate = [\"user:{OPERATOR_CHAT}\"]"),
+        );
+        std::fs::write(&fleet.config_file, text).unwrap();
+        fleet.spawn_agent("manager").await;
+        let registered = wait_for(Duration::from_secs(30), "setMyCommands", || {
+            let c = fleet.state().telegram.commands;
+            (!c.is_empty()).then_some(c)
+        })
+        .await;
+        for name in ["status", "approvals", "mute", "unmute"] {
+            assert!(registered.iter().any(|c| c.command == name), "{name} not registered: {registered:?}");
+        }
+
+        let asked = say(&fleet, operator(), "/status");
+        bot_reply(&fleet, asked, "manager").await;
+
+        // /approvals lists the pending request with working buttons.
+        let id = request(&fleet, "Purge the CDN cache", &["--risk", "30"]);
+        let (prompt_msg, _, _) = wait_prompt(&fleet, &id).await;
+        let asked = say(&fleet, operator(), "/approvals");
+        let listed = bot_reply(&fleet, asked, "Purge the CDN cache").await;
+        let approve = listed.reply_markup.as_ref().expect("buttons")["inline_keyboard"][0][0]["callback_data"]
+            .as_str()
+            .expect("callback_data")
+            .to_string();
+        let pressed = press(&fleet, listed.message_id, &approve, operator());
+        assert!(answer(&fleet, &pressed).await.contains("Approved"));
+        wait_status(&fleet, &id, "approved", None).await;
+        wait_edited(&fleet, prompt_msg.message_id, "Approved by @operator").await;
+
+        // /mute and /unmute change the fleet's status file.
+        let asked = say(&fleet, operator(), "/mute system 2h noisy deploy");
+        bot_reply(&fleet, asked, "system").await;
+        let status = common::read_json(&fleet.workspace().join("status.json"));
+        let mute_id = status["mutes"][0]["id"].as_str().expect("a mute").to_string();
+        let asked = say(&fleet, operator(), &format!("/unmute {mute_id}"));
+        bot_reply(&fleet, asked, &mute_id).await;
+        let status = common::read_json(&fleet.workspace().join("status.json"));
+        let ends = status["mutes"][0]["expires_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        assert!(ends <= chrono::Utc::now(), "the mute was lifted");
+
+        // A stranger may not mute.
+        let asked = say(&fleet, user(STRANGER, "mallory"), "/mute alert 1h");
+        bot_reply(&fleet, asked, "Not allowed").await;
+        let rows = audit_rows(&fleet, "manager").await;
+        assert!(rows.iter().any(|r| r.action == "telegram.command" && r.outcome == "refused" && r.actor.contains("777001")), "{rows:?}");
+    });
+}
+
+#[test]
+fn a_reminder_then_an_escalation_to_discord_before_expiry() {
+    multi_thread().block_on(async {
+        let mut opts = common::sandbox_options();
+        common::fast_discord_limits(&mut opts);
+        let mut fleet = Fleet::with_sandbox(
+            &["manager"],
+            "[approvals]\nexpires = \"1m\"\nremind_after = \"1s\"\nescalate_after = \"2s\"\nescalate_to = \"discord:alerts\"\n",
+            opts,
+        )
+        .await;
+        fleet.spawn_agent("manager").await;
+        let id = request(&fleet, "Reboot the database host", &["--risk", "70"]);
+        wait_prompt(&fleet, &id).await;
+        wait_for(Duration::from_secs(30), "a reminder in Telegram", || {
+            common::telegram_texts(&fleet.state()).into_iter().find(|t| t.contains("Reminder") && t.contains(&id))
+        })
+        .await;
+        wait_for(Duration::from_secs(30), "a ping in #alerts", || {
+            common::discord_texts(&fleet.state(), "alerts").into_iter().find(|t| t.contains("Reboot the database host"))
+        })
+        .await;
+        let a = approval(&fleet, &id, None).unwrap();
+        assert_eq!(a["status"], "pending");
+        assert!(a["reminded_at"].is_string() && a["escalated_at"].is_string(), "{a}");
+    });
+}

@@ -7,6 +7,7 @@
 
 pub mod approvals;
 pub mod commands;
+pub mod fleet_shim;
 pub mod poll;
 
 use std::time::Duration;

@@ -27,6 +27,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut offset = ctx.store.telegram_offset(tg.bot_id).await?;
     info!(offset, "polling Telegram for button presses and commands");
+    super::commands::register(&tg).await;
     let mut conflict_reported = false;
     loop {
         let poll = tg
