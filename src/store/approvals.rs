@@ -954,3 +954,144 @@ async fn set_final(
     .context("cannot decide the approval")?;
     Ok(r.rows_affected() == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/state.db", dir.path().display()))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn new(id: &str, required: u8) -> NewApproval {
+        NewApproval {
+            id: id.into(),
+            summary: "Deploy".into(),
+            detail: "deploy.sh".into(),
+            task_id: None,
+            requested_by: "tech-lead".into(),
+            risk: 90,
+            reasons: vec!["risky".into()],
+            expires_in: Duration::from_secs(600),
+            required_approvers: required,
+            reply_to: None,
+        }
+    }
+
+    fn voter(i: usize) -> Voter {
+        Voter {
+            id: format!("telegram:{i}"),
+            name: format!("@u{i}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_votes_decide_once() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        assert!(store.insert_approval(&new("apr_1", 1), now).await.unwrap());
+        assert!(
+            !store.insert_approval(&new("apr_1", 1), now).await.unwrap(),
+            "the same id twice stores once"
+        );
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                let vote = if i % 2 == 0 {
+                    Vote::Approve
+                } else {
+                    Vote::Deny
+                };
+                tokio::spawn(async move {
+                    store
+                        .decide_approval("apr_1", &voter(i), vote, false, Utc::now())
+                        .await
+                })
+            })
+            .collect();
+        let mut decided = 0;
+        let mut already = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                DecideOutcome::Decided { .. } => decided += 1,
+                DecideOutcome::AlreadyDecided { .. } => already += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((decided, already), (1, 15));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_approvers_must_be_distinct_and_concurrent_approvals_decide_once() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        store.insert_approval(&new("apr_2", 2), now).await.unwrap();
+        assert_eq!(
+            store
+                .decide_approval("apr_2", &voter(1), Vote::Approve, false, now)
+                .await
+                .unwrap(),
+            DecideOutcome::Awaiting {
+                approvals: 1,
+                required: 2
+            }
+        );
+        assert_eq!(
+            store
+                .decide_approval("apr_2", &voter(1), Vote::Approve, false, now)
+                .await
+                .unwrap(),
+            DecideOutcome::AlreadyVoted
+        );
+        let tasks: Vec<_> = (2..10)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .decide_approval("apr_2", &voter(i), Vote::Approve, false, Utc::now())
+                        .await
+                })
+            })
+            .collect();
+        let mut decided = Vec::new();
+        for t in tasks {
+            if let DecideOutcome::Decided { by, status, .. } = t.await.unwrap().unwrap() {
+                assert_eq!(status, ApprovalStatus::Approved);
+                decided.push(by);
+            }
+        }
+        assert_eq!(decided.len(), 1, "{decided:?}");
+        assert!(decided[0].starts_with("@u1 + @u"), "{decided:?}");
+    }
+
+    #[tokio::test]
+    async fn a_vote_after_expiry_expires_the_request() {
+        let (_dir, store) = store().await;
+        let then = Utc::now() - chrono::Duration::hours(1);
+        store.insert_approval(&new("apr_3", 1), then).await.unwrap();
+        assert!(matches!(
+            store
+                .decide_approval("apr_3", &voter(1), Vote::Approve, false, Utc::now())
+                .await
+                .unwrap(),
+            DecideOutcome::Expired { .. }
+        ));
+        let a = store.approval("apr_3").await.unwrap().unwrap();
+        assert_eq!(a.status, ApprovalStatus::Expired);
+        assert!(
+            store
+                .expire_due_approvals(Utc::now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "expired once"
+        );
+        let audit = store.approval_audit("apr_3").await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "approval.expire"));
+        assert!(audit.iter().any(|e| e.outcome == "refused"));
+    }
+}
