@@ -173,6 +173,9 @@ pub enum DecideOutcome {
     Unknown,
 }
 
+/// status, decided_by, decided_at, expires_at, required_approvers
+type DecideRow = (String, Option<String>, Option<i64>, i64, i64);
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
@@ -452,7 +455,7 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .context("cannot start a transaction")?;
-        let row: Option<(String, Option<String>, Option<i64>, i64, i64)> = sqlx::query_as(
+        let row: Option<DecideRow> = sqlx::query_as(
             "SELECT status, decided_by, decided_at, expires_at, required_approvers FROM approvals WHERE id = $1",
         )
         .bind(id)
