@@ -158,13 +158,18 @@ impl Agent {
             health_addr: std::sync::Mutex::new(None),
         });
 
+        let webhook = crate::telegram::webhook::router(&shared.approvals)?;
+        if webhook.is_some() && shared.agent.listen.is_none() {
+            anyhow::bail!("[telegram] webhook_url is set but agent {} has no `listen` address to receive it on", shared.agent.name);
+        }
         if let Some(listen) = shared.agent.listen {
-            let addr = crate::health::serve(
+            let addr = crate::health::serve_with(
                 listen,
                 shared.agent.name.clone(),
                 shared.metrics.clone(),
                 shared.ready.clone(),
                 stop.clone(),
+                webhook.clone().unwrap_or_default(),
             )
             .await?;
             info!(%addr, "health endpoints on /healthz /readyz /metrics");
@@ -192,7 +197,11 @@ impl Agent {
         tasks.spawn(housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
         tasks.spawn(crate::approvals::run(shared.approvals.clone(), stop.clone()).in_current_span());
         if let Some(tg) = shared.approvals.telegram.clone() {
-            tasks.spawn(crate::telegram::poll::run(tg, shared.approvals.clone(), stop.clone()).in_current_span());
+            if webhook.is_some() {
+                tasks.spawn(crate::telegram::webhook::register(tg, shared.approvals.clone(), stop.clone()).in_current_span());
+            } else {
+                tasks.spawn(crate::telegram::poll::run(tg, shared.approvals.clone(), stop.clone()).in_current_span());
+            }
         }
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);

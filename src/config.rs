@@ -135,6 +135,11 @@ pub struct RawDiscord {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawTelegram {
     pub api_base: Option<String>,
+    /// Webhook mode: the public URL Telegram posts updates to (the agent
+    /// serves it on its `listen` address at `/telegram/webhook`).
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's `secret_token`.
+    pub webhook_secret_env: Option<String>,
     #[serde(default)]
     pub chats: BTreeMap<String, String>,
     #[serde(default)]
@@ -281,9 +286,18 @@ impl DiscordSettings {
 #[derive(Debug, Clone)]
 pub struct TelegramSettings {
     pub api_base: String,
+    /// `None`: long polling.
+    pub webhook: Option<TelegramWebhook>,
     pub chats: BTreeMap<String, i64>,
     pub approvers: Vec<i64>,
     pub access: AccessList,
+}
+
+/// Webhook mode of the Telegram owner.
+#[derive(Debug, Clone)]
+pub struct TelegramWebhook {
+    pub url: String,
+    pub secret_env: String,
 }
 
 #[derive(Debug, Clone)]
@@ -582,6 +596,12 @@ impl Config {
 
         let telegram = raw.telegram.map(|t| TelegramSettings {
             api_base: v.url("telegram.api_base", t.api_base, TELEGRAM_PUBLIC_API),
+            webhook: t.webhook_url.clone().map(|url| {
+                let url = v.url("telegram.webhook_url", Some(url), "https://example.invalid/telegram/webhook");
+                let secret_env = t.webhook_secret_env.clone().unwrap_or_else(|| "TELEGRAM_WEBHOOK_SECRET".into());
+                v.env_name("telegram.webhook_secret_env", &secret_env);
+                TelegramWebhook { url, secret_env }
+            }),
             chats: t
                 .chats
                 .iter()

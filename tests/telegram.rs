@@ -586,3 +586,50 @@ fn a_reminder_then_an_escalation_to_discord_before_expiry() {
         assert!(a["reminded_at"].is_string() && a["escalated_at"].is_string(), "{a}");
     });
 }
+
+#[test]
+fn webhook_mode_takes_presses_and_refuses_a_wrong_secret() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        // The webhook URL must be known before the agent starts: ask the OS for a free port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/telegram/webhook");
+        let text = std::fs::read_to_string(&fleet.config_file)
+            .unwrap()
+            .replacen("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""), 1)
+            .replace(
+                "[telegram]\n",
+                &format!("[telegram]\nwebhook_url = \"{url}\"\nwebhook_secret_env = \"TEST_WEBHOOK_SECRET\"\n"),
+            );
+        std::fs::write(&fleet.config_file, text).unwrap();
+        let child = fleet
+            .command()
+            .env("TEST_WEBHOOK_SECRET", "s3cret-Webhook_token")
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        fleet.agents.push(common::AgentProcess { name: "manager".into(), child });
+        wait_for(Duration::from_secs(30), "setWebhook", || {
+            (fleet.state().telegram.webhook_url.as_deref() == Some(url.as_str())).then_some(())
+        })
+        .await;
+
+        let id = request(&fleet, "Flip the feature flag", &[]);
+        let (msg, approve, _) = wait_prompt(&fleet, &id).await;
+        let pressed = press(&fleet, msg.message_id, &approve, operator());
+        assert!(answer(&fleet, &pressed).await.contains("Approved"));
+        wait_status(&fleet, &id, "approved", None).await;
+        wait_edited(&fleet, msg.message_id, "Approved by @operator").await;
+
+        let client = reqwest::Client::new();
+        let update = json!({"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": OPERATOR_CHAT, "type": "private"}, "text": "/status"}});
+        for secret in [None, Some("wrong"), Some("s3cret-Webhook_toke")] {
+            let mut req = client.post(&url).json(&update);
+            if let Some(s) = secret {
+                req = req.header("X-Telegram-Bot-Api-Secret-Token", s);
+            }
+            assert_eq!(req.send().await.unwrap().status(), reqwest::StatusCode::UNAUTHORIZED, "{secret:?}");
+        }
+    });
+}

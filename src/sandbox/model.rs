@@ -230,6 +230,13 @@ pub struct TelegramState {
     pub commands: Vec<BotCommand>,
     /// `getUpdates` calls waiting for an update right now.
     pub waiting_polls: usize,
+    /// The URL set with `setWebhook`: updates are POSTed there instead of
+    /// being served to `getUpdates`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Webhook posts that failed (refused or unanswered) and were retried.
+    #[serde(default)]
+    pub webhook_failures: u64,
 }
 
 /// A snapshot of everything the sandbox holds.

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod commands;
 pub mod fleet_shim;
 pub mod poll;
+pub mod webhook;
 
 use std::time::Duration;
 

@@ -27,6 +27,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut offset = ctx.store.telegram_offset(tg.bot_id).await?;
     info!(offset, "polling Telegram for button presses and commands");
+    // A webhook left set (an earlier webhook mode) would make getUpdates fail with 409.
+    if let Err(e) = tg.bot.delete_webhook().await {
+        warn!(error = %e, "could not clear a webhook before polling");
+    }
     super::commands::register(&tg).await;
     let mut conflict_reported = false;
     loop {
