@@ -633,3 +633,34 @@ fn webhook_mode_takes_presses_and_refuses_a_wrong_secret() {
         }
     });
 }
+
+#[test]
+fn a_second_process_for_the_same_telegram_token_refuses_to_start() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let mut second = fleet
+            .command()
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_for(
+            Duration::from_secs(30),
+            "the second process to exit",
+            || second.try_wait().ok().flatten(),
+        )
+        .await;
+        assert!(!status.success());
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains("TEST_TELEGRAM_BOT_TOKEN") || stderr.contains("token"),
+            "{stderr}"
+        );
+        // The first keeps answering.
+        let id = request(&fleet, "Still alive?", &[]);
+        wait_prompt(&fleet, &id).await;
+    });
+}
