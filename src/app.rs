@@ -108,6 +108,7 @@ struct Shared {
     outbox: OutboxNotify,
     started_at: DateTime<Utc>,
     health_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    approvals: crate::approvals::ApprovalsContext,
 }
 
 impl Agent {
@@ -146,6 +147,18 @@ impl Agent {
         token_locks.push(TokenLock::acquire(&workspace, &agent_key)?);
         let discord_token = read_token(&agent.discord_token_env);
         let telegram_token = read_token(&agent.telegram_token_env);
+        let telegram_approvals = match &telegram_token {
+            Some(token)
+                if config
+                    .telegram_owner()
+                    .is_some_and(|o| o.name == agent.name) =>
+            {
+                Some(Arc::new(crate::telegram::TelegramApprovals::new(
+                    &config, token,
+                )?))
+            }
+            _ => None,
+        };
 
         let store = Store::open(&config.database_url(&agent.name))
             .await
@@ -168,10 +181,18 @@ impl Agent {
         let metrics = Metrics::new(|registry| stats.register(registry));
         let ready = ReadyFlag::default();
         let notify = outbox.notifier();
+        let approvals = crate::approvals::ApprovalsContext {
+            config: config.clone(),
+            agent: agent.name.clone(),
+            store: store.clone(),
+            outbox: notify.clone(),
+            telegram: telegram_approvals,
+        };
 
         let tasks = TaskRunner::start(&config, &agent.name, store.clone()).await;
         let shared = Arc::new(Shared {
             tasks,
+            approvals,
             config,
             agent,
             store,
@@ -184,13 +205,21 @@ impl Agent {
             health_addr: std::sync::Mutex::new(None),
         });
 
+        let webhook = crate::telegram::webhook::router(&shared.approvals)?;
+        if webhook.is_some() && shared.agent.listen.is_none() {
+            anyhow::bail!(
+                "[telegram] webhook_url is set but agent {} has no `listen` address to receive it on",
+                shared.agent.name
+            );
+        }
         if let Some(listen) = shared.agent.listen {
-            let addr = crate::health::serve(
+            let addr = crate::health::serve_with(
                 listen,
                 shared.agent.name.clone(),
                 shared.metrics.clone(),
                 shared.ready.clone(),
                 stop.clone(),
+                webhook.clone().unwrap_or_default(),
             )
             .await?;
             info!(%addr, "health endpoints on /healthz /readyz /metrics");
@@ -226,6 +255,21 @@ impl Agent {
         }
         tasks.spawn(intake_loop(shared.clone(), inbox, stop.clone()).in_current_span());
         tasks.spawn(housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
+        tasks
+            .spawn(crate::approvals::run(shared.approvals.clone(), stop.clone()).in_current_span());
+        if let Some(tg) = shared.approvals.telegram.clone() {
+            if webhook.is_some() {
+                tasks.spawn(
+                    crate::telegram::webhook::register(tg, shared.approvals.clone(), stop.clone())
+                        .in_current_span(),
+                );
+            } else {
+                tasks.spawn(
+                    crate::telegram::poll::run(tg, shared.approvals.clone(), stop.clone())
+                        .in_current_span(),
+                );
+            }
+        }
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
@@ -457,21 +501,41 @@ async fn handle_item(
                     approved: false,
                 };
             }
-            Ok(Accepted::AwaitingApproval(result)) => Outcome::Done(result),
-            Err(e) => task_refusal(claimed, e),
-        },
-        InboxItem::ApprovalDecision(value) => match shared.tasks.decide(&value).await {
-            Ok(Some(spec)) => {
-                return Handled::RunTask {
-                    spec,
-                    approved: true,
-                };
-            }
-            Ok(None) => {
-                Outcome::Done(json!({ "status": "blocked", "task_id": value.get("task_id") }))
+            Ok(Accepted::AwaitingApproval(result)) => {
+                request_task_approval(shared, &result).await;
+                Outcome::Done(result)
             }
             Err(e) => task_refusal(claimed, e),
         },
+        InboxItem::ApprovalRequest(v) => {
+            match crate::approvals::handle_request_item(&shared.approvals, &v).await {
+                Ok(result) => Outcome::Done(result),
+                Err(reason) => Outcome::Failed(reason),
+            }
+        }
+        // A decision naming a task directly (an operator's or a script's) goes
+        // to the task runner; one answering an approval request is recorded by
+        // the approvals module, and parked tasks pick it up from there.
+        InboxItem::ApprovalDecision(v) if v.get("task_id").is_some() => {
+            match shared.tasks.decide(&v).await {
+                Ok(Some(spec)) => {
+                    return Handled::RunTask {
+                        spec,
+                        approved: true,
+                    };
+                }
+                Ok(None) => {
+                    Outcome::Done(json!({ "status": "blocked", "task_id": v.get("task_id") }))
+                }
+                Err(e) => task_refusal(claimed, e),
+            }
+        }
+        InboxItem::ApprovalDecision(v) => {
+            match crate::approvals::handle_decision_item(&shared.approvals, &v).await {
+                Ok(result) => Outcome::Done(result),
+                Err(reason) => Outcome::Failed(reason),
+            }
+        }
         other => Outcome::Failed(json!({
             "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
             "fix": "send events, tasks or approval decisions"
@@ -494,6 +558,76 @@ fn task_refusal(claimed: &Claimed, e: TaskIntakeError) -> Outcome {
             )
         }
     }
+}
+
+/// Ask a human (Telegram, through the approvals module) about a parked task.
+async fn request_task_approval(shared: &Shared, parked: &serde_json::Value) {
+    let Some(task_id) = parked["task_id"].as_str() else {
+        return;
+    };
+    let mut req = crate::approvals::ApprovalRequest::new(
+        format!(
+            "Run task {task_id}: {}",
+            parked["title"].as_str().unwrap_or("")
+        ),
+        shared.agent.name.clone(),
+    );
+    req.id = Some(crate::tasks::runner::approval_id(task_id));
+    req.task_id = Some(task_id.to_string());
+    req.detail = parked["preview"].as_str().unwrap_or("").to_string();
+    req.risk = parked["risk"].as_u64().unwrap_or(100).min(100) as u8;
+    req.reasons = parked["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Err(e) = crate::approvals::request(&shared.store, req).await {
+        error!(
+            task = task_id,
+            error = format!("{e:#}"),
+            "could not request an approval for a task"
+        );
+    }
+}
+
+/// Parked tasks whose approval request has been decided: run or block them.
+async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    for task_id in shared.tasks.parked().await? {
+        let Some(approval) = shared
+            .store
+            .approval(&crate::tasks::runner::approval_id(&task_id))
+            .await?
+        else {
+            continue;
+        };
+        if !approval.status.is_final() {
+            continue;
+        }
+        let decision = json!({
+            "task_id": task_id,
+            "decision": if approval.status.is_approved() { "approved" } else if approval.status.as_str() == "expired" { "expired" } else { "denied" },
+            "by": approval.decided_by.clone().unwrap_or_else(|| "approvals".into()),
+        });
+        match shared.tasks.decide(&decision).await {
+            Ok(Some(spec)) => {
+                let shared = shared.clone();
+                tokio::spawn(
+                    async move {
+                        if let Outcome::Failed(e) = run_task(&shared, spec, true).await {
+                            warn!(error = %e, "an approved task failed to run");
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+            Ok(None) => info!(task = %task_id, "task blocked by its approval decision"),
+            Err(e) => warn!(task = %task_id, error = %e, "could not apply an approval decision"),
+        }
+    }
+    Ok(())
 }
 
 /// Run a task to its end and route its result event.
@@ -650,6 +784,9 @@ async fn housekeeping_loop(
             if let Err(e) = shared.beat(state, 0) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
+        }
+        if let Err(e) = resume_parked_tasks(&shared).await {
+            warn!(error = format!("{e:#}"), "parked task step failed");
         }
         if let Err(e) = watch_peers(&shared, &status, &mut peers).await {
             warn!(error = format!("{e:#}"), "peer watch step failed");

@@ -106,6 +106,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub policy: RawPolicy,
     #[serde(default)]
+    pub approvals: RawApprovals,
+    #[serde(default)]
     pub skills: BTreeMap<String, RawSkill>,
 }
 
@@ -133,6 +135,11 @@ pub struct RawDiscord {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawTelegram {
     pub api_base: Option<String>,
+    /// Webhook mode: the public URL Telegram posts updates to (the agent
+    /// serves it on its `listen` address at `/telegram/webhook`).
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's `secret_token`.
+    pub webhook_secret_env: Option<String>,
     #[serde(default)]
     pub chats: BTreeMap<String, String>,
     #[serde(default)]
@@ -196,6 +203,16 @@ pub struct RawPolicy {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawApprovals {
+    pub expires: Option<String>,
+    pub remind_after: Option<String>,
+    pub escalate_after: Option<String>,
+    pub escalate_to: Option<String>,
+    pub two_approvers_at_risk: Option<i64>,
+    pub chat: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawSkill {
     pub image: Option<String>,
     #[serde(default)]
@@ -228,6 +245,7 @@ pub struct Config {
     pub agents: Vec<AgentSettings>,
     pub routes: Vec<RuleSpec>,
     pub policy: PolicySettings,
+    pub approvals: ApprovalSettings,
     pub skills: BTreeMap<String, SkillSettings>,
 }
 
@@ -268,9 +286,18 @@ impl DiscordSettings {
 #[derive(Debug, Clone)]
 pub struct TelegramSettings {
     pub api_base: String,
+    /// `None`: long polling.
+    pub webhook: Option<TelegramWebhook>,
     pub chats: BTreeMap<String, i64>,
     pub approvers: Vec<i64>,
     pub access: AccessList,
+}
+
+/// Webhook mode of the Telegram owner.
+#[derive(Debug, Clone)]
+pub struct TelegramWebhook {
+    pub url: String,
+    pub secret_env: String,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +341,33 @@ pub struct AgentSettings {
 #[derive(Debug, Clone)]
 pub struct PolicySettings {
     pub approval_threshold: u8,
+}
+
+/// `[approvals]`: how long a request waits, its escalation ladder, and
+/// when two distinct approvers are needed.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    /// A request nobody answers in time expires (and counts as denied).
+    pub expires: Duration,
+    /// A reminder in Telegram after this long, if still pending.
+    pub remind_after: Option<Duration>,
+    /// A ping to `escalate_to` after this long, if still pending.
+    pub escalate_after: Option<Duration>,
+    pub escalate_to: Option<Destination>,
+    /// At or above this risk score two distinct approvers must approve.
+    pub two_approvers_at_risk: Option<u8>,
+    /// The `[telegram.chats]` alias prompts go to.
+    pub chat: String,
+}
+
+impl ApprovalSettings {
+    /// How many distinct approvers a request of this risk needs.
+    pub fn required_approvers(&self, risk: u8) -> u8 {
+        match self.two_approvers_at_risk {
+            Some(at) if risk >= at => 2,
+            _ => 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -542,6 +596,19 @@ impl Config {
 
         let telegram = raw.telegram.map(|t| TelegramSettings {
             api_base: v.url("telegram.api_base", t.api_base, TELEGRAM_PUBLIC_API),
+            webhook: t.webhook_url.clone().map(|url| {
+                let url = v.url(
+                    "telegram.webhook_url",
+                    Some(url),
+                    "https://example.invalid/telegram/webhook",
+                );
+                let secret_env = t
+                    .webhook_secret_env
+                    .clone()
+                    .unwrap_or_else(|| "TELEGRAM_WEBHOOK_SECRET".into());
+                v.env_name("telegram.webhook_secret_env", &secret_env);
+                TelegramWebhook { url, secret_env }
+            }),
             chats: t
                 .chats
                 .iter()
@@ -773,6 +840,71 @@ impl Config {
             },
         };
 
+        let approvals = {
+            let a = &raw.approvals;
+            let expires = v.duration("approvals.expires", a.expires.clone(), "30m");
+            let mut step = |key: &str, value: &Option<String>, default: &str| {
+                let d = v.duration(key, value.clone(), default);
+                (d < expires).then_some(d)
+            };
+            let remind_after = step("approvals.remind_after", &a.remind_after, "10m");
+            let escalate_after = step("approvals.escalate_after", &a.escalate_after, "20m");
+            let escalate_to =
+                a.escalate_to
+                    .as_deref()
+                    .and_then(|d| match d.parse::<Destination>() {
+                        Ok(dest) => {
+                            check_dest(&mut v, "approvals.escalate_to", &dest);
+                            Some(dest)
+                        }
+                        Err(e) => {
+                            v.problem("approvals.escalate_to", e.to_string());
+                            None
+                        }
+                    });
+            let two_approvers_at_risk = match a.two_approvers_at_risk {
+                None => None,
+                Some(t @ 0..=100) => Some(t as u8),
+                Some(t) => {
+                    v.problem(
+                        "approvals.two_approvers_at_risk",
+                        format!("{t} is outside 0-100"),
+                    );
+                    None
+                }
+            };
+            let chats: Vec<&String> = telegram
+                .as_ref()
+                .map(|t| t.chats.keys().collect())
+                .unwrap_or_default();
+            let chat = match &a.chat {
+                Some(c) => {
+                    if telegram.is_some() && !chats.contains(&c) {
+                        v.problem(
+                            "approvals.chat",
+                            format!(
+                                "{c:?} is not in [telegram.chats]: prompts go to a configured chat"
+                            ),
+                        );
+                    }
+                    c.clone()
+                }
+                None if chats.iter().any(|c| *c == "operator") => "operator".into(),
+                None => chats
+                    .first()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "operator".into()),
+            };
+            ApprovalSettings {
+                expires,
+                remind_after,
+                escalate_after,
+                escalate_to,
+                two_approvers_at_risk,
+                chat,
+            }
+        };
+
         let skills = raw
             .skills
             .into_iter()
@@ -831,6 +963,7 @@ impl Config {
                 agents,
                 routes,
                 policy,
+                approvals,
                 skills,
             })
         } else {

@@ -59,6 +59,18 @@ pub async fn serve(
     ready: ReadyFlag,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<SocketAddr> {
+    serve_with(listen, agent, metrics, ready, shutdown, Router::new()).await
+}
+
+/// [`serve`] with more routes on the same address (the Telegram webhook).
+pub async fn serve_with(
+    listen: SocketAddr,
+    agent: String,
+    metrics: Metrics,
+    ready: ReadyFlag,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    extra: Router,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -75,7 +87,8 @@ pub async fn serve(
             agent,
             metrics,
             ready,
-        }));
+        }))
+        .merge(extra);
     let mut shutdown = shutdown;
     tokio::spawn(async move {
         let stop = async move {

@@ -5,6 +5,7 @@
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
 pub mod app;
+pub mod approvals;
 pub mod cli;
 pub mod config;
 pub mod coord;
@@ -16,4 +17,5 @@ pub mod metrics;
 pub mod sandbox;
 pub mod store;
 pub mod tasks;
+pub mod telegram;
 pub mod workers;

@@ -87,6 +87,20 @@ enum Command {
     /// The GitHub task registry (seed 001's active-tasks.json)
     #[command(subcommand)]
     Registry(cli::RegistryCommand),
+    /// Approval requests: `approval request --summary S ...` prints the id
+    #[command(subcommand)]
+    Approval(cli::ApprovalCommand),
+    /// List approvals (the Telegram owner's, or --agent's)
+    Approvals {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Approve a request from the shell (operator override, audited)
+    Approve { id: String },
+    /// Deny a request from the shell (operator override, audited)
+    Deny { id: String },
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set
@@ -166,6 +180,10 @@ fn main() -> ExitCode {
             Command::Task(task) => cli::task(config, task).await,
             Command::Policy(policy) => cli::policy(config, policy),
             Command::Registry(registry) => cli::registry(config, registry).await,
+            Command::Approval(cmd) => cli::approval(config, cmd),
+            Command::Approvals { json, agent } => cli::approvals(config, json, agent).await,
+            Command::Approve { id } => cli::decide(config, &id, true).await,
+            Command::Deny { id } => cli::decide(config, &id, false).await,
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
             Command::Sandbox { listen } => cli::sandbox(listen).await,
         }

@@ -672,6 +672,7 @@ mod wire {
     fn telegram(h: &SandboxHandle, request_timeout: Duration) -> Arc<TelegramSink> {
         let settings = TelegramSettings {
             api_base: h.telegram_api_base(),
+            webhook: None,
             chats: [
                 ("operator".to_string(), OPERATOR),
                 ("ops-group".to_string(), GROUP),

@@ -99,6 +99,12 @@ impl Default for SandboxOptions {
     }
 }
 
+/// The length Telegram checks against its 4096 limit for an HTML message:
+/// the text after entities are parsed (or why the HTML would be refused).
+pub fn telegram_html_text_len(html: &str) -> Result<usize, String> {
+    telegram_html::parse(html).map(|p| p.text.chars().count())
+}
+
 /// State shared by every request handler.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
@@ -423,6 +429,7 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<SandboxHandle> {
         opts,
     });
     let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(deliver_webhooks(Arc::downgrade(&shared)));
     let app = router(shared.clone());
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -440,6 +447,40 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<SandboxHandle> {
         stop: Some(stop),
         task,
     })
+}
+
+/// Telegram webhook delivery: while a webhook is set, queued updates are
+/// POSTed to it one at a time, in order, with the secret header; an update
+/// stays queued until the bot answers 2xx, as Telegram does. Ends with the sandbox.
+async fn deliver_webhooks(shared: std::sync::Weak<Shared>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let next = {
+            let inner = s.lock();
+            if inner.telegram.closing {
+                return;
+            }
+            telegram::webhook_next(&inner.telegram)
+        };
+        let Some((url, secret, id, update)) = next else {
+            let _ = tokio::time::timeout(Duration::from_millis(50), s.updates.notified()).await;
+            continue;
+        };
+        let mut request = client.post(&url).json(&update);
+        if let Some(secret) = &secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        let accepted = matches!(request.send().await, Ok(r) if r.status().is_success());
+        telegram::webhook_done(&mut s.lock().telegram, id, accepted);
+        drop(s);
+        if !accepted {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// Serves until `shutdown` completes (for `switchyard sandbox`).

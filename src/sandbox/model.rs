@@ -230,6 +230,13 @@ pub struct TelegramState {
     pub commands: Vec<BotCommand>,
     /// `getUpdates` calls waiting for an update right now.
     pub waiting_polls: usize,
+    /// The URL set with `setWebhook`: updates are POSTed there instead of
+    /// being served to `getUpdates`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Webhook posts that failed (refused or unanswered) and were retried.
+    #[serde(default)]
+    pub webhook_failures: u64,
 }
 
 /// A snapshot of everything the sandbox holds.
@@ -310,6 +317,15 @@ pub enum TelegramUserAction {
     /// The user presses the inline button carrying `callback_data` under the bot's
     /// message `message_id` in `chat_id`. Refused when that message has no such button.
     PressButton {
+        chat_id: i64,
+        message_id: i32,
+        from: TelegramUser,
+        callback_data: String,
+    },
+    /// A modified client presses a button under `message_id` carrying
+    /// `callback_data` the message never had. Telegram passes such data through
+    /// unchecked; the bot must refuse it.
+    ForgedPress {
         chat_id: i64,
         message_id: i32,
         from: TelegramUser,

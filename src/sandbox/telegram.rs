@@ -42,6 +42,11 @@ struct Chat {
     per_group: Option<TokenBucket>,
 }
 
+enum ActionKind {
+    Honest,
+    Forged,
+}
+
 struct PendingCallback {
     answered: bool,
 }
@@ -65,6 +70,9 @@ pub(crate) struct World {
     waiting_polls: usize,
     /// Set at shutdown so that long polls end at once.
     pub(crate) closing: bool,
+    /// `setWebhook`: the URL and the secret sent in `X-Telegram-Bot-Api-Secret-Token`.
+    webhook: Option<(String, Option<String>)>,
+    webhook_failures: u64,
 }
 
 impl World {
@@ -84,6 +92,8 @@ impl World {
             max_messages: opts.max_messages_per_conversation.max(1),
             waiting_polls: 0,
             closing: false,
+            webhook: None,
+            webhook_failures: 0,
         };
         for (id, name) in &opts.telegram_chats {
             world.add_chat(*id, name.clone());
@@ -120,6 +130,8 @@ impl World {
             callback_answers: self.answers.iter().cloned().collect(),
             commands: self.commands.clone(),
             waiting_polls: self.waiting_polls,
+            webhook_url: self.webhook.as_ref().map(|(u, _)| u.clone()),
+            webhook_failures: self.webhook_failures,
         }
     }
 
@@ -134,6 +146,11 @@ impl World {
         action: TelegramUserAction,
     ) -> Result<EnqueuedUpdate, ControlError> {
         let now = unix_secs();
+        let action_kind = if matches!(action, TelegramUserAction::ForgedPress { .. }) {
+            ActionKind::Forged
+        } else {
+            ActionKind::Honest
+        };
         match action {
             TelegramUserAction::Message {
                 chat_id,
@@ -176,7 +193,14 @@ impl World {
                 message_id,
                 from,
                 callback_data,
+            }
+            | TelegramUserAction::ForgedPress {
+                chat_id,
+                message_id,
+                from,
+                callback_data,
             } => {
+                let forged = matches!(action_kind, ActionKind::Forged);
                 let chat = self
                     .chats
                     .get(&chat_id)
@@ -201,7 +225,7 @@ impl World {
                                 == Some(callback_data.as_str())
                         })
                     });
-                if !has_button {
+                if !has_button && !forged {
                     return Err(ControlError::NoSuchButton {
                         chat_id,
                         message_id,
@@ -484,6 +508,17 @@ const METHOD_PARAMS: &[(&str, &[(&str, Param)])] = {
         ),
         ("deletewebhook", &[("drop_pending_updates", Bool)]),
         (
+            "setwebhook",
+            &[
+                ("url", Str),
+                ("ip_address", Str),
+                ("max_connections", Int),
+                ("allowed_updates", Array),
+                ("drop_pending_updates", Bool),
+                ("secret_token", Str),
+            ],
+        ),
+        (
             "sendchataction",
             &[
                 ("business_connection_id", Str),
@@ -612,9 +647,12 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
             "can_connect_to_business": false, "has_main_web_app": false,
         }))),
         "getwebhookinfo" => Ok(ok(json!({
-            "url": "", "has_custom_certificate": false, "pending_update_count": world.updates.len(),
+            "url": world.webhook.as_ref().map_or("", |(u, _)| u.as_str()),
+            "has_custom_certificate": false, "pending_update_count": world.updates.len(),
         }))),
+        "setwebhook" => set_webhook(world, p),
         "deletewebhook" => {
+            world.webhook = None;
             if p.bool("drop_pending_updates")?.unwrap_or(false) {
                 world.updates.clear();
             }
@@ -875,6 +913,52 @@ fn answer_callback_query(world: &mut World, p: &Params) -> Result<Reply, Reply> 
     Ok(ok(json!(true)))
 }
 
+fn set_webhook(world: &mut World, p: &Params) -> Result<Reply, Reply> {
+    let url = p.required_str("url")?;
+    if url.is_empty() {
+        world.webhook = None;
+        return Ok(ok(json!(true)));
+    }
+    let parsed = url::Url::parse(&url).map_err(|_| bad_request("bad webhook: invalid URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad_request("bad webhook: unsupported URL protocol"));
+    }
+    let secret = p.str("secret_token")?;
+    if let Some(s) = &secret {
+        let valid = (1..=256).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(bad_request(
+                "bad webhook: secret token contains unallowed characters",
+            ));
+        }
+    }
+    if p.bool("drop_pending_updates")?.unwrap_or(false) {
+        world.updates.clear();
+    }
+    world.webhook = Some((url, secret));
+    Ok(ok(json!(true)))
+}
+
+/// The next update to POST to the webhook, if one is set and an update waits.
+pub(crate) fn webhook_next(world: &World) -> Option<(String, Option<String>, i64, Value)> {
+    let (url, secret) = world.webhook.clone()?;
+    let (id, update) = world.updates.front()?.clone();
+    Some((url, secret, id, update))
+}
+
+/// The webhook accepted update `id`: it is confirmed (or it failed: counted).
+pub(crate) fn webhook_done(world: &mut World, id: i64, accepted: bool) {
+    if accepted {
+        if world.updates.front().is_some_and(|(front, _)| *front == id) {
+            world.updates.pop_front();
+        }
+    } else {
+        world.webhook_failures += 1;
+    }
+}
+
 fn set_my_commands(world: &mut World, p: &Params) -> Result<Reply, Reply> {
     let commands = p
         .json("commands")?
@@ -923,6 +1007,12 @@ async fn get_updates(shared: &Shared, bot: i64, p: &Params) -> Reply {
         return reply;
     }
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    if shared.lock().telegram.webhook.is_some() {
+        return refused(
+            StatusCode::CONFLICT,
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+        );
+    }
     let generation = {
         let mut inner = shared.lock();
         let world = &mut inner.telegram;

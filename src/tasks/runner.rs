@@ -168,8 +168,14 @@ impl TaskRunner {
             .await
             .map_err(anyhow::Error::from)?;
             info!(task = %spec.id, score = policy.score, "task waits for a human approval");
+            let preview: Vec<String> = spec
+                .steps
+                .iter()
+                .map(|st| format!("{}: {}", st.skill, st.args.join(" ")))
+                .collect();
             return Ok(Accepted::AwaitingApproval(json!({
-                "task_id": spec.id.as_str(), "status": "awaiting_approval", "risk": policy.score,
+                "task_id": spec.id.as_str(), "title": spec.title, "preview": preview.join("\n"),
+                "status": "awaiting_approval", "risk": policy.score,
                 "reasons": policy.reasons(),
                 "next": "an approval_decision item with this task_id (approved or denied) resumes or blocks it",
             })));
@@ -307,5 +313,24 @@ impl TaskRunner {
 
     pub fn agent(&self) -> &str {
         &self.agent
+    }
+}
+
+/// The approval request id of a parked task: one per task, so asking twice
+/// (a recovered item) stores it once.
+pub fn approval_id(task_id: &str) -> String {
+    format!("apr_task_{task_id}")
+}
+
+impl TaskRunner {
+    /// Tasks waiting for a human, with the approval request each waits on.
+    pub async fn parked(&self) -> anyhow::Result<Vec<String>> {
+        Ok(
+            task_store::list(self.store.pool(), Some(TaskState::AwaitingApproval), 1000)
+                .await?
+                .into_iter()
+                .map(|r| r.id)
+                .collect(),
+        )
     }
 }

@@ -1,0 +1,372 @@
+//! Approvals in the runtime (DESIGN.md 4.4): the API other parts call
+//! ([`request`], [`wait`], [`status`]), the `approval_request` and
+//! `approval_decision` inbox items, and the agent's approvals loop.
+//!
+//! Every agent keeps its own requests in its database. The agent that owns
+//! the Telegram token prompts, takes the answers and sends decisions back;
+//! any other agent forwards its requests to the owner's inbox and records the
+//! decision that comes back as an `approval_decision` item. Each step is
+//! driven by what the database says is left to do, so a crash between two
+//! steps resumes where it stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_routing::Severity;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::delivery::OutboxNotify;
+use crate::store::Store;
+pub use crate::store::approvals::{
+    Approval, ApprovalStatus, DecideOutcome, NewApproval, Vote, VoteRecord, new_approval_id,
+};
+
+/// An approval id (`apr_…`).
+pub type ApprovalId = String;
+
+/// What a caller (the task pipeline, the CLI, a peer) asks a human.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// One line: what will happen ("Deploy web-1 to production").
+    pub summary: String,
+    /// What will run, e.g. the command; long previews are cut in the prompt.
+    pub detail: String,
+    pub task_id: Option<String>,
+    /// The agent (or `shell`) asking.
+    pub requested_by: String,
+    /// The policy's risk score, 0-100.
+    pub risk: u8,
+    /// The policy's reasons for the score.
+    pub reasons: Vec<String>,
+    /// `None`: the fleet's `[approvals] expires`.
+    pub expires_in: Option<Duration>,
+    /// Set by the runtime for requests forwarded from another agent.
+    pub reply_to: Option<String>,
+    /// A caller-chosen id (inbox items carry one); `None` makes one.
+    pub id: Option<ApprovalId>,
+}
+
+impl ApprovalRequest {
+    pub fn new(summary: impl Into<String>, requested_by: impl Into<String>) -> Self {
+        ApprovalRequest {
+            summary: summary.into(),
+            detail: String::new(),
+            task_id: None,
+            requested_by: requested_by.into(),
+            risk: 0,
+            reasons: Vec::new(),
+            expires_in: None,
+            reply_to: None,
+            id: None,
+        }
+    }
+}
+
+/// Default expiry when the caller has no configuration at hand.
+pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(30 * 60);
+
+/// Store a request in this agent's database and return its id. The agent's
+/// approvals loop takes it from there (prompt in Telegram, or forward to the
+/// agent that owns Telegram). Storing the same id twice stores it once.
+pub async fn request(store: &Store, req: ApprovalRequest) -> anyhow::Result<ApprovalId> {
+    let id = req.id.clone().unwrap_or_else(new_approval_id);
+    crate::coord::inbox::validate_id(&id).map_err(|e| anyhow::anyhow!("approval id: {e}"))?;
+    let new = NewApproval {
+        id: id.clone(),
+        summary: req.summary,
+        detail: req.detail,
+        task_id: req.task_id,
+        requested_by: req.requested_by,
+        risk: req.risk.min(100),
+        reasons: req.reasons,
+        expires_in: req.expires_in.unwrap_or(DEFAULT_EXPIRES),
+        required_approvers: 1,
+        reply_to: req.reply_to,
+    };
+    store.insert_approval(&new, Utc::now()).await?;
+    Ok(id)
+}
+
+/// The request as it stands now.
+pub async fn status(store: &Store, id: &str) -> anyhow::Result<Option<Approval>> {
+    store.approval(id).await
+}
+
+/// Wait until the request is decided (approved, denied, expired or
+/// cancelled), looking every `poll`. Returns the decided record. Bound it
+/// with `tokio::time::timeout` if the caller has a deadline of its own; the
+/// request's own expiry ends the wait in any case once the agent runs.
+pub async fn wait(store: &Store, id: &str, poll: Duration) -> anyhow::Result<Approval> {
+    loop {
+        match store.approval(id).await? {
+            Some(a) if a.status.is_final() => return Ok(a),
+            Some(_) => tokio::time::sleep(poll).await,
+            None => anyhow::bail!("no approval has the id {id:?}"),
+        }
+    }
+}
+
+/// An `approval_request` inbox item (DESIGN.md 3.3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestItem {
+    #[allow(dead_code)]
+    kind: Option<String>,
+    id: Option<String>,
+    summary: String,
+    #[serde(default)]
+    detail: String,
+    task_id: Option<String>,
+    #[serde(default)]
+    risk: u8,
+    #[serde(default)]
+    reasons: Vec<String>,
+    requested_by: Option<String>,
+    expires_in: Option<String>,
+    /// The agent to send the decision to; set when a peer forwards.
+    reply_to: Option<String>,
+}
+
+/// An `approval_decision` inbox item.
+#[derive(Debug, Deserialize)]
+struct DecisionItem {
+    id: String,
+    decision: ApprovalStatus,
+    by: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+/// What the approvals loop and the item handlers need.
+#[derive(Clone)]
+pub struct ApprovalsContext {
+    pub config: Config,
+    pub agent: String,
+    pub store: Store,
+    pub outbox: OutboxNotify,
+    /// Present on the agent that owns the Telegram token.
+    pub telegram: Option<Arc<crate::telegram::TelegramApprovals>>,
+}
+
+impl ApprovalsContext {
+    /// Whether this agent answers approvals itself.
+    pub fn is_owner(&self) -> bool {
+        self.config
+            .telegram_owner()
+            .is_some_and(|o| o.name == self.agent)
+    }
+}
+
+/// Handle an `approval_request` item; the JSON is the item's result record.
+pub async fn handle_request_item(ctx: &ApprovalsContext, item: &Value) -> Result<Value, Value> {
+    let parsed: RequestItem = serde_json::from_value(item.clone()).map_err(|e| {
+        json!({"error": format!("the approval_request has the wrong shape: {e}"),
+               "fix": "send {\"kind\": \"approval_request\", \"summary\": \"...\", \"detail\": \"...\", \"risk\": 0-100, \"reasons\": [...], \"expires_in\": \"30m\"}"})
+    })?;
+    if parsed.risk > 100 {
+        return Err(json!({"error": format!("risk {} is outside 0-100", parsed.risk)}));
+    }
+    let expires_in = match parsed.expires_in.as_deref() {
+        Some(t) => Some(
+            crate::config::parse_duration(t)
+                .map_err(|e| json!({"error": format!("expires_in: {e}")}))?,
+        ),
+        None => Some(ctx.config.approvals.expires),
+    };
+    // A peer that asks through our inbox gets its answer in its own inbox.
+    let reply_to = parsed.reply_to.clone().or_else(|| {
+        parsed
+            .requested_by
+            .clone()
+            .filter(|r| *r != ctx.agent && ctx.config.agent(r).is_some())
+    });
+    let reply_to = if ctx.is_owner() { reply_to } else { None };
+    let req = ApprovalRequest {
+        summary: parsed.summary,
+        detail: parsed.detail,
+        task_id: parsed.task_id,
+        requested_by: parsed.requested_by.unwrap_or_else(|| "inbox".into()),
+        risk: parsed.risk,
+        reasons: parsed.reasons,
+        expires_in,
+        reply_to,
+        id: parsed.id,
+    };
+    match request(&ctx.store, req).await {
+        Ok(id) => {
+            info!(approval = %id, "approval requested");
+            Ok(json!({"approval_id": id, "status": "pending",
+                      "note": if ctx.is_owner() { "prompting in Telegram" } else { "forwarding to the agent that owns Telegram" }}))
+        }
+        Err(e) => Err(json!({"error": format!("{e:#}")})),
+    }
+}
+
+/// Handle an `approval_decision` item: a decision on a request we forwarded.
+pub async fn handle_decision_item(ctx: &ApprovalsContext, item: &Value) -> Result<Value, Value> {
+    let d: DecisionItem = serde_json::from_value(item.clone()).map_err(|e| {
+        json!({"error": format!("the approval_decision has the wrong shape: {e}"),
+               "fix": "send {\"kind\": \"approval_decision\", \"id\": \"apr_...\", \"decision\": \"approved\" | \"denied\" | \"expired\", \"by\": \"...\", \"at\": \"RFC 3339\"}"})
+    })?;
+    let by = d.by.unwrap_or_else(|| "unknown".into());
+    match ctx.store.approval(&d.id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(
+                json!({"error": format!("no approval {} was requested by this agent", d.id)}),
+            );
+        }
+        Err(e) => return Err(json!({"error": format!("{e:#}")})),
+    }
+    match ctx
+        .store
+        .record_remote_decision(&d.id, d.decision, &by, d.at.unwrap_or_else(Utc::now))
+        .await
+    {
+        Ok(changed) => {
+            info!(approval = %d.id, decision = %d.decision, by = %by, changed, "approval decision received");
+            Ok(json!({"approval_id": d.id, "decision": d.decision, "by": by, "recorded": changed}))
+        }
+        Err(e) => Err(json!({"error": format!("{e:#}")})),
+    }
+}
+
+/// The `approval_decision` item for a decided request.
+pub fn decision_item(a: &Approval) -> Value {
+    json!({
+        "kind": "approval_decision", "id": a.id, "decision": a.status,
+        "by": a.decided_by, "at": a.decided_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// The agent's approvals loop: expiry everywhere; on the Telegram owner
+/// prompts, reminders, escalation and finalising decisions; elsewhere
+/// forwarding requests to the owner.
+pub async fn run(ctx: ApprovalsContext, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = step(&ctx).await {
+            warn!(
+                error = format!("{e:#}"),
+                "approvals step failed; trying again"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn step(ctx: &ApprovalsContext) -> anyhow::Result<()> {
+    let now = Utc::now();
+    for id in ctx.store.expire_due_approvals(now).await? {
+        info!(approval = %id, "approval expired");
+    }
+    match &ctx.telegram {
+        Some(tg) => {
+            tg.send_due_prompts(ctx).await?;
+            ladder(ctx).await?;
+            for a in ctx.store.approvals_to_finalize().await? {
+                tg.finalize(ctx, &a).await;
+            }
+        }
+        None => {
+            if !ctx.is_owner() {
+                forward(ctx, now).await?;
+            }
+            // Nothing to show here: the requester polls its own database.
+            for a in ctx.store.approvals_to_finalize().await? {
+                ctx.store.claim_finalize(&a.id, now).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hand pending requests to the Telegram owner's inbox.
+async fn forward(ctx: &ApprovalsContext, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let Some(owner) = ctx.config.telegram_owner() else {
+        return Ok(());
+    };
+    for a in ctx.store.approvals_to_forward().await? {
+        let remaining = (a.expires_at - now)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1));
+        let item = json!({
+            "kind": "approval_request", "id": a.id, "summary": a.summary, "detail": a.detail,
+            "task_id": a.task_id, "risk": a.risk, "reasons": a.reasons, "requested_by": a.requested_by,
+            "expires_in": humantime::format_duration(Duration::from_secs(remaining.as_secs().max(1))).to_string(),
+            "reply_to": ctx.agent,
+        });
+        crate::coord::inbox::drop_item(
+            &ctx.config.fleet.workspace,
+            &owner.name,
+            &format!("fwd_{}", a.id),
+            &item,
+        )
+        .with_context(|| format!("cannot forward approval {} to {}", a.id, owner.name))?;
+        ctx.store.set_forwarded(&a.id, &owner.name, now).await?;
+        info!(approval = %a.id, to = %owner.name, "approval forwarded to the Telegram owner");
+    }
+    Ok(())
+}
+
+/// Reminder in Telegram, then a ping to `[approvals] escalate_to`.
+async fn ladder(ctx: &ApprovalsContext) -> anyhow::Result<()> {
+    let settings = &ctx.config.approvals;
+    let now = Utc::now();
+    let pending = ctx.store.approvals(Some(ApprovalStatus::Pending)).await?;
+    for a in pending {
+        let age = (now - a.created_at).to_std().unwrap_or_default();
+        let left = crate::telegram::approvals::until(a.expires_at, now);
+        if let Some(after) = settings.remind_after
+            && a.reminded_at.is_none()
+            && a.message_id.is_some()
+            && age >= after
+        {
+            let dest = switchyard_routing::Destination::telegram(&settings.chat);
+            let title = format!("Reminder: approval still waiting: {}", a.summary);
+            let body = format!(
+                "Risk {}. It expires in {left}; answer with the buttons on the request above, or /approvals. Id {}.",
+                a.risk, a.id
+            );
+            ctx.store
+                .enqueue_notice(&dest, &title, &body, Severity::Warning, now)
+                .await?;
+            ctx.store.set_reminded(&a.id, now).await?;
+            ctx.outbox.wake();
+        }
+        if let (Some(after), Some(dest)) = (settings.escalate_after, &settings.escalate_to)
+            && a.escalated_at.is_none()
+            && age >= after
+        {
+            let title = format!(
+                "Approval waiting for {}: {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                a.summary
+            );
+            let body = format!(
+                "Requested by {}, risk {}. Nobody has answered in Telegram; it expires (and counts as denied) in {left}. \
+                 Decide with `switchyard approve {}` or `switchyard deny {}`.",
+                a.requested_by, a.risk, a.id, a.id
+            );
+            ctx.store
+                .enqueue_notice(dest, &title, &body, Severity::Warning, now)
+                .await?;
+            ctx.store
+                .set_escalated(&a.id, &dest.to_string(), now)
+                .await?;
+            ctx.outbox.wake();
+        }
+    }
+    Ok(())
+}

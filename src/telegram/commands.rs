@@ -1,0 +1,125 @@
+//! Chat commands in Telegram (`/status`, `/approvals`, `/mute`, `/unmute`
+//! and the rest of the catalog): a thin shell over the neutral handler of
+//! `switchyard-commands` with the Telegram access list, rendered with
+//! `Reply::to_telegram_html`, buttons as an inline keyboard. Every command
+//! leaves an audit row.
+
+use chrono::Utc;
+use switchyard_commands::{AuditOutcome, Caller, handle_text};
+use teloxide::RequestError;
+use teloxide::prelude::*;
+use teloxide::types::{BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, ParseMode};
+use tracing::warn;
+
+use super::TelegramApprovals;
+use super::fleet_shim::TelegramFleet;
+use crate::approvals::ApprovalsContext;
+use crate::store::AuditEntry;
+
+/// Register the command list shown in Telegram's menu.
+pub async fn register(tg: &TelegramApprovals) {
+    let commands: Vec<BotCommand> = switchyard_commands::telegram_commands()
+        .into_iter()
+        .map(|c| BotCommand::new(c.command, c.description))
+        .collect();
+    if let Err(e) = tg.bot.set_my_commands(commands).await {
+        warn!(error = %e, "could not register the Telegram command list");
+    }
+}
+
+/// A message to the bot: commands are answered, anything else is ignored.
+pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Message) {
+    let Some(text) = m.text().filter(|t| t.starts_with('/')) else {
+        return;
+    };
+    let Some(from) = m.from.as_ref() else { return };
+    let caller = Caller {
+        user_id: from.id.0,
+        display_name: from
+            .username
+            .as_ref()
+            .map_or_else(|| from.first_name.clone(), |u| format!("@{u}")),
+        roles: Vec::new(),
+    };
+    let fleet = TelegramFleet {
+        ctx: ctx.clone(),
+        approvers: tg.approvers.clone(),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let access = tg.access.clone();
+    let input = text.to_string();
+    let who = caller.clone();
+    // The port is synchronous and reaches the store through the runtime handle.
+    let handled = match tokio::task::spawn_blocking(move || {
+        handle_text(&input, &who, &access, &fleet, Utc::now())
+    })
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, "a Telegram command panicked");
+            return;
+        }
+    };
+    let outcome = match &handled.audit.outcome {
+        AuditOutcome::Done => "done",
+        AuditOutcome::Refused { .. } => "refused",
+        AuditOutcome::Usage { .. } => "usage",
+        AuditOutcome::Rejected { .. } => "rejected",
+        AuditOutcome::NotEnabled => "not_enabled",
+        AuditOutcome::Failed { .. } => "failed",
+    };
+    let entry = AuditEntry {
+        actor: format!("{} (telegram:{})", caller.display_name, caller.user_id),
+        action: "telegram.command".into(),
+        target: handled.audit.command.chars().take(200).collect(),
+        outcome: outcome.into(),
+        detail: serde_json::to_string(&handled.audit.outcome).unwrap_or_default(),
+        at: handled.audit.at,
+    };
+    if let Err(e) = ctx.store.audit(entry).await {
+        warn!(
+            error = format!("{e:#}"),
+            "could not audit a Telegram command"
+        );
+    }
+    let reply = &handled.reply;
+    let markup = (!reply.buttons.is_empty()).then(|| {
+        InlineKeyboardMarkup::new(
+            reply
+                .buttons
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|b| {
+                            InlineKeyboardButton::callback(
+                                b.label.clone(),
+                                b.token.as_str().to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    // The answer shares the chat's one-message-a-second limit with prompts and
+    // the outbox: a 429 is waited out (a few times), not dropped.
+    for _ in 0..5 {
+        let mut send = tg
+            .bot
+            .send_message(m.chat.id, reply.to_telegram_html())
+            .parse_mode(ParseMode::Html);
+        if let Some(k) = &markup {
+            send = send.reply_markup(k.clone());
+        }
+        match send.await {
+            Ok(_) => return,
+            Err(RequestError::RetryAfter(s)) => tokio::time::sleep(s.duration()).await,
+            Err(e) => {
+                warn!(error = %e, "could not answer a Telegram command");
+                return;
+            }
+        }
+    }
+    warn!("could not answer a Telegram command: still rate-limited after five tries");
+}

@@ -1,0 +1,83 @@
+//! The Telegram adapter for the human in the loop: approval prompts with
+//! inline buttons ([`approvals`]), the answers taken by long polling with the
+//! offset kept in the database ([`poll`]), and the chat commands
+//! ([`commands`]). teloxide types stop in this module; the rest of the
+//! runtime sees [`TelegramApprovals`] and the project's own types. (Plain
+//! outgoing messages go through the outbox's `TelegramSink`.)
+
+pub mod approvals;
+pub mod commands;
+pub mod fleet_shim;
+pub mod poll;
+pub mod webhook;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use teloxide::Bot;
+use teloxide::types::ChatId;
+
+use crate::config::{Config, Secret};
+
+/// Long polls wait this long on the server; the HTTP timeout is above it.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Telegram side of approvals and commands on the agent that owns the token.
+pub struct TelegramApprovals {
+    pub(crate) bot: Bot,
+    /// The number before the token's colon: the bot's id, not a secret.
+    pub(crate) bot_id: i64,
+    /// Where prompts go (`[approvals] chat`).
+    pub(crate) chat: ChatId,
+    pub(crate) approvers: Vec<i64>,
+    pub(crate) access: switchyard_commands::AccessList,
+}
+
+impl std::fmt::Debug for TelegramApprovals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramApprovals")
+            .field("bot_id", &self.bot_id)
+            .field("chat", &self.chat.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelegramApprovals {
+    pub fn new(config: &Config, token: &Secret) -> anyhow::Result<TelegramApprovals> {
+        let settings = config.telegram.as_ref().context(
+            "this agent has a Telegram token but the configuration has no [telegram] section",
+        )?;
+        let chat = *settings
+            .chats
+            .get(&config.approvals.chat)
+            .with_context(|| {
+                format!(
+                    "[approvals] chat {:?} is not in [telegram.chats]; prompts need a chat",
+                    config.approvals.chat
+                )
+            })?;
+        let bot_id = token
+            .expose()
+            .split_once(':')
+            .and_then(|(id, _)| id.parse::<i64>().ok())
+            .context("the Telegram token does not look like <bot id>:<secret>; copy it from @BotFather again")?;
+        let client = reqwest::Client::builder()
+            .timeout(POLL_TIMEOUT + Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let api = url::Url::parse(&settings.api_base)
+            .with_context(|| format!("telegram.api_base {:?} is not a URL", settings.api_base))?;
+        Ok(TelegramApprovals {
+            bot: Bot::with_client(token.expose(), client).set_api_url(api),
+            bot_id,
+            chat: ChatId(chat),
+            approvers: settings.approvers.clone(),
+            access: settings.access.clone(),
+        })
+    }
+
+    pub(crate) fn is_approver(&self, user_id: i64) -> bool {
+        self.approvers.contains(&user_id)
+    }
+}
