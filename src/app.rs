@@ -645,6 +645,35 @@ async fn run_task(shared: &Shared, spec: crate::tasks::TaskSpec, approved: bool)
                     }
                 }
             }
+            // The task's memory entry (seed 004) went to the memory log; say so.
+            if let Some(memory) = report.memory_record(Utc::now()) {
+                let draft = switchyard_routing::EventDraft {
+                    event_id: Some(format!(
+                        "evt_memory_{id}_{}",
+                        report.started_at.timestamp_millis()
+                    )),
+                    event_type: Some("memory.appended".into()),
+                    category: Some("memory_update".into()),
+                    source: Some(format!("worker:{}", shared.agent.name)),
+                    title: Some(format!(
+                        "Memory ({}) from task {id}",
+                        memory["kind"].as_str().unwrap_or("note")
+                    )),
+                    body: Some(memory["text"].as_str().unwrap_or("").to_string()),
+                    ..Default::default()
+                };
+                let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
+                match draft.validate(Utc::now(), 0) {
+                    Ok(ev) => {
+                        if let Err(e) = handle_event(shared, ev, &mut repeat).await {
+                            warn!(task = %id, error = format!("{e:#}"), "could not announce the memory entry");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(task = %id, error = %e, "the memory entry is not a valid event")
+                    }
+                }
+            }
             Outcome::Done(json!({
                 "task_id": id, "status": report.state.as_str(), "reason": report.reason,
                 "attempts": report.attempts, "duration_ms": report.duration_ms,
@@ -740,6 +769,13 @@ async fn housekeeping_loop(
     let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
     let mut peers = PeerWatch::new(&shared);
     let mut was_killed = false;
+    let mut scheduler = crate::schedules::Scheduler::new(
+        &shared.config.schedules,
+        &shared.config.fleet.workspace,
+        &shared.config.agent_dir(&shared.agent.name),
+        &shared.agent.name,
+        Utc::now(),
+    );
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -783,6 +819,31 @@ async fn housekeeping_loop(
             };
             if let Err(e) = shared.beat(state, 0) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
+            }
+        }
+        if !scheduler.is_empty() && !killed {
+            match scheduler.tick(Utc::now(), chrono::TimeDelta::seconds(5)) {
+                Ok(fired) => {
+                    for f in fired {
+                        match f {
+                            crate::schedules::Fired::Dropped {
+                                schedule,
+                                item_id,
+                                missed,
+                            } => {
+                                info!(schedule, item = %item_id, missed, "schedule fired")
+                            }
+                            crate::schedules::Fired::Skipped { schedule, missed } => {
+                                warn!(
+                                    schedule,
+                                    missed,
+                                    "runs missed while down were skipped (missed = \"skip\")"
+                                )
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = format!("{e:#}"), "schedule step failed"),
             }
         }
         if let Err(e) = resume_parked_tasks(&shared).await {

@@ -981,3 +981,31 @@ pub async fn decide(path: Option<PathBuf>, id: &str, approve: bool) -> anyhow::R
         }
     }
 }
+
+/// `switchyard schedules`: each schedule with its next runs (UTC and local).
+pub fn schedules(path: Option<PathBuf>, next: usize) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if config.schedules.is_empty() {
+        println!("no [[schedules]] configured");
+    }
+    let now = Utc::now();
+    for s in &config.schedules {
+        let kind = s
+            .item
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?");
+        println!(
+            "{}  \"{}\" {}  → {} ({kind})  missed: {:?}",
+            s.name, s.cron_text, s.timezone, s.agent, s.missed
+        );
+        for t in s.next_runs(now, next) {
+            println!(
+                "    {}  ({})",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                t.with_timezone(&s.timezone).format("%a %Y-%m-%d %H:%M %Z")
+            );
+        }
+    }
+    Ok(())
+}

@@ -109,6 +109,8 @@ pub struct RawConfig {
     pub approvals: RawApprovals,
     #[serde(default)]
     pub skills: BTreeMap<String, RawSkill>,
+    #[serde(default)]
+    pub schedules: Vec<crate::schedules::RawSchedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +249,7 @@ pub struct Config {
     pub policy: PolicySettings,
     pub approvals: ApprovalSettings,
     pub skills: BTreeMap<String, SkillSettings>,
+    pub schedules: Vec<crate::schedules::Schedule>,
 }
 
 #[derive(Debug, Clone)]
@@ -905,6 +908,17 @@ impl Config {
             }
         };
 
+        let agent_names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+        let mut schedule_problems = Vec::new();
+        let schedules: Vec<crate::schedules::Schedule> = raw
+            .schedules
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.validate(i, &agent_names, &mut schedule_problems))
+            .collect();
+        for (key, message) in schedule_problems {
+            v.problem(&key, message);
+        }
         let skills = raw
             .skills
             .into_iter()
@@ -965,6 +979,7 @@ impl Config {
                 policy,
                 approvals,
                 skills,
+                schedules,
             })
         } else {
             Err(ConfigError {

@@ -15,6 +15,7 @@ pub mod github;
 pub mod health;
 pub mod metrics;
 pub mod sandbox;
+pub mod schedules;
 pub mod store;
 pub mod tasks;
 pub mod telegram;

@@ -84,6 +84,12 @@ enum Command {
     /// The policy gate
     #[command(subcommand)]
     Policy(cli::PolicyCommand),
+    /// Configured schedules and their next runs
+    Schedules {
+        /// How many next runs to show per schedule
+        #[arg(long, default_value_t = 3)]
+        next: usize,
+    },
     /// The GitHub task registry (seed 001's active-tasks.json)
     #[command(subcommand)]
     Registry(cli::RegistryCommand),
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
             Command::Task(task) => cli::task(config, task).await,
             Command::Policy(policy) => cli::policy(config, policy),
             Command::Registry(registry) => cli::registry(config, registry).await,
+            Command::Schedules { next } => cli::schedules(config, next),
             Command::Approval(cmd) => cli::approval(config, cmd),
             Command::Approvals { json, agent } => cli::approvals(config, json, agent).await,
             Command::Approve { id } => cli::decide(config, &id, true).await,

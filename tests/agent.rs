@@ -362,6 +362,13 @@ fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
         })
         .await;
         assert!(posted.contains("succeeded"), "{posted}");
+        let memory = wait_for(Duration::from_secs(30), "the memory entry in #memory-updates", || {
+            common::discord_texts(&fleet.state(), "memory-updates").into_iter().find(|t| t.contains("hello works"))
+        })
+        .await;
+        assert!(memory.contains("tsk_hello"), "{memory}");
+        let log = std::fs::read_to_string(fleet.workspace().join("memory.ndjson")).unwrap();
+        assert!(log.contains("hello works"), "{log}");
         let telemetry = std::fs::read_to_string(fleet.workspace().join("telemetry.ndjson")).unwrap();
         assert!(telemetry.contains("tsk_hello"), "{telemetry}");
 
@@ -440,5 +447,23 @@ fn the_kill_switch_reaches_every_agent() {
         let out = fleet.command().args(["resume"]).output().unwrap();
         assert!(out.status.success());
         fleet.wait_result("beta", "done", "while_killed").await;
+    });
+}
+
+#[test]
+fn a_schedule_drops_its_item_into_the_agents_inbox() {
+    multi_thread().block_on(async {
+        let schedule = "[[schedules]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nagent = \"manager\"\n\
+                        item = { kind = \"event\", category = \"briefing\", title = \"Scheduled briefing\" }\n";
+        let mut fleet = Fleet::new(&["manager"], schedule).await;
+        let out = fleet.command().args(["schedules", "--next", "2"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("every-second"));
+        fleet.spawn_agent("manager").await;
+        let text = wait_for(Duration::from_secs(30), "the scheduled briefing", || {
+            common::discord_texts(&fleet.state(), "briefings").into_iter().find(|t| t.contains("Scheduled briefing"))
+        })
+        .await;
+        assert!(text.contains("Scheduled briefing"));
     });
 }
