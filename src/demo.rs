@@ -60,6 +60,8 @@ pub fn sandbox_options_for(config: &Config) -> SandboxOptions {
             .iter()
             .map(|(alias, id)| (*id, alias.clone()))
             .collect();
+        // The web view's buttons press as the first approver, as the operator would.
+        opts.telegram_approver = t.approvers.first().copied();
     }
     opts
 }
