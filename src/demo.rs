@@ -5,7 +5,11 @@
 //! production), drops one event of every category plus a critical alert and
 //! an unmatched one into the first agent's inbox, mutes `system` for a minute
 //! and shows a held event, then prints where each message landed, per
-//! channel. With `--keep` it keeps serving until Ctrl-C.
+//! channel. Then the fleet tour: a task handed to `tech-lead` through its inbox
+//! (run in a container when Docker answers), `opsclaw` killed with SIGKILL until
+//! the manager reports it stale, and the kill switch pulled and released.
+//! The sandbox's web view (`GET /`) shows the channels fill meanwhile.
+//! With `--keep` it keeps serving until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,8 +25,9 @@ use tokio::process::{Child, Command};
 use crate::cli::DemoArgs;
 use crate::config::{Config, ConfigSource, DEMO_TOML};
 use crate::coord::inbox::drop_item;
-use crate::coord::status::StatusFile;
+use crate::coord::status::{AgentState, StatusFile};
 use crate::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
+use crate::workers::{DockerRuntime, WORKER_IMAGE, ensure_worker_image};
 
 /// Fake tokens the sandbox accepts; set for the agent processes only.
 const DEMO_TOKENS: [(&str, &str); 4] = [
@@ -60,6 +65,8 @@ pub fn sandbox_options_for(config: &Config) -> SandboxOptions {
             .iter()
             .map(|(alias, id)| (*id, alias.clone()))
             .collect();
+        // The web view's buttons press as the first approver, as the operator would.
+        opts.telegram_approver = t.approvers.first().copied();
     }
     opts
 }
@@ -99,6 +106,10 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
         sandbox.discord_api_base(),
         sandbox.telegram_api_base()
     );
+    println!(
+        "web view: http://{}/ (the channels and the Telegram chat as they fill)",
+        sandbox.addr()
+    );
 
     let mut agents = Vec::new();
     for agent in &config.agents {
@@ -107,10 +118,13 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
             spawn_agent(&config_file, &agent.name, &sandbox)?,
         ));
     }
-    let result = tour(&config, &sandbox).await;
+    let mut result = tour(&config, &sandbox).await;
+    if result.is_ok() {
+        result = fleet_tour(&config, &config_file, &sandbox, &mut agents).await;
+    }
     if result.is_ok() && args.keep {
         println!(
-            "\nkeeping the fleet running: sandbox state at http://{}/_sandbox/state — Ctrl-C to stop",
+            "\nkeeping the fleet running: web view at http://{0}/, state at http://{0}/_sandbox/state — Ctrl-C to stop",
             sandbox.addr()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -318,6 +332,183 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
         stats.discord.rate_limited + stats.telegram.rate_limited
     );
     Ok(())
+}
+
+/// The fleet part of the tour: a hand-off through an inbox, a stale peer, the kill switch.
+async fn fleet_tour(
+    config: &Config,
+    config_file: &Path,
+    sandbox: &SandboxHandle,
+    agents: &mut Vec<(String, Child)>,
+) -> anyhow::Result<()> {
+    hand_off_task(config, sandbox).await?;
+    stale_peer(config, config_file, sandbox, agents).await?;
+    kill_switch(config).await
+}
+
+/// Drops a tiny `sh` task into `tech-lead`'s inbox and prints its result; tasks
+/// run in containers, so without Docker the step says so and moves on.
+async fn hand_off_task(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
+    const TO: &str = "tech-lead";
+    println!("\nhanding a task to {TO} through its inbox:");
+    let runtime = match DockerRuntime::connect(&config.docker).await {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("  skipped: tasks run in containers, and {e}");
+            return Ok(());
+        }
+    };
+    if let Err(e) = ensure_worker_image(runtime.docker(), WORKER_IMAGE).await {
+        println!("  skipped: the worker image {WORKER_IMAGE} could not be built ({e})");
+        return Ok(());
+    }
+    let id = format!("tsk_demo_{}", Utc::now().format("%H%M%S"));
+    let task = json!({
+        "kind": "task", "id": id, "title": "Say hello from a container",
+        "priority": "low", "risk": "low", "skills": ["sh"],
+        "steps": [{"skill": "sh", "args": ["echo \"hello from $(hostname)\"; uname -s"]}],
+        "acceptance": ["stdout contains \"hello from\""],
+    });
+    drop_item(&config.fleet.workspace, TO, &id, &task)?;
+    println!("  dropped {id} into agents/{TO}/inbox");
+    let agent_dir = config.agent_dir(TO);
+    let result = wait_until(Duration::from_secs(60), "the task's result", || {
+        ["done", "failed"].iter().find_map(|outcome| {
+            let path = agent_dir.join(outcome).join(format!("{id}.result.json"));
+            let text = std::fs::read_to_string(path).ok()?;
+            let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((*outcome, value))
+        })
+    })
+    .await?;
+    let (outcome, value) = result;
+    let r = &value["result"];
+    println!(
+        "  {TO} → {outcome}/{id}.result.json: status {}, exit codes {}, {} ms",
+        r["status"].as_str().unwrap_or("?"),
+        r["exit_codes"],
+        r["duration_ms"]
+    );
+    // The result also goes out as an event: what the operator reads.
+    let posted = wait_until(Duration::from_secs(20), "the task's result message", || {
+        sandbox.state().discord.channels.iter().find_map(|ch| {
+            ch.messages
+                .iter()
+                .map(|m| m.text())
+                .find(|t| t.contains(&id))
+                .map(|t| (ch.name.clone(), t))
+        })
+    })
+    .await?;
+    println!("  discord #{}:", posted.0);
+    for line in posted.1.lines() {
+        println!("    | {line}");
+    }
+    Ok(())
+}
+
+/// SIGKILLs `opsclaw` (no chance to say goodbye), waits for the manager's
+/// stale-peer alert, then starts it again.
+async fn stale_peer(
+    config: &Config,
+    config_file: &Path,
+    sandbox: &SandboxHandle,
+    agents: &mut Vec<(String, Child)>,
+) -> anyhow::Result<()> {
+    const VICTIM: &str = "opsclaw";
+    let Some(pos) = agents.iter().position(|(name, _)| name == VICTIM) else {
+        println!("\nno agent {VICTIM} in this fleet: the stale-peer step is skipped");
+        return Ok(());
+    };
+    let (_, mut child) = agents.remove(pos);
+    child.kill().await.context("killing opsclaw")?;
+    println!(
+        "\nkilled {VICTIM} with SIGKILL; peers call it stale after {}s without a heartbeat",
+        config.fleet.stale_after.as_secs()
+    );
+    let wanted = format!("Agent {VICTIM} is not responding");
+    let (channel, alert) = wait_until(Duration::from_secs(30), "the stale-peer alert", || {
+        let st = sandbox.state();
+        let found = st.discord.channels.iter().find_map(|ch| {
+            ch.messages
+                .iter()
+                .map(|m| m.text())
+                .find(|t| t.contains(&wanted))
+                .map(|t| (ch.name.clone(), t))
+        });
+        found.or_else(|| {
+            st.telegram.chats.iter().find_map(|chat| {
+                chat.messages
+                    .iter()
+                    .find(|m| m.text.contains(&wanted))
+                    .map(|m| (format!("telegram {}", chat.name), m.text.clone()))
+            })
+        })
+    })
+    .await?;
+    println!("  discord #{channel}:");
+    for line in alert.lines() {
+        println!("    | {line}");
+    }
+    let child = spawn_agent(config_file, VICTIM, sandbox)?;
+    let pid = child.id();
+    agents.push((VICTIM.to_owned(), child));
+    let status = StatusFile::open(&config.fleet.workspace)?;
+    wait_until(Duration::from_secs(20), "opsclaw to restart", || {
+        let s = status.read().ok()?;
+        (s.agents.get(VICTIM).map(|hb| hb.pid) == pid).then_some(())
+    })
+    .await?;
+    println!("  restarted {VICTIM} (pid {})", pid.unwrap_or_default());
+    Ok(())
+}
+
+/// Pulls the fleet-wide kill switch, shows every agent report `killed`, resumes.
+async fn kill_switch(config: &Config) -> anyhow::Result<()> {
+    let status = StatusFile::open(&config.fleet.workspace)?;
+    let names: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
+    let states = |s: &crate::coord::status::Status| {
+        names
+            .iter()
+            .map(|n| (*n, s.agents.get(*n).map(|hb| hb.state)))
+            .collect::<Vec<_>>()
+    };
+    status.kill(None, "demo", "showing the kill switch")?;
+    println!("\npulled the kill switch for the whole fleet");
+    let killed = wait_until(
+        Duration::from_secs(15),
+        "every agent to report killed",
+        || {
+            let s = status.read().ok()?;
+            let now = states(&s);
+            now.iter()
+                .all(|(_, st)| *st == Some(AgentState::Killed))
+                .then_some(now)
+        },
+    )
+    .await?;
+    print_states(&killed);
+    status.resume(None, "demo", "the tour is over")?;
+    println!("resumed the fleet");
+    let resumed = wait_until(Duration::from_secs(15), "every agent to resume", || {
+        let s = status.read().ok()?;
+        let now = states(&s);
+        now.iter()
+            .all(|(_, st)| matches!(st, Some(AgentState::Idle | AgentState::Busy)))
+            .then_some(now)
+    })
+    .await?;
+    print_states(&resumed);
+    Ok(())
+}
+
+fn print_states(states: &[(&str, Option<AgentState>)]) {
+    for (name, state) in states {
+        println!(
+            "  {name:<10} {}",
+            state.map_or("no heartbeat", AgentState::as_str)
+        );
+    }
 }
 
 fn count_held(done: &Path) -> usize {

@@ -13,6 +13,7 @@
 //! `POST /_sandbox/discord/webhooks` (a [`DiscordWebhook`]),
 //! `POST /_sandbox/discord/channels` (`{id, name}`), `POST /_sandbox/telegram/chats`
 //! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]).
+//! A web page for people: `GET /` (see [`view`]).
 
 mod discord;
 mod discord_schema;
@@ -21,6 +22,7 @@ mod limits;
 mod model;
 mod telegram;
 mod telegram_html;
+pub mod view;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -76,6 +78,9 @@ pub struct SandboxOptions {
     pub request_log: usize,
     /// How many messages each channel or chat keeps (the oldest are dropped).
     pub max_messages_per_conversation: usize,
+    /// The Telegram user the web view's buttons press as, unless the page is
+    /// opened as `/?as=USER_ID`.
+    pub telegram_approver: Option<i64>,
 }
 
 impl Default for SandboxOptions {
@@ -95,6 +100,7 @@ impl Default for SandboxOptions {
             telegram_rate: TelegramLimits::default(),
             request_log: 1024,
             max_messages_per_conversation: 10_000,
+            telegram_approver: None,
         }
     }
 }
@@ -502,6 +508,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sandbox/telegram/updates", post(control_updates))
         .route("/api/v10/{*rest}", any(discord::entry))
         .route("/telegram/{*rest}", any(telegram::entry))
+        .merge(view::routes())
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

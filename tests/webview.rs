@@ -1,0 +1,319 @@
+//! The sandbox's web view, loaded in headless Chromium: the channels, the
+//! messages and the Telegram buttons are in the DOM, and the button's form plays
+//! the approver pressing it (the bot then sees the callback query).
+//!
+//! Needs Debian's `chromium`; without it the test prints `SKIPPED: chromium not
+//! found` and passes, unless `SWITCHYARD_REQUIRE_CHROMIUM=1`, where it fails.
+//! With `SWITCHYARD_WEBVIEW_SCREENSHOT=FILE.png` it also saves a screenshot.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::sandbox::{self, SandboxHandle, SandboxOptions};
+
+const BRIEFINGS: u64 = 1001;
+const ALERTS: u64 = 1002;
+const OPERATOR: i64 = 4242;
+const DISCORD_TOKEN: &str = "MTAxMjM0.fake.token";
+const TELEGRAM_TOKEN: &str = "100000001:AAwebview-test-token-0000000000000";
+
+/// The Chromium binary, or `None` after saying loudly why the test cannot run.
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        let required = std::env::var("SWITCHYARD_REQUIRE_CHROMIUM").as_deref() == Ok("1");
+        eprintln!(
+            "\n********************************************************************\n\
+             SKIPPED: chromium not found on PATH (apt-get install -y chromium)\n\
+             ********************************************************************\n"
+        );
+        assert!(
+            !required,
+            "SWITCHYARD_REQUIRE_CHROMIUM=1 but chromium is not installed"
+        );
+    }
+    found
+}
+
+/// Runs headless Chromium with `mode` (`--dump-dom` or `--screenshot=FILE`) on `url`.
+async fn headless(chromium: &Path, profile: &Path, mode: &str, url: &str) -> String {
+    let run = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(mode)
+        .arg(url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("chromium did not finish within 60 s")
+        .expect("chromium starts");
+    assert!(
+        out.status.success(),
+        "chromium {mode} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the DOM is UTF-8")
+}
+
+async fn sandbox_with_approver() -> SandboxHandle {
+    sandbox::start(SandboxOptions {
+        telegram_approver: Some(OPERATOR),
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+async fn post_discord(sb: &SandboxHandle, channel: u64, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/channels/{channel}/messages",
+            sb.discord_api_base()
+        ))
+        .header("Authorization", format!("Bot {DISCORD_TOKEN}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("discord post");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
+async fn telegram(sb: &SandboxHandle, method: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/bot{TELEGRAM_TOKEN}/{method}",
+            sb.telegram_api_base()
+        ))
+        .json(&body)
+        .send()
+        .await
+        .expect("telegram call");
+    let v: Value = r.json().await.expect("telegram answers JSON");
+    assert_eq!(v["ok"], true, "{method}: {v}");
+    v["result"].clone()
+}
+
+/// The HTML form around the button labelled `label`: its action and fields.
+fn form_with_button(dom: &str, label: &str) -> Option<(String, Vec<(String, String)>)> {
+    let button = dom.find(&format!(">{label}</button>"))?;
+    let start = dom[..button].rfind("<form")?;
+    let end = start + dom[start..].find("</form>")?;
+    let form = &dom[start..end];
+    let open_tag = &form[..form.find('>')?];
+    let action = attr(open_tag, "action")?;
+    let mut fields = Vec::new();
+    let mut rest = form;
+    while let Some(i) = rest.find("<input") {
+        let tag_end = i + rest[i..].find('>')?;
+        let tag = &rest[i..tag_end];
+        if let (Some(name), Some(value)) = (attr(tag, "name"), attr(tag, "value")) {
+            fields.push((name, value));
+        }
+        rest = &rest[tag_end..];
+    }
+    Some((action, fields))
+}
+
+/// An attribute's value in a serialized tag, unescaped.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let len = tag[start..].find('"')?;
+    Some(
+        tag[start..start + len]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
+    let Some(chromium) = chromium() else { return };
+    let sb = sandbox_with_approver().await;
+
+    post_discord(
+        &sb,
+        BRIEFINGS,
+        json!({"embeds": [{"title": "Morning briefing", "description": "3 tasks done overnight."}]}),
+    )
+    .await;
+    // Untrusted text: it must show as text, never become markup.
+    post_discord(
+        &sb,
+        ALERTS,
+        json!({"content": "Disk 85% on <b id=\"injected\">web-1</b>"}),
+    )
+    .await;
+    let sent = telegram(
+        &sb,
+        "sendMessage",
+        json!({
+            "chat_id": OPERATOR,
+            "text": "Approve deploy of web-1?",
+            "reply_markup": {"inline_keyboard": [[
+                {"text": "Approve", "callback_data": "appr:7:yes"},
+                {"text": "Deny", "callback_data": "appr:7:no"},
+            ]]},
+        }),
+    )
+    .await;
+    let message_id = sent["message_id"].as_i64().expect("message_id");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = format!("http://{}/", sb.addr());
+    let dom = headless(&chromium, profile.path(), "--dump-dom", &url).await;
+
+    for expected in [
+        "Discord #briefings",
+        "Discord #alerts",
+        "Discord #system",
+        "Telegram operator",
+        "Morning briefing",
+        "3 tasks done overnight.",
+        "Approve deploy of web-1?",
+        ">Approve</button>",
+        ">Deny</button>",
+        "Disk 85% on &lt;b id=\"injected\"&gt;web-1&lt;/b&gt;",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "{expected:?} not in the DOM:\n{dom}"
+        );
+    }
+    assert!(
+        !dom.contains("<b id=\"injected\">"),
+        "user text became markup:\n{dom}"
+    );
+
+    if let Some(shot) = std::env::var_os("SWITCHYARD_WEBVIEW_SCREENSHOT") {
+        let shot = PathBuf::from(shot);
+        let mode = format!("--screenshot={}", shot.display());
+        headless(&chromium, profile.path(), &mode, &url).await;
+        assert!(shot.is_file(), "no screenshot at {}", shot.display());
+    }
+
+    // Submit the Approve button's form as the browser would (a plain form POST).
+    let (action, fields) =
+        form_with_button(&dom, "Approve").expect("the Approve form is in the DOM");
+    assert_eq!(action, switchyard::sandbox::view::PRESS_PATH);
+    assert!(
+        fields.contains(&("callback_data".into(), "appr:7:yes".into())),
+        "{fields:?}"
+    );
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    assert_eq!(sb.state().telegram.pending_updates, 0);
+    let pressed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("http://{}{action}", sb.addr()))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("form post");
+    assert_eq!(pressed.status(), 303);
+    let location = pressed.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("pressed="), "{location}");
+
+    // The bot sees the approver's callback query for that button of that message.
+    assert_eq!(sb.state().telegram.pending_updates, 1);
+    let updates = telegram(&sb, "getUpdates", json!({"timeout": 0})).await;
+    let query = &updates[0]["callback_query"];
+    assert_eq!(query["data"], "appr:7:yes", "{updates}");
+    assert_eq!(query["from"]["id"], OPERATOR);
+    assert_eq!(query["message"]["message_id"], message_id);
+
+    // The page the browser lands on confirms the press.
+    let landed = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}{location}", sb.addr()),
+    )
+    .await;
+    assert!(landed.contains("is queued for the bot"), "{landed}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason() {
+    let sb = sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox starts");
+    let sent = telegram(
+        &sb,
+        "sendMessage",
+        json!({
+            "chat_id": OPERATOR, "text": "Approve?",
+            "reply_markup": {"inline_keyboard": [[{"text": "Approve", "callback_data": "ok"}]]},
+        }),
+    )
+    .await;
+    let id = sent["message_id"].as_i64().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let press = |body: String| {
+        client
+            .post(format!(
+                "http://{}{}",
+                sb.addr(),
+                switchyard::sandbox::view::PRESS_PATH
+            ))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+
+    // No approver configured and none in the form.
+    let r = press(format!(
+        "chat_id={OPERATOR}&message_id={id}&callback_data=ok"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("/?as=USER_ID"));
+
+    let r = press(format!(
+        "chat_id={OPERATOR}&message_id={id}&callback_data=forged&from={OPERATOR}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("has no inline button"));
+    assert_eq!(sb.state().telegram.pending_updates, 0);
+
+    let r = press(format!(
+        "chat_id={OPERATOR}&message_id={id}&callback_data=ok&from={OPERATOR}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(sb.state().telegram.pending_updates, 1);
+    sb.shutdown().await;
+}
