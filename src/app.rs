@@ -417,7 +417,7 @@ async fn intake_loop(
                 let shared = shared.clone();
                 tokio::spawn(
                     async move {
-                        let outcome = run_task(&shared, spec, approved).await;
+                        let outcome = run_task(&shared, *spec, approved).await;
                         if let Err(e) = claimed.finish(outcome) {
                             error!(
                                 error = format!("{e:#}"),
@@ -455,7 +455,7 @@ async fn intake_loop(
 enum Handled {
     Now(Outcome),
     RunTask {
-        spec: crate::tasks::TaskSpec,
+        spec: Box<crate::tasks::TaskSpec>,
         approved: bool,
     },
 }
@@ -520,7 +520,7 @@ async fn handle_item(
             match shared.tasks.decide(&v).await {
                 Ok(Some(spec)) => {
                     return Handled::RunTask {
-                        spec,
+                        spec: Box::new(spec),
                         approved: true,
                     };
                 }

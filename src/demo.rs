@@ -78,6 +78,8 @@ pub fn demo_sandbox_options() -> anyhow::Result<SandboxOptions> {
 }
 
 pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
+    // A workspace the user did not ask to keep is removed at the end.
+    let temporary = args.dir.is_none() && !args.keep;
     let dir = match args.dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id())),
@@ -131,6 +133,9 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
     }
     stop_agents(agents).await;
     sandbox.shutdown().await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
@@ -149,7 +154,9 @@ fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyh
         )
         .env(
             "SWITCHYARD_LOG",
-            std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()),
+            // The tour prints what matters; the agents' own warnings (a stale peer,
+            // the kill switch) are part of the show, so only errors reach the terminal.
+            std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "error".into()),
         )
         .stdin(Stdio::null())
         .kill_on_drop(true);

@@ -40,7 +40,7 @@ pub enum TaskIntakeError {
 /// What became of a task item.
 pub enum Accepted {
     /// Run it now (call [`TaskRunner::run`]).
-    Run(TaskSpec),
+    Run(Box<TaskSpec>),
     /// Parked until a human decides; the item is done.
     AwaitingApproval(Value),
 }
@@ -145,7 +145,9 @@ impl TaskRunner {
                     .await
                     .map_err(anyhow::Error::from)?;
                 match row {
-                    Some(r) if r.state == TaskState::Queued => return Ok(Accepted::Run(spec)),
+                    Some(r) if r.state == TaskState::Queued => {
+                        return Ok(Accepted::Run(Box::new(spec)));
+                    }
                     Some(r) => {
                         return Err(TaskIntakeError::Invalid(json!({
                             "error": format!("task {id} already exists (state {})", r.state.as_str()),
@@ -180,7 +182,7 @@ impl TaskRunner {
                 "next": "an approval_decision item with this task_id (approved or denied) resumes or blocks it",
             })));
         }
-        Ok(Accepted::Run(spec))
+        Ok(Accepted::Run(Box::new(spec)))
     }
 
     /// An `approval_decision` for a parked task: run it (approved) or block it.
