@@ -261,13 +261,25 @@ pub fn total_messages(state: &SandboxState) -> usize {
 
 /// What readers of a Discord channel (by alias) see, one string per message.
 pub fn discord_texts(state: &SandboxState, alias: &str) -> Vec<String> {
-    let id = DISCORD_CHANNELS.iter().find(|(a, _)| *a == alias).map(|(_, id)| *id).expect("known alias");
-    state.discord_messages(id).iter().map(|m| m.text()).collect()
+    let id = DISCORD_CHANNELS
+        .iter()
+        .find(|(a, _)| *a == alias)
+        .map(|(_, id)| *id)
+        .expect("known alias");
+    state
+        .discord_messages(id)
+        .iter()
+        .map(|m| m.text())
+        .collect()
 }
 
 /// The operator chat's messages as the user sees them.
 pub fn telegram_texts(state: &SandboxState) -> Vec<String> {
-    state.telegram_messages(OPERATOR_CHAT).iter().map(|m| m.text.clone()).collect()
+    state
+        .telegram_messages(OPERATOR_CHAT)
+        .iter()
+        .map(|m| m.text.clone())
+        .collect()
 }
 
 /// Channel buckets of 50 per second instead of Discord's 5 per 5 s, for
@@ -279,7 +291,11 @@ pub fn fast_discord_limits(opts: &mut SandboxOptions) {
 /// Make every Discord message post fail with 503 (on) or serve normally (off).
 pub fn fail_discord(sandbox: &SandboxHandle, on: bool) {
     if on {
-        sandbox.inject(Fault::ServerErrors { platform: Platform::Discord, count: 1_000_000, status: 503 });
+        sandbox.inject(Fault::ServerErrors {
+            platform: Platform::Discord,
+            count: 1_000_000,
+            status: 503,
+        });
     } else {
         sandbox.clear_faults();
     }
