@@ -201,6 +201,9 @@ impl Agent {
         }
         tasks.spawn(intake_loop(shared.clone(), inbox, stop.clone()).in_current_span());
         tasks.spawn(housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
+        if let Some(shell) = shared.discord_shell() {
+            tasks.spawn(crate::discord::run(shell, stop.clone()).in_current_span());
+        }
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
@@ -252,6 +255,23 @@ impl Agent {
 }
 
 impl Shared {
+    /// The Discord gateway adapter, when this agent has a Discord token.
+    fn discord_shell(&self) -> Option<crate::discord::DiscordShell> {
+        let settings = self.config.discord.clone()?;
+        let token = read_token(&self.agent.discord_token_env)?;
+        Some(crate::discord::DiscordShell {
+            fleet: crate::fleet::AgentFleet::new(
+                self.config.clone(),
+                self.agent.name.clone(),
+                self.store.clone(),
+                self.status.clone(),
+                self.router.clone(),
+            ),
+            settings,
+            token,
+        })
+    }
+
     fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
         let hb = Heartbeat {
             state,
@@ -361,6 +381,17 @@ async fn handle_item(
             "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
             "fix": "send events for now; tasks and approvals arrive with the task pipeline"
         })),
+    }
+}
+
+/// Runs a blocking status-file update (it waits for the file lock, which a
+/// busy peer may hold for a while) without stalling the other tasks of this
+/// worker thread, such as the Discord gateway's. On a current-thread runtime
+/// (some tests) there is no other worker to hand them to: it just runs.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -475,7 +506,7 @@ async fn housekeeping_loop(
             } else {
                 AgentState::Idle
             };
-            if let Err(e) = shared.beat(state, 0) {
+            if let Err(e) = off_worker(|| shared.beat(state, 0)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
         }
@@ -500,7 +531,8 @@ async fn mute_lifecycle(shared: &Shared, mutes: &[switchyard_routing::Mute]) -> 
         .is_some_and(|a| a.name == shared.agent.name);
     if announcer {
         let lead = shared.config.routing.mute_notice_lead;
-        for (mute, notice) in crate::coord::mutes::due_notices(&shared.status, now, lead)? {
+        let due = off_worker(|| crate::coord::mutes::due_notices(&shared.status, now, lead))?;
+        for (mute, notice) in due {
             let dest = crate::coord::mutes::notice_destination(&shared.config, &mute.target);
             let (title, body) = notice.text(&mute, now);
             shared

@@ -10,6 +10,7 @@ pub mod config;
 pub mod coord;
 pub mod delivery;
 pub mod demo;
+pub mod discord;
 pub mod fleet;
 pub mod health;
 pub mod metrics;

@@ -7,6 +7,7 @@
 //! tables reach the pool through [`Store::pool`]. sqlx rows stop here: callers
 //! get the project's own types.
 
+mod discord_state;
 pub mod outbox;
 
 use std::collections::BTreeMap;
