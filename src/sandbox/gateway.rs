@@ -703,10 +703,15 @@ fn bulk_overwrite(world: &mut World, app: u64, guild: u64, body: &[u8]) -> Reply
         );
     };
     let mut errors = Map::new();
-    if requested.len() > 100 {
+    // The OpenAPI body allows 130 (100 slash, 15 user, 15 message commands).
+    let chat_input = requested
+        .iter()
+        .filter(|c| c["type"].as_u64().unwrap_or(1) == 1)
+        .count();
+    if requested.len() > 130 || chat_input > 100 {
         errors.insert(
             "_errors".into(),
-            json!([{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 100 or fewer in length."}]),
+            json!([{"code": "BASE_TYPE_MAX_LENGTH", "message": "At most 100 slash commands and 130 commands in all."}]),
         );
     }
     for (i, cmd) in requested.iter().enumerate() {
