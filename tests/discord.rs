@@ -530,3 +530,48 @@ fn a_mention_becomes_a_chat_item_and_is_acknowledged() {
         assert!(g.reactions.iter().all(|r| r.message_id != ignored));
     });
 }
+
+#[test]
+fn the_status_board_is_one_message_edited_in_place_across_restarts() {
+    multi_thread().block_on(async {
+        let mut fleet = fleet_with_manager().await;
+        let system = channel("system");
+        let boards = |fleet: &Fleet| {
+            fleet
+                .state()
+                .discord_messages(system)
+                .iter()
+                .filter(|m| m.text().contains(common::STATUS_BOARD_TITLE))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let first = wait_for(Duration::from_secs(20), "the board, edited once", || {
+            boards(&fleet).into_iter().find(|m| m.edited)
+        })
+        .await;
+        assert!(first.text().contains("manager"), "{}", first.text());
+        assert_eq!(boards(&fleet).len(), 1);
+        let edited_before = first.edited_timestamp.clone();
+
+        fleet.stop_agent("manager").await;
+        fleet.spawn_agent("manager").await;
+        wait_for(
+            Duration::from_secs(20),
+            "the same board edited after the restart",
+            || {
+                boards(&fleet)
+                    .into_iter()
+                    .find(|m| m.id == first.id && m.edited_timestamp != edited_before)
+            },
+        )
+        .await;
+        assert_eq!(boards(&fleet).len(), 1, "one board, not one per start");
+        let heartbeat_events = common::discord_texts(&fleet.state(), "system");
+        assert!(
+            heartbeat_events
+                .iter()
+                .all(|t| !t.contains(common::STATUS_BOARD_TITLE)),
+            "{heartbeat_events:?}"
+        );
+    });
+}

@@ -214,6 +214,37 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
 /// The neutral reply as a Discord embed (ephemeral when the reply says so),
 /// cut to Discord's embed limits.
 pub fn render(reply: &Reply) -> poise::CreateReply {
+    let rows: Vec<CreateActionRow> = reply
+        .buttons
+        .iter()
+        .take(5)
+        .map(|row| {
+            CreateActionRow::Buttons(
+                row.iter()
+                    .take(5)
+                    .map(|b| {
+                        CreateButton::new(b.token.as_str())
+                            .label(truncate(&b.label, 80))
+                            .style(match b.action {
+                                ButtonAction::Approve => serenity::ButtonStyle::Success,
+                                ButtonAction::Deny => serenity::ButtonStyle::Danger,
+                            })
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut out = poise::CreateReply::default()
+        .embed(embed(reply))
+        .ephemeral(reply.ephemeral);
+    if !rows.is_empty() {
+        out = out.components(rows);
+    }
+    out
+}
+
+/// The reply's title, lines and fields as one embed within Discord's limits.
+pub fn embed(reply: &Reply) -> CreateEmbed {
     let title = truncate(&reply.title, EMBED_TITLE_MAX);
     let fields: Vec<(String, String, bool)> = reply
         .fields
@@ -241,33 +272,7 @@ pub fn render(reply: &Reply) -> poise::CreateReply {
     for (name, value, inline) in fields {
         embed = embed.field(name, value, inline);
     }
-    let rows: Vec<CreateActionRow> = reply
-        .buttons
-        .iter()
-        .take(5)
-        .map(|row| {
-            CreateActionRow::Buttons(
-                row.iter()
-                    .take(5)
-                    .map(|b| {
-                        CreateButton::new(b.token.as_str())
-                            .label(truncate(&b.label, 80))
-                            .style(match b.action {
-                                ButtonAction::Approve => serenity::ButtonStyle::Success,
-                                ButtonAction::Deny => serenity::ButtonStyle::Danger,
-                            })
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    let mut out = poise::CreateReply::default()
-        .embed(embed)
-        .ephemeral(reply.ephemeral);
-    if !rows.is_empty() {
-        out = out.components(rows);
-    }
-    out
+    embed
 }
 
 /// Autocomplete for every option that has known values: the catalog says

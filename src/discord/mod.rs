@@ -1,6 +1,7 @@
 //! The Discord adapter: one gateway connection per agent with a Discord
 //! token (serenity + poise), the slash commands as thin shells over the
-//! neutral commands ([`commands`]), mentions into the inbox ([`mentions`]).
+//! neutral commands ([`commands`]), mentions into the inbox ([`mentions`]),
+//! the status board in the `system` channel ([`board`]).
 //!
 //! It connects with the fewest intents that serve (GUILDS, GUILD_MESSAGES:
 //! a message that mentions the bot carries its content without the
@@ -10,6 +11,7 @@
 //! down on the agent's stop signal. serenity and poise types stop in this
 //! module.
 
+pub mod board;
 pub mod commands;
 pub mod mentions;
 
@@ -48,6 +50,8 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
     let http = build_http(&settings, &token)?;
     let access = settings.access.clone();
     let guild = settings.guild_id;
+    let board = board_channel(&fleet, &settings);
+    let board_stop = stop.clone();
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::commands(),
@@ -68,6 +72,13 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
                         }
                     }
                     None => warn!("discord.guild_id is not set: slash commands are not registered"),
+                }
+                if let Some(channel) = board {
+                    let every = fleet.config().fleet.heartbeat_interval;
+                    tokio::spawn(
+                        board::run(ctx.http.clone(), fleet.clone(), channel, every, board_stop)
+                            .in_current_span(),
+                    );
                 }
                 Ok(Data {
                     fleet,
@@ -100,6 +111,20 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
         Err(_) if *stop.borrow() => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context("the Discord gateway connection failed")),
     }
+}
+
+/// The `system` channel, when this agent keeps the status board: boards are
+/// on (`routing.status_board`), the channel is configured, and this is the
+/// fleet's first agent.
+fn board_channel(fleet: &AgentFleet, settings: &DiscordSettings) -> Option<u64> {
+    let config = fleet.config();
+    let first = config
+        .agents
+        .first()
+        .is_some_and(|a| a.name == fleet.agent());
+    (config.routing.status_board && first)
+        .then(|| settings.channels.get("system").copied())
+        .flatten()
 }
 
 /// serenity's `Http`, through the proxy with its own limiter off when the
