@@ -575,3 +575,49 @@ fn the_status_board_is_one_message_edited_in_place_across_restarts() {
         );
     });
 }
+
+#[test]
+fn autocomplete_offers_the_known_values() {
+    multi_thread().block_on(async {
+        let fleet = fleet_with_manager().await;
+        let mute = run(
+            &fleet,
+            cmd(OPERATOR, "mute")
+                .opt("target", json!("system"))
+                .opt("for", json!("1h")),
+        )
+        .await;
+        assert_done(&mute);
+        let complete = |command: &str, option: &str, typed: &str| DiscordUserCommand {
+            user_id: OPERATOR,
+            command: command.into(),
+            options: vec![(option.into(), json!(typed))],
+            focused: Some(option.into()),
+            ..DiscordUserCommand::default()
+        };
+        for (command, option, typed, expect) in [
+            ("kill", "agent", "man", "manager"),
+            ("mute", "target", "sys", "system"),
+            ("unmute", "id", "mute_", "mute_"),
+            ("route", "category", "al", "alert"),
+        ] {
+            let id = fleet
+                .sandbox
+                .discord_run_command(complete(command, option, typed))
+                .unwrap();
+            let s = wait_for(Duration::from_secs(10), "the choices", || {
+                fleet
+                    .sandbox
+                    .discord_interaction(id)
+                    .filter(|s| s.callback().is_some())
+            })
+            .await;
+            assert_eq!(s.callback().unwrap().body["type"], 8, "{s:?}");
+            let choices = s.choices();
+            assert!(
+                choices.iter().any(|c| c.starts_with(expect)),
+                "/{command} {option}:{typed} offered {choices:?}"
+            );
+        }
+    });
+}

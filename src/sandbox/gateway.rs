@@ -174,7 +174,15 @@ impl World {
         let mut options: Vec<Value> = cmd
             .options
             .iter()
-            .map(|(name, value)| option_json(name, value))
+            .map(|(name, value)| {
+                let mut o = option_json(name, value);
+                if cmd.focused.as_deref() == Some(name.as_str()) {
+                    // Autocomplete sends what is typed so far as a string.
+                    o["type"] = json!(3);
+                    o["focused"] = json!(true);
+                }
+                o
+            })
             .collect();
         if let Some(sub) = &cmd.subcommand {
             options = vec![json!({"type": 1, "name": sub, "options": options})];
@@ -182,7 +190,7 @@ impl World {
         let d = json!({
             "id": id.to_string(),
             "application_id": app.to_string(),
-            "type": 2,
+            "type": if cmd.focused.is_some() { 4 } else { 2 },
             "token": token,
             "version": 1,
             "guild_id": guild_id.to_string(),
@@ -989,6 +997,71 @@ mod tests {
         let many: Vec<Value> = (0..26).map(|i| opt(&format!("o{i}"), false)).collect();
         let bad = errors_of(json!({"name": "big", "description": "d", "options": many}));
         assert!(bad["options"].get("_errors").is_some(), "{bad:?}");
+    }
+
+    fn world_with_interaction() -> (World, u64, String) {
+        let mut w = World::default();
+        let id = w.next();
+        let token = "itok-test".to_string();
+        w.interactions.insert(
+            id,
+            Interaction {
+                id,
+                token: token.clone(),
+                application_id: 7,
+                channel_id: 1,
+                command: "status".into(),
+                user_id: 2,
+                dispatched: Instant::now(),
+                acknowledged: false,
+                responses: Vec::new(),
+            },
+        );
+        w.by_token.insert(token.clone(), id);
+        (w, id, token)
+    }
+
+    #[test]
+    fn an_interaction_is_answered_once_and_followed_up_only_after() {
+        let (mut w, id, token) = world_with_interaction();
+        let early = followup(&mut w, id, "followup", b"{}");
+        assert_eq!(early.status, StatusCode::BAD_REQUEST);
+        let wrong = callback(&mut w, &id.to_string(), "other-token", br#"{"type":4}"#);
+        assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+        let bad = callback(&mut w, &id.to_string(), &token, br#"{"type":42}"#);
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        let first = callback(&mut w, &id.to_string(), &token, br#"{"type":5}"#);
+        assert_eq!(first.status, StatusCode::NO_CONTENT);
+        let again = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#);
+        assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert_eq!(again.body.unwrap()["code"], 40060);
+        let later = followup(&mut w, id, "followup", br#"{"content":"done"}"#);
+        assert_eq!(later.status, StatusCode::OK);
+        let kinds: Vec<String> = w.interactions[&id]
+            .responses
+            .iter()
+            .map(|r| r.kind.clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "followup_unacknowledged",
+                "callback_invalid",
+                "callback",
+                "callback_again",
+                "followup"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_callback_after_3_seconds_is_an_unknown_interaction() {
+        let (mut w, id, token) = world_with_interaction();
+        w.interactions.get_mut(&id).unwrap().dispatched =
+            Instant::now() - INITIAL_RESPONSE_WINDOW - Duration::from_millis(1);
+        let late = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#);
+        assert_eq!(late.status, StatusCode::NOT_FOUND);
+        assert_eq!(late.body.unwrap()["code"], 10062);
     }
 
     #[test]

@@ -464,6 +464,16 @@ impl InteractionState {
         parts.join("\n")
     }
 
+    /// The autocomplete choices offered (callback type 8), by value.
+    pub fn choices(&self) -> Vec<String> {
+        self.callback()
+            .and_then(|c| c.body["data"]["choices"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["value"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Whether the user's answer is shown only to them (flag 64).
     pub fn ephemeral(&self) -> bool {
         self.responses.iter().any(|r| {
@@ -526,6 +536,10 @@ pub struct DiscordUserCommand {
     /// Which connected bot receives it (by user id); the first connected one when absent.
     #[serde(default)]
     pub bot_id: Option<u64>,
+    /// The option being typed: makes it an autocomplete interaction (type 4)
+    /// whose answer (callback type 8) lists the choices.
+    #[serde(default)]
+    pub focused: Option<String>,
 }
 
 /// The sandbox plays a user posting a message (`POST /_sandbox/discord/messages`).
