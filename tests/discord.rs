@@ -502,6 +502,18 @@ fn a_mention_becomes_a_chat_item_and_is_acknowledged() {
                 ..DiscordUserMessage::default()
             })
             .unwrap();
+        // A reply to someone else's message is not for the bot either.
+        let not_ours = fleet
+            .sandbox
+            .discord_user_message(DiscordUserMessage {
+                user_id: OPERATOR,
+                channel_id: chat,
+                content: "agreed".into(),
+                reply_to: Some(12345),
+                reply_to_author: Some(STRANGER),
+                ..DiscordUserMessage::default()
+            })
+            .unwrap();
         let reaction = wait_for(Duration::from_secs(15), "the acknowledgement", || {
             fleet.state().gateway.reactions.into_iter().next()
         })
@@ -525,9 +537,38 @@ fn a_mention_becomes_a_chat_item_and_is_acknowledged() {
         assert_eq!(item["channel"]["alias"], "chat");
         assert_eq!(item["text"], "what is the disk usage?");
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // A reply to one of the bot's messages is addressed to it.
+        let reply = fleet
+            .sandbox
+            .discord_user_message(DiscordUserMessage {
+                user_id: OPERATOR,
+                channel_id: chat,
+                content: "and the memory?".into(),
+                reply_to: Some(54321),
+                reply_to_author: Some(BOT),
+                ..DiscordUserMessage::default()
+            })
+            .unwrap();
+        wait_for(Duration::from_secs(15), "the reply acknowledged", || {
+            let g = fleet.state().gateway;
+            g.reactions
+                .iter()
+                .any(|r| r.message_id == reply)
+                .then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let g = fleet.state().gateway;
-        assert_eq!(g.reactions.len(), 1, "only the mention is acknowledged");
-        assert!(g.reactions.iter().all(|r| r.message_id != ignored));
+        assert_eq!(
+            g.reactions.len(),
+            2,
+            "only the mention and the reply: {g:?}"
+        );
+        assert!(
+            g.reactions
+                .iter()
+                .all(|r| r.message_id != ignored && r.message_id != not_ours)
+        );
     });
 }
 

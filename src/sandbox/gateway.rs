@@ -291,6 +291,19 @@ impl World {
                 "channel_id": msg.channel_id.to_string(),
                 "guild_id": guild_id.to_string(),
             });
+            // Discord includes the message replied to, with its author.
+            let mut referenced = d.clone();
+            let obj = referenced.as_object_mut().expect("an object");
+            obj.remove("message_reference");
+            obj.remove("member");
+            obj.insert("id".into(), json!(reply_to.to_string()));
+            obj.insert("type".into(), json!(0));
+            obj.insert("content".into(), json!(""));
+            obj.insert("mentions".into(), json!([]));
+            let author = msg.reply_to_author.unwrap_or(0);
+            let is_bot = self.conns.iter().any(|c| c.bot == author);
+            obj.insert("author".into(), user_json(author, None, is_bot));
+            d["referenced_message"] = referenced;
         }
         let conns: Vec<usize> = (0..self.conns.len()).collect();
         for c in conns {

@@ -556,6 +556,9 @@ pub struct DiscordUserMessage {
     /// The message this one replies to.
     #[serde(default)]
     pub reply_to: Option<u64>,
+    /// Who wrote the message replied to (a bot's user id to reply to that bot).
+    #[serde(default)]
+    pub reply_to_author: Option<u64>,
     #[serde(default)]
     pub guild_id: Option<u64>,
 }
