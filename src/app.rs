@@ -13,17 +13,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use switchyard_routing::{
-    Category, Destination, Event, HeldSummary, RepeatLimiter, RepeatVerdict, RouteInput, Router,
-    holding_mute,
+    Category, Destination, Event, HeldSummary, RepeatLimiter, RepeatVerdict, RouteInput, Router, holding_mute,
 };
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::{AgentSettings, Config, ConfigError, Secret};
-use crate::coord::{
-    AgentState, Claimed, Heartbeat, Inbox, InboxItem, Outcome, StatusFile, TokenLock, WatchOptions,
-    parse_item,
-};
+use crate::coord::{AgentState, Claimed, Heartbeat, Inbox, InboxItem, Outcome, StatusFile, TokenLock, WatchOptions, parse_item};
 use crate::delivery::{Outbox, OutboxNotify, Sinks};
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
@@ -36,9 +32,10 @@ const DIGEST_KEY_PREFIX: &str = "digest:";
 
 /// Run one agent until SIGINT/SIGTERM.
 pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
-    let agent = config.agent(name).cloned().ok_or_else(|| {
-        crate::cli::bad_input(format!("no agent named {name:?} in {}", config.source_name))
-    })?;
+    let agent = config
+        .agent(name)
+        .cloned()
+        .ok_or_else(|| crate::cli::bad_input(format!("no agent named {name:?} in {}", config.source_name)))?;
     let span = tracing::info_span!("agent", agent = %agent.name);
     async move {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -77,10 +74,7 @@ async fn wait_for_signal() {
 }
 
 fn read_token(env: &Option<String>) -> Option<Secret> {
-    env.as_ref()
-        .and_then(|e| std::env::var(e).ok())
-        .filter(|v| !v.trim().is_empty())
-        .map(Secret::new)
+    env.as_ref().and_then(|e| std::env::var(e).ok()).filter(|v| !v.trim().is_empty()).map(Secret::new)
 }
 
 /// A running agent: its tasks and what they share.
@@ -107,28 +101,17 @@ struct Shared {
 
 impl Agent {
     /// Start every loop; returns once the agent is ready.
-    pub async fn start(
-        config: Config,
-        agent: AgentSettings,
-        stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<Agent> {
+    pub async fn start(config: Config, agent: AgentSettings, stop: watch::Receiver<bool>) -> anyhow::Result<Agent> {
         let problems = config.check_tokens(&agent);
         if !problems.is_empty() {
-            return Err(ConfigError {
-                source_name: config.source_name.clone(),
-                problems,
-            }
-            .into());
+            return Err(ConfigError { source_name: config.source_name.clone(), problems }.into());
         }
         let workspace = config.fleet.workspace.clone();
         std::fs::create_dir_all(&workspace)
             .with_context(|| format!("cannot create the workspace {}", workspace.display()))?;
         // One process per token: a second process with the same token stops here.
         let mut token_locks = Vec::new();
-        for env in [&agent.discord_token_env, &agent.telegram_token_env]
-            .into_iter()
-            .flatten()
-        {
+        for env in [&agent.discord_token_env, &agent.telegram_token_env].into_iter().flatten() {
             token_locks.push(TokenLock::acquire(&workspace, env)?);
         }
         let discord_token = read_token(&agent.discord_token_env);
@@ -138,17 +121,8 @@ impl Agent {
             .await
             .with_context(|| format!("opening the database of agent {}", agent.name))?;
         let status = StatusFile::open(&workspace)?;
-        let router = Router::new(config.routes.clone(), config.routing.unmatched.clone()).map_err(
-            |errs| {
-                anyhow::anyhow!(
-                    "routes: {}",
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            },
-        )?;
+        let router = Router::new(config.routes.clone(), config.routing.unmatched.clone())
+            .map_err(|errs| anyhow::anyhow!("routes: {}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
         let sinks = Sinks::from_config(&config, discord_token, telegram_token)?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
@@ -207,12 +181,7 @@ impl Agent {
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
-        Ok(Agent {
-            tasks,
-            shared,
-            outbox_done,
-            _token_locks: token_locks,
-        })
+        Ok(Agent { tasks, shared, outbox_done, _token_locks: token_locks })
     }
 
     /// Wait for every loop to end (they end on the stop signal), within the deadline.
@@ -235,9 +204,7 @@ impl Agent {
             }
         };
         // The stop signal makes every loop return; the deadline only bounds a stuck send.
-        let finished = tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(5), deadline)
-            .await
-            .is_ok();
+        let finished = tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(5), deadline).await.is_ok();
         let _ = self.outbox_done.try_recv();
         if !finished {
             warn!("shutdown deadline passed with work still running; exiting anyway");
@@ -277,11 +244,7 @@ impl Shared {
             state,
             queue_depth: queue_depth as u64,
             started_at: self.started_at,
-            health: self
-                .health_addr
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map(|a| a.to_string()),
+            health: self.health_addr.lock().unwrap_or_else(|p| p.into_inner()).map(|a| a.to_string()),
             ..Heartbeat::current(Utc::now())
         };
         self.status.beat(&self.agent.name, hb)?;
@@ -291,11 +254,7 @@ impl Shared {
 
 /// Claim inbox items one at a time and handle them; stop taking new items on
 /// the stop signal or while the kill switch is on.
-async fn intake_loop(
-    shared: Arc<Shared>,
-    inbox: Inbox,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn intake_loop(shared: Arc<Shared>, inbox: Inbox, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
     let mut seq: u32 = 0;
     let mut watcher = inbox.watch(WatchOptions::default())?;
@@ -306,28 +265,18 @@ async fn intake_loop(
             _ = stop.wait_for(|s| *s) => break,
             p = watcher.next() => p,
         };
-        if shared
-            .status
-            .read()?
-            .is_killed(&shared.agent.name)
-            .is_some()
-        {
+        if shared.status.read()?.is_killed(&shared.agent.name).is_some() {
             // Leave the item where it is; it is picked up after `resume`.
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
             }
         }
-        let Some(claimed) = inbox.claim(&path)? else {
-            continue;
-        };
+        let Some(claimed) = inbox.claim(&path)? else { continue };
         seq = seq.wrapping_add(1);
         let started = Instant::now();
         let outcome = handle_item(&shared, &claimed, &mut repeat, seq).await;
-        shared
-            .metrics
-            .intake_latency
-            .observe(started.elapsed().as_secs_f64());
+        shared.metrics.intake_latency.observe(started.elapsed().as_secs_f64());
         let label = match &outcome {
             Outcome::Done(_) => "done",
             Outcome::Failed(_) => "failed",
@@ -336,21 +285,13 @@ async fn intake_loop(
         if let Err(e) = claimed.finish(outcome) {
             error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/");
         }
-        shared
-            .metrics
-            .inbox_depth
-            .set(inbox.depth().unwrap_or(0) as i64);
+        shared.metrics.inbox_depth.set(inbox.depth().unwrap_or(0) as i64);
     }
     debug!("intake stopped");
     Ok(())
 }
 
-async fn handle_item(
-    shared: &Shared,
-    claimed: &Claimed,
-    repeat: &mut RepeatLimiter,
-    seq: u32,
-) -> Outcome {
+async fn handle_item(shared: &Shared, claimed: &Claimed, repeat: &mut RepeatLimiter, seq: u32) -> Outcome {
     let item = match parse_item(&claimed.bytes) {
         Ok(item) => item,
         Err(e) => {
@@ -365,16 +306,12 @@ async fn handle_item(
                 Err(e) => {
                     let id = error_id();
                     error!(error_id = %id, item = %claimed.id, error = format!("{e:#}"), "could not store an event");
-                    Outcome::Failed(
-                        json!({ "error": format!("internal error {id}: {e:#}"), "retry": "drop the file into the inbox again" }),
-                    )
+                    Outcome::Failed(json!({ "error": format!("internal error {id}: {e:#}"), "retry": "drop the file into the inbox again" }))
                 }
             },
             Err(e) => {
                 warn!(item = %claimed.id, error = %e, "rejected an event");
-                Outcome::Failed(
-                    json!({ "error": e.to_string(), "problems": e.problems, "fix": "correct the fields named and drop the file again" }),
-                )
+                Outcome::Failed(json!({ "error": e.to_string(), "problems": e.problems, "fix": "correct the fields named and drop the file again" }))
             }
         },
         other => Outcome::Failed(json!({
@@ -402,11 +339,7 @@ pub fn error_id() -> String {
 
 /// Route, apply repeats, mutes and digests, and store the event with its
 /// deliveries in one transaction. Returns the item's result record.
-async fn handle_event(
-    shared: &Shared,
-    event: Event,
-    repeat: &mut RepeatLimiter,
-) -> anyhow::Result<serde_json::Value> {
+async fn handle_event(shared: &Shared, event: Event, repeat: &mut RepeatLimiter) -> anyhow::Result<serde_json::Value> {
     let now = Utc::now();
     let input = RouteInput::from(&event);
     let decision = shared.router.route(&input);
@@ -428,19 +361,13 @@ async fn handle_event(
         .iter()
         .map(|t| {
             let state = match holding_mute(&mutes, &input, &t.destination, now) {
-                Some(m) => NewDeliveryState::Held {
-                    mute_id: m.id.to_string(),
-                },
-                None if digest_window.is_some() => NewDeliveryState::Held {
-                    mute_id: format!("{DIGEST_KEY_PREFIX}{}", event.category),
-                },
+                Some(m) => NewDeliveryState::Held { mute_id: m.id.to_string() },
+                None if digest_window.is_some() => {
+                    NewDeliveryState::Held { mute_id: format!("{DIGEST_KEY_PREFIX}{}", event.category) }
+                }
                 None => NewDeliveryState::Pending,
             };
-            NewDelivery {
-                destination: t.destination.clone(),
-                rule: t.rule.name.clone(),
-                state,
-            }
+            NewDelivery { destination: t.destination.clone(), rule: t.rule.name.clone(), state }
         })
         .collect();
     let recorded = shared.store.record_event(&event, &deliveries, now).await?;
@@ -472,10 +399,7 @@ async fn handle_event(
 
 /// Once a second: heartbeat, leases, the kill switch, mute notices, held
 /// digests and digest windows.
-async fn housekeeping_loop(
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn housekeeping_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut last_beat = Instant::now() - shared.config.fleet.heartbeat_interval;
     let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -494,18 +418,10 @@ async fn housekeeping_loop(
             }
         };
         let killed = status.is_killed(&shared.agent.name).is_some();
-        shared.ready.set(if killed {
-            Readiness::Paused
-        } else {
-            Readiness::Ready
-        });
+        shared.ready.set(if killed { Readiness::Paused } else { Readiness::Ready });
         if last_beat.elapsed() >= shared.config.fleet.heartbeat_interval {
             last_beat = Instant::now();
-            let state = if killed {
-                AgentState::Killed
-            } else {
-                AgentState::Idle
-            };
+            let state = if killed { AgentState::Killed } else { AgentState::Idle };
             if let Err(e) = off_worker(|| shared.beat(state, 0)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
@@ -524,35 +440,19 @@ async fn housekeeping_loop(
 /// post the "while muted" digest of this agent's held messages when a mute ends.
 async fn mute_lifecycle(shared: &Shared, mutes: &[switchyard_routing::Mute]) -> anyhow::Result<()> {
     let now = Utc::now();
-    let announcer = shared
-        .config
-        .agents
-        .first()
-        .is_some_and(|a| a.name == shared.agent.name);
+    let announcer = shared.config.agents.first().is_some_and(|a| a.name == shared.agent.name);
     if announcer {
         let lead = shared.config.routing.mute_notice_lead;
         let due = off_worker(|| crate::coord::mutes::due_notices(&shared.status, now, lead))?;
         for (mute, notice) in due {
             let dest = crate::coord::mutes::notice_destination(&shared.config, &mute.target);
             let (title, body) = notice.text(&mute, now);
-            shared
-                .store
-                .enqueue_notice(
-                    &dest,
-                    &title,
-                    &body,
-                    switchyard_routing::Severity::Info,
-                    now,
-                )
-                .await?;
+            shared.store.enqueue_notice(&dest, &title, &body, switchyard_routing::Severity::Info, now).await?;
             shared.outbox.wake();
         }
     }
-    let active: std::collections::BTreeSet<String> = mutes
-        .iter()
-        .filter(|m| m.expires_at > now)
-        .map(|m| m.id.to_string())
-        .collect();
+    let active: std::collections::BTreeSet<String> =
+        mutes.iter().filter(|m| m.expires_at > now).map(|m| m.id.to_string()).collect();
     for mute_id in shared.store.held_mute_ids().await? {
         if mute_id.starts_with(DIGEST_KEY_PREFIX) || active.contains(&mute_id) {
             continue;
@@ -562,12 +462,7 @@ async fn mute_lifecycle(shared: &Shared, mutes: &[switchyard_routing::Mute]) -> 
     Ok(())
 }
 
-async fn post_held_digest(
-    shared: &Shared,
-    key: &str,
-    header: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+async fn post_held_digest(shared: &Shared, key: &str, header: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
     let released = shared.store.release_held(key, now).await?;
     let mut by_dest: BTreeMap<Destination, Vec<Event>> = BTreeMap::new();
     for (dest, ev) in released {
@@ -579,10 +474,7 @@ async fn post_held_digest(
         // The title already says what this is; the body starts with the counts.
         let body = summary.render_text("").trim_start().to_string();
         let severity = events.iter().map(|e| e.severity).max().unwrap_or_default();
-        shared
-            .store
-            .enqueue_notice(&dest, &title, &body, severity, now)
-            .await?;
+        shared.store.enqueue_notice(&dest, &title, &body, severity, now).await?;
         info!(key, destination = %dest, count = events.len(), "posted a digest of held messages");
     }
     shared.outbox.wake();
@@ -591,26 +483,13 @@ async fn post_held_digest(
 
 /// Ambient categories configured under `[routing.digest]` are held for their
 /// window, then posted as one message.
-async fn digest_windows(
-    shared: &Shared,
-    due: &mut BTreeMap<String, Instant>,
-) -> anyhow::Result<()> {
+async fn digest_windows(shared: &Shared, due: &mut BTreeMap<String, Instant>) -> anyhow::Result<()> {
     let now = Utc::now();
     for key in shared.store.held_mute_ids().await? {
-        let Some(cat) = key.strip_prefix(DIGEST_KEY_PREFIX) else {
-            continue;
-        };
+        let Some(cat) = key.strip_prefix(DIGEST_KEY_PREFIX) else { continue };
         let category: Category = cat.parse().unwrap_or_else(|never| match never {});
-        let window = shared
-            .config
-            .routing
-            .digest
-            .get(&category)
-            .copied()
-            .unwrap_or(Duration::ZERO);
-        let at = *due
-            .entry(key.clone())
-            .or_insert_with(|| Instant::now() + window);
+        let window = shared.config.routing.digest.get(&category).copied().unwrap_or(Duration::ZERO);
+        let at = *due.entry(key.clone()).or_insert_with(|| Instant::now() + window);
         if Instant::now() >= at {
             due.remove(&key);
             post_held_digest(shared, &key, &format!("Digest of {category}"), now).await?;

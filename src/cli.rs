@@ -35,9 +35,7 @@ pub enum Exit {
 
 impl Exit {
     pub fn of(e: &anyhow::Error) -> Exit {
-        if e.chain()
-            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>())
-        {
+        if e.chain().any(|c| c.is::<BadInput>() || c.is::<ConfigError>()) {
             Exit::BadInput
         } else {
             Exit::Failure
@@ -61,16 +59,12 @@ pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
     let config = load_config(path)?;
     if let Some(name) = agent {
-        let agent = config.agent(name).ok_or_else(|| {
-            bad_input(format!("no agent named {name:?} in {}", config.source_name))
-        })?;
+        let agent = config
+            .agent(name)
+            .ok_or_else(|| bad_input(format!("no agent named {name:?} in {}", config.source_name)))?;
         let problems = config.check_tokens(agent);
         if !problems.is_empty() {
-            return Err(ConfigError {
-                source_name: config.source_name.clone(),
-                problems,
-            }
-            .into());
+            return Err(ConfigError { source_name: config.source_name.clone(), problems }.into());
         }
     }
     println!(
@@ -120,31 +114,22 @@ pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let seq = rand::random::<u32>() % 1000;
-    let event = draft
-        .validate(Utc::now(), seq)
-        .map_err(|e| bad_input(e.to_string()))?;
+    let event = draft.validate(Utc::now(), seq).map_err(|e| bad_input(e.to_string()))?;
     let value = serde_json::to_value(&event).context("encoding the event")?;
     let mut value = value;
     value["kind"] = "event".into();
-    let path = drop_item(
-        &config.fleet.workspace,
-        agent,
-        event.event_id.as_str(),
-        &value,
-    )
-    .with_context(|| format!("dropping the event into {agent}'s inbox"))?;
+    let path = drop_item(&config.fleet.workspace, agent, event.event_id.as_str(), &value)
+        .with_context(|| format!("dropping the event into {agent}'s inbox"))?;
     println!("{} → {}", event.event_id, path.display());
     Ok(())
 }
 
 fn target_agent<'c>(config: &'c Config, to: Option<&str>) -> anyhow::Result<&'c str> {
     match to {
-        Some(name) => config.agent(name).map(|a| a.name.as_str()).ok_or_else(|| {
-            bad_input(format!(
-                "no agent named {name:?}; agents: {}",
-                agent_names(config)
-            ))
-        }),
+        Some(name) => config
+            .agent(name)
+            .map(|a| a.name.as_str())
+            .ok_or_else(|| bad_input(format!("no agent named {name:?}; agents: {}", agent_names(config)))),
         None => config
             .agents
             .first()
@@ -154,12 +139,7 @@ fn target_agent<'c>(config: &'c Config, to: Option<&str>) -> anyhow::Result<&'c 
 }
 
 fn agent_names(config: &Config) -> String {
-    config
-        .agents
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    config.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Args, Debug)]
@@ -176,28 +156,13 @@ pub struct RouteArgs {
 
 pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let router =
-        Router::new(config.routes.clone(), config.routing.unmatched.clone()).map_err(|errs| {
-            bad_input(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+    let router = Router::new(config.routes.clone(), config.routing.unmatched.clone())
+        .map_err(|errs| bad_input(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
     let category: Category = args.category.parse().unwrap_or_else(|never| match never {});
     let severity: Severity = args.severity.parse().map_err(bad_input)?;
-    let event_type = args
-        .event_type
-        .unwrap_or_else(|| format!("{category}.event"));
+    let event_type = args.event_type.unwrap_or_else(|| format!("{category}.event"));
     let labels = Default::default();
-    let input = RouteInput {
-        category: &category,
-        severity,
-        source: &args.source,
-        event_type: &event_type,
-        labels: &labels,
-    };
+    let input = RouteInput { category: &category, severity, source: &args.source, event_type: &event_type, labels: &labels };
     let decision = router.route(&input);
     let status = StatusFile::open(&config.fleet.workspace)?.read()?;
     let now = Utc::now();
@@ -205,13 +170,8 @@ pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     for target in &decision.targets {
-        if let Some(m) =
-            switchyard_routing::holding_mute(&status.mutes, &input, &target.destination, now)
-        {
-            println!(
-                "  {} is muted by {} until {} ({}): it would be held",
-                target.destination, m.id, m.expires_at, m.reason
-            );
+        if let Some(m) = switchyard_routing::holding_mute(&status.mutes, &input, &target.destination, now) {
+            println!("  {} is muted by {} until {} ({}): it would be held", target.destination, m.id, m.expires_at, m.reason);
         }
     }
     Ok(())
@@ -236,51 +196,23 @@ pub struct MuteArgs {
 
 pub fn mute(path: Option<PathBuf>, args: MuteArgs) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let target: MuteTarget = args
-        .target
-        .parse()
-        .map_err(|e: switchyard_routing::MuteError| bad_input(e.to_string()))?;
+    let target: MuteTarget = args.target.parse().map_err(|e: switchyard_routing::MuteError| bad_input(e.to_string()))?;
     let duration = parse_duration(&args.duration).map_err(bad_input)?;
-    let by = args.by.unwrap_or_else(|| {
-        format!(
-            "shell:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    });
-    let mute = crate::coord::mutes::create(
-        &config,
-        target,
-        duration,
-        &by,
-        &args.reason,
-        args.force,
-        Utc::now(),
-    )
-    .map_err(|e| match e {
-        crate::coord::mutes::MuteCreateError::Refused(m) => bad_input(m),
-        crate::coord::mutes::MuteCreateError::Io(e) => e,
-    })?;
-    println!(
-        "{} muted until {} (id {})",
-        mute.target,
-        mute.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        mute.id
-    );
+    let by = args.by.unwrap_or_else(|| format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
+    let mute = crate::coord::mutes::create(&config, target, duration, &by, &args.reason, args.force, Utc::now())
+        .map_err(|e| match e {
+            crate::coord::mutes::MuteCreateError::Refused(m) => bad_input(m),
+            crate::coord::mutes::MuteCreateError::Io(e) => e,
+        })?;
+    println!("{} muted until {} (id {})", mute.target, mute.expires_at.format("%Y-%m-%d %H:%M:%S UTC"), mute.id);
     Ok(())
 }
 
 pub fn unmute(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     let config = load_config(path)?;
     match crate::coord::mutes::lift(&config, id, Utc::now())? {
-        Some(m) => println!(
-            "lifted {} on {}; held messages will be posted as one digest",
-            m.id, m.target
-        ),
-        None => {
-            return Err(bad_input(format!(
-                "no active mute with id {id:?}: see `switchyard mutes`"
-            )));
-        }
+        Some(m) => println!("lifted {} on {}; held messages will be posted as one digest", m.id, m.target),
+        None => return Err(bad_input(format!("no active mute with id {id:?}: see `switchyard mutes`"))),
     }
     Ok(())
 }
@@ -318,33 +250,19 @@ pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!(
-            "{}",
-            render_status_table(&status, Utc::now(), config.fleet.stale_after)
-        );
+        print!("{}", render_status_table(&status, Utc::now(), config.fleet.stale_after));
     }
     Ok(())
 }
 
-pub fn kill(
-    path: Option<PathBuf>,
-    agent: Option<String>,
-    reason: Option<String>,
-    on: bool,
-) -> anyhow::Result<()> {
+pub fn kill(path: Option<PathBuf>, agent: Option<String>, reason: Option<String>, on: bool) -> anyhow::Result<()> {
     let config = load_config(path)?;
     if let Some(a) = &agent
         && config.agent(a).is_none()
     {
-        return Err(bad_input(format!(
-            "no agent named {a:?}; agents: {}",
-            agent_names(&config)
-        )));
+        return Err(bad_input(format!("no agent named {a:?}; agents: {}", agent_names(&config))));
     }
-    let by = format!(
-        "shell:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let by = format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     let file = StatusFile::open(&config.fleet.workspace)?;
     let scope = agent.as_deref().unwrap_or("the whole fleet");
     if on {
@@ -384,35 +302,18 @@ pub enum LockCommand {
 pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let file = StatusFile::open(&config.fleet.workspace)?;
-    let me = || {
-        format!(
-            "shell:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    };
+    let me = || format!("shell:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     match cmd {
-        LockCommand::Acquire {
-            name,
-            ttl,
-            reason,
-            holder,
-        } => {
+        LockCommand::Acquire { name, ttl, reason, holder } => {
             let ttl = parse_duration(&ttl).map_err(bad_input)?;
-            let lock = file
-                .acquire(&name, &holder.unwrap_or_else(me), ttl, &reason)
-                .map_err(coord_input)?;
+            let lock = file.acquire(&name, &holder.unwrap_or_else(me), ttl, &reason).map_err(coord_input)?;
             println!("{name} held by {} until {}", lock.holder, lock.expires_at);
         }
-        LockCommand::Release {
-            name,
-            holder,
-            force,
-        } => {
+        LockCommand::Release { name, holder, force } => {
             if force {
                 file.force_release(&name)?;
             } else {
-                file.release(&name, &holder.unwrap_or_else(me))
-                    .map_err(coord_input)?;
+                file.release(&name, &holder.unwrap_or_else(me)).map_err(coord_input)?;
             }
             println!("{name} released");
         }
@@ -422,10 +323,7 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
                 println!("no locks held");
             }
             for (name, l) in &status.locks {
-                println!(
-                    "{name}  held by {}  until {}  {}",
-                    l.holder, l.expires_at, l.reason
-                );
+                println!("{name}  held by {}  until {}  {}", l.holder, l.expires_at, l.reason);
             }
         }
     }
@@ -438,13 +336,8 @@ pub async fn run(path: Option<PathBuf>, agent: &str) -> anyhow::Result<()> {
 }
 
 pub async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let opts = crate::sandbox::SandboxOptions {
-        listen,
-        ..crate::demo::demo_sandbox_options()?
-    };
-    eprintln!(
-        "sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram"
-    );
+    let opts = crate::sandbox::SandboxOptions { listen, ..crate::demo::demo_sandbox_options()? };
+    eprintln!("sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram");
     crate::sandbox::serve(opts, async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -467,10 +360,7 @@ pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
 
 /// Resolve a user-supplied path against the working directory, for messages.
 pub fn shown(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
 /// Lock conflicts and bad names are the user's to fix (exit 2); I/O is not.
@@ -485,30 +375,15 @@ fn coord_input(e: CoordError) -> anyhow::Error {
 }
 
 /// `switchyard status`: one line per agent, then locks, mutes, the kill switch.
-pub fn render_status_table(
-    status: &Status,
-    now: chrono::DateTime<Utc>,
-    stale_after: Duration,
-) -> String {
+pub fn render_status_table(status: &Status, now: chrono::DateTime<Utc>, stale_after: Duration) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let stale: std::collections::BTreeSet<String> = status
-        .stale_peers(now, stale_after)
-        .into_iter()
-        .map(|p| p.agent)
-        .collect();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<8} {:>6} {:>10}  {:<7} {}",
-        "AGENT", "STATE", "QUEUE", "LAST BEAT", "PID", "HOST"
-    );
+    let stale: std::collections::BTreeSet<String> =
+        status.stale_peers(now, stale_after).into_iter().map(|p| p.agent).collect();
+    let _ = writeln!(out, "{:<16} {:<8} {:>6} {:>10}  {:<7} {}", "AGENT", "STATE", "QUEUE", "LAST BEAT", "PID", "HOST");
     for (name, hb) in &status.agents {
         let age = (now - hb.last_beat).to_std().unwrap_or_default();
-        let state = if stale.contains(name) && hb.state.as_str() != "stopped" {
-            "STALE"
-        } else {
-            hb.state.as_str()
-        };
+        let state = if stale.contains(name) && hb.state.as_str() != "stopped" { "STALE" } else { hb.state.as_str() };
         let _ = writeln!(
             out,
             "{:<16} {:<8} {:>6} {:>9}s  {:<7} {}",
@@ -524,50 +399,18 @@ pub fn render_status_table(
         let _ = writeln!(out, "(no agent has written a heartbeat yet)");
     }
     let kill = match (&status.kill.fleet, status.kill.agents.is_empty()) {
-        (Some(k), _) => format!(
-            "ON for the whole fleet (by {} at {}: {})",
-            k.by, k.at, k.reason
-        ),
-        (None, false) => format!(
-            "ON for {}",
-            status
-                .kill
-                .agents
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        (Some(k), _) => format!("ON for the whole fleet (by {} at {}: {})", k.by, k.at, k.reason),
+        (None, false) => format!("ON for {}", status.kill.agents.keys().cloned().collect::<Vec<_>>().join(", ")),
         (None, true) => "off".to_string(),
     };
     let _ = writeln!(out, "\nkill switch: {kill}");
     let locks: Vec<_> = status.active_locks(now).collect();
-    let _ = writeln!(
-        out,
-        "locks: {}",
-        if locks.is_empty() {
-            "none".to_string()
-        } else {
-            locks.len().to_string()
-        }
-    );
+    let _ = writeln!(out, "locks: {}", if locks.is_empty() { "none".to_string() } else { locks.len().to_string() });
     for (name, l) in locks {
-        let _ = writeln!(
-            out,
-            "  {name}  held by {} until {}  {}",
-            l.holder, l.expires_at, l.reason
-        );
+        let _ = writeln!(out, "  {name}  held by {} until {}  {}", l.holder, l.expires_at, l.reason);
     }
     let mutes: Vec<_> = status.mutes.iter().filter(|m| m.is_active(now)).collect();
-    let _ = writeln!(
-        out,
-        "mutes: {}",
-        if mutes.is_empty() {
-            "none".to_string()
-        } else {
-            mutes.len().to_string()
-        }
-    );
+    let _ = writeln!(out, "mutes: {}", if mutes.is_empty() { "none".to_string() } else { mutes.len().to_string() });
     for m in mutes {
         let _ = writeln!(out, "  {}", m.describe());
     }

@@ -26,40 +26,20 @@ use crate::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
 
 /// Fake tokens the sandbox accepts; set for the agent processes only.
 const DEMO_TOKENS: [(&str, &str); 4] = [
-    (
-        "DEMO_MANAGER_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAx.demo.manager-token",
-    ),
-    (
-        "DEMO_TECH_LEAD_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAy.demo.tech-lead-token",
-    ),
-    (
-        "DEMO_OPSCLAW_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAz.demo.opsclaw-token",
-    ),
-    (
-        "DEMO_TELEGRAM_BOT_TOKEN",
-        "100000001:AAdemo-telegram-token-0000000000000",
-    ),
+    ("DEMO_MANAGER_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAx.demo.manager-token"),
+    ("DEMO_TECH_LEAD_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAy.demo.tech-lead-token"),
+    ("DEMO_OPSCLAW_DISCORD_TOKEN", "MTAwMDAwMDAwMDAwMDAwMDAz.demo.opsclaw-token"),
+    ("DEMO_TELEGRAM_BOT_TOKEN", "100000001:AAdemo-telegram-token-0000000000000"),
 ];
 
 /// The sandbox options matching a configuration: its channels and chats exist.
 pub fn sandbox_options_for(config: &Config) -> SandboxOptions {
     let mut opts = SandboxOptions::default();
     if let Some(d) = &config.discord {
-        opts.discord_channels = d
-            .channels
-            .iter()
-            .map(|(alias, id)| (*id, alias.clone()))
-            .collect();
+        opts.discord_channels = d.channels.iter().map(|(alias, id)| (*id, alias.clone())).collect();
     }
     if let Some(t) = &config.telegram {
-        opts.telegram_chats = t
-            .chats
-            .iter()
-            .map(|(alias, id)| (*id, alias.clone()))
-            .collect();
+        opts.telegram_chats = t.chats.iter().map(|(alias, id)| (*id, alias.clone())).collect();
     }
     opts
 }
@@ -80,39 +60,23 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
         Some(p) => p,
         None => {
             let p = dir.join("switchyard.toml");
-            std::fs::write(&p, DEMO_TOML)
-                .with_context(|| format!("cannot write {}", p.display()))?;
+            std::fs::write(&p, DEMO_TOML).with_context(|| format!("cannot write {}", p.display()))?;
             p
         }
     };
     let config = Config::load(&ConfigSource::File(config_file.clone()))?;
-    println!(
-        "switchyard demo: workspace {}",
-        config.fleet.workspace.display()
-    );
+    println!("switchyard demo: workspace {}", config.fleet.workspace.display());
 
-    let sandbox = crate::sandbox::start(sandbox_options_for(&config))
-        .await
-        .context("starting the sandbox")?;
-    println!(
-        "sandbox: Discord at {}  Telegram at {}",
-        sandbox.discord_api_base(),
-        sandbox.telegram_api_base()
-    );
+    let sandbox = crate::sandbox::start(sandbox_options_for(&config)).await.context("starting the sandbox")?;
+    println!("sandbox: Discord at {}  Telegram at {}", sandbox.discord_api_base(), sandbox.telegram_api_base());
 
     let mut agents = Vec::new();
     for agent in &config.agents {
-        agents.push((
-            agent.name.clone(),
-            spawn_agent(&config_file, &agent.name, &sandbox)?,
-        ));
+        agents.push((agent.name.clone(), spawn_agent(&config_file, &agent.name, &sandbox)?));
     }
     let result = tour(&config, &sandbox).await;
     if result.is_ok() && args.keep {
-        println!(
-            "\nkeeping the fleet running: sandbox state at http://{}/_sandbox/state — Ctrl-C to stop",
-            sandbox.addr()
-        );
+        println!("\nkeeping the fleet running: sandbox state at http://{}/_sandbox/state — Ctrl-C to stop", sandbox.addr());
         let _ = tokio::signal::ctrl_c().await;
     }
     stop_agents(agents).await;
@@ -129,14 +93,8 @@ fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyh
         .arg("--config")
         .arg(config_file)
         .env("SWITCHYARD__DISCORD__API_BASE", sandbox.discord_api_base())
-        .env(
-            "SWITCHYARD__TELEGRAM__API_BASE",
-            sandbox.telegram_api_base(),
-        )
-        .env(
-            "SWITCHYARD_LOG",
-            std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("SWITCHYARD__TELEGRAM__API_BASE", sandbox.telegram_api_base())
+        .env("SWITCHYARD_LOG", std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     for (env, token) in DEMO_TOKENS {
@@ -144,18 +102,14 @@ fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyh
             cmd.env(env, token);
         }
     }
-    cmd.spawn()
-        .with_context(|| format!("starting agent {agent}"))
+    cmd.spawn().with_context(|| format!("starting agent {agent}"))
 }
 
 async fn stop_agents(agents: Vec<(String, Child)>) {
     for (name, mut child) in agents {
         if let Some(pid) = child.id() {
             // SIGTERM: the agent drains and writes its final status.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
         }
         match tokio::time::timeout(crate::app::SHUTDOWN_DEADLINE, child.wait()).await {
             Ok(Ok(status)) if status.success() => {}
@@ -174,22 +128,10 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     let status = StatusFile::open(&config.fleet.workspace)?;
     wait_until(Duration::from_secs(20), "the agents to start", || {
         let s = status.read().ok()?;
-        config
-            .agents
-            .iter()
-            .all(|a| s.agents.contains_key(&a.name))
-            .then_some(())
+        config.agents.iter().all(|a| s.agents.contains_key(&a.name)).then_some(())
     })
     .await?;
-    println!(
-        "agents up: {}",
-        config
-            .agents
-            .iter()
-            .map(|a| a.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("agents up: {}", config.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
 
     let now = Utc::now();
     let mute = crate::coord::mutes::create(
@@ -206,60 +148,15 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
 
     let stamp = now.format("%H%M%S");
     let events = [
-        (
-            "briefing",
-            "info",
-            "Morning briefing",
-            "3 tasks done overnight, 1 waiting for review.",
-        ),
-        (
-            "alert",
-            "warning",
-            "Disk 85% on web-1",
-            "Threshold crossed at 06:55.",
-        ),
-        (
-            "alert",
-            "critical",
-            "web-1 is down",
-            "Health check failed 3 times in a row.",
-        ),
-        (
-            "subagent_result",
-            "info",
-            "Invoice run finished",
-            "42 invoices, 0 errors.",
-        ),
-        (
-            "system",
-            "info",
-            "Heartbeat OK",
-            "All cron jobs ran on time.",
-        ),
-        (
-            "memory_update",
-            "info",
-            "MEMORY.md updated",
-            "Added: the deploy checklist.",
-        ),
-        (
-            "chat",
-            "info",
-            "Hello from the demo",
-            "A conversation message.",
-        ),
-        (
-            "action_required",
-            "warning",
-            "Approve deploy of web-1?",
-            "Risk 75: git push, production.",
-        ),
-        (
-            "mystery",
-            "info",
-            "An event nobody routes",
-            "Its category matches no rule.",
-        ),
+        ("briefing", "info", "Morning briefing", "3 tasks done overnight, 1 waiting for review."),
+        ("alert", "warning", "Disk 85% on web-1", "Threshold crossed at 06:55."),
+        ("alert", "critical", "web-1 is down", "Health check failed 3 times in a row."),
+        ("subagent_result", "info", "Invoice run finished", "42 invoices, 0 errors."),
+        ("system", "info", "Heartbeat OK", "All cron jobs ran on time."),
+        ("memory_update", "info", "MEMORY.md updated", "Added: the deploy checklist."),
+        ("chat", "info", "Hello from the demo", "A conversation message."),
+        ("action_required", "warning", "Approve deploy of web-1?", "Risk 75: git push, production."),
+        ("mystery", "info", "An event nobody routes", "Its category matches no rule."),
     ];
     for (i, (category, severity, title, body)) in events.iter().enumerate() {
         let id = format!("evt_demo_{stamp}_{i:03}");
@@ -286,22 +183,12 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     println!("\nheld by the `system` mute: {held} event(s)");
 
     crate::coord::mutes::lift(config, mute.id.as_str(), Utc::now())?;
-    println!(
-        "lifted the mute ({}): the held event comes back as one digest",
-        mute.id
-    );
-    let system = config
-        .discord
-        .as_ref()
-        .and_then(|d| d.channels.get("system"))
-        .copied();
+    println!("lifted the mute ({}): the held event comes back as one digest", mute.id);
+    let system = config.discord.as_ref().and_then(|d| d.channels.get("system")).copied();
     let digest = wait_until(Duration::from_secs(20), "the digest", || {
         let st = sandbox.state();
         system.and_then(|id| {
-            st.discord_messages(id)
-                .iter()
-                .map(|m| m.text())
-                .find(|t| t.starts_with("While muted"))
+            st.discord_messages(id).iter().map(|m| m.text()).find(|t| t.starts_with("While muted"))
         })
     })
     .await?;
@@ -346,11 +233,7 @@ fn print_state(config: &Config, state: &SandboxState) {
         }
     }
     for chat in &state.telegram.chats {
-        println!(
-            "  telegram {} ({} message(s))",
-            chat.name,
-            chat.messages.len()
-        );
+        println!("  telegram {} ({} message(s))", chat.name, chat.messages.len());
         for m in &chat.messages {
             println!("    - {}", first_line(&m.text));
         }
@@ -366,11 +249,7 @@ fn first_line(text: &str) -> String {
     out
 }
 
-async fn wait_until<T>(
-    limit: Duration,
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-) -> anyhow::Result<T> {
+async fn wait_until<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = probe() {

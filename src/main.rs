@@ -115,9 +115,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     // The demo and the one-shot commands print for a person: their logs stay quiet.
     let default_filter = match args.command {
-        Command::Run { .. } | Command::Sandbox { .. } => {
-            "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn"
-        }
+        Command::Run { .. } | Command::Sandbox { .. } => "info,serenity=warn,h2=warn,hyper=warn,reqwest=warn",
         _ => "warn",
     };
     init_logging(args.log_format, default_filter);

@@ -122,15 +122,11 @@ mod tests {
     fn renders_prometheus_text_with_metrics_registered_by_other_parts() {
         let extra = Counter::<u64>::default();
         let registered = extra.clone();
-        let m =
-            Metrics::new(move |r| r.register("extra", "registered by another part", registered));
+        let m = Metrics::new(move |r| r.register("extra", "registered by another part", registered));
         m.count_event("alert");
         extra.inc();
         let text = m.render();
-        assert!(
-            text.contains("switchyard_events_total{category=\"alert\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("switchyard_events_total{category=\"alert\"} 1"), "{text}");
         assert!(text.contains("switchyard_extra_total 1"), "{text}");
         assert!(text.contains("# EOF"));
     }

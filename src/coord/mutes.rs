@@ -53,12 +53,8 @@ impl Notice {
         match self {
             Notice::Started => (format!("Muted: {}", mute.target), mute.describe()),
             Notice::EndingSoon => {
-                let left =
-                    humantime::format_duration(Duration::from_secs(mute.remaining(now).as_secs()));
-                (
-                    format!("Mute on {} ends in {left}", mute.target),
-                    mute.describe(),
-                )
+                let left = humantime::format_duration(Duration::from_secs(mute.remaining(now).as_secs()));
+                (format!("Mute on {} ends in {left}", mute.target), mute.describe())
             }
             Notice::Ended => (
                 format!("Mute on {} ended", mute.target),
@@ -69,13 +65,8 @@ impl Notice {
 }
 
 fn new_id(now: DateTime<Utc>) -> MuteId {
-    let id = format!(
-        "mute_{}_{:04x}",
-        now.format("%Y%m%d%H%M%S"),
-        rand::random::<u16>()
-    );
-    id.parse()
-        .unwrap_or_else(|_| unreachable!("generated mute ids are valid"))
+    let id = format!("mute_{}_{:04x}", now.format("%Y%m%d%H%M%S"), rand::random::<u16>());
+    id.parse().unwrap_or_else(|_| unreachable!("generated mute ids are valid"))
 }
 
 /// Create a mute (fleet-wide, effective for every agent at its next look).
@@ -96,15 +87,8 @@ pub fn create(
             configured_destinations(config).join(", ")
         )));
     }
-    let request = MuteRequest {
-        target,
-        duration,
-        created_by: by.to_string(),
-        reason: reason.to_string(),
-        force,
-    };
-    let mute = Mute::new(new_id(now), request, now)
-        .map_err(|e| MuteCreateError::Refused(e.to_string()))?;
+    let request = MuteRequest { target, duration, created_by: by.to_string(), reason: reason.to_string(), force };
+    let mute = Mute::new(new_id(now), request, now).map_err(|e| MuteCreateError::Refused(e.to_string()))?;
     let file = StatusFile::open(&config.fleet.workspace).map_err(anyhow::Error::from)?;
     let stored = mute.clone();
     file.update(move |s| {
@@ -120,10 +104,7 @@ pub fn create(
 pub fn lift(config: &Config, id: &str, now: DateTime<Utc>) -> anyhow::Result<Option<Mute>> {
     let file = StatusFile::open(&config.fleet.workspace)?;
     let lifted = file.update(|s| {
-        let m = s
-            .mutes
-            .iter_mut()
-            .find(|m| m.id.as_str() == id && m.is_active(now))?;
+        let m = s.mutes.iter_mut().find(|m| m.id.as_str() == id && m.is_active(now))?;
         // Ending it (rather than deleting it) lets the end notice and the digests follow.
         m.expires_at = now;
         Some(m.clone())
@@ -136,18 +117,13 @@ pub fn lift(config: &Config, id: &str, now: DateTime<Utc>) -> anyhow::Result<Opt
 
 fn sweep(s: &mut crate::coord::status::Status, now: DateTime<Utc>) {
     s.mutes.retain(|m| m.expires_at + KEEP_ENDED > now);
-    let ids: std::collections::BTreeSet<String> =
-        s.mutes.iter().map(|m| m.id.to_string()).collect();
+    let ids: std::collections::BTreeSet<String> = s.mutes.iter().map(|m| m.id.to_string()).collect();
     s.mute_notices.retain(|id, _| ids.contains(id));
 }
 
 /// The notices due now, marked as posted in the same locked update, so that
 /// a second caller does not post them again.
-pub fn due_notices(
-    file: &StatusFile,
-    now: DateTime<Utc>,
-    lead: Duration,
-) -> anyhow::Result<Vec<(Mute, Notice)>> {
+pub fn due_notices(file: &StatusFile, now: DateTime<Utc>, lead: Duration) -> anyhow::Result<Vec<(Mute, Notice)>> {
     let due = file.update(|s| {
         sweep(s, now);
         let mut due = Vec::new();
@@ -182,17 +158,8 @@ pub fn notice_destination(config: &Config, target: &MuteTarget) -> Destination {
         MuteTarget::Category(c) => config
             .routes
             .iter()
-            .find(|r| {
-                r.r#match
-                    .category
-                    .as_ref()
-                    .is_some_and(|cats| cats.contains(c))
-            })
-            .and_then(|r| {
-                r.to.iter()
-                    .find(|d| d.platform == switchyard_routing::Platform::Discord)
-                    .cloned()
-            })
+            .find(|r| r.r#match.category.as_ref().is_some_and(|cats| cats.contains(c)))
+            .and_then(|r| r.to.iter().find(|d| d.platform == switchyard_routing::Platform::Discord).cloned())
             .unwrap_or_else(|| config.routing.unmatched.clone()),
         MuteTarget::Source(_) => config.routing.unmatched.clone(),
     }
@@ -205,12 +172,7 @@ fn destination_known(config: &Config, d: &Destination) -> bool {
 fn configured_destinations(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(dc) = &config.discord {
-        out.extend(
-            dc.channels
-                .keys()
-                .chain(dc.webhooks.keys())
-                .map(|a| format!("discord:{a}")),
-        );
+        out.extend(dc.channels.keys().chain(dc.webhooks.keys()).map(|a| format!("discord:{a}")));
     }
     if let Some(t) = &config.telegram {
         out.extend(t.chats.keys().map(|a| format!("telegram:{a}")));

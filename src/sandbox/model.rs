@@ -143,12 +143,7 @@ impl DiscordMessage {
                     parts.push(t.to_string());
                 }
             }
-            for f in e
-                .get("fields")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for f in e.get("fields").and_then(Value::as_array).into_iter().flatten() {
                 for key in ["name", "value"] {
                     if let Some(t) = f.get(key).and_then(Value::as_str) {
                         parts.push(t.to_string());
@@ -257,17 +252,8 @@ impl SandboxState {
 
     /// Messages posted to every Discord channel and Telegram chat.
     pub fn total_messages(&self) -> usize {
-        self.discord
-            .channels
-            .iter()
-            .map(|c| c.messages.len())
-            .sum::<usize>()
-            + self
-                .telegram
-                .chats
-                .iter()
-                .map(|c| c.messages.len())
-                .sum::<usize>()
+        self.discord.channels.iter().map(|c| c.messages.len()).sum::<usize>()
+            + self.telegram.chats.iter().map(|c| c.messages.len()).sum::<usize>()
     }
 
     /// The messages of a Telegram chat (empty when the chat is unknown).

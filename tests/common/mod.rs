@@ -260,46 +260,25 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 pub const STATUS_BOARD_TITLE: &str = "Fleet status";
 
 fn is_board(m: &switchyard::sandbox::DiscordMessage) -> bool {
-    m.embeds
-        .iter()
-        .any(|e| e["title"].as_str() == Some(STATUS_BOARD_TITLE))
+    m.embeds.iter().any(|e| e["title"].as_str() == Some(STATUS_BOARD_TITLE))
 }
 
 /// Messages posted everywhere, the status board left out.
 pub fn total_messages(state: &SandboxState) -> usize {
-    let boards = state
-        .discord
-        .channels
-        .iter()
-        .flat_map(|c| &c.messages)
-        .filter(|m| is_board(m))
-        .count();
+    let boards = state.discord.channels.iter().flat_map(|c| &c.messages).filter(|m| is_board(m)).count();
     state.total_messages() - boards
 }
 
 /// What readers of a Discord channel (by alias) see, one string per message
 /// (the status board left out).
 pub fn discord_texts(state: &SandboxState, alias: &str) -> Vec<String> {
-    let id = DISCORD_CHANNELS
-        .iter()
-        .find(|(a, _)| *a == alias)
-        .map(|(_, id)| *id)
-        .expect("known alias");
-    state
-        .discord_messages(id)
-        .iter()
-        .filter(|m| !is_board(m))
-        .map(|m| m.text())
-        .collect()
+    let id = DISCORD_CHANNELS.iter().find(|(a, _)| *a == alias).map(|(_, id)| *id).expect("known alias");
+    state.discord_messages(id).iter().filter(|m| !is_board(m)).map(|m| m.text()).collect()
 }
 
 /// The operator chat's messages as the user sees them.
 pub fn telegram_texts(state: &SandboxState) -> Vec<String> {
-    state
-        .telegram_messages(OPERATOR_CHAT)
-        .iter()
-        .map(|m| m.text.clone())
-        .collect()
+    state.telegram_messages(OPERATOR_CHAT).iter().map(|m| m.text.clone()).collect()
 }
 
 /// Channel buckets of 50 per second instead of Discord's 5 per 5 s, for
@@ -311,11 +290,7 @@ pub fn fast_discord_limits(opts: &mut SandboxOptions) {
 /// Make every Discord message post fail with 503 (on) or serve normally (off).
 pub fn fail_discord(sandbox: &SandboxHandle, on: bool) {
     if on {
-        sandbox.inject(Fault::ServerErrors {
-            platform: Platform::Discord,
-            count: 1_000_000,
-            status: 503,
-        });
+        sandbox.inject(Fault::ServerErrors { platform: Platform::Discord, count: 1_000_000, status: 503 });
     } else {
         sandbox.clear_faults();
     }
