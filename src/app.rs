@@ -270,6 +270,9 @@ impl Agent {
                 );
             }
         }
+        if let Some(shell) = shared.discord_shell() {
+            tasks.spawn(crate::discord::run(shell, stop.clone()).in_current_span());
+        }
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
@@ -345,6 +348,23 @@ impl Shared {
             .agents
             .first()
             .is_some_and(|a| a.name == self.agent.name)
+    }
+
+    /// The Discord gateway adapter, when this agent has a Discord token.
+    fn discord_shell(&self) -> Option<crate::discord::DiscordShell> {
+        let settings = self.config.discord.clone()?;
+        let token = read_token(&self.agent.discord_token_env)?;
+        Some(crate::discord::DiscordShell {
+            fleet: crate::fleet::AgentFleet::new(
+                self.config.clone(),
+                self.agent.name.clone(),
+                self.store.clone(),
+                self.status.clone(),
+                self.router.clone(),
+            ),
+            settings,
+            token,
+        })
     }
 
     fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
@@ -684,6 +704,17 @@ async fn run_task(shared: &Shared, spec: crate::tasks::TaskSpec, approved: bool)
     }
 }
 
+/// Runs a blocking status-file update (it waits for the file lock, which a
+/// busy peer may hold for a while) without stalling the other tasks of this
+/// worker thread, such as the Discord gateway's. On a current-thread runtime
+/// (some tests) there is no other worker to hand them to: it just runs.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A short id shown to users and written in the log beside the full error.
 pub fn error_id() -> String {
     format!("{:08x}", rand::random::<u32>())
@@ -817,7 +848,7 @@ async fn housekeeping_loop(
             } else {
                 AgentState::Idle
             };
-            if let Err(e) = shared.beat(state, 0) {
+            if let Err(e) = off_worker(|| shared.beat(state, 0)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
         }
@@ -952,7 +983,8 @@ async fn mute_lifecycle(shared: &Shared, status: &crate::coord::Status) -> anyho
     let mutes = &status.mutes;
     let lead = shared.config.routing.mute_notice_lead;
     if shared.is_announcer() && crate::coord::mutes::any_notice_due(status, now, lead) {
-        for (mute, notice) in crate::coord::mutes::due_notices(&shared.status, now, lead)? {
+        let due = off_worker(|| crate::coord::mutes::due_notices(&shared.status, now, lead))?;
+        for (mute, notice) in due {
             let dest = crate::coord::mutes::notice_destination(&shared.config, &mute.target);
             let (title, body) = notice.text(&mute, now);
             shared

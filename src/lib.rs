@@ -11,6 +11,8 @@ pub mod config;
 pub mod coord;
 pub mod delivery;
 pub mod demo;
+pub mod discord;
+pub mod fleet;
 pub mod github;
 pub mod health;
 pub mod metrics;

@@ -12,7 +12,9 @@ use switchyard_routing::{Category, Severity};
 
 use crate::catalog::{self, CommandSpec, Requirement, Take, ValueKind};
 use crate::duration::MuteDuration;
-use crate::ids::{AgentName, ApprovalId, MuteId, MuteTarget, TaskId};
+use crate::ids::{
+    AgentName, ApprovalId, MuteId, MuteTarget, TaskId, parse_mute_id, parse_mute_target,
+};
 
 /// Longest mute reason kept (it is repeated in every notice).
 pub const MAX_REASON_CHARS: usize = 512;
@@ -322,7 +324,7 @@ pub(crate) fn build(
         "mutes" => Command::Mutes,
         "approvals" => Command::Approvals,
         "mute" => {
-            let target = MuteTarget::parse(&required("target", "target")?).map_err(usage)?;
+            let target = parse_mute_target(&required("target", "target")?).map_err(usage)?;
             let duration = required("for", "duration")?
                 .parse::<MuteDuration>()
                 .map_err(usage)?;
@@ -342,7 +344,7 @@ pub(crate) fn build(
             }
         }
         "unmute" => Command::Unmute {
-            id: MuteId::parse(&required("id", "mute id")?).map_err(usage)?,
+            id: parse_mute_id(&required("id", "mute id")?).map_err(usage)?,
         },
         "route" => {
             let category = parse_category(&required("category", "category")?).map_err(usage)?;

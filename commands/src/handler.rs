@@ -367,7 +367,8 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn status_reply(s: &StatusSnapshot, now: DateTime<Utc>) -> Reply {
+/// The `/status` reply; the Discord status board shows the same.
+pub fn status_reply(s: &StatusSnapshot, now: DateTime<Utc>) -> Reply {
     let mut worst = Tone::Success;
     let mut lines = Vec::with_capacity(s.agents.len());
     for a in &s.agents {

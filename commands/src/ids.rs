@@ -1,11 +1,12 @@
-//! The small validated values commands carry: mute targets, mute, approval
-//! and task ids, agent names. Each is checked once, at the edge, so the
-//! handler and the `Fleet` never see a malformed one.
+//! The small validated values commands carry: approval and task ids, agent
+//! names, and the chat spellings of the routing crate's mute targets and ids.
+//! Each is checked once, at the edge, so the handler and the `Fleet` never
+//! see a malformed one.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use switchyard_routing::{Category, Destination};
+pub use switchyard_routing::{MuteId, MuteTarget};
 
 /// Identifiers are typed in chat and echoed in logs and file names: keep them
 /// short and free of anything that needs quoting.
@@ -65,10 +66,6 @@ macro_rules! ident_type {
 }
 
 ident_type!(
-    /// The id of a mute, as the fleet's mute store issued it.
-    MuteId, "mute id", "mute_42"
-);
-ident_type!(
     /// The id of an approval request (`apr_...`).
     ApprovalId, "approval id", "apr_7f3a"
 );
@@ -81,75 +78,26 @@ ident_type!(
     AgentName, "agent name", "manager"
 );
 
-/// What a mute applies to, as the user wrote it (DESIGN.md 3.1): a category
-/// (`system`), a destination (`discord:system`, `telegram:operator`, or the
-/// Discord shorthand `#system`) or a source (`source:worker:opsclaw`).
-///
-/// The shape is checked here; whether the alias or source exists is the
-/// fleet's business. It is kept as the canonical string so this crate stays
-/// decoupled from the routing crate's mute matcher, which parses the same
-/// three forms.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MuteTarget(String);
-
-impl MuteTarget {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let hint = "a mute target is a category (`system`), a channel (`discord:alerts`, `#alerts`, \
-                    `telegram:operator`) or a source (`source:worker:opsclaw`)";
-        if let Some(alias) = s.strip_prefix('#') {
-            return MuteTarget::parse(&format!("discord:{alias}"));
+/// Reads a mute target as a user types it in chat: the routing crate's three
+/// forms (`system`, `discord:system`, `source:worker:opsclaw`) plus the
+/// Discord shorthand `#system` for `discord:system`. The type is the routing
+/// crate's [`MuteTarget`], the one the status file and the runtime hold.
+pub fn parse_mute_target(s: &str) -> Result<MuteTarget, String> {
+    let s = s.trim();
+    let expanded;
+    let s = match s.strip_prefix('#') {
+        Some(alias) => {
+            expanded = format!("discord:{alias}");
+            expanded.as_str()
         }
-        if let Some(source) = s.strip_prefix("source:") {
-            if source.is_empty()
-                || source.chars().count() > 128
-                || source.chars().any(char::is_whitespace)
-            {
-                return Err(format!("mute target {s:?} names no usable source: {hint}"));
-            }
-            return Ok(MuteTarget(s.to_string()));
-        }
-        if s.contains(':') {
-            return s
-                .parse::<Destination>()
-                .map(|d| MuteTarget(d.to_string()))
-                .map_err(|e| format!("{e}; {hint}"));
-        }
-        let category: Category = s.parse().unwrap_or_else(|never| match never {});
-        if category.is_known() {
-            Ok(MuteTarget(category.to_string()))
-        } else {
-            let known: Vec<&str> = Category::KNOWN.iter().map(Category::as_str).collect();
-            Err(format!(
-                "mute target {s:?} is not a category ({}); {hint}",
-                known.join(", ")
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        None => s,
+    };
+    s.parse::<MuteTarget>().map_err(|e| e.to_string())
 }
 
-impl fmt::Display for MuteTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for MuteTarget {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<MuteTarget> for String {
-    fn from(v: MuteTarget) -> String {
-        v.0
-    }
+/// Reads a mute id (`mute_42`) typed in chat; the error is a sentence for the user.
+pub fn parse_mute_id(s: &str) -> Result<MuteId, String> {
+    s.trim().parse::<MuteId>().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -171,9 +119,9 @@ mod tests {
             ("source:", None),
             ("#", None),
         ] {
-            let got = MuteTarget::parse(input);
+            let got = parse_mute_target(input);
             assert_eq!(
-                got.as_ref().ok().map(MuteTarget::as_str),
+                got.as_ref().ok().map(ToString::to_string).as_deref(),
                 expect,
                 "{input}: {got:?}"
             );
@@ -182,9 +130,16 @@ mod tests {
 
     #[test]
     fn ids_reject_what_would_need_quoting() {
-        assert!(MuteId::parse("mute_42").is_ok());
-        for bad in ["", "a b", "../x", ".hidden", &"x".repeat(65)] {
-            let err = MuteId::parse(bad).unwrap_err();
+        assert!(parse_mute_id("mute_42").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "../x",
+            ".hidden",
+            "mute_",
+            &format!("mute_{}", "x".repeat(64)),
+        ] {
+            let err = parse_mute_id(bad).unwrap_err();
             assert!(err.contains("mute id"), "{err}");
         }
     }

@@ -22,7 +22,11 @@ pub use command::{Command, CommandInput, OptionValue, TaskCommand, UsageError};
 pub use complete::{complete, completion_for};
 pub use duration::MuteDuration;
 pub use fleet::{Fleet, FleetError};
-pub use handler::{AuditOutcome, AuditRecord, Handled, handle, handle_text, handle_usage_error};
-pub use ids::{AgentName, ApprovalId, MuteId, MuteTarget, TaskId};
+pub use handler::{
+    AuditOutcome, AuditRecord, Handled, handle, handle_text, handle_usage_error, status_reply,
+};
+pub use ids::{
+    AgentName, ApprovalId, MuteId, MuteTarget, TaskId, parse_mute_id, parse_mute_target,
+};
 pub use parse::{addressed_to, parse_text};
 pub use reply::{Button, ButtonAction, ButtonToken, Field, Reply, Tone};

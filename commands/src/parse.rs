@@ -178,7 +178,7 @@ mod tests {
 
     fn mute(target: &str, d: &str, reason: Option<&str>, force: bool) -> Command {
         Command::Mute {
-            target: MuteTarget::parse(target).unwrap(),
+            target: parse_mute_target(target).unwrap(),
             duration: d.parse().unwrap(),
             reason: reason.map(str::to_string),
             force,
@@ -215,7 +215,7 @@ mod tests {
             (
                 "/unmute mute_42",
                 Command::Unmute {
-                    id: MuteId::parse("mute_42").unwrap(),
+                    id: parse_mute_id("mute_42").unwrap(),
                 },
             ),
             ("/mutes", Command::Mutes),
@@ -383,7 +383,11 @@ mod tests {
             ("/mute system 10s", "from 1m to 30d", Some("/mute <target>")),
             ("/mute \"system 2h", "A quote is not closed", Some("/mute")),
             ("/unmute", "The id is missing", Some("/unmute <id>")),
-            ("/unmute ../etc", "is not valid", Some("/unmute <id>")),
+            (
+                "/unmute ../etc",
+                "is not `mute_` followed by",
+                Some("/unmute <id>"),
+            ),
             (
                 "/route",
                 "The category is missing",

@@ -109,7 +109,7 @@ impl Fleet for FakeFleet {
         })
     }
     fn create_mute(&self, r: MuteRequest<'_>) -> Result<MuteInfo, FleetError> {
-        if r.target.as_str() == "action_required" && !r.force {
+        if r.target.to_string() == "action_required" && !r.force {
             return Err(FleetError::Rejected(
                 "action_required messages cannot be muted without force: add `force` if you really mean it.".into(),
             ));
@@ -117,7 +117,7 @@ impl Fleet for FakeFleet {
         let mut n = self.next_id.borrow_mut();
         *n += 1;
         let m = MuteInfo {
-            id: MuteId::parse(&format!("mute_{n}")).unwrap(),
+            id: format!("mute_{n}").parse::<MuteId>().unwrap(),
             target: r.target.clone(),
             until: r.until,
             reason: r.reason.map(str::to_string),

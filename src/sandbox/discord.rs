@@ -213,7 +213,7 @@ fn error_body(status: u16, reason: &str, retry_after: Option<f64>) -> Value {
     }
 }
 
-fn plain_error(status: StatusCode, code: u32, message: &str) -> Reply {
+pub(crate) fn plain_error(status: StatusCode, code: u32, message: &str) -> Reply {
     Reply::refused(status, json!({"message": message, "code": code}), message)
 }
 
@@ -237,7 +237,7 @@ fn invalid_form_body(errors: Value) -> Reply {
 }
 
 /// `path.to.field: message` of the first error in an `errors` tree, for the log.
-fn first_error(errors: &Value) -> Option<String> {
+pub(crate) fn first_error(errors: &Value) -> Option<String> {
     let obj = errors.as_object()?;
     for (key, value) in obj {
         if key == "_errors" {
@@ -298,13 +298,19 @@ fn redacted(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
         [pre @ .., "webhooks", id, _token] => format!("{}/webhooks/{id}/<token>", pre.join("/")),
+        [pre @ .., "webhooks", id, _token, "messages", m] => {
+            format!("{}/webhooks/{id}/<token>/messages/{m}", pre.join("/"))
+        }
+        [pre @ .., "interactions", id, _token, "callback"] => {
+            format!("{}/interactions/{id}/<token>/callback", pre.join("/"))
+        }
         _ => path.to_owned(),
     }
 }
 
 /// The bot's user id from its token (the first segment is the id in base64), or a
 /// stable stand-in when the token is not shaped like Discord's.
-fn bot_user_id(token: &str) -> u64 {
+pub(crate) fn bot_user_id(token: &str) -> u64 {
     let first = token.split('.').next().unwrap_or("");
     if let Some(id) = base64_decode(first)
         .and_then(|b| String::from_utf8(b).ok())
@@ -391,6 +397,15 @@ pub(crate) async fn entry(
         .strip_prefix("/api/v10")
         .unwrap_or(uri.path())
         .to_owned();
+    if let Some((route, reply)) = super::gateway::rest(&shared, &method, &path, &headers, &body) {
+        let seen = Seen {
+            platform: Platform::Discord,
+            method: method.to_string(),
+            path: redacted(uri.path()),
+            route: route.to_owned(),
+        };
+        return finish(&shared, seen, reply);
+    }
     let route = parse_route(&method, &path);
     let seen = Seen {
         platform: Platform::Discord,
@@ -775,7 +790,7 @@ fn embeds_out(obj: &Map<String, Value>) -> Vec<Value> {
         .collect()
 }
 
-fn timestamp_now() -> String {
+pub(crate) fn timestamp_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
 }
 

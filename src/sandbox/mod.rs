@@ -12,11 +12,16 @@
 //! `POST /_sandbox/faults` (a [`Fault`]), `POST /_sandbox/reset`,
 //! `POST /_sandbox/discord/webhooks` (a [`DiscordWebhook`]),
 //! `POST /_sandbox/discord/channels` (`{id, name}`), `POST /_sandbox/telegram/chats`
-//! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]).
+//! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]),
+//! `POST /_sandbox/discord/interactions` (a [`DiscordUserCommand`]; poll
+//! `GET /_sandbox/discord/interactions/{id}`), `POST /_sandbox/discord/messages`
+//! (a [`DiscordUserMessage`]), `POST /_sandbox/discord/disconnect`. The Discord
+//! gateway is served at `/gateway` (see `gateway.rs`).
 //! A web page for people: `GET /` (see [`view`]).
 
 mod discord;
 mod discord_schema;
+mod gateway;
 pub mod github;
 mod limits;
 mod model;
@@ -41,12 +46,17 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+pub use gateway::{DAILY_CREATES_PER_GUILD, INITIAL_RESPONSE_WINDOW};
 pub use limits::{DiscordLimits, Rate, TelegramLimits};
 pub use model::{
     BotCommand, CallbackAnswer, ControlError, DiscordChannelState, DiscordMessage, DiscordState,
     DiscordWebhook, DiscordWebhookState, EnqueuedUpdate, Fault, Platform, PlatformStats,
     RequestRecord, SandboxState, SandboxStats, TelegramChatState, TelegramMessage, TelegramState,
     TelegramUser, TelegramUserAction,
+};
+pub use model::{
+    DiscordUserCommand, DiscordUserMessage, GatewayConnection, GatewayState, InteractionResponse,
+    InteractionState, Reaction, RegisteredCommands,
 };
 
 /// The channels a default sandbox has (`switchyard sandbox`, the demo): the seed 002 set.
@@ -123,6 +133,7 @@ pub(crate) struct Shared {
 pub(crate) struct Inner {
     pub(crate) discord: discord::World,
     pub(crate) telegram: telegram::World,
+    pub(crate) gateway: gateway::World,
     stats: SandboxStats,
     faults: VecDeque<(Fault, u32)>,
     requests: VecDeque<RequestRecord>,
@@ -134,6 +145,7 @@ impl Inner {
         Self {
             discord: discord::World::new(opts),
             telegram: telegram::World::new(opts),
+            gateway: gateway::World::default(),
             stats: SandboxStats::default(),
             faults: VecDeque::new(),
             requests: VecDeque::with_capacity(opts.request_log.min(4096)),
@@ -385,6 +397,26 @@ impl SandboxHandle {
         Ok(queued)
     }
 
+    /// Plays a Discord user running a slash command; returns the interaction id to poll.
+    pub fn discord_run_command(&self, cmd: DiscordUserCommand) -> Result<u64, ControlError> {
+        self.shared.lock().gateway.run_command(cmd)
+    }
+
+    /// An interaction and the answers received so far.
+    pub fn discord_interaction(&self, id: u64) -> Option<InteractionState> {
+        self.shared.lock().gateway.interaction(id)
+    }
+
+    /// Plays a Discord user posting a message; returns its id.
+    pub fn discord_user_message(&self, msg: DiscordUserMessage) -> Result<u64, ControlError> {
+        self.shared.lock().gateway.post_message(msg)
+    }
+
+    /// Drops every gateway connection (the bots should resume); returns how many.
+    pub fn discord_disconnect(&self) -> usize {
+        self.shared.lock().gateway.disconnect()
+    }
+
     /// Stops serving and waits for the server task to end.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -404,6 +436,7 @@ fn snapshot(shared: &Shared) -> SandboxState {
         telegram: inner.telegram.snapshot(),
         stats: inner.stats,
         recent_requests: inner.requests.iter().cloned().collect(),
+        gateway: inner.gateway.snapshot(),
     }
 }
 
@@ -506,6 +539,20 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sandbox/discord/channels", post(control_channel))
         .route("/_sandbox/telegram/chats", post(control_chat))
         .route("/_sandbox/telegram/updates", post(control_updates))
+        .route("/gateway", get(gateway::upgrade))
+        .route(
+            "/_sandbox/discord/interactions",
+            post(gateway::control_interaction),
+        )
+        .route(
+            "/_sandbox/discord/interactions/{id}",
+            get(gateway::control_interaction_get),
+        )
+        .route("/_sandbox/discord/messages", post(gateway::control_message))
+        .route(
+            "/_sandbox/discord/disconnect",
+            post(gateway::control_disconnect),
+        )
         .route("/api/v10/{*rest}", any(discord::entry))
         .route("/telegram/{*rest}", any(telegram::entry))
         .merge(view::routes())

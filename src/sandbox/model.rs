@@ -247,6 +247,9 @@ pub struct SandboxState {
     pub stats: SandboxStats,
     /// The last requests (a bounded ring), oldest first.
     pub recent_requests: Vec<RequestRecord>,
+    /// The Discord gateway: connections, interactions and their answers, registered commands.
+    #[serde(default)]
+    pub gateway: GatewayState,
 }
 
 impl SandboxState {
@@ -401,4 +404,177 @@ pub enum ControlError {
         message_id: i32,
         callback_data: String,
     },
+    /// The Discord gateway cannot do what was asked (no bot connected, ...).
+    #[error("{0}")]
+    Gateway(String),
+}
+
+/// A bot connected to the sandbox's Discord gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayConnection {
+    pub bot_id: u64,
+    pub session_id: String,
+}
+
+/// One answer to an interaction, as the sandbox received it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InteractionResponse {
+    /// `callback`, `followup`, `edit_original`; refused ones are `callback_too_late`,
+    /// `callback_again`, `callback_invalid`, `followup_unacknowledged`.
+    pub kind: String,
+    /// The HTTP status the sandbox answered with.
+    pub status: u16,
+    /// Time since `INTERACTION_CREATE` was sent, in microseconds.
+    pub after_micros: u64,
+    pub body: Value,
+}
+
+/// An interaction the sandbox dispatched, and what came back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InteractionState {
+    pub id: u64,
+    pub command: String,
+    pub user_id: u64,
+    pub channel_id: u64,
+    pub responses: Vec<InteractionResponse>,
+}
+
+impl InteractionState {
+    /// The body of the first accepted callback.
+    pub fn callback(&self) -> Option<&InteractionResponse> {
+        self.responses.iter().find(|r| r.kind == "callback")
+    }
+
+    /// The text the user finally sees: the last accepted answer's content and
+    /// embed titles, descriptions and fields. A deferral (type 5) carries none.
+    pub fn text(&self) -> String {
+        let Some(last) = self
+            .responses
+            .iter()
+            .rev()
+            .find(|r| r.status < 300 && r.body.get("type").and_then(Value::as_u64) != Some(5))
+        else {
+            return String::new();
+        };
+        let data = if last.kind == "callback" {
+            &last.body["data"]
+        } else {
+            &last.body
+        };
+        let mut parts = vec![data["content"].as_str().unwrap_or("").to_string()];
+        for e in data["embeds"].as_array().into_iter().flatten() {
+            for k in ["title", "description"] {
+                if let Some(t) = e[k].as_str() {
+                    parts.push(t.to_string());
+                }
+            }
+            for f in e["fields"].as_array().into_iter().flatten() {
+                parts.push(format!(
+                    "{}: {}",
+                    f["name"].as_str().unwrap_or(""),
+                    f["value"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        parts.join("\n")
+    }
+
+    /// The autocomplete choices offered (callback type 8), by value.
+    pub fn choices(&self) -> Vec<String> {
+        self.callback()
+            .and_then(|c| c.body["data"]["choices"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["value"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Whether the user's answer is shown only to them (flag 64).
+    pub fn ephemeral(&self) -> bool {
+        self.responses.iter().any(|r| {
+            r.status < 300
+                && (r.body["data"]["flags"].as_u64().unwrap_or(0) & 64 != 0
+                    || r.body["flags"].as_u64().unwrap_or(0) & 64 != 0)
+        })
+    }
+}
+
+/// The commands an application registered on one guild.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredCommands {
+    pub application_id: u64,
+    pub guild_id: u64,
+    pub commands: Vec<Value>,
+}
+
+/// A reaction a bot added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub channel_id: u64,
+    pub message_id: u64,
+    pub emoji: String,
+    pub user_id: u64,
+}
+
+/// The gateway's part of the sandbox state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayState {
+    pub connections: Vec<GatewayConnection>,
+    pub identifies: u64,
+    pub resumes: u64,
+    pub interactions: Vec<InteractionState>,
+    pub registered: Vec<RegisteredCommands>,
+    /// Command creates counted today, by guild id.
+    pub creates_today: std::collections::BTreeMap<String, u32>,
+    pub reactions: Vec<Reaction>,
+}
+
+/// The sandbox plays a user running a slash command
+/// (`POST /_sandbox/discord/interactions`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiscordUserCommand {
+    pub user_id: u64,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<u64>,
+    pub command: String,
+    #[serde(default)]
+    pub subcommand: Option<String>,
+    /// Option name → value (string, boolean or integer).
+    #[serde(default)]
+    pub options: Vec<(String, Value)>,
+    #[serde(default)]
+    pub channel_id: Option<u64>,
+    #[serde(default)]
+    pub guild_id: Option<u64>,
+    /// Which connected bot receives it (by user id); the first connected one when absent.
+    #[serde(default)]
+    pub bot_id: Option<u64>,
+    /// The option being typed: makes it an autocomplete interaction (type 4)
+    /// whose answer (callback type 8) lists the choices.
+    #[serde(default)]
+    pub focused: Option<String>,
+}
+
+/// The sandbox plays a user posting a message (`POST /_sandbox/discord/messages`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiscordUserMessage {
+    pub user_id: u64,
+    #[serde(default)]
+    pub username: Option<String>,
+    pub channel_id: u64,
+    pub content: String,
+    /// User ids mentioned (the bot's user id to address it).
+    #[serde(default)]
+    pub mentions: Vec<u64>,
+    /// The message this one replies to.
+    #[serde(default)]
+    pub reply_to: Option<u64>,
+    /// Who wrote the message replied to (a bot's user id to reply to that bot).
+    #[serde(default)]
+    pub reply_to_author: Option<u64>,
+    #[serde(default)]
+    pub guild_id: Option<u64>,
 }

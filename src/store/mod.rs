@@ -8,6 +8,7 @@
 //! get the project's own types.
 
 pub mod approvals;
+mod discord_state;
 pub mod outbox;
 pub mod tasks;
 

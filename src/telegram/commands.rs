@@ -12,7 +12,6 @@ use teloxide::types::{BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Me
 use tracing::warn;
 
 use super::TelegramApprovals;
-use super::fleet_shim::TelegramFleet;
 use crate::approvals::ApprovalsContext;
 use crate::store::AuditEntry;
 
@@ -41,10 +40,13 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
             .map_or_else(|| from.first_name.clone(), |u| format!("@{u}")),
         roles: Vec::new(),
     };
-    let fleet = TelegramFleet {
-        ctx: ctx.clone(),
-        approvers: tg.approvers.clone(),
-        rt: tokio::runtime::Handle::current(),
+    // The same runtime `Fleet` the Discord shell uses: one implementation for both.
+    let fleet = match agent_fleet(ctx) {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(error = format!("{e:#}"), "cannot answer a Telegram command");
+            return;
+        }
     };
     let access = tg.access.clone();
     let input = text.to_string();
@@ -122,4 +124,28 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
         }
     }
     warn!("could not answer a Telegram command: still rate-limited after five tries");
+}
+
+fn agent_fleet(ctx: &ApprovalsContext) -> anyhow::Result<crate::fleet::AgentFleet> {
+    let status = crate::coord::StatusFile::open(&ctx.config.fleet.workspace)?;
+    let router = switchyard_routing::Router::new(
+        ctx.config.routes.clone(),
+        ctx.config.routing.unmatched.clone(),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "routes: {}",
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(crate::fleet::AgentFleet::new(
+        ctx.config.clone(),
+        ctx.agent.clone(),
+        ctx.store.clone(),
+        status,
+        router,
+    ))
 }

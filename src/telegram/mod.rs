@@ -7,7 +7,6 @@
 
 pub mod approvals;
 pub mod commands;
-pub mod fleet_shim;
 pub mod poll;
 pub mod webhook;
 

@@ -255,11 +255,30 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
 }
 
-pub fn total_messages(state: &SandboxState) -> usize {
-    state.total_messages()
+/// The status board's title: the board is one message edited in place, not
+/// an event, so the helpers below leave it out.
+pub const STATUS_BOARD_TITLE: &str = switchyard::discord::board::BOARD_TITLE;
+
+fn is_board(m: &switchyard::sandbox::DiscordMessage) -> bool {
+    m.embeds
+        .iter()
+        .any(|e| e["title"].as_str() == Some(STATUS_BOARD_TITLE))
 }
 
-/// What readers of a Discord channel (by alias) see, one string per message.
+/// Messages posted everywhere, the status board left out.
+pub fn total_messages(state: &SandboxState) -> usize {
+    let boards = state
+        .discord
+        .channels
+        .iter()
+        .flat_map(|c| &c.messages)
+        .filter(|m| is_board(m))
+        .count();
+    state.total_messages() - boards
+}
+
+/// What readers of a Discord channel (by alias) see, one string per message
+/// (the status board left out).
 pub fn discord_texts(state: &SandboxState, alias: &str) -> Vec<String> {
     let id = DISCORD_CHANNELS
         .iter()
@@ -269,6 +288,7 @@ pub fn discord_texts(state: &SandboxState, alias: &str) -> Vec<String> {
     state
         .discord_messages(id)
         .iter()
+        .filter(|m| !is_board(m))
         .map(|m| m.text())
         .collect()
 }

@@ -1,0 +1,193 @@
+//! The Discord adapter: one gateway connection per agent with a Discord
+//! token (serenity + poise), the slash commands as thin shells over the
+//! neutral commands ([`commands`]), mentions into the inbox ([`mentions`]),
+//! the status board in the `system` channel ([`board`]).
+//!
+//! It connects with the fewest intents that serve (GUILDS, GUILD_MESSAGES:
+//! a message that mentions the bot carries its content without the
+//! privileged MESSAGE_CONTENT intent), lets serenity reconnect and resume,
+//! registers the command set on the configured guild at start-up only when
+//! it changed since the last registration (its hash is stored), and shuts
+//! down on the agent's stop signal. serenity and poise types stop in this
+//! module.
+
+pub mod board;
+pub mod commands;
+pub mod mentions;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use poise::serenity_prelude as serenity;
+use serenity::{GatewayIntents, GuildId};
+use tokio::sync::watch;
+use tracing::{Instrument, info, warn};
+
+use crate::config::{DiscordSettings, Secret};
+use crate::fleet::AgentFleet;
+use commands::{DEFER_AFTER, Data, Error};
+
+/// The intents the adapter asks for: guild events (threads, channels) and
+/// guild messages (mentions).
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES
+}
+
+/// What the adapter needs from the agent.
+pub struct DiscordShell {
+    pub fleet: AgentFleet,
+    pub settings: DiscordSettings,
+    pub token: Secret,
+}
+
+/// Connect and serve until `stop` turns true (or the connection fails for
+/// good, such as a token Discord refuses).
+pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let DiscordShell {
+        fleet,
+        settings,
+        token,
+    } = shell;
+    let http = build_http(&settings, &token)?;
+    let access = settings.access.clone();
+    let guild = settings.guild_id;
+    let board = board_channel(&fleet, &settings);
+    let board_stop = stop.clone();
+    let framework = poise::Framework::builder()
+        .options(poise::FrameworkOptions {
+            commands: commands::commands(),
+            event_handler: |fw, event| Box::pin(mentions::on_event(fw, event)),
+            on_error: |e| Box::pin(on_error(e)),
+            ..Default::default()
+        })
+        // On the builder: the options field is overwritten by it (INTEGRATION-NOTES §4).
+        .initialize_owners(false)
+        .setup(move |ctx, ready, fw| {
+            Box::pin(async move {
+                let app = ready.application.id.get();
+                info!(bot = ready.user.id.get(), application = app, "connected to the Discord gateway");
+                match guild {
+                    Some(guild) => {
+                        if let Err(e) = register_if_changed(ctx, fw, &fleet, app, guild).await {
+                            warn!(guild, error = format!("{e:#}"), "the slash commands were not registered; they keep working where registered before");
+                        }
+                    }
+                    None => warn!("discord.guild_id is not set: slash commands are not registered"),
+                }
+                if let Some(channel) = board {
+                    let every = fleet.config().fleet.heartbeat_interval;
+                    tokio::spawn(
+                        board::run(ctx.http.clone(), fleet.clone(), channel, every, board_stop)
+                            .in_current_span(),
+                    );
+                }
+                Ok(Data {
+                    fleet,
+                    access,
+                    bot_user: ready.user.id.get(),
+                    defer_after: DEFER_AFTER,
+                })
+            })
+        })
+        .build();
+    let mut client = serenity::ClientBuilder::new_with_http(http, intents())
+        .framework(framework)
+        .await
+        .context("cannot set up the Discord gateway client")?;
+    let shards = client.shard_manager.clone();
+    let mut stop_watch = stop.clone();
+    let stopper = tokio::spawn(
+        async move {
+            let _ = stop_watch.wait_for(|s| *s).await;
+            info!("closing the Discord gateway connection");
+            shards.shutdown_all().await;
+        }
+        .in_current_span(),
+    );
+    let result = client.start().await;
+    stopper.abort();
+    match result {
+        Ok(()) => Ok(()),
+        // A stop that raced the connection is not a failure.
+        Err(_) if *stop.borrow() => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("the Discord gateway connection failed")),
+    }
+}
+
+/// The `system` channel, when this agent keeps the status board: boards are
+/// on (`routing.status_board`), the channel is configured, and this is the
+/// fleet's first agent.
+fn board_channel(fleet: &AgentFleet, settings: &DiscordSettings) -> Option<u64> {
+    let config = fleet.config();
+    let first = config
+        .agents
+        .first()
+        .is_some_and(|a| a.name == fleet.agent());
+    (config.routing.status_board && first)
+        .then(|| settings.channels.get("system").copied())
+        .flatten()
+}
+
+/// serenity's `Http`, through the proxy with its own limiter off when the
+/// `api_base` is not Discord's (INTEGRATION-NOTES §3).
+fn build_http(settings: &DiscordSettings, token: &Secret) -> anyhow::Result<serenity::Http> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut builder = serenity::HttpBuilder::new(token.expose()).client(client);
+    if settings.is_proxied() {
+        builder = builder
+            .proxy(settings.proxy_origin())
+            .ratelimiter_disabled(true);
+    }
+    Ok(builder.build())
+}
+
+async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
+    warn!(error = %error, "Discord command framework error");
+}
+
+/// A stable 64-bit FNV-1a hash (std's hasher may change between releases,
+/// and this one is stored).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Bulk-overwrite the guild's commands when the set differs from the one
+/// registered last time (Discord counts every create: 200 per guild per day).
+async fn register_if_changed(
+    ctx: &serenity::Context,
+    fw: &poise::Framework<Data, Error>,
+    fleet: &AgentFleet,
+    app: u64,
+    guild: u64,
+) -> anyhow::Result<()> {
+    let set = poise::builtins::create_application_commands(&fw.options().commands);
+    let json = serde_json::to_vec(&set).context("cannot encode the command set")?;
+    let hash = format!("{:016x}", fnv1a(&json));
+    let key = format!("commands:{app}:{guild}");
+    let stored = fleet.store().discord_state(&key).await?;
+    if stored.as_deref() == Some(hash.as_str()) {
+        info!(
+            guild,
+            "slash commands unchanged since the last registration: not registering"
+        );
+        return Ok(());
+    }
+    GuildId::new(guild)
+        .set_commands(&ctx.http, set)
+        .await
+        .context("Discord refused the command registration")?;
+    fleet
+        .store()
+        .set_discord_state(&key, &hash, Utc::now())
+        .await?;
+    info!(
+        guild,
+        commands = fw.options().commands.len(),
+        "slash commands registered"
+    );
+    Ok(())
+}
