@@ -8,7 +8,8 @@ RUN cargo build --release --locked --bin switchyard
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/switchyard switchyard \
- && mkdir -p /var/lib/switchyard && chown 10001 /var/lib/switchyard
+ && mkdir -p /var/lib/switchyard/workspace /var/lib/switchyard/state \
+ && chown -R 10001 /var/lib/switchyard
 COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
 COPY config/example.toml /etc/switchyard/switchyard.toml
 USER 10001

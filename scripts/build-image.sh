@@ -8,7 +8,10 @@ tag="${2:-switchyard:local}"
 [ -x "$bin" ] || { echo "no binary at $bin: run cargo build --release first" >&2; exit 2; }
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/switchyard" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/var/lib/switchyard" "$ctx/rootfs/tmp"
+# Volume mount points exist in the image, owned by the agent user, so fresh
+# named volumes are writable by it.
+mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/switchyard" "$ctx/rootfs/etc/ssl/certs" \
+  "$ctx/rootfs/var/lib/switchyard/workspace" "$ctx/rootfs/var/lib/switchyard/state" "$ctx/rootfs/tmp"
 cp "$bin" "$ctx/rootfs/usr/local/bin/switchyard"
 for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
   mkdir -p "$ctx/rootfs$(dirname "$lib")"
