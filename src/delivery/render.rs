@@ -2,6 +2,7 @@
 //! embed limits and colours by severity, Telegram's HTML escaping and its
 //! split at 4096 characters, and the text of a coalesced summary.
 
+use switchyard_commands::reply::escape_html;
 use std::collections::BTreeMap;
 
 use switchyard_routing::Severity;
@@ -73,21 +74,6 @@ pub fn discord_embed(severity: Severity, title: &str, body: &str, footer: &str) 
     }
 }
 
-/// Escape text for Telegram's HTML parse mode (`<`, `>`, `&`, `"`).
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Length as Telegram counts it (UTF-16 code units, which is never less than characters).
 fn tg_len(text: &str) -> usize {
     text.encode_utf16().count()
@@ -130,19 +116,19 @@ pub fn telegram_parts(severity: Severity, title: &str, body: &str, footer: &str)
             let mut part = String::new();
             if i == 0 {
                 part.push_str("<b>");
-                part.push_str(&html_escape(&title));
+                part.push_str(&escape_html(&title));
                 part.push_str("</b>");
                 if !chunk.is_empty() {
                     part.push('\n');
                 }
             }
-            part.push_str(&html_escape(chunk));
+            part.push_str(&escape_html(chunk));
             if i + 1 == n && !footer.is_empty() {
                 if !part.is_empty() {
                     part.push('\n');
                 }
                 part.push_str("<i>");
-                part.push_str(&html_escape(footer));
+                part.push_str(&escape_html(footer));
                 part.push_str("</i>");
             }
             part
@@ -219,7 +205,7 @@ mod tests {
     #[test]
     fn escaping_covers_the_four_entities() {
         assert_eq!(
-            html_escape(r#"<b>"a" & b</b>"#),
+            escape_html(r#"<b>"a" & b</b>"#),
             "&lt;b&gt;&quot;a&quot; &amp; b&lt;/b&gt;"
         );
     }
