@@ -36,8 +36,6 @@ use crate::store::approvals::Voter;
 use crate::store::{AuditEntry, DeliveryState, Store};
 use crate::telegram::approvals::callback_data;
 
-const TASKS_NOT_ENABLED: &str = "Tasks are not enabled on this fleet yet: the task pipeline is not running, so /task cannot submit, list, show or cancel anything.";
-
 /// The fleet as one agent sees it. Cheap to clone.
 #[derive(Clone)]
 pub struct AgentFleet {
@@ -98,6 +96,17 @@ impl AgentFleet {
         let error_id = crate::app::error_id();
         error!(error_id = %error_id, agent = %self.inner.agent, error = %e, "{what}");
         FleetError::Internal { error_id }
+    }
+
+    fn task_info(&self, r: &crate::store::tasks::TaskRow) -> Result<TaskInfo, FleetError> {
+        Ok(TaskInfo {
+            id: TaskId::parse(&r.id)
+                .map_err(|e| self.internal("a stored task id is invalid", e))?,
+            summary: r.title.clone(),
+            state: r.state.as_str().to_string(),
+            agent: AgentName::parse(&self.inner.agent).ok(),
+            updated: r.updated_at,
+        })
     }
 
     /// An approval as the commands show it, with its buttons' tokens.
@@ -379,22 +388,119 @@ impl Fleet for AgentFleet {
         })
     }
 
-    fn submit_task(&self, _: &str, _: &Caller, _: DateTime<Utc>) -> Result<TaskInfo, FleetError> {
-        Err(FleetError::NotEnabled(TASKS_NOT_ENABLED.into()))
+    /// Who submitted it is in the handler's audit record; the spec itself stays as written.
+    fn submit_task(
+        &self,
+        spec: &str,
+        _by: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<TaskInfo, FleetError> {
+        let config = &self.inner.config;
+        let parsed = crate::tasks::TaskSpec::parse_checked(
+            spec.as_bytes(),
+            config.skills.keys().map(String::as_str),
+        )
+        .map_err(|e| {
+            FleetError::Rejected(format!(
+                "That task spec is not valid: {}.",
+                e.problems.join("; ")
+            ))
+        })?;
+        let mut item: serde_json::Value = serde_json::from_str(spec)
+            .map_err(|e| FleetError::Rejected(format!("The task spec is not JSON: {e}.")))?;
+        item["kind"] = "task".into();
+        drop_item(
+            &config.fleet.workspace,
+            &self.inner.agent,
+            parsed.id.as_str(),
+            &item,
+        )
+        .map_err(|e| self.internal("cannot drop a task into the inbox", e))?;
+        Ok(TaskInfo {
+            id: TaskId::parse(parsed.id.as_str())
+                .map_err(|e| self.internal("a task id is invalid", e))?,
+            summary: parsed.title.clone(),
+            state: "submitted".into(),
+            agent: AgentName::parse(&self.inner.agent).ok(),
+            updated: now,
+        })
     }
     fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError> {
-        Err(FleetError::NotEnabled(TASKS_NOT_ENABLED.into()))
+        let rows = self
+            .block_on(crate::store::tasks::list(self.inner.store.pool(), None, 25))
+            .map_err(|e| self.internal("cannot list tasks", e))?;
+        rows.iter().map(|r| self.task_info(r)).collect()
     }
-    fn show_task(&self, _: &TaskId) -> Result<TaskDetail, FleetError> {
-        Err(FleetError::NotEnabled(TASKS_NOT_ENABLED.into()))
+    fn show_task(&self, id: &TaskId) -> Result<TaskDetail, FleetError> {
+        let pool = self.inner.store.pool();
+        let row = self
+            .block_on(crate::store::tasks::get(pool, id.as_str()))
+            .map_err(|e| self.internal("cannot read a task", e))?
+            .ok_or_else(|| {
+                FleetError::Rejected(format!("No task has the id {id}; /task list shows them."))
+            })?;
+        let receipt = self
+            .block_on(crate::store::tasks::record(
+                pool,
+                id.as_str(),
+                crate::store::tasks::RecordKind::Receipt,
+            ))
+            .map_err(|e| self.internal("cannot read a task receipt", e))?;
+        let mut steps: Vec<String> = row
+            .spec
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, st)| format!("step {} {}: {}", i + 1, st.skill, st.args.join(" ")))
+            .collect();
+        if let Some(reason) = &row.reason {
+            steps.push(format!("reason: {reason}"));
+        }
+        let cost_usd = receipt
+            .as_ref()
+            .and_then(|r| r.pointer("/usage/cost_usd"))
+            .and_then(serde_json::Value::as_f64);
+        Ok(TaskDetail {
+            info: self.task_info(&row)?,
+            steps,
+            attempts: row.attempts,
+            cost_usd,
+        })
     }
     fn cancel_task(
         &self,
-        _: &TaskId,
-        _: &Caller,
-        _: DateTime<Utc>,
+        id: &TaskId,
+        by: &Caller,
+        now: DateTime<Utc>,
     ) -> Result<TaskInfo, FleetError> {
-        Err(FleetError::NotEnabled(TASKS_NOT_ENABLED.into()))
+        use crate::tasks::TaskState;
+        let pool = self.inner.store.pool();
+        let row = self
+            .block_on(crate::store::tasks::get(pool, id.as_str()))
+            .map_err(|e| self.internal("cannot read a task", e))?
+            .ok_or_else(|| {
+                FleetError::Rejected(format!("No task has the id {id}; /task list shows them."))
+            })?;
+        if !matches!(row.state, TaskState::Queued | TaskState::AwaitingApproval) {
+            return Err(FleetError::Rejected(format!(
+                "Task {id} is {}: only a queued or waiting task can be cancelled; /kill stops running work.",
+                row.state.as_str()
+            )));
+        }
+        let reason = format!("cancelled by {} ({})", by.display_name, by.user_id);
+        self.block_on(crate::store::tasks::transition(
+            pool,
+            id.as_str(),
+            TaskState::Cancelled,
+            Some(&reason),
+            now,
+        ))
+        .map_err(|e| self.internal("cannot cancel a task", e))?;
+        let row = self
+            .block_on(crate::store::tasks::get(pool, id.as_str()))
+            .map_err(|e| self.internal("cannot read a task", e))?
+            .ok_or_else(|| FleetError::Rejected(format!("No task has the id {id}.")))?;
+        self.task_info(&row)
     }
 
     fn pending_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalInfo>, FleetError> {

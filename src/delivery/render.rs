@@ -2,8 +2,8 @@
 //! embed limits and colours by severity, Telegram's HTML escaping and its
 //! split at 4096 characters, and the text of a coalesced summary.
 
-use switchyard_commands::reply::escape_html;
 use std::collections::BTreeMap;
+use switchyard_commands::reply::escape_html;
 
 use switchyard_routing::Severity;
 
