@@ -49,13 +49,23 @@ fn main() {
         let mut opts = common::sandbox_options();
         opts.discord_rate.channel_messages = switchyard::sandbox::Rate::new(1_000_000, Duration::from_secs(1));
         opts.discord_rate.global = switchyard::sandbox::Rate::new(1_000_000, Duration::from_secs(1));
-        let mut fleet = common::Fleet::with_sandbox(&["manager"], "", opts).await;
-        fleet.spawn_agent("manager").await;
+        let agents = ["manager", "tech-lead", "opsclaw"];
+        let mut fleet = common::Fleet::with_sandbox(&agents, "", opts).await;
+        for a in agents {
+            fleet.spawn_agent(a).await;
+        }
         let pid = fleet.agents[0].child.id();
 
+        // A three-agent fleet, each its own process, idle and connected (Discord
+        // gateway, Telegram polling on the manager, outbox, inbox watcher).
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (rss, hwm) = rss_kib(pid);
-        println!("idle agent connected to the sandbox: VmRSS {:.1} MiB (high-water {:.1} MiB)", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        let mut total = 0;
+        for a in &fleet.agents {
+            let (rss, hwm) = rss_kib(a.child.id());
+            total += rss;
+            println!("idle {:<10} VmRSS {:.1} MiB (high-water {:.1} MiB)", a.name, rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        }
+        println!("idle three-agent fleet: {:.1} MiB in all", total as f64 / 1024.0);
 
         let done = fleet.agent_dir("manager").join("done");
         let mut lat = Vec::with_capacity(files);

@@ -264,7 +264,21 @@ impl Fleet for AgentFleet {
             failed_deliveries: count(DeliveryState::Failed),
             active_mutes: s.mutes.iter().filter(|m| m.is_active(now)).count() as u64,
             fleet_killed: s.kill.fleet.is_some(),
-            pending_approvals: 0,
+            pending_approvals: self
+                .block_on(self.inner.store.approvals(Some(ApprovalStatus::Pending)))
+                .map_err(|e| self.internal("cannot count approvals", format!("{e:#}")))?
+                .iter()
+                .filter(|a| a.expires_at > now)
+                .count() as u64,
+            locks: s
+                .active_locks(now)
+                .map(|(name, l)| switchyard_commands::fleet::HeldLock {
+                    name: name.clone(),
+                    holder: l.holder.clone(),
+                    reason: l.reason.clone(),
+                    until: l.expires_at,
+                })
+                .collect(),
         })
     }
 

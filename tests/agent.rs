@@ -467,3 +467,37 @@ fn a_schedule_drops_its_item_into_the_agents_inbox() {
         assert!(text.contains("Scheduled briefing"));
     });
 }
+
+#[test]
+fn a_task_on_a_locked_repo_waits_until_the_lock_is_released() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        let out = fleet
+            .command()
+            .args(["lock", "acquire", "repo:acme/web", "--ttl", "10m", "--reason", "deploying", "--holder", "aaron"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let task = json!({
+            "kind": "task", "id": "tsk_locked", "title": "Touch the repo", "priority": "low", "risk": "low",
+            "repo": "acme/web", "branch": "feature", "skills": ["sh"], "steps": [{"skill": "sh", "args": ["echo touched"]}]
+        });
+        fleet.drop("manager", "tsk_locked", &task);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(fleet.result("manager", "done", "tsk_locked").is_none(), "the task must wait for the lock");
+        // The holder releases; the task runs, holding the lock itself meanwhile.
+        let out = fleet.command().args(["lock", "release", "repo:acme/web", "--holder", "aaron"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r = common::wait_for(Duration::from_secs(60), "the task after the release", || {
+            fleet.result("manager", "done", "tsk_locked")
+        })
+        .await;
+        assert_eq!(r["result"]["status"], "succeeded", "{r}");
+        let s = common::read_json(&fleet.workspace().join("status.json"));
+        assert!(s["locks"].get("repo:acme/web").is_none(), "the task released its lock: {s}");
+    });
+}

@@ -57,6 +57,17 @@ pub struct StatusSnapshot {
     pub active_mutes: u64,
     pub fleet_killed: bool,
     pub pending_approvals: u64,
+    /// Named locks held now (the fleet's "read before you act").
+    pub locks: Vec<HeldLock>,
+}
+
+/// A named lock as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldLock {
+    pub name: String,
+    pub holder: String,
+    pub reason: String,
+    pub until: DateTime<Utc>,
 }
 
 /// A request to create a mute, made by `/mute`.

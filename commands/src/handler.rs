@@ -408,6 +408,19 @@ pub fn status_reply(s: &StatusSnapshot, now: DateTime<Utc>) -> Reply {
             n => format!("engaged for {n} agent(s)"),
         }
     };
+    for l in &s.locks {
+        let why = if l.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", l.reason)
+        };
+        lines.push(format!(
+            "lock {} held by {} for {}{why}",
+            l.name,
+            l.holder,
+            format_age(l.until - now)
+        ));
+    }
     Reply::new("Fleet status")
         .lines(lines)
         .field("Pending deliveries", s.pending_deliveries.to_string(), true)

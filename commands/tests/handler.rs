@@ -84,6 +84,12 @@ impl Fleet for FakeFleet {
             });
         }
         Ok(StatusSnapshot {
+            locks: vec![switchyard_commands::fleet::HeldLock {
+                name: "repo:web-1".into(),
+                holder: "tech-lead".into(),
+                reason: "deploying".into(),
+                until: now + TimeDelta::minutes(20),
+            }],
             agents: vec![
                 AgentStatus {
                     name: AgentName::parse("manager").unwrap(),
@@ -493,6 +499,10 @@ fn status_shows_heartbeat_ages_and_flags_stale_agents() {
     assert_eq!(
         h.reply.lines[1],
         "tech-lead: heartbeat 10m ago (stale), queue 0"
+    );
+    assert_eq!(
+        h.reply.lines[2],
+        "lock repo:web-1 held by tech-lead for 20m (deploying)"
     );
     assert_eq!(h.reply.tone, Tone::Warning);
     let field = |name: &str| {

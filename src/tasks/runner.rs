@@ -254,6 +254,12 @@ impl TaskRunner {
             .ok_or_else(|| anyhow::anyhow!("tasks are not available on this agent"))?;
         let _slot = self.slots.clone().acquire_owned().await?;
         let id = spec.id.to_string();
+        // Read before acting: a task on a repo holds `repo:<repo>` while it runs,
+        // and waits while someone else (a peer, a person) holds it.
+        let _repo_lock = match &spec.repo {
+            Some(repo) => Some(self.hold_lock(&format!("repo:{repo}"), &id).await?),
+            None => None,
+        };
         let now = Utc::now();
         task_store::transition(self.store.pool(), &id, TaskState::Running, None, now).await?;
         let approval = approved.then_some(ApprovalDecision::Approved);
@@ -299,6 +305,51 @@ impl TaskRunner {
         Ok((report, event))
     }
 
+    /// Take a fleet lock for a task, waiting (up to the task time box) while
+    /// another holder has it. Released when the guard drops.
+    async fn hold_lock(&self, name: &str, task: &str) -> anyhow::Result<LockGuard> {
+        let status = crate::coord::StatusFile::open(&self.config.fleet.workspace)?;
+        let holder = format!("{}/{task}", self.agent);
+        let ttl = BreakerSettings::default().task_timeout;
+        let deadline = tokio::time::Instant::now() + ttl;
+        let mut logged = false;
+        loop {
+            let (s, n, h, r) = (
+                status.clone(),
+                name.to_string(),
+                holder.clone(),
+                format!("task {task}"),
+            );
+            match tokio::task::spawn_blocking(move || s.acquire(&n, &h, ttl, &r)).await? {
+                Ok(_) => {
+                    return Ok(LockGuard {
+                        status,
+                        name: name.to_string(),
+                        holder,
+                    });
+                }
+                Err(crate::coord::CoordError::LockHeld {
+                    holder: other,
+                    reason,
+                    until,
+                    ..
+                }) => {
+                    if !logged {
+                        info!(task, lock = name, holder = %other, %reason, %until, "waiting for a lock held by someone else");
+                        logged = true;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        anyhow::bail!(
+                            "lock {name} stayed held by {other} ({reason}) for the whole task time box"
+                        );
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// The kill switch: stop new steps and kill this agent's containers.
     pub async fn kill(&self) -> usize {
         match &self.pipeline {
@@ -334,5 +385,20 @@ impl TaskRunner {
                 .map(|r| r.id)
                 .collect(),
         )
+    }
+}
+
+/// A held fleet lock, released on drop.
+struct LockGuard {
+    status: crate::coord::StatusFile,
+    name: String,
+    holder: String,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.status.release(&self.name, &self.holder) {
+            warn!(lock = %self.name, error = %e, "could not release a task's lock");
+        }
     }
 }
