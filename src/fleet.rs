@@ -270,6 +270,17 @@ impl Fleet for AgentFleet {
                 .iter()
                 .filter(|a| a.expires_at > now)
                 .count() as u64,
+            schedules: self
+                .inner
+                .config
+                .schedules
+                .iter()
+                .map(|sch| switchyard_commands::fleet::NextRun {
+                    name: sch.name.clone(),
+                    agent: sch.agent.clone(),
+                    next: sch.next_runs(now, 1).into_iter().next(),
+                })
+                .collect(),
             locks: s
                 .active_locks(now)
                 .map(|(name, l)| switchyard_commands::fleet::HeldLock {

@@ -501,3 +501,62 @@ fn a_task_on_a_locked_repo_waits_until_the_lock_is_released() {
         assert!(s["locks"].get("repo:acme/web").is_none(), "the task released its lock: {s}");
     });
 }
+
+fn containers(label: &str, all: bool) -> Vec<String> {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["ps", "-q", "--filter", &format!("label={label}")]);
+    if all {
+        cmd.arg("-a");
+    }
+    let out = cmd.output().expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kill_9_mid_step_reaps_the_orphan_and_runs_the_task_again() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        let task = json!({
+            "kind": "task", "id": "tsk_k9", "title": "Slow", "priority": "low", "risk": "low",
+            "skills": ["sh"], "steps": [{"skill": "sh", "args": ["sleep 3; echo slow done"]}]
+        });
+        fleet.drop("manager", "tsk_k9", &task);
+        let label = "switchyard.task=tsk_k9";
+        wait_for(
+            Duration::from_secs(60),
+            "the step's container to run",
+            || (!containers(label, false).is_empty()).then_some(()),
+        )
+        .await;
+        fleet.kill_agent("manager");
+        assert!(
+            !containers(label, true).is_empty(),
+            "the crash leaves the container behind"
+        );
+        fleet.spawn_agent("manager").await;
+        let r = common::wait_for(
+            Duration::from_secs(90),
+            "the task after the restart",
+            || fleet.result("manager", "done", "tsk_k9"),
+        )
+        .await;
+        assert_eq!(
+            r["attempt"], 2,
+            "the recovered item says it is a second attempt: {r}"
+        );
+        assert_eq!(r["result"]["status"], "succeeded", "{r}");
+        wait_for(
+            Duration::from_secs(30),
+            "no container of the task left",
+            || containers(label, true).is_empty().then_some(()),
+        )
+        .await;
+    });
+}

@@ -59,6 +59,16 @@ pub struct StatusSnapshot {
     pub pending_approvals: u64,
     /// Named locks held now (the fleet's "read before you act").
     pub locks: Vec<HeldLock>,
+    /// Configured schedules and when each runs next.
+    pub schedules: Vec<NextRun>,
+}
+
+/// A schedule as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextRun {
+    pub name: String,
+    pub agent: String,
+    pub next: Option<DateTime<Utc>>,
 }
 
 /// A named lock as `/status` shows it.

@@ -421,6 +421,18 @@ pub fn status_reply(s: &StatusSnapshot, now: DateTime<Utc>) -> Reply {
             format_age(l.until - now)
         ));
     }
+    for r in &s.schedules {
+        match r.next {
+            Some(t) => lines.push(format!(
+                "schedule {} → {} in {} ({})",
+                r.name,
+                r.agent,
+                format_age(t - now),
+                t.format("%a %H:%M UTC")
+            )),
+            None => lines.push(format!("schedule {} → {}: no next run", r.name, r.agent)),
+        }
+    }
     Reply::new("Fleet status")
         .lines(lines)
         .field("Pending deliveries", s.pending_deliveries.to_string(), true)

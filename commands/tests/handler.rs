@@ -84,6 +84,11 @@ impl Fleet for FakeFleet {
             });
         }
         Ok(StatusSnapshot {
+            schedules: vec![switchyard_commands::fleet::NextRun {
+                name: "morning-briefing".into(),
+                agent: "manager".into(),
+                next: Some(now + TimeDelta::hours(3)),
+            }],
             locks: vec![switchyard_commands::fleet::HeldLock {
                 name: "repo:web-1".into(),
                 holder: "tech-lead".into(),
@@ -503,6 +508,11 @@ fn status_shows_heartbeat_ages_and_flags_stale_agents() {
     assert_eq!(
         h.reply.lines[2],
         "lock repo:web-1 held by tech-lead for 20m (deploying)"
+    );
+    assert!(
+        h.reply.lines[3].starts_with("schedule morning-briefing → manager in 3h"),
+        "{}",
+        h.reply.lines[3]
     );
     assert_eq!(h.reply.tone, Tone::Warning);
     let field = |name: &str| {
