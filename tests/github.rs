@@ -961,6 +961,7 @@ async fn an_agent_process_keeps_one_status_message_and_pings_once_when_ready() {
         .count();
     // pending, (mergeability computed), failed, fixed, approved, ready: at
     // least five edits; and no edit without a change (the last passes sent none).
+    eprintln!("status message: 1 post, {edits} edits");
     assert!((5..=12).contains(&edits), "{edits} edits");
     let posts_of_status = state
         .recent_requests
