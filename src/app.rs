@@ -273,6 +273,26 @@ impl Agent {
         if let Some(shell) = shared.discord_shell() {
             tasks.spawn(crate::discord::run(shell, stop.clone()).in_current_span());
         }
+        if let Some(github) = shared.config.github.clone() {
+            let output = crate::github::output::AgentOutput::new(
+                shared.agent.name.clone(),
+                shared.config.fleet.workspace.clone(),
+                shared.pinned_messages()?,
+                AgentEvents(shared.clone()),
+            );
+            let token = read_token(&Some(github.token_env.clone()));
+            tasks.spawn(
+                crate::github::runner::run(
+                    shared.store.clone(),
+                    shared.agent.name.clone(),
+                    github,
+                    token,
+                    output,
+                    stop.clone(),
+                )
+                .in_current_span(),
+            );
+        }
         shared.beat(AgentState::Idle, 0)?;
         shared.ready.set(Readiness::Ready);
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
@@ -365,6 +385,20 @@ impl Shared {
             settings,
             token,
         })
+    }
+
+    /// Messages edited in place (GitHub task status), when this agent has a Discord bot token.
+    fn pinned_messages(
+        &self,
+    ) -> anyhow::Result<Option<crate::discord::pinned_status::PinnedMessages>> {
+        let (Some(settings), Some(token)) = (
+            self.config.discord.as_ref(),
+            read_token(&self.agent.discord_token_env),
+        ) else {
+            return Ok(None);
+        };
+        crate::discord::pinned_status::PinnedMessages::new(settings, &token, self.store.clone())
+            .map(Some)
     }
 
     fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
@@ -787,6 +821,17 @@ async fn handle_event(
                 "routed": routed, "delivery_ids": delivery_ids,
             }))
         }
+    }
+}
+
+/// The GitHub monitor's way into routing: its events go where inbox events go.
+struct AgentEvents(Arc<Shared>);
+
+impl crate::github::output::EventPort for AgentEvents {
+    async fn route(&self, event: Event) -> anyhow::Result<()> {
+        // Each event is its own decision: repeats are the monitor's business (event ids).
+        let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
+        handle_event(&self.0, event, &mut repeat).await.map(|_| ())
     }
 }
 

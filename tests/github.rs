@@ -1,6 +1,8 @@
 //! GitHub: the sandbox's API held against GitHub's OpenAPI description, and
 //! the monitor driven end to end by the real octocrab client over HTTP.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -809,4 +811,199 @@ async fn tasks_state_and_etags_survive_a_restart() {
     assert_eq!(entries, r.monitor.client().cache_entries());
     assert_eq!(store::prune_etags(&pool, 7).await.unwrap(), 0);
     assert!(store::remove_task(&pool, "b").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// The monitor inside a real agent process: registry import, the status
+// message edited in place in #sub-agent-results, the ready ping on Telegram.
+
+const SUB_AGENT_RESULTS: u64 = 900000000000000003;
+
+/// The task's status message(s) in #sub-agent-results (title "GitHub · <id>").
+fn status_messages(
+    state: &switchyard::sandbox::SandboxState,
+    task: &str,
+) -> Vec<switchyard::sandbox::DiscordMessage> {
+    let title = format!("GitHub · {task}");
+    state
+        .discord_messages(SUB_AGENT_RESULTS)
+        .iter()
+        .filter(|m| {
+            m.embeds
+                .iter()
+                .any(|e| e["title"].as_str() == Some(title.as_str()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Waits until the task's status message says all of `want` and none of `not`; returns its text.
+async fn wait_status(
+    sandbox: &switchyard::sandbox::SandboxHandle,
+    want: &[&str],
+    not: &[&str],
+) -> String {
+    let what = format!("a status with {want:?} and without {not:?}");
+    common::wait_for(Duration::from_secs(30), &what, || {
+        let state = sandbox.state();
+        let m = status_messages(&state, "t1");
+        let text = m.last()?.text();
+        (want.iter().all(|w| text.contains(w)) && !not.iter().any(|n| text.contains(n)))
+            .then_some(text)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_process_keeps_one_status_message_and_pings_once_when_ready() {
+    let mut opts = common::sandbox_options();
+    common::fast_discord_limits(&mut opts);
+    opts.request_log = 4096;
+    let mut fleet = common::Fleet::with_sandbox(&["alpha"], "", opts).await;
+    // The sandbox's address is known only now: write the config again with it.
+    let extra = format!(
+        "[github]\napi_base = \"{}\"\ntoken_env = \"TEST_GITHUB_TOKEN\"\ninterval = \"1s\"\n",
+        fleet.sandbox.github_api_base()
+    );
+    std::fs::write(&fleet.config_file, common::fleet_toml(&["alpha"], &extra)).unwrap();
+    let gh = fleet.sandbox.github();
+    gh.set_stage("acme/app", "feat/x", Stage::Missing);
+    fleet.spawn_agent("alpha").await;
+
+    // Imported while the agent runs: the next pass picks it up.
+    let registry = fleet.dir.path().join("active-tasks.json");
+    std::fs::write(
+        &registry,
+        serde_json::json!([{
+            "id": "t1", "agent": "alpha", "description": "nested lists in the parser",
+            "repo": "acme/app", "branch": "feat/x", "startedAt": Utc::now().timestamp_millis(),
+            "status": "running", "attempts": 0, "notifyOnComplete": true
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    let out = fleet
+        .command()
+        .args(["registry", "import"])
+        .arg(&registry)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let limit = Duration::from_secs(30);
+    wait_status(
+        &fleet.sandbox,
+        &["no PR yet", "pull request: none open"],
+        &[],
+    )
+    .await;
+    gh.set_stage("acme/app", "feat/x", Stage::CiPending);
+    wait_status(&fleet.sandbox, &["PR #1", "CI: pending"], &["none open"]).await;
+    gh.set_stage("acme/app", "feat/x", Stage::CiFailed);
+    wait_status(&fleet.sandbox, &["CI: failed build"], &["pending"]).await;
+    gh.set_stage("acme/app", "feat/x", Stage::Fixed);
+    wait_status(
+        &fleet.sandbox,
+        &["review: no approval yet"],
+        &["CI:", "mergeable:"],
+    )
+    .await;
+    gh.set_stage("acme/app", "feat/x", Stage::Approved);
+    wait_status(
+        &fleet.sandbox,
+        &["up to date: 1 commit(s) behind"],
+        &["review:", "CI:"],
+    )
+    .await;
+    gh.set_stage("acme/app", "feat/x", Stage::Mergeable);
+    let last = wait_status(&fleet.sandbox, &["Ready for merge"], &["Missing"]).await;
+
+    let ready = common::wait_for(limit, "the ready ping on Telegram", || {
+        let t: Vec<String> = common::telegram_texts(&fleet.state())
+            .into_iter()
+            .filter(|t| t.contains("ready for your merge"))
+            .collect();
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    // Some more passes: nothing new is said.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let state = fleet.state();
+    let ready_now: Vec<String> = common::telegram_texts(&state)
+        .into_iter()
+        .filter(|t| t.contains("ready for your merge"))
+        .collect();
+    assert_eq!(ready_now, ready, "exactly one ready ping");
+    assert_eq!(ready.len(), 1, "{ready:#?}");
+    assert!(ready[0].contains("PR #1"), "{}", ready[0]);
+
+    // ONE status message, edited through the steps.
+    let msgs = status_messages(&state, "t1");
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    let status = &msgs[0];
+    assert!(status.edited);
+    assert_eq!(status.text(), last);
+    let edits = state
+        .recent_requests
+        .iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path.ends_with(&format!(
+                    "/channels/{SUB_AGENT_RESULTS}/messages/{}",
+                    status.id
+                ))
+                && r.status == 200
+        })
+        .count();
+    // pending, (mergeability computed), failed, fixed, approved, ready: at
+    // least five edits; and no edit without a change (the last passes sent none).
+    eprintln!("status message: 1 post, {edits} edits");
+    assert!((5..=12).contains(&edits), "{edits} edits");
+    let posts_of_status = state
+        .recent_requests
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path
+                    .ends_with(&format!("/channels/{SUB_AGENT_RESULTS}/messages"))
+        })
+        .count();
+    // The status post plus the two hand-backs (CI failed, behind) routed there.
+    let handed_back: Vec<String> = common::discord_texts(&state, "sub-agent-results")
+        .into_iter()
+        .filter(|t| t.contains("back to work"))
+        .collect();
+    assert_eq!(handed_back.len(), 2, "{handed_back:#?}");
+    assert!(handed_back[0].contains("ci_failed"), "{}", handed_back[0]);
+    assert_eq!(posts_of_status, 3);
+    assert!(
+        gh.requests()
+            .iter()
+            .all(|q| q.status == 200 || q.status == 304),
+        "{:#?}",
+        gh.requests()
+    );
+
+    // What the monitor learned went back to the registry (seed 001's terminal contract).
+    let exported = fleet.dir.path().join("export.json");
+    let out = fleet
+        .command()
+        .args(["registry", "export"])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
+    assert_eq!(v[0]["status"], "done", "{v:#}");
+    assert_eq!(v[0]["pr"], 1);
+    assert_eq!(v[0]["attempts"], 2);
+    assert_eq!(fleet.stop_agent("alpha").await.code(), Some(0));
 }

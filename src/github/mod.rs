@@ -6,11 +6,15 @@
 //! - [`client`]: the octocrab adapter (conditional requests, rate limits).
 //! - [`monitor`]: the loop and its output port, [`monitor::MonitorOutput`].
 //! - [`store`]: tasks, monitor state and ETags in SQLite.
+//! - [`output`]: the port's implementation over a running agent.
+//! - [`runner`]: the monitor loop inside an agent (restore, pass, persist).
 
 pub mod client;
 pub mod monitor;
+pub mod output;
 pub mod registry;
 pub mod requirements;
+pub mod runner;
 pub mod store;
 
 pub use client::GithubClient;

@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     pub(crate) updates: Notify,
     pub(crate) addr: SocketAddr,
     opts: SandboxOptions,
+    /// GitHub's stand-in, served under `/github`; it keeps its own state.
+    github: github::GithubSandbox,
 }
 
 pub(crate) struct Inner {
@@ -362,6 +364,16 @@ impl SandboxHandle {
         format!("http://{}/telegram", self.shared.addr)
     }
 
+    /// `http://127.0.0.1:PORT/github`, the GitHub `api_base`.
+    pub fn github_api_base(&self) -> String {
+        format!("http://{}/github", self.shared.addr)
+    }
+
+    /// GitHub's stand-in: its control API (move a PR through stages, outages, limits).
+    pub fn github(&self) -> github::GithubSandbox {
+        self.shared.github.clone()
+    }
+
     /// A snapshot of channels, chats, statistics and recent requests.
     pub fn state(&self) -> SandboxState {
         snapshot(&self.shared)
@@ -466,6 +478,7 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<SandboxHandle> {
         updates: Notify::new(),
         addr,
         opts,
+        github: github::GithubSandbox::new(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(deliver_webhooks(Arc::downgrade(&shared)));
@@ -555,6 +568,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v10/{*rest}", any(discord::entry))
         .route("/telegram/{*rest}", any(telegram::entry))
+        .nest_service("/github", github::router(shared.github.clone()))
         .merge(view::routes())
         .fallback(|| async {
             (
