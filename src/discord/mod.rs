@@ -14,6 +14,7 @@
 pub mod board;
 pub mod commands;
 pub mod mentions;
+pub mod threads;
 
 use anyhow::Context as _;
 use chrono::Utc;
