@@ -175,7 +175,8 @@ impl Agent {
                 )
             },
         )?;
-        let sinks = Sinks::from_config(&config, discord_token, telegram_token)?;
+        let (sinks, discord_sink) =
+            Sinks::from_config_with_discord(&config, discord_token, telegram_token)?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
         let metrics = Metrics::new(|registry| stats.register(registry));
@@ -189,7 +190,15 @@ impl Agent {
             telegram: telegram_approvals,
         };
 
-        let tasks = TaskRunner::start(&config, &agent.name, store.clone()).await;
+        let threads = crate::discord::threads::TaskThreads::new(
+            &router,
+            discord_sink,
+            store.clone(),
+            &agent.name,
+        );
+        let tasks = TaskRunner::start(&config, &agent.name, store.clone())
+            .await
+            .with_threads(threads);
         let shared = Arc::new(Shared {
             tasks,
             approvals,

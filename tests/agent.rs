@@ -399,6 +399,53 @@ fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
 }
 
 #[test]
+fn a_tasks_progress_goes_into_one_thread_and_the_channel_stays_quiet() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        let task = json!({
+            "kind": "task", "id": "tsk_two", "title": "Two steps", "priority": "low", "risk": "low",
+            "skills": ["sh"],
+            "steps": [{"skill": "sh", "args": ["echo first"]}, {"skill": "sh", "args": ["echo second"]}],
+        });
+        fleet.drop("manager", "tsk_two", &task);
+        let r = common::wait_for(Duration::from_secs(120), "the task's result", || fleet.result("manager", "done", "tsk_two")).await;
+        assert_eq!(r["result"]["status"], "succeeded", "{r}");
+        let results = common::DISCORD_CHANNELS.iter().find(|(a, _)| *a == "sub-agent-results").unwrap().1;
+        // The result is routed after the thread is written; wait for it to be delivered.
+        let channel = wait_for(Duration::from_secs(30), "the result in #sub-agent-results", || {
+            let texts = common::discord_texts(&fleet.state(), "sub-agent-results");
+            (texts.len() >= 2).then_some(texts)
+        })
+        .await;
+        assert_eq!(channel.len(), 2, "only the start message and the result: {channel:#?}");
+        assert!(channel[0].contains("Task tsk_two started: Two steps"), "{channel:#?}");
+        assert!(channel[1].contains("tsk_two") && channel[1].contains("succeeded"), "{channel:#?}");
+        let state = fleet.state();
+        let threads = state.discord.threads_in(results);
+        assert_eq!(threads.len(), 1, "one thread per task: {threads:#?}");
+        let thread = threads[0];
+        assert!(thread.name.contains("tsk_two"), "{}", thread.name);
+        let starter = &state.discord_messages(results)[0];
+        assert_eq!(thread.starter_message_id, starter.id);
+        let lines: Vec<String> = thread.messages.iter().map(|m| m.text()).collect();
+        let find = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle:?} not in {lines:#?}"));
+        let (s1, e1, s2, e2, done) = (
+            find("Step 1 (sh) started"),
+            find("Step 1 (sh) succeeded: exit code 0"),
+            find("Step 2 (sh) started"),
+            find("Step 2 (sh) succeeded: exit code 0"),
+            find("Task succeeded after 1 attempt"),
+        );
+        assert!(s1 < e1 && e1 < s2 && s2 < e2 && e2 < done, "in order: {lines:#?}");
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+    });
+}
+
+#[test]
 fn the_kill_switch_reaches_every_agent() {
     multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["alpha", "beta", "gamma"], "").await;

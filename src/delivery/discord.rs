@@ -18,12 +18,14 @@ use anyhow::{Context, bail};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serenity::builder::{
-    CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, ExecuteWebhook,
+    CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, CreateThread,
+    ExecuteWebhook,
 };
 use serenity::http::{Http, HttpBuilder, HttpError, LightMethod, Request, Route};
 use serenity::model::Timestamp;
+use serenity::model::channel::{AutoArchiveDuration, ChannelType};
 use serenity::model::channel::{Message, Nonce};
-use serenity::model::id::{ChannelId, WebhookId};
+use serenity::model::id::{ChannelId, MessageId, WebhookId};
 use switchyard_routing::{Destination, Platform};
 
 use super::limiter::{RateLimiter, Rule};
@@ -312,6 +314,139 @@ impl DiscordSink {
             );
         }
     }
+}
+
+/// Task threads (one per task, see `crate::discord::threads`): a plain message
+/// to a configured channel or to a thread by id, and a thread started from a
+/// message. Same limiter, same 429 handling as the outbox's sends.
+impl DiscordSink {
+    /// The channel id of a configured `discord:<alias>` (bot token needed).
+    pub fn channel_id(&self, alias: &str) -> Option<u64> {
+        self.channels.get(alias).map(|c| c.get())
+    }
+
+    /// Post `text` as a plain message to a channel or thread; returns the message id.
+    pub async fn post_text(&self, channel: u64, text: &str) -> Result<u64, SendError> {
+        let channel = ChannelId::new(channel);
+        let message = CreateMessage::new()
+            .content(render::truncate(text, 2000))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if !self.proxied {
+            return self
+                .http
+                .send_message(channel, Vec::new(), &message)
+                .await
+                .map(|m| m.id.get())
+                .map_err(classify_serenity);
+        }
+        let v = self
+            .proxied_post(
+                Route::ChannelMessages {
+                    channel_id: channel,
+                },
+                channel_lane(channel),
+                &message,
+            )
+            .await?;
+        Ok(id_of(&v))
+    }
+
+    /// Start a public thread from `message` in `channel`; returns the thread's id.
+    pub async fn start_thread(
+        &self,
+        channel: u64,
+        message: u64,
+        name: &str,
+    ) -> Result<u64, SendError> {
+        let (channel, message) = (ChannelId::new(channel), MessageId::new(message));
+        let name: String = name.chars().take(100).collect();
+        let builder = CreateThread::new(name)
+            .kind(ChannelType::PublicThread)
+            .auto_archive_duration(AutoArchiveDuration::OneDay);
+        if !self.proxied {
+            return channel
+                .create_thread_from_message(&self.http, message, builder)
+                .await
+                .map(|c| c.id.get())
+                .map_err(classify_serenity);
+        }
+        let v = self
+            .proxied_post(
+                Route::ChannelMessageThreads {
+                    channel_id: channel,
+                    message_id: message,
+                },
+                format!("discord:threads:{channel}"),
+                &builder,
+            )
+            .await?;
+        Ok(id_of(&v))
+    }
+
+    /// A POST through a proxy: wait for the limiter, learn the bucket, map 429.
+    async fn proxied_post(
+        &self,
+        route: Route<'_>,
+        lane: String,
+        body: &impl serde::Serialize,
+    ) -> Result<serde_json::Value, SendError> {
+        let rules = vec![
+            Rule::Window {
+                lane: GLOBAL_LANE.into(),
+                limit: self.options.global_per_second,
+                window: Duration::from_secs(1) + self.options.margin,
+            },
+            Rule::Learned { lane: lane.clone() },
+        ];
+        self.limiter.acquire(&rules).await;
+        let body = serde_json::to_vec(body).map_err(|e| {
+            SendError::new(
+                SendErrorKind::Rejected,
+                format!("cannot serialise the request: {e}"),
+            )
+        })?;
+        let request = Request::new(route, LightMethod::Post)
+            .body(Some(body))
+            .build(&self.client, self.http.token(), self.http.proxy.as_deref())
+            .map_err(|e| {
+                SendError::new(
+                    SendErrorKind::Rejected,
+                    format!("cannot build the request: {e}"),
+                )
+            })?;
+        let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
+        self.learn(&lane, response.headers());
+        let status = response.status();
+        let retry_after_header = header_f64(response.headers(), "retry-after");
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(serde_json::from_str(&text).unwrap_or_default());
+        }
+        if status.as_u16() == 429 {
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let secs = body["retry_after"]
+                .as_f64()
+                .or(retry_after_header)
+                .unwrap_or(1.0);
+            let global = body["global"].as_bool().unwrap_or(false);
+            let retry_after = Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
+            self.limiter
+                .block(if global { GLOBAL_LANE } else { &lane }, retry_after);
+            return Err(SendError::new(
+                SendErrorKind::RateLimited {
+                    retry_after,
+                    global,
+                },
+                format!("429 from Discord, retry after {secs:.3}s"),
+            ));
+        }
+        Err(classify_status(status, &text))
+    }
+}
+
+/// A snowflake `id` of a Discord object (0 when absent: the caller treats it as unknown).
+fn id_of(v: &serde_json::Value) -> u64 {
+    v["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn channel_lane(channel: ChannelId) -> String {

@@ -51,14 +51,27 @@ impl Sinks {
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
     ) -> anyhow::Result<Sinks> {
+        Ok(Self::from_config_with_discord(cfg, discord_token, telegram_token)?.0)
+    }
+
+    /// As [`Sinks::from_config`], also handing back the Discord sink itself
+    /// (task threads post through it, sharing its rate limiter).
+    pub fn from_config_with_discord(
+        cfg: &Config,
+        discord_token: Option<Secret>,
+        telegram_token: Option<Secret>,
+    ) -> anyhow::Result<(Sinks, Option<Arc<DiscordSink>>)> {
         let mut sinks = Sinks::new();
+        let mut discord = None;
         if let Some(settings) = &cfg.discord
             && (discord_token.is_some() || !settings.webhooks.is_empty())
         {
-            sinks = sinks.with(Arc::new(
+            let sink = Arc::new(
                 DiscordSink::new(settings, discord_token, DiscordOptions::default())
                     .context("cannot set up the Discord sink")?,
-            ));
+            );
+            discord = Some(sink.clone());
+            sinks = sinks.with(sink);
         }
         if let (Some(settings), Some(token)) = (&cfg.telegram, telegram_token) {
             sinks = sinks.with(Arc::new(
@@ -66,7 +79,7 @@ impl Sinks {
                     .context("cannot set up the Telegram sink")?,
             ));
         }
-        Ok(sinks)
+        Ok((sinks, discord))
     }
 }
 

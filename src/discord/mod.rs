@@ -15,6 +15,7 @@ pub mod board;
 pub mod commands;
 pub mod mentions;
 pub mod pinned_status;
+pub mod threads;
 
 use anyhow::Context as _;
 use chrono::Utc;

@@ -1,5 +1,6 @@
 //! The Discord REST stand-in (`/api/v10`): messages in channels, edits, webhook
-//! executions, the gateway URL; `MessageCreateRequest` validation with Discord's
+//! executions, public threads started from a message (posted to by their id, as
+//! to a channel), the gateway URL; `MessageCreateRequest` validation with Discord's
 //! error shapes; the per-route buckets (advertised in `X-RateLimit-*`) and the
 //! global per-bot limit.
 
@@ -18,8 +19,8 @@ use tokio::time::Instant;
 use super::discord_schema::{self as schema, Errors};
 use super::limits::{DiscordLimits, FixedWindow, Rate, TokenBucket, WindowStatus};
 use super::model::{
-    ControlError, DiscordChannelState, DiscordMessage, DiscordState, DiscordWebhook,
-    DiscordWebhookState,
+    ControlError, DiscordChannelState, DiscordMessage, DiscordState, DiscordThreadState,
+    DiscordWebhook, DiscordWebhookState,
 };
 use super::{
     Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, query_pairs, serve_fault,
@@ -31,12 +32,20 @@ const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
 const NONCE_MAX: usize = 25;
 const EMBED_TOTAL_MAX: usize = 6000;
+/// `ThreadAutoArchiveDuration` in the OpenAPI description (minutes).
+const AUTO_ARCHIVE_DURATIONS: [u64; 4] = [60, 1440, 4320, 10080];
+const THREAD_NAME_MAX: usize = 100;
+/// Discord's channel type of a public thread.
+const PUBLIC_THREAD: u64 = 11;
+/// The guild the sandbox's channels are in (the gateway's default guild).
+const SANDBOX_GUILD: u64 = 900_000_000_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum BucketKind {
     CreateMessage,
     EditMessage,
     ExecuteWebhook,
+    StartThread,
 }
 
 impl BucketKind {
@@ -47,6 +56,7 @@ impl BucketKind {
             BucketKind::CreateMessage => "80c17d2f203122d936070c88c8d10f33",
             BucketKind::EditMessage => "f9b5a3b0d8e6c4a2a1e3f5d7c9b1a3e5",
             BucketKind::ExecuteWebhook => "3c2e5d6f8a9b0c1d2e3f4a5b6c7d8e9f",
+            BucketKind::StartThread => "7a1d3e5f7b9c1d3e5f7a9b1c3d5e7f9a",
         }
     }
 }
@@ -56,6 +66,14 @@ struct Channel {
     messages: VecDeque<DiscordMessage>,
     /// nonce → (message id, when), for `enforce_nonce`.
     nonces: HashMap<String, (u64, Instant)>,
+    /// Set when this "channel" is a thread.
+    thread: Option<ThreadInfo>,
+}
+
+struct ThreadInfo {
+    parent_id: u64,
+    starter_message_id: u64,
+    auto_archive_duration: u32,
 }
 
 pub(crate) struct World {
@@ -99,6 +117,7 @@ impl World {
                 name: String::new(),
                 messages: VecDeque::new(),
                 nonces: HashMap::new(),
+                thread: None,
             })
             .name = name;
     }
@@ -116,6 +135,7 @@ impl World {
             channels: self
                 .channels
                 .iter()
+                .filter(|(_, c)| c.thread.is_none())
                 .map(|(id, c)| DiscordChannelState {
                     id: *id,
                     name: c.name.clone(),
@@ -129,6 +149,21 @@ impl World {
                     id: w.id,
                     channel_id: w.channel_id,
                     name: w.name.clone(),
+                })
+                .collect(),
+            threads: self
+                .channels
+                .iter()
+                .filter_map(|(id, c)| {
+                    let t = c.thread.as_ref()?;
+                    Some(DiscordThreadState {
+                        id: *id,
+                        parent_id: t.parent_id,
+                        starter_message_id: t.starter_message_id,
+                        name: c.name.clone(),
+                        auto_archive_duration: t.auto_archive_duration,
+                        messages: c.messages.iter().cloned().collect(),
+                    })
                 })
                 .collect(),
         }
@@ -146,6 +181,8 @@ impl World {
             BucketKind::CreateMessage => self.limits.channel_messages,
             BucketKind::EditMessage => self.limits.channel_edits,
             BucketKind::ExecuteWebhook => self.limits.webhook_executions,
+            // Not documented separately; Discord counts thread creation like a post.
+            BucketKind::StartThread => self.limits.channel_messages,
         };
         self.buckets
             .entry((kind, major))
@@ -186,6 +223,7 @@ enum Route {
     CreateMessage(u64),
     GetMessage(u64, u64),
     EditMessage(u64, u64),
+    StartThread(u64, u64),
     GetWebhook(u64, String),
     ExecuteWebhook(u64, String),
 }
@@ -198,6 +236,7 @@ impl Route {
             Route::CreateMessage(..) => "create_message",
             Route::GetMessage(..) => "get_message",
             Route::EditMessage(..) => "update_message",
+            Route::StartThread(..) => "create_thread_from_message",
             Route::GetWebhook(..) => "get_webhook_by_token",
             Route::ExecuteWebhook(..) => "execute_webhook",
         }
@@ -273,6 +312,13 @@ fn parse_route(method: &Method, path: &str) -> Result<Route, Reply> {
                 id(message, "message_id")?,
             )),
             Method::PATCH => Ok(Route::EditMessage(
+                id(channel, "channel_id")?,
+                id(message, "message_id")?,
+            )),
+            _ => Err(not_allowed()),
+        },
+        ["channels", channel, "messages", message, "threads"] => match *method {
+            Method::POST => Ok(Route::StartThread(
                 id(channel, "channel_id")?,
                 id(message, "message_id")?,
             )),
@@ -512,6 +558,15 @@ fn handle_route(
             let reply = edit_message(world, channel_id, message_id, bot, status, headers, body);
             rate_headers(reply, BucketKind::EditMessage, &status)
         }
+        Route::StartThread(channel_id, message_id) => {
+            let bot = bot.expect("authenticated route");
+            if !world.channels.contains_key(&channel_id) {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            let status = world.bucket(BucketKind::StartThread, channel_id, now);
+            let reply = start_thread(world, channel_id, message_id, bot, status, body);
+            rate_headers(reply, BucketKind::StartThread, &status)
+        }
         Route::GetWebhook(webhook_id, token) => match world.webhooks.get(&webhook_id) {
             None => plain_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook"),
             Some(w) if w.token != token => {
@@ -712,6 +767,143 @@ fn edit_message(
     edited.edited_timestamp = Some(timestamp_now());
     *message = edited;
     Reply::ok(message_json(channel_id, message, bot, None))
+}
+
+/// `CreateTextThreadWithMessageRequest`: `name` (1–100) is required;
+/// `auto_archive_duration` is null or one of 60/1440/4320/10080 (default 1440);
+/// `rate_limit_per_user` is 0–21600. The thread takes the message's id, as on Discord,
+/// so a message has at most one thread.
+fn start_thread(
+    world: &mut World,
+    channel_id: u64,
+    message_id: u64,
+    bot: u64,
+    status: WindowStatus,
+    body: &[u8],
+) -> Reply {
+    if let Some(wait) = status.refused {
+        return too_many(wait, false, "user");
+    }
+    let obj = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
+        Ok(Value::Object(obj)) => obj,
+        _ => {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                50109,
+                "The request body contains invalid JSON.",
+            );
+        }
+    };
+    let mut e = Errors::new();
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => {
+            e.add(
+                &["name".to_owned()],
+                "BASE_TYPE_REQUIRED",
+                "This field is required",
+            );
+            String::new()
+        }
+        Some(Value::String(n)) => {
+            let len = n.chars().count();
+            if len == 0 || len > THREAD_NAME_MAX {
+                e.add(
+                    &["name".to_owned()],
+                    "BASE_TYPE_BAD_LENGTH",
+                    &format!("Must be between 1 and {THREAD_NAME_MAX} in length."),
+                );
+            }
+            n.clone()
+        }
+        Some(_) => {
+            e.add(
+                &["name".to_owned()],
+                "BASE_TYPE_STRING",
+                "Must be a string.",
+            );
+            String::new()
+        }
+    };
+    let auto_archive = match obj.get("auto_archive_duration") {
+        None | Some(Value::Null) => 1440,
+        Some(v) => match v.as_u64().filter(|d| AUTO_ARCHIVE_DURATIONS.contains(d)) {
+            Some(d) => d,
+            None => {
+                e.add(
+                    &["auto_archive_duration".to_owned()],
+                    "BASE_TYPE_CHOICES",
+                    &format!("Value must be one of {AUTO_ARCHIVE_DURATIONS:?}."),
+                );
+                1440
+            }
+        },
+    };
+    match obj.get("rate_limit_per_user") {
+        None | Some(Value::Null) => {}
+        Some(v) if v.as_u64().is_some_and(|r| r <= 21600) => {}
+        Some(_) => e.add(
+            &["rate_limit_per_user".to_owned()],
+            "NUMBER_TYPE_MAX",
+            "Must be between 0 and 21600.",
+        ),
+    }
+    if e.any {
+        return invalid_form_body(e.tree);
+    }
+    let parent = world.channels.get(&channel_id).expect("checked");
+    if parent.thread.is_some() {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            50024,
+            "Cannot execute action on this channel type",
+        );
+    }
+    if !parent.messages.iter().any(|m| m.id == message_id) {
+        return plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    }
+    if world.channels.contains_key(&message_id) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            160004,
+            "A thread has already been created for this message",
+        );
+    }
+    world.channels.insert(
+        message_id,
+        Channel {
+            name: name.clone(),
+            messages: VecDeque::new(),
+            nonces: HashMap::new(),
+            thread: Some(ThreadInfo {
+                parent_id: channel_id,
+                starter_message_id: message_id,
+                auto_archive_duration: auto_archive as u32,
+            }),
+        },
+    );
+    Reply::json(
+        StatusCode::CREATED,
+        json!({
+            "id": message_id.to_string(),
+            "type": PUBLIC_THREAD,
+            "guild_id": SANDBOX_GUILD.to_string(),
+            "parent_id": channel_id.to_string(),
+            "owner_id": bot.to_string(),
+            "name": name,
+            "last_message_id": null,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": false,
+                "auto_archive_duration": auto_archive,
+                "archive_timestamp": timestamp_now(),
+                "locked": false,
+            },
+        }),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -50,9 +50,9 @@ pub use gateway::{DAILY_CREATES_PER_GUILD, INITIAL_RESPONSE_WINDOW};
 pub use limits::{DiscordLimits, Rate, TelegramLimits};
 pub use model::{
     BotCommand, CallbackAnswer, ControlError, DiscordChannelState, DiscordMessage, DiscordState,
-    DiscordWebhook, DiscordWebhookState, EnqueuedUpdate, Fault, Platform, PlatformStats,
-    RequestRecord, SandboxState, SandboxStats, TelegramChatState, TelegramMessage, TelegramState,
-    TelegramUser, TelegramUserAction,
+    DiscordThreadState, DiscordWebhook, DiscordWebhookState, EnqueuedUpdate, Fault, Platform,
+    PlatformStats, RequestRecord, SandboxState, SandboxStats, TelegramChatState, TelegramMessage,
+    TelegramState, TelegramUser, TelegramUserAction,
 };
 pub use model::{
     DiscordUserCommand, DiscordUserMessage, GatewayConnection, GatewayState, InteractionResponse,

@@ -176,11 +176,40 @@ pub struct DiscordWebhookState {
     pub name: String,
 }
 
+/// A public thread started from a message (`POST /channels/{id}/messages/{mid}/threads`).
+/// Messages are posted to it by its id, as to a channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiscordThreadState {
+    pub id: u64,
+    /// The channel the starter message is in.
+    pub parent_id: u64,
+    /// The message the thread was started from (its id equals Discord's rule: the
+    /// thread's id is the message's id).
+    pub starter_message_id: u64,
+    pub name: String,
+    pub auto_archive_duration: u32,
+    /// Oldest first; bounded like a channel's.
+    pub messages: Vec<DiscordMessage>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiscordState {
+    /// Text channels only; a thread's messages are in `threads`, not in its parent.
     pub channels: Vec<DiscordChannelState>,
     /// Registered webhooks (tokens are not shown).
     pub webhooks: Vec<DiscordWebhookState>,
+    #[serde(default)]
+    pub threads: Vec<DiscordThreadState>,
+}
+
+impl DiscordState {
+    /// The threads started in a channel, oldest first.
+    pub fn threads_in(&self, parent_id: u64) -> Vec<&DiscordThreadState> {
+        self.threads
+            .iter()
+            .filter(|t| t.parent_id == parent_id)
+            .collect()
+    }
 }
 
 /// A message the bot sent to a Telegram chat.

@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod pipeline;
 pub mod policy;
+pub mod progress;
 pub mod results;
 pub mod runner;
 pub mod runtime;
@@ -17,6 +18,7 @@ pub mod spec;
 pub use breaker::{Backoff, BreakerSettings, ConsecutiveFailures};
 pub use pipeline::{Pipeline, PipelineError, TaskReport};
 pub use policy::{ApprovalDecision, GateDecision, PolicyLine, PolicyReport, gate, score};
+pub use progress::{Progress, ProgressTx};
 pub use runtime::{
     FakeRuntime, StepOutcome, StepRun, StepStatus, Usage, WorkerError, WorkerRuntime,
 };

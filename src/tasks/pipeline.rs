@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::breaker::{BreakerSettings, ConsecutiveFailures, over_budget};
 use super::policy::{self, ApprovalDecision, GateDecision, PolicyReport};
+use super::progress::{Progress, ProgressTx};
 use super::runtime::{StepOutcome, StepRun, StepStatus, Usage, WorkerRuntime};
 use super::spec::{TaskSpec, TaskState};
 use crate::config::{PolicySettings, SkillSettings};
@@ -201,6 +202,18 @@ impl<R: WorkerRuntime> Pipeline<R> {
         spec: &TaskSpec,
         approval: Option<ApprovalDecision>,
     ) -> Result<TaskReport, PipelineError> {
+        self.run_with_progress(spec, approval, ProgressTx::default())
+            .await
+    }
+
+    /// As [`Pipeline::run`], reporting each step's start and end, retries
+    /// and the final state to `progress` (only when the task actually runs).
+    pub async fn run_with_progress(
+        &self,
+        spec: &TaskSpec,
+        approval: Option<ApprovalDecision>,
+        progress: ProgressTx,
+    ) -> Result<TaskReport, PipelineError> {
         if self.stop.load(Ordering::SeqCst) {
             return Err(PipelineError::Stopped);
         }
@@ -248,10 +261,16 @@ impl<R: WorkerRuntime> Pipeline<R> {
         }
 
         let deadline = started + self.breakers.task_timeout;
-        let (state, reason) = self.attempts(spec, deadline, &mut out).await;
+        let (state, reason) = self.attempts(spec, deadline, &mut out, &progress).await;
         out.state = state;
         out.reason = reason;
         out.duration_ms = started.elapsed().as_millis() as u64;
+        progress.send(Progress::Finished {
+            state,
+            reason: out.reason.clone(),
+            attempts: out.attempts,
+            duration_ms: out.duration_ms,
+        });
 
         let mut failures = self.failures.lock().expect("breaker lock");
         match state {
@@ -272,6 +291,7 @@ impl<R: WorkerRuntime> Pipeline<R> {
         spec: &TaskSpec,
         deadline: Instant,
         out: &mut TaskReport,
+        progress: &ProgressTx,
     ) -> (TaskState, Option<String>) {
         let max = self.breakers.max_attempts.max(1);
         let mut last: (TaskState, Option<String>) = (TaskState::Failed, None);
@@ -282,6 +302,12 @@ impl<R: WorkerRuntime> Pipeline<R> {
                 if Instant::now() + waited >= deadline {
                     return (TaskState::TimedOut, Some(self.time_box_reason()));
                 }
+                progress.send(Progress::Retrying {
+                    next_attempt: attempt,
+                    max_attempts: max,
+                    wait_ms: waited.as_millis() as u64,
+                    reason: last.1.clone().unwrap_or_default(),
+                });
                 tokio::time::sleep(waited).await;
             }
             if self.stop.load(Ordering::SeqCst) {
@@ -298,7 +324,14 @@ impl<R: WorkerRuntime> Pipeline<R> {
                 waited_ms: waited.as_millis() as u64,
             };
             let end = self
-                .steps(spec, attempt, deadline, &mut record, &mut out.receipt.usage)
+                .steps(
+                    spec,
+                    attempt,
+                    deadline,
+                    &mut record,
+                    &mut out.receipt.usage,
+                    progress,
+                )
                 .await;
             let end = match end {
                 StepEnd::Next => {
@@ -363,6 +396,7 @@ impl<R: WorkerRuntime> Pipeline<R> {
         deadline: Instant,
         record: &mut AttemptRecord,
         usage: &mut Usage,
+        progress: &ProgressTx,
     ) -> StepEnd {
         for (index, step) in spec.steps.iter().enumerate() {
             if self.stop.load(Ordering::SeqCst) {
@@ -412,9 +446,21 @@ impl<R: WorkerRuntime> Pipeline<R> {
                 timeout: wanted.min(remaining),
                 log_dir: self.log_dir.clone(),
             };
+            progress.send(Progress::StepStarted {
+                attempt,
+                index,
+                skill: step.skill.clone(),
+                optional: step.optional,
+            });
             let outcome = match self.runtime.run_step(run).await {
                 Ok(o) => o,
                 Err(e) => {
+                    progress.send(Progress::StepError {
+                        attempt,
+                        index,
+                        skill: step.skill.clone(),
+                        error: e.to_string(),
+                    });
                     let reason = format!("step {} could not run: {e}", index + 1);
                     rec.error = Some(e.to_string());
                     record.steps.push(rec);
@@ -432,6 +478,14 @@ impl<R: WorkerRuntime> Pipeline<R> {
             }
             let status = outcome.status;
             let exit = outcome.exit_code;
+            progress.send(Progress::StepEnded {
+                attempt,
+                index,
+                skill: step.skill.clone(),
+                status,
+                exit_code: exit,
+                duration_ms: outcome.duration_ms,
+            });
             rec.outcome = Some(outcome);
             record.steps.push(rec);
             if let Some(reason) = over_budget(spec.budget.as_ref(), usage) {

@@ -20,7 +20,8 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::store::tasks as task_store;
 use crate::tasks::{
-    ApprovalDecision, BreakerSettings, Pipeline, PipelineError, TaskReport, TaskSpec, TaskState,
+    ApprovalDecision, BreakerSettings, Pipeline, PipelineError, ProgressTx, TaskReport, TaskSpec,
+    TaskState,
 };
 use crate::workers::DockerRuntime;
 
@@ -55,6 +56,8 @@ pub struct TaskRunner {
     slots: Arc<Semaphore>,
     telemetry: PathBuf,
     memory_log: PathBuf,
+    /// One Discord thread per task, when the agent can post to Discord.
+    threads: Option<crate::discord::threads::TaskThreads>,
 }
 
 impl TaskRunner {
@@ -116,7 +119,14 @@ impl TaskRunner {
             slots: Arc::new(Semaphore::new(WORKERS)),
             telemetry: config.fleet.workspace.join("telemetry.ndjson"),
             memory_log: config.fleet.workspace.join("memory.ndjson"),
+            threads: None,
         }
+    }
+
+    /// Post each task's progress into its own Discord thread.
+    pub fn with_threads(mut self, threads: Option<crate::discord::threads::TaskThreads>) -> Self {
+        self.threads = threads;
+        self
     }
 
     /// Validate, store and gate a task item.
@@ -263,7 +273,26 @@ impl TaskRunner {
         let now = Utc::now();
         task_store::transition(self.store.pool(), &id, TaskState::Running, None, now).await?;
         let approval = approved.then_some(ApprovalDecision::Approved);
-        let report = match pipeline.run(&spec, approval).await {
+        let mut poster = None;
+        let mut progress = ProgressTx::default();
+        if let Some(threads) = &self.threads
+            && let Some(thread) = threads.open(&id, &spec.title).await
+        {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            poster = Some(threads.spawn_poster(thread, rx));
+            progress = ProgressTx::new(Some(tx));
+        }
+        let result = pipeline.run_with_progress(&spec, approval, progress).await;
+        // The sender is gone with the pipeline's run: the poster drains and ends.
+        // Its lines land before the result is routed, within a bound.
+        if let Some(poster) = poster
+            && tokio::time::timeout(std::time::Duration::from_secs(60), poster)
+                .await
+                .is_err()
+        {
+            warn!(task = %id, "the task's thread was not finished in time; the result is routed anyway");
+        }
+        let report = match result {
             Ok(r) => r,
             Err(e) => {
                 let state = match e {
