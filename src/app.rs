@@ -854,6 +854,7 @@ async fn housekeeping_loop(
     let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
     let mut peers = PeerWatch::new(&shared);
     let mut was_killed = false;
+    let mut paused_since: Option<DateTime<Utc>> = None;
     let mut scheduler = crate::schedules::Scheduler::new(
         &shared.config.schedules,
         &shared.config.fleet.workspace,
@@ -899,12 +900,17 @@ async fn housekeeping_loop(
             last_beat = Instant::now();
             let state = if killed {
                 AgentState::Killed
+            } else if shared.tasks.paused().is_some() {
+                AgentState::Paused
             } else {
                 AgentState::Idle
             };
             if let Err(e) = off_worker(|| shared.beat(state, 0)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
+        }
+        if let Err(e) = watch_breaker(&shared, &status, &mut paused_since).await {
+            warn!(error = format!("{e:#}"), "breaker step failed");
         }
         if !scheduler.is_empty() && !killed {
             match scheduler.tick(Utc::now(), chrono::TimeDelta::seconds(5)) {
@@ -943,6 +949,61 @@ async fn housekeeping_loop(
         if let Err(e) = digest_windows(&shared, &mut digest_due).await {
             warn!(error = format!("{e:#}"), "digest window step failed");
         }
+    }
+    Ok(())
+}
+
+/// The circuit breaker: when this agent pauses itself after consecutive task
+/// failures it says so (an `alert`, and `paused` in its heartbeat); a
+/// `switchyard resume` (fleet-wide or for this agent) made after that closes it.
+async fn watch_breaker(
+    shared: &Shared,
+    status: &crate::coord::Status,
+    paused_since: &mut Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match (shared.tasks.paused(), *paused_since) {
+        (Some(failures), None) => {
+            *paused_since = Some(now);
+            warn!(
+                failures,
+                "agent paused itself after consecutive task failures"
+            );
+            let name = &shared.agent.name;
+            let draft = switchyard_routing::EventDraft {
+                event_id: Some(format!(
+                    "evt_agent_paused_{name}_{}",
+                    now.timestamp_millis()
+                )),
+                event_type: Some("agent.paused".into()),
+                category: Some("alert".into()),
+                severity: Some("warning".into()),
+                source: Some(format!("agent:{name}")),
+                title: Some(format!(
+                    "Agent {name} paused itself after {failures} failed tasks in a row"
+                )),
+                body: Some(format!(
+                    "It takes no new tasks until a human looks at the failures and runs `switchyard resume --agent {name}`."
+                )),
+                ..Default::default()
+            };
+            let event = draft.validate(now, 0).map_err(|e| anyhow::anyhow!(e))?;
+            let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
+            handle_event(shared, event, &mut repeat).await?;
+        }
+        (Some(_), Some(since)) => {
+            let resumed = status.history.iter().any(|r| {
+                r.action == crate::coord::KillAction::Resume
+                    && r.at > since
+                    && r.agent.as_deref().is_none_or(|a| a == shared.agent.name)
+            });
+            if resumed {
+                shared.tasks.resume();
+                *paused_since = None;
+                info!("resumed by an operator: taking tasks again");
+            }
+        }
+        (None, _) => *paused_since = None,
     }
     Ok(())
 }

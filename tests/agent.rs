@@ -357,11 +357,14 @@ fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
         let r = common::wait_for(Duration::from_secs(120), "the task's result", || fleet.result("opsclaw", "done", "tsk_hello")).await;
         assert_eq!(r["result"]["status"], "succeeded", "{r}");
         assert_eq!(r["result"]["exit_codes"], json!([0]), "{r}");
+        // The channel holds the task's start message (its thread hangs off it) and the result.
         let posted = wait_for(Duration::from_secs(30), "the result in #sub-agent-results", || {
-            common::discord_texts(&fleet.state(), "sub-agent-results").into_iter().find(|t| t.contains("tsk_hello"))
+            common::discord_texts(&fleet.state(), "sub-agent-results")
+                .into_iter()
+                .find(|t| t.contains("Task tsk_hello succeeded"))
         })
         .await;
-        assert!(posted.contains("succeeded"), "{posted}");
+        assert!(posted.contains("Say hello"), "{posted}");
         let memory = wait_for(Duration::from_secs(30), "the memory entry in #memory-updates", || {
             common::discord_texts(&fleet.state(), "memory-updates").into_iter().find(|t| t.contains("hello works"))
         })
@@ -605,5 +608,53 @@ fn kill_9_mid_step_reaps_the_orphan_and_runs_the_task_again() {
             || containers(label, true).is_empty().then_some(()),
         )
         .await;
+    });
+}
+
+#[test]
+fn consecutive_failures_pause_the_agent_until_an_operator_resumes_it() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        let failing = |i: usize| {
+            json!({"kind": "task", "id": format!("tsk_fail_{i}"), "title": "Fails", "priority": "low", "risk": "low",
+                   "skills": ["sh"], "steps": [{"skill": "sh", "args": ["exit 3"]}]})
+        };
+        // The breaker opens after 5 failed tasks in a row (3 attempts each, with backoff).
+        for i in 0..5 {
+            fleet.drop("manager", &format!("tsk_fail_{i}"), &failing(i));
+        }
+        let alert = wait_for(Duration::from_secs(120), "the paused alert", || {
+            common::discord_texts(&fleet.state(), "alerts").into_iter().find(|t| t.contains("paused itself"))
+        })
+        .await;
+        assert!(alert.contains("switchyard resume --agent manager"), "{alert}");
+        let status = fleet.workspace().join("status.json");
+        wait_for(Duration::from_secs(10), "the heartbeat to say paused", || {
+            (common::read_json(&status)["agents"]["manager"]["state"] == "paused").then_some(())
+        })
+        .await;
+        // Paused: a new task is refused with the reason, not run.
+        fleet.drop("manager", "tsk_while_paused", &failing(99).as_object().cloned().map(|mut o| {
+            o.insert("id".into(), "tsk_while_paused".into());
+            serde_json::Value::Object(o)
+        }).unwrap());
+        let refused = fleet.wait_result("manager", "failed", "tsk_while_paused").await;
+        assert!(refused.to_string().contains("paused"), "{refused}");
+        // The operator resumes it; work flows again.
+        let out = fleet.command().args(["resume", "--agent", "manager"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        wait_for(Duration::from_secs(10), "the heartbeat to leave paused", || {
+            (common::read_json(&status)["agents"]["manager"]["state"] == "idle").then_some(())
+        })
+        .await;
+        let ok = json!({"kind": "task", "id": "tsk_after", "title": "Works", "priority": "low", "risk": "low",
+                        "skills": ["sh"], "steps": [{"skill": "sh", "args": ["echo ok"]}]});
+        fleet.drop("manager", "tsk_after", &ok);
+        let r = common::wait_for(Duration::from_secs(60), "a task after the resume", || fleet.result("manager", "done", "tsk_after")).await;
+        assert_eq!(r["result"]["status"], "succeeded", "{r}");
     });
 }

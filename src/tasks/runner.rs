@@ -387,6 +387,12 @@ impl TaskRunner {
         }
     }
 
+    /// Consecutive task failures, when the breaker has paused this agent.
+    pub fn paused(&self) -> Option<u32> {
+        let f = self.pipeline.as_ref()?.consecutive_failures();
+        f.is_open().then_some(f.count)
+    }
+
     pub fn resume(&self) {
         if let Some(p) = &self.pipeline {
             p.resume();
