@@ -555,7 +555,7 @@ fn telegram_commands_status_approvals_mute_unmute() {
         let asked = say(&fleet, user(STRANGER, "mallory"), "/mute alert 1h");
         bot_reply(&fleet, asked, "Not allowed").await;
         let rows = audit_rows(&fleet, "manager").await;
-        assert!(rows.iter().any(|r| r.action == "telegram.command" && r.outcome == "refused" && r.actor.contains("777001")), "{rows:?}");
+        assert!(rows.iter().any(|r| r.action == "command.mute" && r.outcome == "refused" && r.actor == "telegram:777001"), "{rows:?}");
     });
 }
 

@@ -5,7 +5,7 @@
 //! leaves an audit row.
 
 use chrono::Utc;
-use switchyard_commands::{AuditOutcome, Caller, handle_text};
+use switchyard_commands::{Caller, handle_text};
 use teloxide::RequestError;
 use teloxide::prelude::*;
 use teloxide::types::{BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, ParseMode};
@@ -13,7 +13,6 @@ use tracing::warn;
 
 use super::TelegramApprovals;
 use crate::approvals::ApprovalsContext;
-use crate::store::AuditEntry;
 
 /// Register the command list shown in Telegram's menu.
 pub async fn register(tg: &TelegramApprovals) {
@@ -63,22 +62,8 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
             return;
         }
     };
-    let outcome = match &handled.audit.outcome {
-        AuditOutcome::Done => "done",
-        AuditOutcome::Refused { .. } => "refused",
-        AuditOutcome::Usage { .. } => "usage",
-        AuditOutcome::Rejected { .. } => "rejected",
-        AuditOutcome::NotEnabled => "not_enabled",
-        AuditOutcome::Failed { .. } => "failed",
-    };
-    let entry = AuditEntry {
-        actor: format!("{} (telegram:{})", caller.display_name, caller.user_id),
-        action: "telegram.command".into(),
-        target: handled.audit.command.chars().take(200).collect(),
-        outcome: outcome.into(),
-        detail: serde_json::to_string(&handled.audit.outcome).unwrap_or_default(),
-        at: handled.audit.at,
-    };
+    // The same audit row shape as Discord's, from the neutral handler's record.
+    let entry = crate::fleet::audit_entry(&handled.audit, "telegram");
     if let Err(e) = ctx.store.audit(entry).await {
         warn!(
             error = format!("{e:#}"),
