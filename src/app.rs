@@ -164,17 +164,7 @@ impl Agent {
             .await
             .with_context(|| format!("opening the database of agent {}", agent.name))?;
         let status = StatusFile::open(&workspace)?;
-        let router = Router::new(config.routes.clone(), config.routing.unmatched.clone()).map_err(
-            |errs| {
-                anyhow::anyhow!(
-                    "routes: {}",
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            },
-        )?;
+        let router = config.router()?;
         let (sinks, discord_sink) =
             Sinks::from_config_with_discord(&config, discord_token, telegram_token)?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
@@ -371,12 +361,8 @@ impl Agent {
 }
 
 impl Shared {
-    /// The fleet's first agent posts fleet-wide notices (mutes, stale peers), once.
     fn is_announcer(&self) -> bool {
-        self.config
-            .agents
-            .first()
-            .is_some_and(|a| a.name == self.agent.name)
+        self.config.is_announcer(&self.agent.name)
     }
 
     /// The Discord gateway adapter, when this agent has a Discord token.

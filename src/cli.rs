@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Router, Severity};
+use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity};
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
 use crate::coord::{CoordError, Status, StatusFile, drop_item};
@@ -177,15 +177,7 @@ pub struct RouteArgs {
 
 pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let router =
-        Router::new(config.routes.clone(), config.routing.unmatched.clone()).map_err(|errs| {
-            bad_input(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+    let router = config.router().map_err(|e| bad_input(e.to_string()))?;
     let category: Category = args.category.parse().unwrap_or_else(|never| match never {});
     let severity: Severity = args.severity.parse().map_err(bad_input)?;
     let event_type = args

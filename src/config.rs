@@ -500,6 +500,27 @@ impl Config {
         self.fleet.workspace.join("agents").join(agent)
     }
 
+    /// The compiled routing table. The rules were checked when the
+    /// configuration was loaded; the error is kept for callers that build a
+    /// `Config` by hand.
+    pub fn router(&self) -> anyhow::Result<Router> {
+        Router::new(self.routes.clone(), self.routing.unmatched.clone()).map_err(|errs| {
+            anyhow::anyhow!(
+                "routes: {}",
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+    }
+
+    /// The fleet's first agent posts fleet-wide notices (mutes, stale peers,
+    /// the status board), so each goes out once.
+    pub fn is_announcer(&self, agent: &str) -> bool {
+        self.agents.first().is_some_and(|a| a.name == agent)
+    }
+
     /// The agent that owns the Telegram token (approvals go there).
     pub fn telegram_owner(&self) -> Option<&AgentSettings> {
         self.agents.iter().find(|a| a.telegram_token_env.is_some())

@@ -120,11 +120,7 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
 /// fleet's first agent.
 fn board_channel(fleet: &AgentFleet, settings: &DiscordSettings) -> Option<u64> {
     let config = fleet.config();
-    let first = config
-        .agents
-        .first()
-        .is_some_and(|a| a.name == fleet.agent());
-    (config.routing.status_board && first)
+    (config.routing.status_board && config.is_announcer(fleet.agent()))
         .then(|| settings.channels.get("system").copied())
         .flatten()
 }
