@@ -172,12 +172,21 @@ impl Agent {
         let metrics = Metrics::new(|registry| stats.register(registry));
         let ready = ReadyFlag::default();
         let notify = outbox.notifier();
+        // One `Fleet` for both chat shells: built once, cloned (it is an Arc).
+        let fleet = crate::fleet::AgentFleet::new(
+            config.clone(),
+            agent.name.clone(),
+            store.clone(),
+            status.clone(),
+            router.clone(),
+        );
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
             agent: agent.name.clone(),
             store: store.clone(),
             outbox: notify.clone(),
             telegram: telegram_approvals,
+            fleet,
         };
 
         let threads = crate::discord::threads::TaskThreads::new(
@@ -370,13 +379,7 @@ impl Shared {
         let settings = self.config.discord.clone()?;
         let token = read_token(&self.agent.discord_token_env)?;
         Some(crate::discord::DiscordShell {
-            fleet: crate::fleet::AgentFleet::new(
-                self.config.clone(),
-                self.agent.name.clone(),
-                self.store.clone(),
-                self.status.clone(),
-                self.router.clone(),
-            ),
+            fleet: self.approvals.fleet.clone(),
             settings,
             token,
         })

@@ -151,6 +151,8 @@ pub struct ApprovalsContext {
     pub outbox: OutboxNotify,
     /// Present on the agent that owns the Telegram token.
     pub telegram: Option<Arc<crate::telegram::TelegramApprovals>>,
+    /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
+    pub fleet: crate::fleet::AgentFleet,
 }
 
 impl ApprovalsContext {

@@ -39,14 +39,8 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
             .map_or_else(|| from.first_name.clone(), |u| format!("@{u}")),
         roles: Vec::new(),
     };
-    // The same runtime `Fleet` the Discord shell uses: one implementation for both.
-    let fleet = match agent_fleet(ctx) {
-        Ok(f) => f,
-        Err(e) => {
-            warn!(error = format!("{e:#}"), "cannot answer a Telegram command");
-            return;
-        }
-    };
+    // The same runtime `Fleet` the Discord shell uses: one implementation, one instance.
+    let fleet = ctx.fleet.clone();
     let access = tg.access.clone();
     let input = text.to_string();
     let who = caller.clone();
@@ -109,28 +103,4 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
         }
     }
     warn!("could not answer a Telegram command: still rate-limited after five tries");
-}
-
-fn agent_fleet(ctx: &ApprovalsContext) -> anyhow::Result<crate::fleet::AgentFleet> {
-    let status = crate::coord::StatusFile::open(&ctx.config.fleet.workspace)?;
-    let router = switchyard_routing::Router::new(
-        ctx.config.routes.clone(),
-        ctx.config.routing.unmatched.clone(),
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "routes: {}",
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    Ok(crate::fleet::AgentFleet::new(
-        ctx.config.clone(),
-        ctx.agent.clone(),
-        ctx.store.clone(),
-        status,
-        router,
-    ))
 }
