@@ -529,7 +529,7 @@ async fn handle_item(
     };
     let outcome = match item {
         InboxItem::Event(draft) => match draft.validate(Utc::now(), seq) {
-            Ok(event) => match handle_event(shared, event, repeat).await {
+            Ok(event) => match handle_event(shared, event, Some(repeat)).await {
                 Ok(result) => Outcome::Done(result),
                 Err(e) => {
                     let id = error_id();
@@ -689,8 +689,7 @@ async fn run_task(shared: &Shared, spec: crate::tasks::TaskSpec, approved: bool)
         Ok((report, event)) => {
             let mut routed = serde_json::Value::Null;
             if let Some(event) = event {
-                let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
-                match handle_event(shared, event, &mut repeat).await {
+                match handle_event(shared, event, None).await {
                     Ok(r) => routed = r,
                     Err(e) => {
                         warn!(task = %id, error = format!("{e:#}"), "could not route the task's result")
@@ -714,16 +713,8 @@ async fn run_task(shared: &Shared, spec: crate::tasks::TaskSpec, approved: bool)
                     body: Some(memory["text"].as_str().unwrap_or("").to_string()),
                     ..Default::default()
                 };
-                let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
-                match draft.validate(Utc::now(), 0) {
-                    Ok(ev) => {
-                        if let Err(e) = handle_event(shared, ev, &mut repeat).await {
-                            warn!(task = %id, error = format!("{e:#}"), "could not announce the memory entry");
-                        }
-                    }
-                    Err(e) => {
-                        warn!(task = %id, error = %e, "the memory entry is not a valid event")
-                    }
+                if let Err(e) = post_event(shared, draft, None).await {
+                    warn!(task = %id, error = format!("{e:#}"), "could not announce the memory entry");
                 }
             }
             Outcome::Done(json!({
@@ -752,12 +743,27 @@ pub fn error_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
+/// Validate and route an event the agent makes itself (notices, task
+/// results): the same path as an inbox event.
+async fn post_event(
+    shared: &Shared,
+    draft: switchyard_routing::EventDraft,
+    repeat: Option<&mut RepeatLimiter>,
+) -> anyhow::Result<serde_json::Value> {
+    let event = draft
+        .validate(Utc::now(), 0)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    handle_event(shared, event, repeat).await
+}
+
 /// Route, apply repeats, mutes and digests, and store the event with its
 /// deliveries in one transaction. Returns the item's result record.
+/// `repeat` is the intake's limiter; the agent's own events (task results,
+/// notices with unique ids) pass `None` and are never counted as repeats.
 async fn handle_event(
     shared: &Shared,
     event: Event,
-    repeat: &mut RepeatLimiter,
+    repeat: Option<&mut RepeatLimiter>,
 ) -> anyhow::Result<serde_json::Value> {
     let now = Utc::now();
     let input = RouteInput::from(&event);
@@ -766,7 +772,8 @@ async fn handle_event(
     if decision.unmatched {
         shared.metrics.unmatched.inc();
     }
-    if let RepeatVerdict::Repeat { count, first_seen } = repeat.check(&event, now) {
+    if let Some(RepeatVerdict::Repeat { count, first_seen }) = repeat.map(|r| r.check(&event, now))
+    {
         shared.metrics.repeats_suppressed.inc();
         return Ok(json!({
             "event_id": event.event_id, "status": "repeat",
@@ -828,8 +835,7 @@ struct AgentEvents(Arc<Shared>);
 impl crate::github::output::EventPort for AgentEvents {
     async fn route(&self, event: Event) -> anyhow::Result<()> {
         // Each event is its own decision: repeats are the monitor's business (event ids).
-        let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
-        handle_event(&self.0, event, &mut repeat).await.map(|_| ())
+        handle_event(&self.0, event, None).await.map(|_| ())
     }
 }
 
@@ -976,9 +982,7 @@ async fn watch_breaker(
                 )),
                 ..Default::default()
             };
-            let event = draft.validate(now, 0).map_err(|e| anyhow::anyhow!(e))?;
-            let mut repeat = RepeatLimiter::new(Duration::from_millis(1));
-            handle_event(shared, event, &mut repeat).await?;
+            post_event(shared, draft, None).await?;
         }
         (Some(_), Some(since)) => {
             let resumed = status.history.iter().any(|r| {
@@ -1052,8 +1056,7 @@ async fn watch_peers(
                 )),
                 ..Default::default()
             };
-            let event = draft.validate(now, 0).map_err(|e| anyhow::anyhow!(e))?;
-            handle_event(shared, event, &mut watch.repeat).await?;
+            post_event(shared, draft, Some(&mut watch.repeat)).await?;
         }
     }
     let back: Vec<String> = watch
@@ -1074,8 +1077,7 @@ async fn watch_peers(
             body: Some("Its heartbeat is current again.".into()),
             ..Default::default()
         };
-        let event = draft.validate(now, 0).map_err(|e| anyhow::anyhow!(e))?;
-        handle_event(shared, event, &mut watch.repeat).await?;
+        post_event(shared, draft, Some(&mut watch.repeat)).await?;
     }
     Ok(())
 }
