@@ -302,7 +302,16 @@ impl Agent {
             );
         }
         shared.beat(AgentState::Idle, 0)?;
-        shared.ready.set(Readiness::Ready);
+        let killed = shared
+            .status
+            .read()?
+            .is_killed(&shared.agent.name)
+            .is_some();
+        shared.ready.set(if killed {
+            Readiness::Paused
+        } else {
+            Readiness::Ready
+        });
         info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
         Ok(Agent {
             tasks,
@@ -433,12 +442,9 @@ async fn intake_loop(
             _ = stop.wait_for(|s| *s) => break,
             p = watcher.next() => p,
         };
-        if shared
-            .status
-            .read()?
-            .is_killed(&shared.agent.name)
-            .is_some()
-        {
+        // Housekeeping keeps the kill switch in the readiness flag (every 0.5 s):
+        // no status-file read per item.
+        if shared.ready.get() == Readiness::Paused {
             // Leave the item where it is; it is picked up after `resume`.
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
