@@ -234,12 +234,7 @@ pub fn mute(path: Option<PathBuf>, args: MuteArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e: switchyard_routing::MuteError| bad_input(e.to_string()))?;
     let duration = parse_duration(&args.duration).map_err(bad_input)?;
-    let by = args.by.unwrap_or_else(|| {
-        format!(
-            "shell:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    });
+    let by = args.by.unwrap_or_else(shell_actor);
     let mute = crate::coord::mutes::create(
         &config,
         target,
@@ -334,10 +329,7 @@ pub fn kill(
             agent_names(&config)
         )));
     }
-    let by = format!(
-        "shell:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let by = shell_actor();
     let file = StatusFile::open(&config.fleet.workspace)?;
     let scope = agent.as_deref().unwrap_or("the whole fleet");
     if on {
@@ -377,12 +369,6 @@ pub enum LockCommand {
 pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let file = StatusFile::open(&config.fleet.workspace)?;
-    let me = || {
-        format!(
-            "shell:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    };
     match cmd {
         LockCommand::Acquire {
             name,
@@ -392,7 +378,7 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
         } => {
             let ttl = parse_duration(&ttl).map_err(bad_input)?;
             let lock = file
-                .acquire(&name, &holder.unwrap_or_else(me), ttl, &reason)
+                .acquire(&name, &holder.unwrap_or_else(shell_actor), ttl, &reason)
                 .map_err(coord_input)?;
             println!("{name} held by {} until {}", lock.holder, lock.expires_at);
         }
@@ -404,7 +390,7 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
             if force {
                 file.force_release(&name)?;
             } else {
-                file.release(&name, &holder.unwrap_or_else(me))
+                file.release(&name, &holder.unwrap_or_else(shell_actor))
                     .map_err(coord_input)?;
             }
             println!("{name} released");
@@ -486,12 +472,12 @@ pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
     crate::demo::run(path, args).await
 }
 
-/// Resolve a user-supplied path against the working directory, for messages.
-pub fn shown(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
+/// Who acts from the shell, as audit rows and the status file record it.
+fn shell_actor() -> String {
+    format!(
+        "shell:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 /// Lock conflicts and bad names are the user's to fix (exit 2); I/O is not.
@@ -757,10 +743,7 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
                     row.state.as_str()
                 )));
             }
-            let by = format!(
-                "shell:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
+            let by = shell_actor();
             task_store::transition(
                 store.pool(),
                 &id,
