@@ -304,11 +304,7 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
             .channels
             .iter()
             .flat_map(|c| &c.messages)
-            .filter(|m| {
-                m.embeds
-                    .iter()
-                    .any(|e| e["title"].as_str() == Some(crate::discord::board::BOARD_TITLE))
-            })
+            .filter(|m| m.has_embed_title(crate::discord::board::BOARD_TITLE))
             .count();
         (st.total_messages() - boards >= expected).then_some(st)
     })

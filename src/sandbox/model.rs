@@ -134,6 +134,13 @@ pub struct DiscordMessage {
 }
 
 impl DiscordMessage {
+    /// Whether one of its embeds has this title (how the status board is recognised).
+    pub fn has_embed_title(&self, title: &str) -> bool {
+        self.embeds
+            .iter()
+            .any(|e| e["title"].as_str() == Some(title))
+    }
+
     /// What a reader sees: the content, then each embed's title, description and fields.
     pub fn text(&self) -> String {
         let mut parts = vec![self.content.clone()];

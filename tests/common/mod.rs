@@ -260,9 +260,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 pub const STATUS_BOARD_TITLE: &str = switchyard::discord::board::BOARD_TITLE;
 
 fn is_board(m: &switchyard::sandbox::DiscordMessage) -> bool {
-    m.embeds
-        .iter()
-        .any(|e| e["title"].as_str() == Some(STATUS_BOARD_TITLE))
+    m.has_embed_title(STATUS_BOARD_TITLE)
 }
 
 /// Messages posted everywhere, the status board left out.
