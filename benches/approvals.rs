@@ -17,7 +17,6 @@ use switchyard::sandbox::{
     self, Rate, SandboxOptions, TelegramLimits, TelegramUser, TelegramUserAction,
 };
 use switchyard::store::Store;
-use tokio::sync::watch;
 
 const APPROVALS: usize = 500;
 const CHAT: i64 = 4242;
@@ -70,8 +69,8 @@ async fn run() -> anyhow::Result<()> {
     let workspace = config.fleet.workspace.clone();
     let manager = config.agent("manager").cloned().expect("manager");
     let db = config.database_url("manager");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let agent = switchyard::app::Agent::start(config, manager, stop_tx.clone(), stop_rx).await?;
+    let stop_tx = switchyard::shutdown::ShutdownHandle::new();
+    let agent = switchyard::agent::Agent::start(config, manager, stop_tx.clone()).await?;
     let store = Store::open(&db).await?;
 
     let t_prompt = Instant::now();
@@ -148,7 +147,7 @@ async fn run() -> anyhow::Result<()> {
         ms(pct(0.99)),
         ms(*samples.last().expect("samples"))
     );
-    let _ = stop_tx.send(true);
+    stop_tx.stop();
     agent.wait().await?;
     sb.shutdown().await;
     Ok(())

@@ -17,7 +17,6 @@ use switchyard::sandbox::{self, DiscordLimits, Rate, SandboxOptions};
 use switchyard::store::{DeliveryState, NewDelivery, NewDeliveryState, Store};
 use switchyard_commands::AccessList;
 use switchyard_routing::{Destination, EventDraft};
-use tokio::sync::watch;
 
 const MESSAGES: usize = 2_000;
 const CHANNELS: u64 = 10;
@@ -89,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let outbox = Outbox::new(store.clone(), Sinks::new().with(Arc::new(sink)), delivery);
     let stats = outbox.stats();
-    let (stop, rx) = watch::channel(false);
+    let (stop, rx) = switchyard::shutdown::ShutdownHandle::pair();
     let start = Instant::now();
     let task = tokio::spawn(outbox.run(rx));
     loop {
@@ -100,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed();
-    stop.send(true)?;
+    stop.stop();
     task.await??;
 
     let state = h.state();

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_routing::Severity;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -249,15 +249,9 @@ pub fn decision_item(a: &Approval) -> Value {
 /// The agent's approvals loop: expiry everywhere; on the Telegram owner
 /// prompts, reminders, escalation and finalising decisions; elsewhere
 /// forwarding requests to the owner.
-pub async fn run(ctx: ApprovalsContext, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tick.tick() => {}
-        }
+pub async fn run(ctx: ApprovalsContext, stop: Shutdown) -> anyhow::Result<()> {
+    let mut tick = stop.ticker(Duration::from_millis(200));
+    while tick.tick().await {
         if let Err(e) = step(&ctx).await {
             warn!(
                 error = format!("{e:#}"),

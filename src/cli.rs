@@ -425,7 +425,7 @@ pub async fn run(
             .ok_or_else(|| bad_input(format!("no agent named {agent:?}")))?;
         a.listen = Some(addr);
     }
-    crate::app::run_agent(config, agent).await
+    crate::agent::run_agent(config, agent).await
 }
 
 /// GET the URL; success on a 2xx within 5 s.

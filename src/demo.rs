@@ -178,7 +178,7 @@ async fn stop_agents(agents: Vec<(String, Child)>) {
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        match tokio::time::timeout(crate::app::SHUTDOWN_DEADLINE, child.wait()).await {
+        match tokio::time::timeout(crate::shutdown::SHUTDOWN_DEADLINE, child.wait()).await {
             Ok(Ok(status)) if status.success() => {}
             Ok(Ok(status)) => eprintln!("agent {name} exited with {status}"),
             _ => {

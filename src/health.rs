@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 /// Readiness as the orchestrator (compose, systemd) should see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub async fn serve(
     agent: String,
     metrics: Metrics,
     ready: ReadyFlag,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     serve_with(listen, agent, metrics, ready, shutdown, Router::new()).await
 }
@@ -68,7 +69,7 @@ pub async fn serve_with(
     agent: String,
     metrics: Metrics,
     ready: ReadyFlag,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
     extra: Router,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -92,7 +93,7 @@ pub async fn serve_with(
     let mut shutdown = shutdown;
     tokio::spawn(async move {
         let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
+            shutdown.stopped().await;
         };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)

@@ -4,7 +4,7 @@
 //! `main.rs` only parses the command line and calls in here. The pure domain
 //! lives in the `switchyard-routing` and `switchyard-commands` crates.
 
-pub mod app;
+pub mod agent;
 pub mod approvals;
 pub mod cli;
 pub mod config;
@@ -18,6 +18,7 @@ pub mod health;
 pub mod metrics;
 pub mod sandbox;
 pub mod schedules;
+pub mod shutdown;
 pub mod store;
 pub mod tasks;
 pub mod telegram;

@@ -11,6 +11,7 @@ use switchyard::config::DeliverySettings;
 use switchyard::delivery::{
     ChatSink, Outbox, OutgoingMessage, SendError, SendErrorKind, Sent, Sinks,
 };
+use switchyard::shutdown::ShutdownHandle;
 use switchyard::store::{DeliveryState, NewDelivery, NewDeliveryState, Recorded, Store};
 use switchyard_routing::{Destination, Event, EventDraft, Platform};
 use tokio::sync::watch;
@@ -143,13 +144,13 @@ impl ChatSink for FakeSink {
 }
 
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: ShutdownHandle,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
     async fn stop(self) {
-        self.stop.send(true).unwrap();
+        self.stop.stop();
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .unwrap()
@@ -160,7 +161,7 @@ impl Running {
 
 fn start(store: &Store, sinks: Sinks, s: DeliverySettings) -> Running {
     let outbox = Outbox::new(store.clone(), sinks, s);
-    let (stop, rx) = watch::channel(false);
+    let (stop, rx) = ShutdownHandle::pair();
     Running {
         stop,
         task: tokio::spawn(outbox.run(rx)),
@@ -814,10 +815,10 @@ mod wire {
             wire_settings(),
         );
         let stats = outbox.stats();
-        let (stop, rx) = watch::channel(false);
+        let (stop, rx) = ShutdownHandle::pair();
         let task = tokio::spawn(outbox.run(rx));
         drained(&store).await;
-        stop.send(true).unwrap();
+        stop.stop();
         task.await.unwrap().unwrap();
         assert_eq!(embed_titles(&h, ALERTS), a);
         let provoked = h.state().stats.discord.rate_limited;
@@ -955,7 +956,7 @@ mod wire {
             Sinks::new().with(discord(&h)),
             wire_settings(),
         );
-        let (_stop, rx) = watch::channel(false);
+        let (_stop, rx) = ShutdownHandle::pair();
         let task = tokio::spawn(outbox.run(rx));
         for _ in 0..500 {
             if h.state().discord_messages(ALERTS).len() >= 6 {

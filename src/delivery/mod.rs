@@ -24,10 +24,11 @@ use anyhow::Context;
 use chrono::Utc;
 use rand::Rng;
 use switchyard_routing::{Destination, Platform};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, DeliverySettings, Secret};
+use crate::shutdown::Shutdown;
 use crate::store::outbox::is_ambient;
 use crate::store::{DeliveryState, Store};
 
@@ -134,7 +135,7 @@ impl Outbox {
     /// it takes no new work, lets in-flight sends finish and returns; the
     /// caller bounds that with its own deadline (a row cut off mid-send is
     /// recovered at the next start).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let ctx = self.ctx;
         let recovered = ctx
             .store
@@ -156,7 +157,7 @@ impl Outbox {
         let mut active: HashSet<Destination> = HashSet::new();
         let mut rescan = true;
         loop {
-            if stopping(&shutdown) {
+            if shutdown.is_stopped() {
                 break;
             }
             if rescan {
@@ -190,7 +191,7 @@ impl Outbox {
                     }
                     rescan = true;
                 }
-                _ = shutdown.changed() => {}
+                _ = shutdown.stopped() => {}
                 _ = tokio::time::sleep(POLL) => rescan = true,
             }
         }
@@ -201,15 +202,6 @@ impl Outbox {
         while lanes.join_next().await.is_some() {}
         Ok(())
     }
-}
-
-fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
-    *shutdown.borrow() || shutdown.has_changed().is_err()
-}
-
-/// Resolves when shutdown is asked for (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// The delay before retry number `attempts` (1-based): exponential, capped,
@@ -225,14 +217,10 @@ pub fn backoff(settings: &DeliverySettings, attempts: u32) -> Duration {
 }
 
 /// Work one destination's queue, head first, until it is empty or shutdown.
-async fn lane(
-    ctx: Arc<Ctx>,
-    dest: Destination,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyhow::Result<()> {
     let sink = ctx.sinks.for_platform(dest.platform).cloned();
     loop {
-        if stopping(&shutdown) {
+        if shutdown.is_stopped() {
             return Ok(());
         }
         let queue = ctx.store.pending_queue(&dest, 1).await?;
@@ -246,7 +234,7 @@ async fn lane(
         if !wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stopped(&mut shutdown) => return Ok(()),
+                _ = shutdown.stopped() => return Ok(()),
             }
             continue;
         }
@@ -296,7 +284,7 @@ async fn lane(
 
         tokio::select! {
             _ = sink.ready(&dest) => {}
-            _ = stopped(&mut shutdown) => return Ok(()),
+            _ = shutdown.stopped() => return Ok(()),
         }
         if !ctx.store.claim(&head.id, Utc::now()).await? {
             continue;

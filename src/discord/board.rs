@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
 use serenity::{ChannelId, CreateEmbedFooter, CreateMessage, EditMessage, MessageId};
 use switchyard_commands::{Fleet, status_reply};
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::fleet::AgentFleet;
@@ -35,7 +35,7 @@ pub async fn run(
     fleet: AgentFleet,
     channel: u64,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let channel_id = ChannelId::new(channel);
     let mut message = match fleet.store().discord_state(&key(channel)).await {
@@ -48,15 +48,9 @@ pub async fn run(
             None
         }
     };
-    let mut tick = tokio::time::interval(every.max(MIN_INTERVAL));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = stop.ticker(every.max(MIN_INTERVAL));
     info!(channel, message = ?message, "status board running");
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tick.tick() => {}
-        }
+    while tick.tick().await {
         let f = fleet.clone();
         let now = Utc::now();
         let snapshot = match tokio::task::spawn_blocking(move || f.status(now)).await {

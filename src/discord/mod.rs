@@ -17,11 +17,11 @@ pub mod mentions;
 pub mod pinned_status;
 pub mod threads;
 
+use crate::shutdown::Shutdown;
 use anyhow::Context as _;
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
 use serenity::{GatewayIntents, GuildId};
-use tokio::sync::watch;
 use tracing::{Instrument, info, warn};
 
 use crate::config::{DiscordSettings, Secret};
@@ -43,7 +43,7 @@ pub struct DiscordShell {
 
 /// Connect and serve until `stop` turns true (or the connection fails for
 /// good, such as a token Discord refuses).
-pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
     let DiscordShell {
         fleet,
         settings,
@@ -99,7 +99,7 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
     let mut stop_watch = stop.clone();
     let stopper = tokio::spawn(
         async move {
-            let _ = stop_watch.wait_for(|s| *s).await;
+            stop_watch.stopped().await;
             info!("closing the Discord gateway connection");
             shards.shutdown_all().await;
         }
@@ -110,7 +110,7 @@ pub async fn run(shell: DiscordShell, stop: watch::Receiver<bool>) -> anyhow::Re
     match result {
         Ok(()) => Ok(()),
         // A stop that raced the connection is not a failure.
-        Err(_) if *stop.borrow() => Ok(()),
+        Err(_) if stop.is_stopped() => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context("the Discord gateway connection failed")),
     }
 }

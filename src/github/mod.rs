@@ -6,12 +6,12 @@
 //! - [`client`]: the octocrab adapter (conditional requests, rate limits).
 //! - [`monitor`]: the loop and its output port, [`monitor::MonitorOutput`].
 //! - [`store`]: tasks, monitor state and ETags in SQLite.
-//! - [`output`]: the port's implementation over a running agent.
 //! - [`runner`]: the monitor loop inside an agent (restore, pass, persist).
+//!
+//! The output port's implementation over a running agent is `agent::github`.
 
 pub mod client;
 pub mod monitor;
-pub mod output;
 pub mod registry;
 pub mod requirements;
 pub mod runner;

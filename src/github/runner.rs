@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::watch;
+use crate::shutdown::Shutdown;
 use tracing::{info, warn};
 
 use super::client::GithubClient;
@@ -34,7 +34,7 @@ pub async fn run<O: MonitorOutput>(
     settings: GithubSettings,
     token: Option<Secret>,
     output: O,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let client = GithubClient::new(&settings.api_base, token.as_ref())?;
     if token.is_none() {
@@ -81,16 +81,14 @@ pub async fn run<O: MonitorOutput>(
         } else {
             let report = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break,
+                _ = stop.stopped() => break,
                 r = monitor.pass() => r,
             };
             persist(&store, &mut monitor, &mut persisted).await;
             monitor.next_delay(&report)
         };
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            _ = tokio::time::sleep(delay) => {}
+        if !stop.sleep(delay).await {
+            break;
         }
     }
     persist(&store, &mut monitor, &mut persisted).await;

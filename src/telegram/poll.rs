@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use chrono::Utc;
 use teloxide::prelude::*;
 use teloxide::types::{AllowedUpdate, Update, UpdateKind};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::{POLL_TIMEOUT, TelegramApprovals};
@@ -23,7 +23,7 @@ use crate::approvals::ApprovalsContext;
 pub async fn run(
     tg: Arc<TelegramApprovals>,
     ctx: ApprovalsContext,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let mut offset = ctx.store.telegram_offset(tg.bot_id).await?;
     info!(offset, "polling Telegram for button presses and commands");
@@ -42,7 +42,7 @@ pub async fn run(
             .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
         let result = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.stopped() => break,
             r = poll.send() => r,
         };
         match result {
@@ -86,11 +86,9 @@ pub async fn run(
     Ok(())
 }
 
-async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
-    tokio::select! {
-        _ = stop.wait_for(|s| *s) => {}
-        _ = tokio::time::sleep(d) => {}
-    }
+async fn pause(stop: &mut Shutdown, d: Duration) {
+    // Stopping is noticed by the loop's next select.
+    let _ = stop.sleep(d).await;
 }
 
 /// One update: a button press or a command. Shared with the webhook route.

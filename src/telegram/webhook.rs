@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,7 +16,6 @@ use axum::routing::post;
 use chrono::Utc;
 use teloxide::prelude::*;
 use teloxide::types::{AllowedUpdate, Update};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::TelegramApprovals;
@@ -121,7 +121,7 @@ async fn receive(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes)
 pub async fn register(
     tg: Arc<TelegramApprovals>,
     ctx: ApprovalsContext,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let (Some(webhook), Some(secret)) = (
         ctx.config.telegram.as_ref().and_then(|t| t.webhook.clone()),
@@ -144,9 +144,8 @@ pub async fn register(
             }
             Err(e) => {
                 warn!(error = %e, "setWebhook failed; trying again");
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                if !stop.sleep(Duration::from_secs(2)).await {
+                    return Ok(());
                 }
             }
         }

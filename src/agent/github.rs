@@ -1,5 +1,5 @@
 //! The agent's [`MonitorOutput`]: where the GitHub monitor's findings go in a
-//! running agent.
+//! running agent, and [`AgentEvents`], its way into the agent's routing.
 //!
 //! - the status message: one Discord message per task in
 //!   `discord:sub-agent-results`, edited in place ([`PinnedMessages`]), its id
@@ -24,10 +24,14 @@ use chrono::Utc;
 use switchyard_routing::{Event, EventDraft};
 use tracing::{info, warn};
 
-use super::monitor::MonitorOutput;
-use super::registry::TrackedTask;
-use super::requirements::{Failure, PullSnapshot};
+use std::sync::Arc;
+
+use super::Shared;
+use super::events::handle_event;
 use crate::discord::pinned_status::{PinnedMessages, Upserted};
+use crate::github::monitor::MonitorOutput;
+use crate::github::registry::TrackedTask;
+use crate::github::requirements::{Failure, PullSnapshot};
 
 /// The channel alias the status messages live in.
 pub const STATUS_CHANNEL: &str = "sub-agent-results";
@@ -40,6 +44,16 @@ pub fn status_key(task_id: &str) -> String {
 /// Routes an event as if it had arrived in the inbox (the agent's `handle_event`).
 pub trait EventPort: Send + Sync {
     fn route(&self, event: Event) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The GitHub monitor's way into routing: its events go where inbox events go.
+pub(super) struct AgentEvents(pub(super) Arc<Shared>);
+
+impl EventPort for AgentEvents {
+    async fn route(&self, event: Event) -> anyhow::Result<()> {
+        // Each event is its own decision: repeats are the monitor's business (event ids).
+        handle_event(&self.0, event, None).await.map(|_| ())
+    }
 }
 
 /// [`MonitorOutput`] over a running agent.
@@ -270,7 +284,7 @@ mod tests {
 
     #[test]
     fn event_ids_are_valid_and_stable() {
-        let record: super::super::registry::TaskRecord = serde_json::from_value(serde_json::json!({
+        let record: crate::github::registry::TaskRecord = serde_json::from_value(serde_json::json!({
             "id": "feat/x y", "agent": "a", "repo": "acme/app", "branch": "b", "status": "running"
         }))
         .unwrap();

@@ -1,0 +1,183 @@
+//! Housekeeping, once a tick: the heartbeat, the kill switch (kept in the
+//! readiness flag intake reads), the circuit breaker, schedules, parked
+//! tasks, peers, mute notices and digest windows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::Shared;
+use super::events::post_event;
+use super::mutes::{digest_windows, mute_lifecycle};
+use super::peers::{PeerWatch, watch_peers};
+use super::tasks::resume_parked_tasks;
+use crate::coord::AgentState;
+use crate::health::Readiness;
+use crate::shutdown::Shutdown;
+
+/// Once a second: heartbeat, leases, the kill switch, mute notices, held
+/// digests and digest windows.
+pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> anyhow::Result<()> {
+    let mut last_beat = Instant::now() - shared.config.fleet.heartbeat_interval;
+    let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut peers = PeerWatch::new(&shared);
+    let mut was_killed = false;
+    let mut paused_since: Option<DateTime<Utc>> = None;
+    let mut scheduler = crate::schedules::Scheduler::new(
+        &shared.config.schedules,
+        &shared.config.fleet.workspace,
+        &shared.config.agent_dir(&shared.agent.name),
+        &shared.agent.name,
+        Utc::now(),
+    );
+    let mut tick = stop.ticker(Duration::from_millis(500));
+    while tick.tick().await {
+        let status = match shared.status.read() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = format!("{e:#}"), "cannot read the status file");
+                continue;
+            }
+        };
+        let killed = status.is_killed(&shared.agent.name).is_some();
+        if killed != was_killed {
+            was_killed = killed;
+            if killed {
+                let n = shared.tasks.kill().await;
+                warn!(
+                    containers_killed = n,
+                    "kill switch on: no new work, running containers killed"
+                );
+            } else {
+                shared.tasks.resume();
+                info!("kill switch off: taking work again");
+            }
+        }
+        shared.ready.set(if killed {
+            Readiness::Paused
+        } else {
+            Readiness::Ready
+        });
+        if last_beat.elapsed() >= shared.config.fleet.heartbeat_interval {
+            last_beat = Instant::now();
+            let state = if killed {
+                AgentState::Killed
+            } else if shared.tasks.paused().is_some() {
+                AgentState::Paused
+            } else {
+                AgentState::Idle
+            };
+            if let Err(e) = off_worker(|| shared.beat(state, 0)) {
+                warn!(error = format!("{e:#}"), "heartbeat not written");
+            }
+        }
+        if let Err(e) = watch_breaker(&shared, &status, &mut paused_since).await {
+            warn!(error = format!("{e:#}"), "breaker step failed");
+        }
+        if !scheduler.is_empty() && !killed {
+            match scheduler.tick(Utc::now(), chrono::TimeDelta::seconds(5)) {
+                Ok(fired) => {
+                    for f in fired {
+                        match f {
+                            crate::schedules::Fired::Dropped {
+                                schedule,
+                                item_id,
+                                missed,
+                            } => {
+                                info!(schedule, item = %item_id, missed, "schedule fired")
+                            }
+                            crate::schedules::Fired::Skipped { schedule, missed } => {
+                                warn!(
+                                    schedule,
+                                    missed,
+                                    "runs missed while down were skipped (missed = \"skip\")"
+                                )
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = format!("{e:#}"), "schedule step failed"),
+            }
+        }
+        if let Err(e) = resume_parked_tasks(&shared).await {
+            warn!(error = format!("{e:#}"), "parked task step failed");
+        }
+        if let Err(e) = watch_peers(&shared, &status, &mut peers).await {
+            warn!(error = format!("{e:#}"), "peer watch step failed");
+        }
+        if let Err(e) = mute_lifecycle(&shared, &status).await {
+            warn!(error = format!("{e:#}"), "mute lifecycle step failed");
+        }
+        if let Err(e) = digest_windows(&shared, &mut digest_due).await {
+            warn!(error = format!("{e:#}"), "digest window step failed");
+        }
+    }
+    Ok(())
+}
+
+/// The circuit breaker: when this agent pauses itself after consecutive task
+/// failures it says so (an `alert`, and `paused` in its heartbeat); a
+/// `switchyard resume` (fleet-wide or for this agent) made after that closes it.
+async fn watch_breaker(
+    shared: &Shared,
+    status: &crate::coord::Status,
+    paused_since: &mut Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match (shared.tasks.paused(), *paused_since) {
+        (Some(failures), None) => {
+            *paused_since = Some(now);
+            warn!(
+                failures,
+                "agent paused itself after consecutive task failures"
+            );
+            let name = &shared.agent.name;
+            let draft = switchyard_routing::EventDraft {
+                event_id: Some(format!(
+                    "evt_agent_paused_{name}_{}",
+                    now.timestamp_millis()
+                )),
+                event_type: Some("agent.paused".into()),
+                category: Some("alert".into()),
+                severity: Some("warning".into()),
+                source: Some(format!("agent:{name}")),
+                title: Some(format!(
+                    "Agent {name} paused itself after {failures} failed tasks in a row"
+                )),
+                body: Some(format!(
+                    "It takes no new tasks until a human looks at the failures and runs `switchyard resume --agent {name}`."
+                )),
+                ..Default::default()
+            };
+            post_event(shared, draft, None).await?;
+        }
+        (Some(_), Some(since)) => {
+            let resumed = status.history.iter().any(|r| {
+                r.action == crate::coord::KillAction::Resume
+                    && r.at > since
+                    && r.agent.as_deref().is_none_or(|a| a == shared.agent.name)
+            });
+            if resumed {
+                shared.tasks.resume();
+                *paused_since = None;
+                info!("resumed by an operator: taking tasks again");
+            }
+        }
+        (None, _) => *paused_since = None,
+    }
+    Ok(())
+}
+
+/// Runs a blocking status-file update (it waits for the file lock, which a
+/// busy peer may hold for a while) without stalling the other tasks of this
+/// worker thread, such as the Discord gateway's. On a current-thread runtime
+/// (some tests) there is no other worker to hand them to: it just runs.
+pub(super) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -1,0 +1,212 @@
+//! Inbox intake: claims items one at a time, in arrival order, and sends each
+//! to the room its kind belongs to (events, tasks, approvals). Refused items
+//! go to `failed/` with the reason; nothing is dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use switchyard_routing::RepeatLimiter;
+use tracing::{Instrument, debug, error, info, warn};
+
+use super::events::handle_event;
+use super::tasks::{request_task_approval, run_task};
+use super::{Shared, error_id};
+use crate::coord::{Claimed, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
+use crate::health::Readiness;
+use crate::shutdown::Shutdown;
+use crate::tasks::runner::{Accepted, TaskIntakeError};
+
+/// Claim inbox items one at a time and handle them; stop taking new items on
+/// the stop signal or while the kill switch is on.
+pub(super) async fn intake_loop(
+    shared: Arc<Shared>,
+    inbox: Inbox,
+    mut stop: Shutdown,
+) -> anyhow::Result<()> {
+    let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
+    let mut seq: u32 = 0;
+    let mut watcher = inbox.watch(WatchOptions::default())?;
+    info!(backend = ?watcher.backend(), "watching the inbox");
+    loop {
+        let path = tokio::select! {
+            biased;
+            _ = stop.stopped() => break,
+            p = watcher.next() => p,
+        };
+        // Housekeeping keeps the kill switch in the readiness flag (every 0.5 s):
+        // no status-file read per item.
+        if shared.ready.get() == Readiness::Paused {
+            // Leave the item where it is; it is picked up after `resume`.
+            if stop.sleep(Duration::from_millis(500)).await {
+                continue;
+            }
+            break;
+        }
+        let claimed = match inbox.claim(&path) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue, // another claimer won, or it went away
+            Err(e) if e.is_rejected_item() => {
+                // Already moved to failed/ with its reason beside it.
+                warn!(item = %path.display(), error = %e, "rejected an inbox entry");
+                shared.metrics.count_inbox("failed");
+                continue;
+            }
+            Err(e) => {
+                error!(item = %path.display(), error = %e, "could not claim an inbox entry; will retry");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        seq = seq.wrapping_add(1);
+        let started = Instant::now();
+        let outcome = match handle_item(&shared, &claimed, &mut repeat, seq).await {
+            Handled::Now(outcome) => outcome,
+            Handled::RunTask { spec, approved } => {
+                // The item stays claimed (its lease renewed) until the task ends.
+                let shared = shared.clone();
+                tokio::spawn(
+                    async move {
+                        let outcome = run_task(&shared, *spec, approved).await;
+                        if let Err(e) = claimed.finish(outcome) {
+                            error!(
+                                error = format!("{e:#}"),
+                                "could not move a task item out of running/"
+                            );
+                        }
+                    }
+                    .in_current_span(),
+                );
+                continue;
+            }
+        };
+        shared
+            .metrics
+            .intake_latency
+            .observe(started.elapsed().as_secs_f64());
+        let label = match &outcome {
+            Outcome::Done(_) => "done",
+            Outcome::Failed(_) => "failed",
+        };
+        shared.metrics.count_inbox(label);
+        if let Err(e) = claimed.finish(outcome) {
+            error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/");
+        }
+        shared
+            .metrics
+            .inbox_depth
+            .set(inbox.depth().unwrap_or(0) as i64);
+    }
+    debug!("intake stopped");
+    Ok(())
+}
+
+/// What intake does with an item: finish it now, or run a task in the background.
+enum Handled {
+    Now(Outcome),
+    RunTask {
+        spec: Box<crate::tasks::TaskSpec>,
+        approved: bool,
+    },
+}
+
+async fn handle_item(
+    shared: &Shared,
+    claimed: &Claimed,
+    repeat: &mut RepeatLimiter,
+    seq: u32,
+) -> Handled {
+    let item = match parse_item(&claimed.bytes) {
+        Ok(item) => item,
+        Err(e) => {
+            warn!(item = %claimed.id, error = %e, "rejected an inbox item");
+            return Handled::Now(Outcome::Failed(
+                json!({ "error": e.to_string(), "attempt": claimed.attempt }),
+            ));
+        }
+    };
+    let outcome = match item {
+        InboxItem::Event(draft) => match draft.validate(Utc::now(), seq) {
+            Ok(event) => match handle_event(shared, event, Some(repeat)).await {
+                Ok(result) => Outcome::Done(result),
+                Err(e) => {
+                    let id = error_id();
+                    error!(error_id = %id, item = %claimed.id, error = format!("{e:#}"), "could not store an event");
+                    Outcome::Failed(
+                        json!({ "error": format!("internal error {id}: {e:#}"), "retry": "drop the file into the inbox again" }),
+                    )
+                }
+            },
+            Err(e) => {
+                warn!(item = %claimed.id, error = %e, "rejected an event");
+                Outcome::Failed(
+                    json!({ "error": e.to_string(), "problems": e.problems, "fix": "correct the fields named and drop the file again" }),
+                )
+            }
+        },
+        InboxItem::Task(value) => match shared.tasks.accept(&value).await {
+            Ok(Accepted::Run(spec)) => {
+                return Handled::RunTask {
+                    spec,
+                    approved: false,
+                };
+            }
+            Ok(Accepted::AwaitingApproval(result)) => {
+                request_task_approval(shared, &result).await;
+                Outcome::Done(result)
+            }
+            Err(e) => task_refusal(claimed, e),
+        },
+        InboxItem::ApprovalRequest(v) => {
+            match crate::approvals::handle_request_item(&shared.approvals, &v).await {
+                Ok(result) => Outcome::Done(result),
+                Err(reason) => Outcome::Failed(reason),
+            }
+        }
+        // A decision naming a task directly (an operator's or a script's) goes
+        // to the task runner; one answering an approval request is recorded by
+        // the approvals module, and parked tasks pick it up from there.
+        InboxItem::ApprovalDecision(v) if v.get("task_id").is_some() => {
+            match shared.tasks.decide(&v).await {
+                Ok(Some(spec)) => {
+                    return Handled::RunTask {
+                        spec: Box::new(spec),
+                        approved: true,
+                    };
+                }
+                Ok(None) => {
+                    Outcome::Done(json!({ "status": "blocked", "task_id": v.get("task_id") }))
+                }
+                Err(e) => task_refusal(claimed, e),
+            }
+        }
+        InboxItem::ApprovalDecision(v) => {
+            match crate::approvals::handle_decision_item(&shared.approvals, &v).await {
+                Ok(result) => Outcome::Done(result),
+                Err(reason) => Outcome::Failed(reason),
+            }
+        }
+        other => Outcome::Failed(json!({
+            "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
+            "fix": "send events, tasks or approval decisions"
+        })),
+    };
+    Handled::Now(outcome)
+}
+
+fn task_refusal(claimed: &Claimed, e: TaskIntakeError) -> Outcome {
+    match e {
+        TaskIntakeError::Invalid(reason) => {
+            warn!(item = %claimed.id, reason = %reason, "refused a task item");
+            Outcome::Failed(reason)
+        }
+        TaskIntakeError::Internal(e) => {
+            let id = error_id();
+            error!(error_id = %id, item = %claimed.id, error = format!("{e:#}"), "task intake failed");
+            Outcome::Failed(
+                json!({ "error": format!("internal error {id}"), "retry": "drop the file into the inbox again" }),
+            )
+        }
+    }
+}

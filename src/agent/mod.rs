@@ -1,0 +1,420 @@
+//! The composition root: builds one agent from the configuration, starts its
+//! loops and waits for them. Only this module wires adapters (Discord,
+//! Telegram, GitHub, Docker, the database) to the domain; each loop lives in
+//! its own room:
+//!
+//! - [`intake`]: claims inbox items and dispatches them by kind;
+//! - [`events`]: an event's way through route → repeat → plan → store;
+//! - [`tasks`]: runs tasks, asks for approvals, resumes parked tasks;
+//! - [`housekeeping`]: heartbeat, kill switch, breaker, schedules, once a tick;
+//! - [`peers`]: stale peers and their return (the announcer);
+//! - [`mutes`]: mute notices and the digests of held messages;
+//! - [`github`]: the GitHub monitor's output over a running agent.
+//!
+//! Shutdown is graceful: stop intake, drain, flush the outbox, write the final
+//! status, exit within [`SHUTDOWN_DEADLINE`].
+
+mod events;
+mod github;
+mod housekeeping;
+mod intake;
+mod mutes;
+mod peers;
+mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, error, info, warn};
+
+use crate::config::{AgentSettings, Config, ConfigError, Secret};
+use crate::coord::{AgentState, Heartbeat, Inbox, StatusFile, TokenLock};
+use crate::delivery::{Outbox, OutboxNotify, Sinks};
+use crate::health::{Readiness, ReadyFlag};
+use crate::metrics::Metrics;
+use crate::shutdown::{SHUTDOWN_DEADLINE, ShutdownHandle};
+use crate::store::Store;
+use crate::tasks::runner::TaskRunner;
+use switchyard_routing::Router;
+
+/// Run one agent until SIGINT/SIGTERM.
+pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
+    let agent = config.agent(name).cloned().ok_or_else(|| {
+        crate::cli::bad_input(format!("no agent named {name:?} in {}", config.source_name))
+    })?;
+    let span = tracing::info_span!("agent", agent = %agent.name);
+    async move {
+        let shutdown = ShutdownHandle::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            crate::shutdown::wait_for_signal().await;
+            info!("shutdown requested");
+            on_signal.stop();
+        });
+        let agent_handle = Agent::start(config, agent, shutdown).await?;
+        agent_handle.wait().await
+    }
+    .instrument(span)
+    .await
+}
+
+fn read_token(env: &Option<String>) -> Option<Secret> {
+    env.as_ref()
+        .and_then(|e| std::env::var(e).ok())
+        .filter(|v| !v.trim().is_empty())
+        .map(Secret::new)
+}
+
+/// A running agent: its tasks and what they share.
+pub struct Agent {
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    /// A loop that fails stops the others: half an agent is worse than none.
+    stop: ShutdownHandle,
+    shared: Arc<Shared>,
+    outbox_done: tokio::sync::oneshot::Receiver<()>,
+    _token_locks: Vec<TokenLock>,
+}
+
+/// What the agent's loops share.
+struct Shared {
+    config: Config,
+    tasks: TaskRunner,
+    agent: AgentSettings,
+    store: Store,
+    status: StatusFile,
+    router: Router,
+    metrics: Metrics,
+    ready: ReadyFlag,
+    outbox: OutboxNotify,
+    started_at: DateTime<Utc>,
+    health_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    approvals: crate::approvals::ApprovalsContext,
+}
+
+impl Agent {
+    /// Start every loop; returns once the agent is ready. The loops run
+    /// until `shutdown` is stopped (or one of them fails).
+    pub async fn start(
+        config: Config,
+        agent: AgentSettings,
+        shutdown: ShutdownHandle,
+    ) -> anyhow::Result<Agent> {
+        let stop = shutdown.listen();
+        let problems = config.check_tokens(&agent);
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                source_name: config.source_name.clone(),
+                problems,
+            }
+            .into());
+        }
+        let workspace = config.fleet.workspace.clone();
+        std::fs::create_dir_all(&workspace)
+            .with_context(|| format!("cannot create the workspace {}", workspace.display()))?;
+        // One process per token: a second process with the same token stops here.
+        let mut token_locks = Vec::new();
+        for env in [&agent.discord_token_env, &agent.telegram_token_env]
+            .into_iter()
+            .flatten()
+        {
+            token_locks.push(TokenLock::acquire(&workspace, env)?);
+        }
+        // One process per agent name too (agents without tokens included):
+        // two would share an inbox, its leases and a database.
+        let agent_key = format!(
+            "AGENT_{}",
+            agent.name.to_ascii_uppercase().replace('-', "_")
+        );
+        token_locks.push(TokenLock::acquire(&workspace, &agent_key)?);
+        let discord_token = read_token(&agent.discord_token_env);
+        let telegram_token = read_token(&agent.telegram_token_env);
+        let telegram_approvals = match &telegram_token {
+            Some(token)
+                if config
+                    .telegram_owner()
+                    .is_some_and(|o| o.name == agent.name) =>
+            {
+                Some(Arc::new(crate::telegram::TelegramApprovals::new(
+                    &config, token,
+                )?))
+            }
+            _ => None,
+        };
+
+        let store = Store::open(&config.database_url(&agent.name))
+            .await
+            .with_context(|| format!("opening the database of agent {}", agent.name))?;
+        let status = StatusFile::open(&workspace)?;
+        let router = config.router()?;
+        let (sinks, discord_sink) =
+            Sinks::from_config_with_discord(&config, discord_token, telegram_token)?;
+        let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
+        let stats = outbox.stats();
+        let metrics = Metrics::new(|registry| stats.register(registry));
+        let ready = ReadyFlag::default();
+        let notify = outbox.notifier();
+        // One `Fleet` for both chat shells: built once, cloned (it is an Arc).
+        let fleet = crate::fleet::AgentFleet::new(
+            config.clone(),
+            agent.name.clone(),
+            store.clone(),
+            status.clone(),
+            router.clone(),
+        );
+        let approvals = crate::approvals::ApprovalsContext {
+            config: config.clone(),
+            agent: agent.name.clone(),
+            store: store.clone(),
+            outbox: notify.clone(),
+            telegram: telegram_approvals,
+            fleet,
+        };
+
+        let threads = crate::discord::threads::TaskThreads::new(
+            &router,
+            discord_sink,
+            store.clone(),
+            &agent.name,
+        );
+        let tasks = TaskRunner::start(&config, &agent.name, store.clone())
+            .await
+            .with_threads(threads);
+        let shared = Arc::new(Shared {
+            tasks,
+            approvals,
+            config,
+            agent,
+            store,
+            status,
+            router,
+            metrics,
+            ready,
+            outbox: notify,
+            started_at: Utc::now(),
+            health_addr: std::sync::Mutex::new(None),
+        });
+
+        let webhook = crate::telegram::webhook::router(&shared.approvals)?;
+        if webhook.is_some() && shared.agent.listen.is_none() {
+            anyhow::bail!(
+                "[telegram] webhook_url is set but agent {} has no `listen` address to receive it on",
+                shared.agent.name
+            );
+        }
+        if let Some(listen) = shared.agent.listen {
+            let addr = crate::health::serve_with(
+                listen,
+                shared.agent.name.clone(),
+                shared.metrics.clone(),
+                shared.ready.clone(),
+                stop.clone(),
+                webhook.clone().unwrap_or_default(),
+            )
+            .await?;
+            info!(%addr, "health endpoints on /healthz /readyz /metrics");
+            *shared.health_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
+        }
+
+        let mut tasks = tokio::task::JoinSet::new();
+        let (outbox_done_tx, outbox_done) = tokio::sync::oneshot::channel();
+        {
+            let stop = stop.clone();
+            tasks.spawn(
+                async move {
+                    let result = outbox.run(stop).await;
+                    let _ = outbox_done_tx.send(());
+                    result
+                }
+                .in_current_span(),
+            );
+        }
+        let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
+        for r in inbox.recover()? {
+            warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
+        }
+        // Leases on claimed items are renewed while this process lives, so a
+        // restarted agent can tell a dead holder's items from its own.
+        let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
+        {
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                stop.stopped().await;
+                renewal.abort();
+            });
+        }
+        tasks.spawn(intake::intake_loop(shared.clone(), inbox, stop.clone()).in_current_span());
+        tasks
+            .spawn(housekeeping::housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
+        tasks
+            .spawn(crate::approvals::run(shared.approvals.clone(), stop.clone()).in_current_span());
+        if let Some(tg) = shared.approvals.telegram.clone() {
+            if webhook.is_some() {
+                tasks.spawn(
+                    crate::telegram::webhook::register(tg, shared.approvals.clone(), stop.clone())
+                        .in_current_span(),
+                );
+            } else {
+                tasks.spawn(
+                    crate::telegram::poll::run(tg, shared.approvals.clone(), stop.clone())
+                        .in_current_span(),
+                );
+            }
+        }
+        if let Some(shell) = shared.discord_shell() {
+            tasks.spawn(crate::discord::run(shell, stop.clone()).in_current_span());
+        }
+        if let Some(github) = shared.config.github.clone() {
+            let output = github::AgentOutput::new(
+                shared.agent.name.clone(),
+                shared.config.fleet.workspace.clone(),
+                shared.pinned_messages()?,
+                github::AgentEvents(shared.clone()),
+            );
+            let token = read_token(&Some(github.token_env.clone()));
+            tasks.spawn(
+                crate::github::runner::run(
+                    shared.store.clone(),
+                    shared.agent.name.clone(),
+                    github,
+                    token,
+                    output,
+                    stop.clone(),
+                )
+                .in_current_span(),
+            );
+        }
+        shared.beat(AgentState::Idle, 0)?;
+        let killed = shared
+            .status
+            .read()?
+            .is_killed(&shared.agent.name)
+            .is_some();
+        shared.ready.set(if killed {
+            Readiness::Paused
+        } else {
+            Readiness::Ready
+        });
+        info!(workspace = %shared.config.fleet.workspace.display(), "agent started");
+        Ok(Agent {
+            tasks,
+            stop: shutdown,
+            shared,
+            outbox_done,
+            _token_locks: token_locks,
+        })
+    }
+
+    /// Wait for every loop to end (they end on the stop signal), within the deadline.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        let mut stop = self.stop.listen();
+        // No deadline while running; once stop is signalled, the loops have
+        // SHUTDOWN_DEADLINE to drain (the outbox finishes in-flight sends).
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut finished = true;
+        loop {
+            let until_deadline = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                res = self.tasks.join_next() => match res {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => {
+                        error!(error = format!("{e:#}"), "agent loop failed; stopping the agent");
+                        self.stop.stop();
+                        first_error.get_or_insert(e);
+                    }
+                    Some(Err(e)) if e.is_panic() => {
+                        error!("agent loop panicked; stopping the agent");
+                        self.stop.stop();
+                        first_error.get_or_insert(anyhow::anyhow!("an agent loop panicked"));
+                    }
+                    Some(Err(_)) => {}
+                },
+                _ = stop.stopped(), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + SHUTDOWN_DEADLINE);
+                }
+                _ = until_deadline => {
+                    finished = false;
+                    break;
+                }
+            }
+        }
+        let _ = self.outbox_done.try_recv();
+        if !finished {
+            warn!("shutdown deadline passed with work still running; exiting anyway");
+        }
+        self.shared.ready.set(Readiness::Stopping);
+        if let Err(e) = self.shared.beat(AgentState::Stopped, 0) {
+            warn!(error = %e, "could not write the final status");
+        }
+        info!("agent stopped");
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    fn is_announcer(&self) -> bool {
+        self.config.is_announcer(&self.agent.name)
+    }
+
+    /// The Discord gateway adapter, when this agent has a Discord token.
+    fn discord_shell(&self) -> Option<crate::discord::DiscordShell> {
+        let settings = self.config.discord.clone()?;
+        let token = read_token(&self.agent.discord_token_env)?;
+        Some(crate::discord::DiscordShell {
+            fleet: self.approvals.fleet.clone(),
+            settings,
+            token,
+        })
+    }
+
+    /// Messages edited in place (GitHub task status), when this agent has a Discord bot token.
+    fn pinned_messages(
+        &self,
+    ) -> anyhow::Result<Option<crate::discord::pinned_status::PinnedMessages>> {
+        let (Some(settings), Some(token)) = (
+            self.config.discord.as_ref(),
+            read_token(&self.agent.discord_token_env),
+        ) else {
+            return Ok(None);
+        };
+        crate::discord::pinned_status::PinnedMessages::new(settings, &token, self.store.clone())
+            .map(Some)
+    }
+
+    fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
+        let hb = Heartbeat {
+            state,
+            queue_depth: queue_depth as u64,
+            started_at: self.started_at,
+            health: self
+                .health_addr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|a| a.to_string()),
+            ..Heartbeat::current(Utc::now())
+        };
+        self.status.beat(&self.agent.name, hb)?;
+        Ok(())
+    }
+}
+
+/// A short id shown to users and written in the log beside the full error.
+pub fn error_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Where an agent's files live, for tests and the demo.
+pub fn agent_workspace(config: &Config, agent: &str) -> PathBuf {
+    config.agent_dir(agent)
+}
