@@ -13,7 +13,7 @@ use switchyard::delivery::{
 };
 use switchyard::shutdown::ShutdownHandle;
 use switchyard::store::{DeliveryState, NewDelivery, NewDeliveryState, Recorded, Store};
-use switchyard_routing::{Destination, Event, EventDraft, Platform};
+use switchyard_routing::{Destination, Event, EventDraft, Hold, Platform};
 use tokio::sync::watch;
 
 fn event(id: &str, category: &str, title: &str) -> Event {
@@ -243,7 +243,7 @@ async fn held_messages_are_released_once() {
             destination: Destination::discord("system"),
             rule: "r".into(),
             state: NewDeliveryState::Held {
-                mute_id: "mute_1".into(),
+                hold: Hold::Mute("mute_1".parse().unwrap()),
             },
         };
         store
@@ -256,7 +256,10 @@ async fn held_messages_are_released_once() {
             .unwrap();
     }
     assert_eq!(store.held_for_mute("mute_1").await.unwrap().len(), 3);
-    let released = store.release_held("mute_1", Utc::now()).await.unwrap();
+    let released = store
+        .release_held(&Hold::Mute("mute_1".parse().unwrap()), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(
         released
             .iter()
@@ -266,7 +269,7 @@ async fn held_messages_are_released_once() {
     );
     assert!(
         store
-            .release_held("mute_1", Utc::now())
+            .release_held(&Hold::Mute("mute_1".parse().unwrap()), Utc::now())
             .await
             .unwrap()
             .is_empty()

@@ -1,27 +1,22 @@
 //! Digests: many events as one message.
 //!
 //! [`HeldSummary`] is the "while muted" digest (and the text of any batch):
-//! counts per event type, the last few titles, the time span. [`DigestBuffer`]
-//! batches ambient categories per destination over a configured window, so a
-//! channel gets one message per window instead of one per heartbeat.
+//! counts per event type, the last few titles, the time span. Which events a
+//! digest window holds is decided by [`crate::plan`]; the runtime keeps them
+//! held in its store until the window closes.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::destination::Destination;
-use crate::event::{Category, Event};
+use crate::event::Event;
 
 /// How many of the most recent titles a summary keeps.
 pub const SUMMARY_TITLES: usize = 5;
 /// Upper bound of [`HeldSummary::render_text`], in characters: under Discord's
 /// 2,000 (content) and Telegram's 4,096, with room for a platform's framing.
 pub const SUMMARY_MAX_CHARS: usize = 1_800;
-/// A batch this large is due at once: memory stays bounded under a flood,
-/// and a digest of thousands of events says no more than one of a thousand.
-pub const MAX_BATCH: usize = 1_000;
 
 /// What a set of events amounted to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,106 +113,12 @@ fn clip(text: &str, max: usize) -> String {
     out
 }
 
-#[derive(Debug, Clone)]
-struct Batch {
-    due: DateTime<Utc>,
-    events: Vec<Event>,
-}
-
-/// Ambient events waiting to go out as one message per destination.
-///
-/// A destination's batch opens with its first event and is due one window
-/// later (the shortest window among the categories in it). Time is passed in;
-/// the caller asks [`DigestBuffer::next_due`] when to wake and then calls
-/// [`DigestBuffer::due`].
-#[derive(Debug, Clone, Default)]
-pub struct DigestBuffer {
-    windows: BTreeMap<Category, TimeDelta>,
-    pending: BTreeMap<Destination, Batch>,
-}
-
-impl DigestBuffer {
-    /// `windows`: the digest window of each digested category. A zero window
-    /// means "not digested".
-    pub fn new(windows: BTreeMap<Category, Duration>) -> DigestBuffer {
-        let windows = windows
-            .into_iter()
-            .filter(|(_, w)| !w.is_zero())
-            .map(|(c, w)| (c, TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX)))
-            .collect();
-        DigestBuffer {
-            windows,
-            pending: BTreeMap::new(),
-        }
-    }
-
-    /// Whether events of this category are digested.
-    pub fn accepts(&self, category: &Category) -> bool {
-        self.windows.contains_key(category)
-    }
-
-    /// Add an event for `dest`. Check [`DigestBuffer::accepts`] first: an event
-    /// of a category without a window is not lost, it makes the batch due now.
-    pub fn push(&mut self, dest: Destination, event: Event, now: DateTime<Utc>) {
-        let due = match self.windows.get(&event.category) {
-            Some(w) => now
-                .checked_add_signed(*w)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            None => now,
-        };
-        let batch = self.pending.entry(dest).or_insert_with(|| Batch {
-            due,
-            events: Vec::new(),
-        });
-        batch.due = batch.due.min(due);
-        batch.events.push(event);
-        if batch.events.len() >= MAX_BATCH {
-            batch.due = batch.due.min(now);
-        }
-    }
-
-    /// Remove and return every batch due at `now` (a batch is due at its due time exactly).
-    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<(Destination, Vec<Event>)> {
-        let ready: Vec<Destination> = self
-            .pending
-            .iter()
-            .filter(|(_, b)| b.due <= now)
-            .map(|(d, _)| d.clone())
-            .collect();
-        ready
-            .into_iter()
-            .filter_map(|d| self.pending.remove(&d).map(|b| (d, b.events)))
-            .collect()
-    }
-
-    /// When the next batch is due, if any is waiting.
-    pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.pending.values().map(|b| b.due).min()
-    }
-
-    /// Events waiting, over all destinations.
-    pub fn len(&self) -> usize {
-        self.pending.values().map(|b| b.events.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Everything still waiting, due or not (for a graceful shutdown).
-    pub fn drain(&mut self) -> Vec<(Destination, Vec<Event>)> {
-        std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|(d, b)| (d, b.events))
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Category;
     use crate::event::{EventId, Severity};
-    use chrono::TimeZone;
+    use chrono::{TimeDelta, TimeZone};
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
@@ -302,104 +203,5 @@ mod tests {
         );
         assert!(text.ends_with("more lines left out"), "{text}");
         assert!(text.contains("500 events at 2026-11-21 10:00 UTC."));
-    }
-
-    fn buffer() -> DigestBuffer {
-        DigestBuffer::new(BTreeMap::from([
-            (Category::System, Duration::from_secs(600)),
-            (Category::SubagentResult, Duration::from_secs(60)),
-            (Category::Chat, Duration::ZERO),
-        ]))
-    }
-
-    #[test]
-    fn accepts_only_categories_with_a_window() {
-        let b = buffer();
-        assert!(b.accepts(&Category::System));
-        assert!(b.accepts(&Category::SubagentResult));
-        assert!(!b.accepts(&Category::Chat));
-        assert!(!b.accepts(&Category::Alert));
-    }
-
-    #[test]
-    fn batches_flush_per_destination_at_the_window_boundary() {
-        let mut b = buffer();
-        let sys = Destination::discord("system");
-        let res = Destination::discord("sub-agent-results");
-        assert_eq!(b.next_due(), None);
-        b.push(sys.clone(), ev(1, Category::System, "hb", t0()), t0());
-        b.push(
-            sys.clone(),
-            ev(2, Category::System, "hb", t0()),
-            t0() + TimeDelta::minutes(9),
-        );
-        b.push(
-            res.clone(),
-            ev(3, Category::SubagentResult, "r", t0()),
-            t0() + TimeDelta::minutes(2),
-        );
-        assert_eq!(b.len(), 3);
-        // the window runs from the batch's first event, not the latest
-        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(3)));
-        assert!(
-            b.due(t0() + TimeDelta::minutes(3) - TimeDelta::seconds(1))
-                .is_empty()
-        );
-        let out = b.due(t0() + TimeDelta::minutes(3));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].0, res);
-        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(10)));
-        assert!(
-            b.due(t0() + TimeDelta::minutes(10) - TimeDelta::nanoseconds(1))
-                .is_empty()
-        );
-        let out = b.due(t0() + TimeDelta::minutes(10));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].0, sys);
-        let titles: Vec<&str> = out[0].1.iter().map(|e| e.title.as_str()).collect();
-        assert_eq!(titles, ["title 1", "title 2"]);
-        assert!(b.is_empty());
-        assert_eq!(b.next_due(), None);
-        // a new event opens a new window
-        b.push(
-            sys.clone(),
-            ev(4, Category::System, "hb", t0()),
-            t0() + TimeDelta::minutes(11),
-        );
-        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(21)));
-    }
-
-    #[test]
-    fn shorter_window_pulls_a_shared_batch_earlier_and_strays_are_not_lost() {
-        let mut b = buffer();
-        let d = Destination::discord("system");
-        b.push(d.clone(), ev(1, Category::System, "hb", t0()), t0());
-        b.push(
-            d.clone(),
-            ev(2, Category::SubagentResult, "r", t0()),
-            t0() + TimeDelta::minutes(1),
-        );
-        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(2)));
-        b.push(
-            d.clone(),
-            ev(3, Category::Alert, "a", t0()),
-            t0() + TimeDelta::minutes(1),
-        );
-        assert_eq!(b.next_due(), Some(t0() + TimeDelta::minutes(1)));
-        assert_eq!(b.due(t0() + TimeDelta::minutes(1))[0].1.len(), 3);
-    }
-
-    #[test]
-    fn a_full_batch_is_due_at_once() {
-        let mut b = buffer();
-        let d = Destination::discord("system");
-        for n in 0..MAX_BATCH as u32 {
-            b.push(d.clone(), ev(n, Category::System, "hb", t0()), t0());
-        }
-        assert_eq!(b.next_due(), Some(t0()));
-        assert_eq!(b.due(t0())[0].1.len(), MAX_BATCH);
-        b.push(d.clone(), ev(1, Category::System, "hb", t0()), t0());
-        assert_eq!(b.drain().len(), 1);
-        assert!(b.is_empty());
     }
 }

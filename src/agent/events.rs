@@ -5,14 +5,25 @@
 
 use chrono::Utc;
 use serde_json::json;
-use switchyard_routing::{Event, RepeatLimiter, RepeatVerdict, RouteInput, holding_mute};
+use switchyard_routing::{Event, Hold, RepeatLimiter, RepeatVerdict, RouteInput};
 use tracing::info;
 
 use super::Shared;
 use crate::store::{NewDelivery, NewDeliveryState, Recorded};
 
-/// Held deliveries waiting for a digest window carry this prefix instead of a mute id.
-pub(super) const DIGEST_KEY_PREFIX: &str = "digest:";
+/// A delivery's state as the item's result file says it (a stable format:
+/// `pending`, `held (<mute id>)`, `held (digest:<category>)`).
+fn state_label(state: &NewDeliveryState) -> String {
+    match state {
+        NewDeliveryState::Pending => "pending".into(),
+        NewDeliveryState::Held {
+            hold: Hold::Mute(id),
+        } => format!("held ({id})"),
+        NewDeliveryState::Held {
+            hold: Hold::Digest(category),
+        } => format!("held (digest:{category})"),
+    }
+}
 
 /// Validate and route an event the agent makes itself (notices, task
 /// results): the same path as an inbox event.
@@ -51,28 +62,24 @@ pub(super) async fn handle_event(
             "note": format!("same event_type, source and title seen {count} times since {first_seen}: counted, not re-sent"),
         }));
     }
-    let mutes = shared.status.read()?.mutes;
-    let digest_window = shared.config.routing.digest.get(&event.category).copied();
-    let deliveries: Vec<NewDelivery> = decision
-        .targets
-        .iter()
-        .map(|t| {
-            let state = match holding_mute(&mutes, &input, &t.destination, now) {
-                Some(m) => NewDeliveryState::Held {
-                    mute_id: m.id.to_string(),
-                },
-                None if digest_window.is_some() => NewDeliveryState::Held {
-                    mute_id: format!("{DIGEST_KEY_PREFIX}{}", event.category),
-                },
-                None => NewDeliveryState::Pending,
-            };
-            NewDelivery {
-                destination: t.destination.clone(),
-                rule: t.rule.name.clone(),
-                state,
-            }
-        })
-        .collect();
+    let mutes = shared.mutes.current(&shared.status)?;
+    let deliveries: Vec<NewDelivery> = switchyard_routing::plan(
+        &decision,
+        &input,
+        &mutes,
+        &shared.config.routing.digest,
+        now,
+    )
+    .into_iter()
+    .map(|p| NewDelivery {
+        destination: p.destination,
+        rule: p.rule,
+        state: match p.hold {
+            Some(hold) => NewDeliveryState::Held { hold },
+            None => NewDeliveryState::Pending,
+        },
+    })
+    .collect();
     let recorded = shared.store.record_event(&event, &deliveries, now).await?;
     let routed: Vec<serde_json::Value> = deliveries
         .iter()
@@ -80,7 +87,7 @@ pub(super) async fn handle_event(
             json!({
                 "destination": d.destination.to_string(),
                 "rule": d.rule,
-                "state": match &d.state { NewDeliveryState::Pending => "pending".to_string(), NewDeliveryState::Held { mute_id } => format!("held ({mute_id})") },
+                "state": state_label(&d.state),
             })
         })
         .collect();

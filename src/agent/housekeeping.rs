@@ -22,7 +22,7 @@ use crate::shutdown::Shutdown;
 /// digests and digest windows.
 pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> anyhow::Result<()> {
     let mut last_beat = Instant::now() - shared.config.fleet.heartbeat_interval;
-    let mut digest_due: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut digest_due: BTreeMap<switchyard_routing::Category, Instant> = BTreeMap::new();
     let mut peers = PeerWatch::new(&shared);
     let mut was_killed = false;
     let mut paused_since: Option<DateTime<Utc>> = None;

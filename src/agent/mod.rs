@@ -90,6 +90,8 @@ struct Shared {
     outbox: OutboxNotify,
     started_at: DateTime<Utc>,
     health_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    /// The fleet's mutes, re-read only when `status.json` changed.
+    mutes: crate::coord::mutes::MuteSnapshot,
     approvals: crate::approvals::ApprovalsContext,
 }
 
@@ -194,6 +196,7 @@ impl Agent {
             outbox: notify,
             started_at: Utc::now(),
             health_addr: std::sync::Mutex::new(None),
+            mutes: Default::default(),
         });
 
         let webhook = crate::telegram::webhook::router(&shared.approvals)?;

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use switchyard_routing::{Category, Destination, Event, HeldSummary};
+use switchyard_routing::{Category, Destination, Event, HeldSummary, Hold, MuteId};
 use tracing::info;
 
 use super::Shared;
-use super::events::DIGEST_KEY_PREFIX;
 use super::housekeeping::off_worker;
 
 /// Announce mutes (the fleet's first agent does that, once per mute) and
@@ -40,27 +39,28 @@ pub(super) async fn mute_lifecycle(
             shared.outbox.wake();
         }
     }
-    let active: std::collections::BTreeSet<String> = mutes
+    let active: std::collections::BTreeSet<&MuteId> = mutes
         .iter()
         .filter(|m| m.expires_at > now)
-        .map(|m| m.id.to_string())
+        .map(|m| &m.id)
         .collect();
-    for mute_id in shared.store.held_mute_ids().await? {
-        if mute_id.starts_with(DIGEST_KEY_PREFIX) || active.contains(&mute_id) {
-            continue;
+    for hold in shared.store.holds().await? {
+        if let Hold::Mute(id) = &hold
+            && !active.contains(id)
+        {
+            post_held_digest(shared, &hold, "While muted", now).await?;
         }
-        post_held_digest(shared, &mute_id, "While muted", now).await?;
     }
     Ok(())
 }
 
 async fn post_held_digest(
     shared: &Shared,
-    key: &str,
+    hold: &Hold,
     header: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let released = shared.store.release_held(key, now).await?;
+    let released = shared.store.release_held(hold, now).await?;
     let mut by_dest: BTreeMap<Destination, Vec<Event>> = BTreeMap::new();
     for (dest, ev) in released {
         by_dest.entry(dest).or_default().push(ev);
@@ -75,7 +75,7 @@ async fn post_held_digest(
             .store
             .enqueue_notice(&dest, &title, &body, severity, now)
             .await?;
-        info!(key, destination = %dest, count = events.len(), "posted a digest of held messages");
+        info!(hold = %hold, destination = %dest, count = events.len(), "posted a digest of held messages");
     }
     shared.outbox.wake();
     Ok(())
@@ -85,27 +85,26 @@ async fn post_held_digest(
 /// window, then posted as one message.
 pub(super) async fn digest_windows(
     shared: &Shared,
-    due: &mut BTreeMap<String, Instant>,
+    due: &mut BTreeMap<Category, Instant>,
 ) -> anyhow::Result<()> {
     let now = Utc::now();
-    for key in shared.store.held_mute_ids().await? {
-        let Some(cat) = key.strip_prefix(DIGEST_KEY_PREFIX) else {
+    for hold in shared.store.holds().await? {
+        let Hold::Digest(category) = &hold else {
             continue;
         };
-        let category: Category = cat.parse().unwrap_or_else(|never| match never {});
         let window = shared
             .config
             .routing
             .digest
-            .get(&category)
+            .get(category)
             .copied()
             .unwrap_or(Duration::ZERO);
         let at = *due
-            .entry(key.clone())
+            .entry(category.clone())
             .or_insert_with(|| Instant::now() + window);
         if Instant::now() >= at {
-            due.remove(&key);
-            post_held_digest(shared, &key, &format!("Digest of {category}"), now).await?;
+            due.remove(category);
+            post_held_digest(shared, &hold, &format!("Digest of {category}"), now).await?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! records which notices were posted, so exactly one of each goes out even
 //! when several agents look.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -236,4 +237,53 @@ fn configured_destinations(config: &Config) -> Vec<String> {
         out.extend(t.chats.keys().map(|a| format!("telegram:{a}")));
     }
     out
+}
+/// The fleet's mutes as this agent last read them, for routing: re-read only
+/// when `status.json` was replaced since (it is always replaced by rename, so
+/// its inode, size and modification time say so), never parsed per event.
+#[derive(Debug, Default)]
+pub struct MuteSnapshot {
+    cached: std::sync::Mutex<Option<(FileStamp, Arc<Vec<Mute>>)>>,
+}
+
+/// What identifies one version of the status file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+impl MuteSnapshot {
+    /// The current mutes: the cached list while the file is unchanged.
+    pub fn current(&self, status: &StatusFile) -> Result<Arc<Vec<Mute>>, crate::coord::CoordError> {
+        let stamp = FileStamp::of(status.path());
+        if let Some(stamp) = stamp
+            && let Some((seen, mutes)) = self.lock().as_ref()
+            && *seen == stamp
+        {
+            return Ok(mutes.clone());
+        }
+        let mutes = Arc::new(status.read()?.mutes);
+        if let Some(stamp) = stamp {
+            *self.lock() = Some((stamp, mutes.clone()));
+        }
+        Ok(mutes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(FileStamp, Arc<Vec<Mute>>)>> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use switchyard_routing::{Category, Destination, Event, Severity};
+use switchyard_routing::{Category, Destination, Event, Hold, MuteId, Severity};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -100,13 +100,21 @@ impl fmt::Display for DeliveryState {
     }
 }
 
+/// The columns a hold is stored in: its kind, and the mute id or the category.
+fn hold_key(hold: &Hold) -> (&'static str, &str) {
+    match hold {
+        Hold::Mute(id) => ("mute", id.as_str()),
+        Hold::Digest(category) => ("digest", category.as_str()),
+    }
+}
+
 /// How a new delivery starts out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewDeliveryState {
     Pending,
-    /// Muted: kept until the mute with this id ends.
+    /// Held by a mute or a digest window, until it ends.
     Held {
-        mute_id: String,
+        hold: Hold,
     },
 }
 
@@ -379,9 +387,14 @@ impl Store {
         let mut ids = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             let id = new_id("dl");
-            let (state, mute_id) = match &d.state {
+            let (state, hold) = match &d.state {
                 NewDeliveryState::Pending => (DeliveryState::Pending, None),
-                NewDeliveryState::Held { mute_id } => (DeliveryState::Held, Some(mute_id.as_str())),
+                NewDeliveryState::Held { hold } => (DeliveryState::Held, Some(hold)),
+            };
+            let (hold_kind, mute_id, digest_category) = match hold {
+                None => ("", None, None),
+                Some(Hold::Mute(id)) => ("mute", Some(id.as_str()), None),
+                Some(Hold::Digest(category)) => ("digest", None, Some(category.as_str())),
             };
             let content = Content {
                 category: ev.category.as_str(),
@@ -404,12 +417,15 @@ impl Store {
                 now,
             )
             .await?;
-            if let Some(mute_id) = mute_id {
+            if hold.is_some() {
                 sqlx::query(
-                    "INSERT INTO held_messages (delivery_id, mute_id, event_id, destination, held_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO held_messages (delivery_id, hold_kind, mute_id, digest_category, event_id, destination, held_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&id)
+                .bind(hold_kind)
                 .bind(mute_id)
+                .bind(digest_category)
                 .bind(ev.event_id.as_str())
                 .bind(d.destination.to_string())
                 .bind(millis(now))
@@ -545,15 +561,16 @@ impl Store {
             .collect()
     }
 
-    /// Release what a mute held: returns the held events (oldest first) and
+    /// Release what a hold held: returns the held events (oldest first) and
     /// marks their deliveries `digested`, in one transaction, so a second call
-    /// returns nothing. The caller posts the "while muted" digest with
+    /// returns nothing. The caller posts the digest with
     /// [`Store::enqueue_notice`].
     pub async fn release_held(
         &self,
-        mute_id: &str,
+        hold: &Hold,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<(Destination, Event)>> {
+        let (hold_kind, key) = hold_key(hold);
         let mut tx = self
             .pool
             .begin()
@@ -561,9 +578,11 @@ impl Store {
             .context("cannot start a transaction")?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT h.delivery_id, h.destination, e.payload FROM held_messages h JOIN events e ON e.event_id = h.event_id \
-             WHERE h.mute_id = $1 AND h.released_at IS NULL ORDER BY h.held_at, h.delivery_id",
+             WHERE h.hold_kind = $1 AND COALESCE(h.mute_id, h.digest_category) = $2 AND h.released_at IS NULL \
+             ORDER BY h.held_at, h.delivery_id",
         )
-        .bind(mute_id)
+        .bind(hold_kind)
+        .bind(key)
         .fetch_all(&mut *tx)
         .await
         .context("cannot read held messages")?;
@@ -595,15 +614,30 @@ impl Store {
         Ok(events)
     }
 
-    /// The mute ids (and digest keys) that still hold messages of this agent.
-    pub async fn held_mute_ids(&self) -> anyhow::Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT mute_id FROM held_messages WHERE released_at IS NULL ORDER BY mute_id",
+    /// The holds (mutes and digest windows) that still hold messages of this agent.
+    pub async fn holds(&self) -> anyhow::Result<Vec<Hold>> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT DISTINCT hold_kind, mute_id, digest_category FROM held_messages \
+             WHERE released_at IS NULL ORDER BY hold_kind, mute_id, digest_category",
         )
         .fetch_all(&self.pool)
         .await
         .context("cannot list held messages")?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        rows.into_iter()
+            .map(|row| match row {
+                (kind, Some(id), None) if kind == "mute" => id
+                    .parse::<MuteId>()
+                    .map(Hold::Mute)
+                    .map_err(|e| anyhow::anyhow!("a stored mute id does not parse: {e}")),
+                (kind, None, Some(category)) if kind == "digest" => {
+                    let category = category.parse().unwrap_or_else(|never| match never {});
+                    Ok(Hold::Digest(category))
+                }
+                (kind, mute, category) => Err(anyhow::anyhow!(
+                    "a held message has an inconsistent hold ({kind}, {mute:?}, {category:?})"
+                )),
+            })
+            .collect()
     }
 
     /// Every delivery of one event, in outbox order.
