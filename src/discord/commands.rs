@@ -89,22 +89,37 @@ fn command_for(spec: &CommandSpec) -> poise::Command<Data, Error> {
     }
 }
 
+// The one supported way to make a `poise::CommandParameter` outside poise:
+// its own macro (the struct has a hidden field a struct literal would have to
+// set, which any poise release may change). The parameters of the table's
+// commands are this template with every public field set. (Plain comments:
+// poise would take a doc comment as the command's description.)
+#[poise::command(slash_command, description_localized("en-US", "template"))]
+async fn parameter_template(
+    _ctx: poise::Context<'_, Data, Error>,
+    #[description = "template"] _value: Option<String>,
+) -> Result<(), Error> {
+    Ok(())
+}
+
 fn parameter_for(option: &OptionSpec) -> poise::CommandParameter<Data, Error> {
-    poise::CommandParameter {
-        name: option.name.into(),
-        description: Some(option.description.into()),
-        required: option.required,
-        type_setter: Some(match option.kind {
-            ValueKind::Text => |b| b.kind(CommandOptionType::String),
-            ValueKind::Flag => |b| b.kind(CommandOptionType::Boolean),
-        }),
-        autocomplete_callback: option.completion.map(|_| autocomplete as _),
-        name_localizations: Default::default(),
-        description_localizations: Default::default(),
-        channel_types: None,
-        choices: Default::default(),
-        __non_exhaustive: (),
-    }
+    let mut p = parameter_template()
+        .parameters
+        .pop()
+        .expect("the template command has one parameter");
+    p.name = option.name.into();
+    p.description = Some(option.description.into());
+    p.required = option.required;
+    p.type_setter = Some(match option.kind {
+        ValueKind::Text => |b| b.kind(CommandOptionType::String),
+        ValueKind::Flag => |b| b.kind(CommandOptionType::Boolean),
+    });
+    p.autocomplete_callback = option.completion.map(|_| autocomplete as _);
+    p.name_localizations = Default::default();
+    p.description_localizations = Default::default();
+    p.channel_types = None;
+    p.choices = Default::default();
+    p
 }
 
 fn slash_action(ctx: Ctx<'_>) -> ActionResult<'_> {
