@@ -25,6 +25,7 @@ use crate::coord::{
     parse_item,
 };
 use crate::delivery::{Outbox, OutboxNotify, Sinks};
+use crate::error::error_id;
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
 use crate::store::{NewDelivery, NewDeliveryState, Recorded, Store};
@@ -38,7 +39,7 @@ const DIGEST_KEY_PREFIX: &str = "digest:";
 /// Run one agent until SIGINT/SIGTERM.
 pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
     let agent = config.agent(name).cloned().ok_or_else(|| {
-        crate::cli::bad_input(format!("no agent named {name:?} in {}", config.source_name))
+        crate::error::bad_input(format!("no agent named {name:?} in {}", config.source_name))
     })?;
     let span = tracing::info_span!("agent", agent = %agent.name);
     async move {
@@ -742,11 +743,6 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
-}
-
-/// A short id shown to users and written in the log beside the full error.
-pub fn error_id() -> String {
-    format!("{:08x}", rand::random::<u32>())
 }
 
 /// Validate and route an event the agent makes itself (notices, task

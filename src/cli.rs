@@ -1,8 +1,8 @@
 //! The shell commands behind `main.rs`: each loads the configuration, does
 //! one thing, and prints for a person (or `--json` for a script).
 //!
-//! Errors a user can fix are [`BadInput`] (exit 2); anything else is a
-//! failure (exit 1). Both print one clear sentence, with context.
+//! Errors a user can fix are [`BadInput`](crate::error::BadInput) (exit 2);
+//! anything else is a failure (exit 1). Both print one clear sentence, with context.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,36 +14,7 @@ use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity}
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
 use crate::coord::{CoordError, Status, StatusFile, drop_item};
-
-/// Bad usage or bad input: the user can fix it (exit status 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
-    BadInput(msg.into()).into()
-}
-
-/// The documented exit statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    Success = 0,
-    Failure = 1,
-    BadInput = 2,
-}
-
-impl Exit {
-    pub fn of(e: &anyhow::Error) -> Exit {
-        if e.chain()
-            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>())
-        {
-            Exit::BadInput
-        } else {
-            Exit::Failure
-        }
-    }
-}
+use crate::error::bad_input;
 
 /// `--config`, else `switchyard.toml` in the working directory.
 pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {

@@ -93,7 +93,7 @@ impl AgentFleet {
 
     /// Log a fault under a fresh error id and hand the user only the id.
     fn internal(&self, what: &str, e: impl std::fmt::Display) -> FleetError {
-        let error_id = crate::app::error_id();
+        let error_id = crate::error::error_id();
         error!(error_id = %error_id, agent = %self.inner.agent, error = %e, "{what}");
         FleetError::Internal { error_id }
     }
