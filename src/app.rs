@@ -183,7 +183,7 @@ impl Agent {
         );
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
-            agent: agent.name.clone(),
+            agent: agent.name.to_string(),
             store: store.clone(),
             outbox: notify.clone(),
             telegram: telegram_approvals,
@@ -224,7 +224,7 @@ impl Agent {
         if let Some(listen) = shared.agent.listen {
             let addr = crate::health::serve_with(
                 listen,
-                shared.agent.name.clone(),
+                shared.agent.name.to_string(),
                 shared.metrics.clone(),
                 shared.ready.clone(),
                 stop.clone(),
@@ -293,7 +293,7 @@ impl Agent {
             tasks.spawn(
                 crate::github::runner::run(
                     shared.store.clone(),
-                    shared.agent.name.clone(),
+                    shared.agent.name.to_string(),
                     github,
                     token,
                     output,

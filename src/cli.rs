@@ -823,7 +823,7 @@ fn approvals_store_agent(config: &Config, agent: Option<&str>) -> anyhow::Result
     match agent {
         Some(a) if config.agent(a).is_some() => Ok(a.to_string()),
         Some(a) => Err(bad_input(format!("no agent named {a:?} in {}", config.source_name))),
-        None => config.telegram_owner().map(|o| o.name.clone()).ok_or_else(|| {
+        None => config.telegram_owner().map(|o| o.name.to_string()).ok_or_else(|| {
             bad_input("no agent has telegram_token_env: approvals need the agent that owns the Telegram bot")
         }),
     }

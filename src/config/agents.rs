@@ -5,27 +5,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use switchyard_commands::AgentName;
+
 use super::raw::RawAgent;
 use super::validator::Validator;
 
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
-    pub name: String,
+    pub name: AgentName,
     pub discord_token_env: Option<String>,
     pub telegram_token_env: Option<String>,
     pub listen: Option<SocketAddr>,
 }
 
-pub fn valid_agent_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 /// `telegram`: whether `[telegram]` is configured (then only one agent may
-/// name a Telegram token).
-pub(super) fn agents(v: &mut Validator, raw: Vec<RawAgent>, telegram: bool) -> Vec<AgentSettings> {
+/// name a Telegram token). Returns the agents whose name is valid, and every
+/// name as written (a missing one as `agent<i>`) for the checks that list them.
+pub(super) fn agents(
+    v: &mut Validator,
+    raw: Vec<RawAgent>,
+    telegram: bool,
+) -> (Vec<AgentSettings>, Vec<String>) {
     if raw.is_empty() {
         v.problem(
             "agents",
@@ -36,13 +36,14 @@ pub(super) fn agents(v: &mut Validator, raw: Vec<RawAgent>, telegram: bool) -> V
     let mut token_envs: BTreeMap<String, String> = BTreeMap::new();
     let mut listens = BTreeSet::new();
     let mut telegram_owners = Vec::new();
+    let mut all_names = Vec::new();
     let agents: Vec<AgentSettings> = raw
         .into_iter()
         .enumerate()
-        .map(|(i, a)| {
+        .filter_map(|(i, a)| {
             let key = format!("agents[{i}]");
             let name = match a.name {
-                Some(n) if valid_agent_name(&n) => n,
+                Some(n) if AgentName::is_valid(&n) => n,
                 Some(n) => {
                     v.problem(&format!("{key}.name"), format!("{n:?} is not a valid agent name: use 1-32 lowercase letters, digits, `-` or `_`"));
                     n
@@ -81,7 +82,9 @@ pub(super) fn agents(v: &mut Validator, raw: Vec<RawAgent>, telegram: bool) -> V
                     None
                 }
             });
-            AgentSettings { name, discord_token_env: a.discord_token_env, telegram_token_env: a.telegram_token_env, listen }
+            all_names.push(name.clone());
+            // An invalid name was reported above; the configuration is an error then.
+            AgentName::parse(&name).ok().map(|name| AgentSettings { name, discord_token_env: a.discord_token_env, telegram_token_env: a.telegram_token_env, listen })
         })
         .collect();
     if telegram_owners.len() > 1 && telegram {
@@ -105,5 +108,5 @@ pub(super) fn agents(v: &mut Validator, raw: Vec<RawAgent>, telegram: bool) -> V
             );
         }
     }
-    agents
+    (agents, all_names)
 }

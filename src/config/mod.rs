@@ -30,7 +30,7 @@ mod skills;
 mod telegram;
 mod validator;
 
-pub use agents::{AgentSettings, valid_agent_name};
+pub use agents::AgentSettings;
 pub use discord::DiscordSettings;
 pub use fleet::{DeliverySettings, DockerSettings, FleetSettings};
 pub use github::GithubSettings;
@@ -315,10 +315,9 @@ impl Config {
         };
         let (routing, routes) = routes::routing(&mut v, raw.routing, raw.routes, dests);
         let delivery = fleet::delivery(&mut v, raw.delivery);
-        let agents = agents::agents(&mut v, raw.agents, telegram.is_some());
+        let (agents, agent_names) = agents::agents(&mut v, raw.agents, telegram.is_some());
         let policy = policy::policy(&mut v, raw.policy);
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
-        let agent_names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
         let skills = skills::skills(&mut v, raw.skills);
 

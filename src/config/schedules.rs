@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use switchyard_commands::AgentName;
 
 use super::validator::Validator;
 
@@ -29,7 +30,7 @@ pub struct Schedule {
     pub cron_text: String,
     pub cron: cron::Schedule,
     pub timezone: Tz,
-    pub agent: String,
+    pub agent: AgentName,
     pub missed: Missed,
     /// The inbox item to drop (an event or a task).
     pub item: Value,
@@ -139,7 +140,8 @@ impl RawSchedule {
             cron_text,
             cron: cron?,
             timezone: timezone?,
-            agent,
+            // A listed name that is not valid was reported under `agents`.
+            agent: AgentName::parse(&agent).ok()?,
             missed,
             item: item?,
         })
