@@ -38,9 +38,7 @@ const DIGEST_KEY_PREFIX: &str = "digest:";
 
 /// Run one agent until SIGINT/SIGTERM.
 pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
-    let agent = config.agent(name).cloned().ok_or_else(|| {
-        crate::error::bad_input(format!("no agent named {name:?} in {}", config.source_name))
-    })?;
+    let agent = config.require_agent(name)?.clone();
     let span = tracing::info_span!("agent", agent = %agent.name);
     async move {
         let (stop_tx, stop_rx) = watch::channel(false);

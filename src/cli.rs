@@ -32,9 +32,7 @@ pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
     let config = load_config(path)?;
     if let Some(name) = agent {
-        let agent = config.agent(name).ok_or_else(|| {
-            bad_input(format!("no agent named {name:?} in {}", config.source_name))
-        })?;
+        let agent = config.require_agent(name)?;
         let problems = config.check_tokens(agent);
         if !problems.is_empty() {
             return Err(ConfigError {
@@ -821,8 +819,7 @@ pub enum ApprovalCommand {
 /// or the one named.
 fn approvals_store_agent(config: &Config, agent: Option<&str>) -> anyhow::Result<String> {
     match agent {
-        Some(a) if config.agent(a).is_some() => Ok(a.to_string()),
-        Some(a) => Err(bad_input(format!("no agent named {a:?} in {}", config.source_name))),
+        Some(a) => Ok(config.require_agent(a)?.name.to_string()),
         None => config.telegram_owner().map(|o| o.name.to_string()).ok_or_else(|| {
             bad_input("no agent has telegram_token_env: approvals need the agent that owns the Telegram bot")
         }),

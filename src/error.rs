@@ -1,11 +1,47 @@
 //! The user-error vocabulary shared by the shell and the agents.
 //!
-//! Errors a user can fix are [`BadInput`] (exit 2, like a [`ConfigError`]);
+//! Errors a user can fix are [`BadInput`] and a [`ConfigError`] (exit 2);
 //! anything else is a failure (exit 1). An internal failure shown to a user
 //! carries an [`error_id`] that is also written in the log beside the full
-//! error.
+//! error. This module depends on no other module of the crate, so every
+//! layer can use it (`crate::config` re-exports the configuration's two).
 
-use crate::config::ConfigError;
+use std::fmt;
+
+/// One problem in the configuration, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Everything wrong with a configuration, found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} problem(s) in {}:",
+            self.problems.len(),
+            self.source_name
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
 
 /// Bad usage or bad input: the user can fix it (exit status 2).
 #[derive(Debug, thiserror::Error)]

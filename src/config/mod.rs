@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use switchyard_routing::{Router, RuleSpec};
 
+use crate::error::BadInput;
+
 mod agents;
 mod discord;
 mod fleet;
@@ -30,6 +32,7 @@ mod skills;
 mod telegram;
 mod validator;
 
+pub use crate::error::{ConfigError, ConfigProblem};
 pub use agents::AgentSettings;
 pub use discord::DiscordSettings;
 pub use fleet::{DeliverySettings, DockerSettings, FleetSettings};
@@ -72,41 +75,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-/// One problem in the configuration, with the key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-/// Everything wrong with a configuration, found in one pass.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub source_name: String,
-    pub problems: Vec<ConfigProblem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} problem(s) in {}:",
-            self.problems.len(),
-            self.source_name
-        )?;
-        for p in &self.problems {
-            writeln!(f, "  - {p}")?;
-        }
-        Ok(())
     }
 }
 
@@ -231,6 +199,13 @@ impl Config {
 
     pub fn agent(&self, name: &str) -> Option<&AgentSettings> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The agent named `name`, or the user's mistake in one sentence
+    /// (exit status 2 from the shell).
+    pub fn require_agent(&self, name: &str) -> Result<&AgentSettings, BadInput> {
+        self.agent(name)
+            .ok_or_else(|| BadInput(format!("no agent named {name:?} in {}", self.source_name)))
     }
 
     /// The database URL of one agent, from the `fleet.database` template.
