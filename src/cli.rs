@@ -1,8 +1,8 @@
 //! The shell commands behind `main.rs`: each loads the configuration, does
 //! one thing, and prints for a person (or `--json` for a script).
 //!
-//! Errors a user can fix are [`BadInput`] (exit 2); anything else is a
-//! failure (exit 1). Both print one clear sentence, with context.
+//! Errors a user can fix are [`BadInput`](crate::error::BadInput) (exit 2);
+//! anything else is a failure (exit 1). Both print one clear sentence, with context.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,36 +14,7 @@ use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity}
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
 use crate::coord::{CoordError, Status, StatusFile, drop_item};
-
-/// Bad usage or bad input: the user can fix it (exit status 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
-    BadInput(msg.into()).into()
-}
-
-/// The documented exit statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    Success = 0,
-    Failure = 1,
-    BadInput = 2,
-}
-
-impl Exit {
-    pub fn of(e: &anyhow::Error) -> Exit {
-        if e.chain()
-            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>())
-        {
-            Exit::BadInput
-        } else {
-            Exit::Failure
-        }
-    }
-}
+use crate::error::bad_input;
 
 /// `--config`, else `switchyard.toml` in the working directory.
 pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -61,9 +32,7 @@ pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
     let config = load_config(path)?;
     if let Some(name) = agent {
-        let agent = config.agent(name).ok_or_else(|| {
-            bad_input(format!("no agent named {name:?} in {}", config.source_name))
-        })?;
+        let agent = config.require_agent(name)?;
         let problems = config.check_tokens(agent);
         if !problems.is_empty() {
             return Err(ConfigError {
@@ -850,9 +819,8 @@ pub enum ApprovalCommand {
 /// or the one named.
 fn approvals_store_agent(config: &Config, agent: Option<&str>) -> anyhow::Result<String> {
     match agent {
-        Some(a) if config.agent(a).is_some() => Ok(a.to_string()),
-        Some(a) => Err(bad_input(format!("no agent named {a:?} in {}", config.source_name))),
-        None => config.telegram_owner().map(|o| o.name.clone()).ok_or_else(|| {
+        Some(a) => Ok(config.require_agent(a)?.name.to_string()),
+        None => config.telegram_owner().map(|o| o.name.to_string()).ok_or_else(|| {
             bad_input("no agent has telegram_token_env: approvals need the agent that owns the Telegram bot")
         }),
     }

@@ -116,7 +116,7 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
     let mut agents = Vec::new();
     for agent in &config.agents {
         agents.push((
-            agent.name.clone(),
+            agent.name.to_string(),
             spawn_agent(&config_file, &agent.name, &sandbox)?,
         ));
     }
@@ -198,7 +198,7 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
         config
             .agents
             .iter()
-            .all(|a| s.agents.contains_key(&a.name))
+            .all(|a| s.agents.contains_key(a.name.as_str()))
             .then_some(())
     })
     .await?;

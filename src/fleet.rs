@@ -93,7 +93,7 @@ impl AgentFleet {
 
     /// Log a fault under a fresh error id and hand the user only the id.
     fn internal(&self, what: &str, e: impl std::fmt::Display) -> FleetError {
-        let error_id = crate::agent::error_id();
+        let error_id = crate::error::error_id();
         error!(error_id = %error_id, agent = %self.inner.agent, error = %e, "{what}");
         FleetError::Internal { error_id }
     }
@@ -244,16 +244,15 @@ impl Fleet for AgentFleet {
             .config
             .agents
             .iter()
-            .filter_map(|a| {
-                let name = AgentName::parse(&a.name).ok()?;
-                let hb = s.agents.get(&a.name);
-                Some(AgentStatus {
-                    name,
+            .map(|a| {
+                let hb = s.agents.get(a.name.as_str());
+                AgentStatus {
+                    name: a.name.clone(),
                     last_heartbeat: hb.map(|h| h.last_beat),
                     queue_depth: hb.map_or(0, |h| h.queue_depth),
                     running_tasks: None,
                     killed: s.is_killed(&a.name).is_some(),
-                })
+                }
             })
             .collect();
         Ok(StatusSnapshot {
@@ -277,7 +276,7 @@ impl Fleet for AgentFleet {
                 .iter()
                 .map(|sch| switchyard_commands::fleet::NextRun {
                     name: sch.name.clone(),
-                    agent: sch.agent.clone(),
+                    agent: sch.agent.to_string(),
                     next: sch.next_runs(now, 1).into_iter().next(),
                 })
                 .collect(),
@@ -637,7 +636,7 @@ impl Fleet for AgentFleet {
             .config
             .agents
             .iter()
-            .filter_map(|a| AgentName::parse(&a.name).ok())
+            .map(|a| a.name.clone())
             .collect()
     }
 

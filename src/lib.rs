@@ -12,6 +12,7 @@ pub mod coord;
 pub mod delivery;
 pub mod demo;
 pub mod discord;
+pub mod error;
 pub mod fleet;
 pub mod github;
 pub mod health;

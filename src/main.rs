@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use switchyard::cli::{self, Exit};
+use switchyard::cli;
+use switchyard::error::Exit;
 
 #[derive(Parser, Debug)]
 #[command(

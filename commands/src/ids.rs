@@ -1,5 +1,6 @@
 //! The small validated values commands carry: approval and task ids, agent
-//! names, and the chat spellings of the routing crate's mute targets and ids.
+//! names (the one [`AgentName`] rule the configuration, the workspace and the
+//! chat commands share), and the chat spellings of the routing crate's mute targets and ids.
 //! Each is checked once, at the edge, so the handler and the `Fleet` never
 //! see a malformed one.
 
@@ -73,10 +74,116 @@ ident_type!(
     /// The id of a task in the task store.
     TaskId, "task id", "task_20261121_001"
 );
-ident_type!(
-    /// The name of an agent of the fleet (`[[agents]] name` in the config).
-    AgentName, "agent name", "manager"
-);
+/// The name of an agent of the fleet (`[[agents]] name` in the config).
+///
+/// One rule everywhere, the configuration's: 1 to 32 lowercase ASCII
+/// letters, digits, `-` or `_`. A name is also a directory name in the
+/// workspace (`agents/<name>/`), so nothing that needs quoting gets in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AgentName(String);
+
+impl AgentName {
+    /// The longest agent name, in characters.
+    pub const MAX_CHARS: usize = 32;
+
+    /// Whether `s` follows the agent name rule.
+    pub fn is_valid(s: &str) -> bool {
+        (1..=Self::MAX_CHARS).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    }
+
+    /// Checks the shape; the error is a sentence for the user.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if Self::is_valid(s) {
+            Ok(AgentName(s.to_string()))
+        } else {
+            Err(format!(
+                "agent name {s:?} is not valid: use 1 to {} lowercase letters, digits, `-` or `_` (for example `manager`)",
+                Self::MAX_CHARS
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for AgentName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for AgentName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for AgentName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for AgentName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for AgentName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for AgentName {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<AgentName> for str {
+    fn eq(&self, other: &AgentName) -> bool {
+        self == other.0
+    }
+}
+
+impl PartialEq<AgentName> for &str {
+    fn eq(&self, other: &AgentName) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<AgentName> for String {
+    fn eq(&self, other: &AgentName) -> bool {
+        *self == other.0
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for AgentName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<AgentName> for String {
+    fn from(v: AgentName) -> String {
+        v.0
+    }
+}
 
 /// Reads a mute target as a user types it in chat: the routing crate's three
 /// forms (`system`, `discord:system`, `source:worker:opsclaw`) plus the
@@ -125,6 +232,26 @@ mod tests {
                 expect,
                 "{input}: {got:?}"
             );
+        }
+    }
+
+    #[test]
+    fn agent_names_follow_the_configuration_rule() {
+        for good in ["manager", "tech-lead", "a", "ops_2", &"x".repeat(32)] {
+            assert!(AgentName::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Manager",
+            "tech.lead",
+            "a:b",
+            "a b",
+            "../up",
+            "é",
+            &"x".repeat(33),
+        ] {
+            let err = AgentName::parse(bad).unwrap_err();
+            assert!(err.contains("agent name"), "{err}");
         }
     }
 

@@ -10,10 +10,11 @@ use serde_json::json;
 use switchyard_routing::RepeatLimiter;
 use tracing::{Instrument, debug, error, info, warn};
 
+use super::Shared;
 use super::events::handle_event;
 use super::tasks::{request_task_approval, run_task};
-use super::{Shared, error_id};
 use crate::coord::{Claimed, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
+use crate::error::error_id;
 use crate::health::Readiness;
 use crate::shutdown::Shutdown;
 use crate::tasks::runner::{Accepted, TaskIntakeError};

@@ -41,9 +41,7 @@ use switchyard_routing::Router;
 
 /// Run one agent until SIGINT/SIGTERM.
 pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
-    let agent = config.agent(name).cloned().ok_or_else(|| {
-        crate::cli::bad_input(format!("no agent named {name:?} in {}", config.source_name))
-    })?;
+    let agent = config.require_agent(name)?.clone();
     let span = tracing::info_span!("agent", agent = %agent.name);
     async move {
         let shutdown = ShutdownHandle::new();
@@ -167,7 +165,7 @@ impl Agent {
         );
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
-            agent: agent.name.clone(),
+            agent: agent.name.to_string(),
             store: store.clone(),
             outbox: notify.clone(),
             telegram: telegram_approvals,
@@ -209,7 +207,7 @@ impl Agent {
         if let Some(listen) = shared.agent.listen {
             let addr = crate::health::serve_with(
                 listen,
-                shared.agent.name.clone(),
+                shared.agent.name.to_string(),
                 shared.metrics.clone(),
                 shared.ready.clone(),
                 stop.clone(),
@@ -279,7 +277,7 @@ impl Agent {
             tasks.spawn(
                 crate::github::runner::run(
                     shared.store.clone(),
-                    shared.agent.name.clone(),
+                    shared.agent.name.to_string(),
                     github,
                     token,
                     output,
@@ -410,11 +408,6 @@ impl Shared {
         self.status.beat(&self.agent.name, hb)?;
         Ok(())
     }
-}
-
-/// A short id shown to users and written in the log beside the full error.
-pub fn error_id() -> String {
-    format!("{:08x}", rand::random::<u32>())
 }
 
 /// Where an agent's files live, for tests and the demo.

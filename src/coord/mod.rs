@@ -256,7 +256,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CoordError> {
 }
 
 pub(crate) fn valid_agent(agent: &str) -> Result<(), CoordError> {
-    if crate::config::valid_agent_name(agent) {
+    if switchyard_commands::AgentName::is_valid(agent) {
         Ok(())
     } else {
         Err(CoordError::InvalidAgent(agent.to_string()))

@@ -125,7 +125,7 @@ fn parameter_for(option: &OptionSpec) -> poise::CommandParameter<Data, Error> {
 fn slash_action(ctx: Ctx<'_>) -> ActionResult<'_> {
     Box::pin(async move {
         if let Err(e) = run(ctx).await {
-            let error_id = crate::agent::error_id();
+            let error_id = crate::error::error_id();
             warn!(error_id = %error_id, command = %ctx.interaction.data.name, error = format!("{e:#}"), "a Discord command could not be answered");
         }
         Ok(())

@@ -314,7 +314,7 @@ impl TelegramApprovals {
         let answer = match self.decide_from_callback(ctx, q).await {
             Ok(text) => text,
             Err(e) => {
-                let id = crate::agent::error_id();
+                let id = crate::error::error_id();
                 warn!(error_id = %id, error = format!("{e:#}"), "a button press failed");
                 format!(
                     "Something went wrong (error {id}). Try again, or decide with switchyard approve/deny."

@@ -1,0 +1,86 @@
+//! `[fleet]`, `[docker]` and `[delivery]`: where the fleet keeps its state,
+//! how it reaches Docker, and how hard delivery retries.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawDelivery, RawDocker, RawFleet};
+use super::validator::Validator;
+
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Absolute: relative paths in the file are resolved against the file's directory.
+    pub workspace: PathBuf,
+    /// A template with `{workspace}` and `{agent}`.
+    pub database: String,
+    pub heartbeat_interval: Duration,
+    /// A peer whose last heartbeat is older than this is stale.
+    pub stale_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    pub host: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Pending ambient messages to one channel beyond this many are coalesced into one.
+    pub coalesce_after: usize,
+}
+
+pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetSettings {
+    FleetSettings {
+        workspace: {
+            let w = raw.workspace.unwrap_or_else(|| "workspace".into());
+            let p = PathBuf::from(&w);
+            if p.is_absolute() { p } else { base_dir.join(p) }
+        },
+        database: {
+            let d = raw
+                .database
+                .unwrap_or_else(|| "sqlite://{workspace}/agents/{agent}/state.db".into());
+            if !d.starts_with("sqlite:") {
+                v.problem(
+                    "fleet.database",
+                    "only sqlite:// URLs are supported by this build",
+                );
+            }
+            if !d.contains("{agent}") {
+                v.problem(
+                    "fleet.database",
+                    "must contain {agent}: each agent has its own database",
+                );
+            }
+            d
+        },
+        heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.heartbeat_interval, "5s"),
+        stale_after: v.duration("fleet.stale_after", raw.stale_after, "30s"),
+    }
+}
+
+pub(super) fn docker(raw: RawDocker) -> DockerSettings {
+    DockerSettings {
+        host: raw
+            .host
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+    }
+}
+
+pub(super) fn delivery(v: &mut Validator, raw: RawDelivery) -> DeliverySettings {
+    DeliverySettings {
+        max_attempts: match raw.max_attempts.unwrap_or(8) {
+            0 => {
+                v.problem("delivery.max_attempts", "must be at least 1");
+                1
+            }
+            n => n,
+        },
+        backoff_base: v.duration("delivery.backoff_base", raw.backoff_base, "500ms"),
+        backoff_max: v.duration("delivery.backoff_max", raw.backoff_max, "5m"),
+        coalesce_after: raw.coalesce_after.unwrap_or(20).max(2),
+    }
+}

@@ -1,0 +1,153 @@
+//! The file's shape: what serde reads from the TOML file and the
+//! environment, before anything is checked. Every field is optional here;
+//! the section validators supply defaults and report what is wrong.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use switchyard_routing::RuleSpec;
+
+use super::schedules::RawSchedule;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub fleet: RawFleet,
+    pub discord: Option<RawDiscord>,
+    pub telegram: Option<RawTelegram>,
+    pub github: Option<RawGithub>,
+    #[serde(default)]
+    pub docker: RawDocker,
+    #[serde(default)]
+    pub routing: RawRouting,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+    #[serde(default)]
+    pub agents: Vec<RawAgent>,
+    pub routes: Option<Vec<RuleSpec>>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub approvals: RawApprovals,
+    #[serde(default)]
+    pub skills: BTreeMap<String, RawSkill>,
+    #[serde(default)]
+    pub schedules: Vec<RawSchedule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawFleet {
+    pub workspace: Option<String>,
+    pub database: Option<String>,
+    pub heartbeat_interval: Option<String>,
+    pub stale_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDiscord {
+    pub api_base: Option<String>,
+    pub guild_id: Option<String>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, String>,
+    /// alias = name of the environment variable holding the webhook URL
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, String>,
+    #[serde(default)]
+    pub access: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTelegram {
+    pub api_base: Option<String>,
+    /// Webhook mode: the public URL Telegram posts updates to (the agent
+    /// serves it on its `listen` address at `/telegram/webhook`).
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's `secret_token`.
+    pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub chats: BTreeMap<String, String>,
+    #[serde(default)]
+    pub access: RawTelegramAccess,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTelegramAccess {
+    #[serde(default)]
+    pub approvers: Vec<i64>,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub operate: Vec<String>,
+    #[serde(default)]
+    pub admin: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGithub {
+    pub api_base: Option<String>,
+    pub token_env: Option<String>,
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDocker {
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouting {
+    pub unmatched: Option<String>,
+    pub repeat_interval: Option<String>,
+    /// category = window, for ambient categories batched into one message
+    #[serde(default)]
+    pub digest: BTreeMap<String, String>,
+    pub status_board: Option<bool>,
+    pub mute_notice_lead: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDelivery {
+    pub max_attempts: Option<u32>,
+    pub backoff_base: Option<String>,
+    pub backoff_max: Option<String>,
+    pub coalesce_after: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAgent {
+    pub name: Option<String>,
+    pub discord_token_env: Option<String>,
+    pub telegram_token_env: Option<String>,
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPolicy {
+    pub approval_threshold: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApprovals {
+    pub expires: Option<String>,
+    pub remind_after: Option<String>,
+    pub escalate_after: Option<String>,
+    pub escalate_to: Option<String>,
+    pub two_approvers_at_risk: Option<i64>,
+    pub chat: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSkill {
+    pub image: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    pub network: Option<bool>,
+    pub memory: Option<String>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub mounts: Vec<String>,
+}

@@ -1,0 +1,79 @@
+//! The user-error vocabulary shared by the shell and the agents.
+//!
+//! Errors a user can fix are [`BadInput`] and a [`ConfigError`] (exit 2);
+//! anything else is a failure (exit 1). An internal failure shown to a user
+//! carries an [`error_id`] that is also written in the log beside the full
+//! error. This module depends on no other module of the crate, so every
+//! layer can use it (`crate::config` re-exports the configuration's two).
+
+use std::fmt;
+
+/// One problem in the configuration, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Everything wrong with a configuration, found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} problem(s) in {}:",
+            self.problems.len(),
+            self.source_name
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Bad usage or bad input: the user can fix it (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
+    BadInput(msg.into()).into()
+}
+
+/// The documented exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    BadInput = 2,
+}
+
+impl Exit {
+    pub fn of(e: &anyhow::Error) -> Exit {
+        if e.chain()
+            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>())
+        {
+            Exit::BadInput
+        } else {
+            Exit::Failure
+        }
+    }
+}
+
+/// A short id shown to users and written in the log beside the full error.
+pub fn error_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
