@@ -16,7 +16,6 @@ pub mod fleet;
 pub mod github;
 pub mod health;
 pub mod metrics;
-pub mod sandbox;
 pub mod schedules;
 pub mod store;
 pub mod tasks;

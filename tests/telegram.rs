@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Fleet, OPERATOR_CHAT, wait_for};
 use serde_json::{Value, json};
-use switchyard::sandbox::{
+use switchyard_sandbox::{
     EnqueuedUpdate, Fault, Platform, TelegramMessage, TelegramUser, TelegramUserAction,
 };
 

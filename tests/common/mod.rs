@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchyard::sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
+use switchyard_sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
 
 pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
     ("briefings", 900000000000000001),
@@ -89,7 +89,7 @@ impl Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_file = dir.path().join("switchyard.toml");
         std::fs::write(&config_file, fleet_toml(agents, extra)).expect("write config");
-        let sandbox = switchyard::sandbox::start(opts).await.expect("sandbox");
+        let sandbox = switchyard_sandbox::start(opts).await.expect("sandbox");
         Fleet {
             dir,
             config_file,
@@ -259,7 +259,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// an event, so the helpers below leave it out.
 pub const STATUS_BOARD_TITLE: &str = switchyard::discord::board::BOARD_TITLE;
 
-fn is_board(m: &switchyard::sandbox::DiscordMessage) -> bool {
+fn is_board(m: &switchyard_sandbox::DiscordMessage) -> bool {
     m.has_embed_title(STATUS_BOARD_TITLE)
 }
 
@@ -303,7 +303,7 @@ pub fn telegram_texts(state: &SandboxState) -> Vec<String> {
 /// Channel buckets of 50 per second instead of Discord's 5 per 5 s, for
 /// tests that count messages rather than measure pacing.
 pub fn fast_discord_limits(opts: &mut SandboxOptions) {
-    opts.discord_rate.channel_messages = switchyard::sandbox::Rate::new(50, Duration::from_secs(1));
+    opts.discord_rate.channel_messages = switchyard_sandbox::Rate::new(50, Duration::from_secs(1));
 }
 
 /// Make every Discord message post fail with 503 (on) or serve normally (off).
