@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench --bench agent` (release) or `cargo bench --profile dev --bench agent`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 //! `cargo bench --bench discord_interactions` (`SWITCHYARD_BENCH_CALLS=N` for
 //! fewer calls in part 1).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

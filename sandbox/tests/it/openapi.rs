@@ -1,7 +1,7 @@
 //! OpenAPI 3.1 helpers for the conformance tests: `$ref`s, alternatives, a
 //! minimal valid value, and the problems of a value against a schema. Shared by
 //! the sandbox's conformance test and the root crate's command-registration
-//! conformance test (`tests/command_conformance.rs` there includes this file).
+//! conformance test (`tests/it/command_conformance.rs` there includes this file).
 #![allow(dead_code)]
 
 use serde_json::{Map, Value, json};

@@ -14,7 +14,7 @@ use switchyard_sandbox::{
     self as sandbox, DiscordLimits, SandboxHandle, SandboxOptions, TelegramLimits,
 };
 
-#[path = "../sandbox/tests/it/openapi.rs"]
+#[path = "../../sandbox/tests/it/openapi.rs"]
 mod openapi;
 
 use openapi::{OpenApi, conformance_problems, error_at};

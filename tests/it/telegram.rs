@@ -2,7 +2,7 @@
 //! the real teloxide client, the sandbox's Bot API over HTTP on 127.0.0.1,
 //! a user the sandbox plays pressing the buttons, real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! GitHub: the sandbox's API held against GitHub's OpenAPI description, and
 //! the monitor driven end to end by the real octocrab client over HTTP.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

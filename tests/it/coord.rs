@@ -2,9 +2,9 @@
 //! inbox claim protocol (races, crashes, hostile entries), the status file
 //! under concurrent writers, and the per-token run lock.
 //!
-//! Multi-process tests re-run this test binary as a child with
-//! `SWITCHYARD_COORD_CHILD=<role>`, selecting only the `child_role` test, so
-//! everything lives in one binary.
+//! Multi-process tests re-run this test binary (`it`) as a child with
+//! `SWITCHYARD_COORD_CHILD=<role>`, selecting only the `coord::child_role`
+//! test, so everything lives in one binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -97,7 +97,7 @@ fn child_role() {
 fn spawn_child(role: &str, env: &[(&str, String)]) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_role",
+            "coord::child_role",
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -3,7 +3,7 @@
 //! The sandbox plays the users; the tests read the recorded interaction
 //! answers, the channels, and the agent's own database (audit rows).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
