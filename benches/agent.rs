@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench --bench agent` (release) or `cargo bench --profile dev --bench agent`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -47,8 +47,8 @@ fn main() {
     rt.block_on(async {
         // The bench measures intake, not Discord's pacing: unlimited channel buckets.
         let mut opts = common::sandbox_options();
-        opts.discord_rate.channel_messages = switchyard::sandbox::Rate::new(1_000_000, Duration::from_secs(1));
-        opts.discord_rate.global = switchyard::sandbox::Rate::new(1_000_000, Duration::from_secs(1));
+        opts.discord_rate.channel_messages = switchyard_sandbox::Rate::new(1_000_000, Duration::from_secs(1));
+        opts.discord_rate.global = switchyard_sandbox::Rate::new(1_000_000, Duration::from_secs(1));
         let agents = ["manager", "tech-lead", "opsclaw"];
         let mut fleet = common::Fleet::with_sandbox(&agents, "", opts).await;
         for a in agents {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use switchyard::approvals::{self, ApprovalRequest, ApprovalStatus};
 use switchyard::config::{Config, ConfigSource};
-use switchyard::sandbox::{
-    self, Rate, SandboxOptions, TelegramLimits, TelegramUser, TelegramUserAction,
-};
 use switchyard::store::Store;
+use switchyard_sandbox::{
+    self as sandbox, Rate, SandboxOptions, TelegramLimits, TelegramUser, TelegramUserAction,
+};
 
 const APPROVALS: usize = 500;
 const CHAT: i64 = 4242;

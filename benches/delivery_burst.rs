@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use switchyard::config::{DeliverySettings, DiscordSettings, Secret};
 use switchyard::delivery::{DiscordOptions, DiscordSink, Outbox, Sinks};
-use switchyard::sandbox::{self, DiscordLimits, Rate, SandboxOptions};
 use switchyard::store::{DeliveryState, NewDelivery, NewDeliveryState, Store};
 use switchyard_commands::AccessList;
 use switchyard_routing::{Destination, EventDraft};
+use switchyard_sandbox::{self as sandbox, DiscordLimits, Rate, SandboxOptions};
 
 const MESSAGES: usize = 2_000;
 const CHANNELS: u64 = 10;

@@ -11,7 +11,7 @@
 //! `cargo bench --bench discord_interactions` (`SWITCHYARD_BENCH_CALLS=N` for
 //! fewer calls in part 1).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::Fleet;
 use switchyard::coord::{Heartbeat, StatusFile};
-use switchyard::sandbox::{DiscordUserCommand, InteractionState};
 use switchyard::store::{NewDelivery, NewDeliveryState, Store};
 use switchyard_routing::{Destination, EventDraft};
+use switchyard_sandbox::{DiscordUserCommand, InteractionState};
 
 const OPERATOR: u64 = 200;
 const ACCESS: &str =

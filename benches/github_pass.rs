@@ -10,7 +10,7 @@ use switchyard::github::client::GithubClient;
 use switchyard::github::monitor::{Monitor, MonitorOutput, MonitorSettings, PassReport};
 use switchyard::github::registry::{TaskRecord, TrackedTask};
 use switchyard::github::requirements::{Failure, PullSnapshot};
-use switchyard::sandbox::github::{GithubSandbox, Stage, router};
+use switchyard_sandbox::github::{GithubSandbox, Stage, router};
 
 const TASKS: usize = 100;
 

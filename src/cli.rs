@@ -414,14 +414,14 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
 }
 
 pub async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let opts = crate::sandbox::SandboxOptions {
+    let opts = switchyard_sandbox::SandboxOptions {
         listen,
         ..crate::demo::demo_sandbox_options()?
     };
     eprintln!(
         "sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram"
     );
-    crate::sandbox::serve(opts, async {
+    switchyard_sandbox::serve(opts, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -26,8 +26,8 @@ use crate::cli::DemoArgs;
 use crate::config::{Config, ConfigSource, DEMO_TOML};
 use crate::coord::inbox::drop_item;
 use crate::coord::status::{AgentState, StatusFile};
-use crate::sandbox::{SandboxHandle, SandboxOptions, SandboxState};
 use crate::workers::{DockerRuntime, WORKER_IMAGE, ensure_worker_image};
+use switchyard_sandbox::{SandboxHandle, SandboxOptions, SandboxState};
 
 /// Fake tokens the sandbox accepts; set for the agent processes only.
 const DEMO_TOKENS: [(&str, &str); 4] = [
@@ -100,7 +100,7 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result
         config.fleet.workspace.display()
     );
 
-    let sandbox = crate::sandbox::start(sandbox_options_for(&config))
+    let sandbox = switchyard_sandbox::start(sandbox_options_for(&config))
         .await
         .context("starting the sandbox")?;
     println!(

@@ -17,7 +17,6 @@ pub mod fleet;
 pub mod github;
 pub mod health;
 pub mod metrics;
-pub mod sandbox;
 pub mod schedules;
 pub mod shutdown;
 pub mod store;

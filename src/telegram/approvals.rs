@@ -529,7 +529,7 @@ mod tests {
             let t = prompt_text(&approval(&detail), Utc::now());
             assert!(t.contains("Preview cut"), "no note");
             // Telegram counts the text after entities are parsed.
-            let parsed = crate::sandbox::telegram_html_text_len(&t).expect("valid HTML");
+            let parsed = switchyard_sandbox::telegram_html_text_len(&t).expect("valid HTML");
             assert!(parsed <= TEXT_MAX, "{parsed} characters");
         }
     }

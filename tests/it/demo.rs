@@ -6,6 +6,9 @@ use std::process::Command;
 
 #[test]
 fn the_demo_runs_its_whole_tour_and_exits_cleanly() {
+    // Its agents (manager, tech-lead, opsclaw) share the Docker engine's labels
+    // with the other modules' fleets: see `ModuleGate`.
+    let _alone = crate::common::ModuleGate::enter();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["demo", "--dir"])

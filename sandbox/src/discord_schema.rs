@@ -3,7 +3,7 @@
 //! mentions, attachments, polls, message references), transcribed from Discord's
 //! OpenAPI description, with the documentation's stricter limits where they differ
 //! (content 2000, not 4000; an embed's footer text and author name required).
-//! `tests/conformance.rs` holds this table against the spec file.
+//! `tests/it/conformance.rs` holds this table against the spec file.
 
 use serde_json::{Map, Value, json};
 

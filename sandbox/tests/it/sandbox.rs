@@ -8,9 +8,9 @@ use serenity::all::{
     ChannelId, CreateEmbed, CreateMessage, EditMessage, ExecuteWebhook, Http, HttpBuilder,
     MessageId, Nonce, Webhook,
 };
-use switchyard::sandbox::{
-    self, DiscordWebhook, Fault, Platform, Rate, SandboxHandle, SandboxOptions, TelegramUser,
-    TelegramUserAction,
+use switchyard_sandbox::{
+    self as sandbox, DiscordWebhook, Fault, Platform, Rate, SandboxHandle, SandboxOptions,
+    TelegramUser, TelegramUserAction,
 };
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, UpdateKind};

@@ -332,7 +332,7 @@ fn url_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{DiscordChannelState, TelegramChatState};
+    use crate::{DiscordChannelState, TelegramChatState};
     use serde_json::json;
 
     #[test]

@@ -2,9 +2,9 @@
 //! inbox claim protocol (races, crashes, hostile entries), the status file
 //! under concurrent writers, and the per-token run lock.
 //!
-//! Multi-process tests re-run this test binary as a child with
-//! `SWITCHYARD_COORD_CHILD=<role>`, selecting only the `child_role` test, so
-//! everything lives in one binary.
+//! Multi-process tests re-run this test binary (`it`) as a child with
+//! `SWITCHYARD_COORD_CHILD=<role>`, selecting only the `coord::child_role`
+//! test, so everything lives in one binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -82,12 +82,12 @@ fn child_role() {
             let inbox = Inbox::open(&ws, &var("AGENT")).unwrap();
             let path = inbox.ready().unwrap().pop().expect("an item to hold");
             let claimed = inbox.claim(&path).unwrap().expect("claim");
-            fs::write(var("MARK"), claimed.attempt.to_string()).unwrap();
+            write_mark(&claimed.attempt.to_string());
             std::thread::sleep(Duration::from_secs(120));
         }
         "token" => {
             let _lock = TokenLock::acquire(&ws, &var("TOKEN_ENV")).unwrap();
-            fs::write(var("MARK"), std::process::id().to_string()).unwrap();
+            write_mark(&std::process::id().to_string());
             std::thread::sleep(Duration::from_secs(120));
         }
         other => panic!("unknown child role {other}"),
@@ -97,7 +97,7 @@ fn child_role() {
 fn spawn_child(role: &str, env: &[(&str, String)]) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_role",
+            "coord::child_role",
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -108,6 +108,15 @@ fn spawn_child(role: &str, env: &[(&str, String)]) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn the test binary as a child")
+}
+
+/// The child's "I got here" mark, written whole (temporary name, then
+/// rename): the parent reads it as soon as it exists.
+fn write_mark(text: &str) {
+    let mark = std::path::PathBuf::from(std::env::var("MARK").expect("MARK is set for the child"));
+    let tmp = mark.with_extension("tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, &mark).unwrap();
 }
 
 fn wait_for_file(path: &Path) {

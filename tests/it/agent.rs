@@ -2,7 +2,7 @@
 //! real SQLite files, and the sandbox over HTTP on 127.0.0.1 with the real
 //! serenity and teloxide clients inside the agent.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -2,13 +2,13 @@
 //! the real teloxide client, the sandbox's Bot API over HTTP on 127.0.0.1,
 //! a user the sandbox plays pressing the buttons, real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{Fleet, OPERATOR_CHAT, wait_for};
 use serde_json::{Value, json};
-use switchyard::sandbox::{
+use switchyard_sandbox::{
     EnqueuedUpdate, Fault, Platform, TelegramMessage, TelegramUser, TelegramUserAction,
 };
 

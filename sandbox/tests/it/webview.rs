@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard::sandbox::{self, SandboxHandle, SandboxOptions};
+use switchyard_sandbox::{self as sandbox, SandboxHandle, SandboxOptions};
 
 const BRIEFINGS: u64 = 1001;
 const ALERTS: u64 = 1002;
@@ -216,7 +216,7 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
     // Submit the Approve button's form as the browser would (a plain form POST).
     let (action, fields) =
         form_with_button(&dom, "Approve").expect("the Approve form is in the DOM");
-    assert_eq!(action, switchyard::sandbox::view::PRESS_PATH);
+    assert_eq!(action, switchyard_sandbox::view::PRESS_PATH);
     assert!(
         fields.contains(&("callback_data".into(), "appr:7:yes".into())),
         "{fields:?}"
@@ -283,7 +283,7 @@ async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason(
             .post(format!(
                 "http://{}{}",
                 sb.addr(),
-                switchyard::sandbox::view::PRESS_PATH
+                switchyard_sandbox::view::PRESS_PATH
             ))
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)

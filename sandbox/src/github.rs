@@ -8,7 +8,7 @@
 //! [`router`] serves it; [`GithubSandbox`] is the shared state with the
 //! control API tests and `demo` use to move a pull request through its life
 //! ([`Stage`]). Response shapes follow GitHub's OpenAPI description; the
-//! conformance test in `tests/github.rs` holds them against
+//! conformance test in the root crate's `tests/it/github.rs` holds them against
 //! `../shared/specs/`.
 
 use std::collections::{BTreeMap, HashMap};

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use switchyard::sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
+use switchyard_sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
 
 pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
     ("briefings", 900000000000000001),
@@ -25,6 +26,8 @@ pub struct Fleet {
     pub config_file: PathBuf,
     pub sandbox: SandboxHandle,
     pub agents: Vec<AgentProcess>,
+    /// Last, so it is released after the agents are gone.
+    _alone: ModuleGate,
 }
 
 pub struct AgentProcess {
@@ -36,6 +39,57 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Keeps the agent fleets of different test modules from running at the same
+/// time, as when each file was its own test binary (cargo runs those one after
+/// another). The agents share the one Docker engine: an agent reaps, at
+/// start-up, the containers labelled with its name, and the kill switch kills
+/// them, so a `manager` started by one module can remove a container that a
+/// `manager` of another module is running (the demo's agents too). Tests of one
+/// module still run in parallel with each other, as before; tests without
+/// agents (coord, delivery, workers) are not held.
+///
+/// The module is the first part of the test's name, which libtest gives the
+/// thread running it. Outside a test thread (the benches, a spawned task) it
+/// holds nothing.
+pub struct ModuleGate(Option<String>);
+
+static GATE: Mutex<(Option<String>, usize)> = Mutex::new((None, 0));
+static GATE_FREE: Condvar = Condvar::new();
+
+impl ModuleGate {
+    /// Waits until no other module holds the gate; blocks the thread.
+    pub fn enter() -> ModuleGate {
+        let module = std::thread::current()
+            .name()
+            .and_then(|name| name.split_once("::"))
+            .map(|(module, _)| module.to_owned());
+        let Some(module) = module else {
+            return ModuleGate(None);
+        };
+        let mut held = GATE.lock().unwrap_or_else(|e| e.into_inner());
+        while held.0.as_ref().is_some_and(|m| *m != module) {
+            held = GATE_FREE.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        held.0 = Some(module.clone());
+        held.1 += 1;
+        ModuleGate(Some(module))
+    }
+}
+
+impl Drop for ModuleGate {
+    fn drop(&mut self) {
+        if self.0.is_none() {
+            return;
+        }
+        let mut held = GATE.lock().unwrap_or_else(|e| e.into_inner());
+        held.1 -= 1;
+        if held.1 == 0 {
+            held.0 = None;
+            GATE_FREE.notify_all();
+        }
     }
 }
 
@@ -86,15 +140,17 @@ impl Fleet {
     }
 
     pub async fn with_sandbox(agents: &[&str], extra: &str, opts: SandboxOptions) -> Fleet {
+        let gate = ModuleGate::enter();
         let dir = tempfile::tempdir().expect("tempdir");
         let config_file = dir.path().join("switchyard.toml");
         std::fs::write(&config_file, fleet_toml(agents, extra)).expect("write config");
-        let sandbox = switchyard::sandbox::start(opts).await.expect("sandbox");
+        let sandbox = switchyard_sandbox::start(opts).await.expect("sandbox");
         Fleet {
             dir,
             config_file,
             sandbox,
             agents: Vec::new(),
+            _alone: gate,
         }
     }
 
@@ -259,7 +315,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// an event, so the helpers below leave it out.
 pub const STATUS_BOARD_TITLE: &str = switchyard::discord::board::BOARD_TITLE;
 
-fn is_board(m: &switchyard::sandbox::DiscordMessage) -> bool {
+fn is_board(m: &switchyard_sandbox::DiscordMessage) -> bool {
     m.has_embed_title(STATUS_BOARD_TITLE)
 }
 
@@ -303,7 +359,7 @@ pub fn telegram_texts(state: &SandboxState) -> Vec<String> {
 /// Channel buckets of 50 per second instead of Discord's 5 per 5 s, for
 /// tests that count messages rather than measure pacing.
 pub fn fast_discord_limits(opts: &mut SandboxOptions) {
-    opts.discord_rate.channel_messages = switchyard::sandbox::Rate::new(50, Duration::from_secs(1));
+    opts.discord_rate.channel_messages = switchyard_sandbox::Rate::new(50, Duration::from_secs(1));
 }
 
 /// Make every Discord message post fail with 503 (on) or serve normally (off).

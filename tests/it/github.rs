@@ -1,13 +1,13 @@
 //! GitHub: the sandbox's API held against GitHub's OpenAPI description, and
 //! the monitor driven end to end by the real octocrab client over HTTP.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use switchyard::sandbox::github::{GithubSandbox, Stage, router};
+use switchyard_sandbox::github::{GithubSandbox, Stage, router};
 
 /// Serves the sandbox on an ephemeral port, under `prefix` ("" for the root).
 async fn serve(sandbox: &GithubSandbox, prefix: &str) -> SocketAddr {
@@ -317,7 +317,7 @@ use switchyard::github::client::GithubClient;
 use switchyard::github::monitor::{Clock, Monitor, MonitorOutput, MonitorSettings, PassOutcome};
 use switchyard::github::registry::{TaskRecord, TaskStatus, TrackedTask};
 use switchyard::github::requirements::{Failure, FailureClass, PullSnapshot};
-use switchyard::sandbox::github::CiResult;
+use switchyard_sandbox::github::CiResult;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Out {
@@ -821,9 +821,9 @@ const SUB_AGENT_RESULTS: u64 = 900000000000000003;
 
 /// The task's status message(s) in #sub-agent-results (title "GitHub · <id>").
 fn status_messages(
-    state: &switchyard::sandbox::SandboxState,
+    state: &switchyard_sandbox::SandboxState,
     task: &str,
-) -> Vec<switchyard::sandbox::DiscordMessage> {
+) -> Vec<switchyard_sandbox::DiscordMessage> {
     let title = format!("GitHub · {task}");
     state
         .discord_messages(SUB_AGENT_RESULTS)
@@ -839,7 +839,7 @@ fn status_messages(
 
 /// Waits until the task's status message says all of `want` and none of `not`; returns its text.
 async fn wait_status(
-    sandbox: &switchyard::sandbox::SandboxHandle,
+    sandbox: &switchyard_sandbox::SandboxHandle,
     want: &[&str],
     not: &[&str],
 ) -> String {

@@ -619,8 +619,10 @@ mod wire {
     use super::*;
     use switchyard::config::{DiscordSettings, Secret, TelegramSettings};
     use switchyard::delivery::{DiscordOptions, DiscordSink, TelegramOptions, TelegramSink};
-    use switchyard::sandbox::{self, DiscordLimits, Fault, Rate, SandboxHandle, SandboxOptions};
     use switchyard_commands::AccessList;
+    use switchyard_sandbox::{
+        self as sandbox, DiscordLimits, Fault, Rate, SandboxHandle, SandboxOptions,
+    };
 
     const ALERTS: u64 = 900_000_000_000_000_001;
     const SYSTEM: u64 = 900_000_000_000_000_002;

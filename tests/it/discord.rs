@@ -3,13 +3,13 @@
 //! The sandbox plays the users; the tests read the recorded interaction
 //! answers, the channels, and the agent's own database (audit rows).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{DISCORD_CHANNELS, Fleet, event, wait_for};
 use serde_json::{Value, json};
-use switchyard::sandbox::{DiscordUserCommand, DiscordUserMessage, InteractionState};
+use switchyard_sandbox::{DiscordUserCommand, DiscordUserMessage, InteractionState};
 
 /// `MTAw` is base64 for `100`: the sandbox reads the bot's user id from the token.
 const BOT: u64 = 100;

@@ -1,0 +1,16 @@
+//! The root crate's integration tests, one binary (`it`): each file is a
+//! module, so serenity, teloxide, octocrab, bollard, sqlx and axum are linked
+//! once, not once per file. All modules' tests run concurrently in this one
+//! process; `common` is the shared harness (also used by the benches).
+
+mod agent;
+mod command_conformance;
+mod common;
+mod coord;
+mod delivery;
+mod demo;
+mod discord;
+mod github;
+mod telegram;
+mod upgrade;
+mod workers;
