@@ -28,13 +28,13 @@ use switchyard_routing::{
 };
 use tracing::error;
 
+use crate::approvals::buttons::callback_data;
 use crate::approvals::{Approval, ApprovalStatus, DecideOutcome, Vote};
 use crate::config::Config;
 use crate::coord::mutes::MuteCreateError;
 use crate::coord::{StatusFile, drop_item};
 use crate::store::approvals::Voter;
 use crate::store::{AuditEntry, DeliveryState, Store};
-use crate::telegram::approvals::callback_data;
 
 /// The fleet as one agent sees it. Cheap to clone.
 #[derive(Clone)]

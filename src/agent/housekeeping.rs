@@ -14,7 +14,7 @@ use super::events::post_event;
 use super::mutes::{digest_windows, mute_lifecycle};
 use super::peers::{PeerWatch, watch_peers};
 use super::tasks::resume_parked_tasks;
-use crate::coord::AgentState;
+use crate::coord::{AgentState, off_worker};
 use crate::health::Readiness;
 use crate::shutdown::Shutdown;
 
@@ -169,15 +169,4 @@ async fn watch_breaker(
         (None, _) => *paused_since = None,
     }
     Ok(())
-}
-
-/// Runs a blocking status-file update (it waits for the file lock, which a
-/// busy peer may hold for a while) without stalling the other tasks of this
-/// worker thread, such as the Discord gateway's. On a current-thread runtime
-/// (some tests) there is no other worker to hand them to: it just runs.
-pub(super) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }

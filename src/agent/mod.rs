@@ -168,7 +168,9 @@ impl Agent {
             agent: agent.name.to_string(),
             store: store.clone(),
             outbox: notify.clone(),
-            telegram: telegram_approvals,
+            prompter: telegram_approvals
+                .clone()
+                .map(|tg| tg as Arc<dyn crate::approvals::Prompter>),
             fleet,
         };
 
@@ -197,7 +199,8 @@ impl Agent {
             mutes: Default::default(),
         });
 
-        let webhook = crate::telegram::webhook::router(&shared.approvals)?;
+        let webhook =
+            crate::telegram::webhook::router(telegram_approvals.clone(), &shared.approvals)?;
         if webhook.is_some() && shared.agent.listen.is_none() {
             anyhow::bail!(
                 "[telegram] webhook_url is set but agent {} has no `listen` address to receive it on",
@@ -250,7 +253,7 @@ impl Agent {
             .spawn(housekeeping::housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
         tasks
             .spawn(crate::approvals::run(shared.approvals.clone(), stop.clone()).in_current_span());
-        if let Some(tg) = shared.approvals.telegram.clone() {
+        if let Some(tg) = telegram_approvals {
             if webhook.is_some() {
                 tasks.spawn(
                     crate::telegram::webhook::register(tg, shared.approvals.clone(), stop.clone())

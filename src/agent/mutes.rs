@@ -10,7 +10,7 @@ use switchyard_routing::{Category, Destination, Event, HeldSummary, Hold, MuteId
 use tracing::info;
 
 use super::Shared;
-use super::housekeeping::off_worker;
+use crate::coord::off_worker;
 
 /// Announce mutes (the fleet's first agent does that, once per mute) and
 /// post the "while muted" digest of this agent's held messages when a mute ends.

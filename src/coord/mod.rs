@@ -262,3 +262,13 @@ pub(crate) fn valid_agent(agent: &str) -> Result<(), CoordError> {
         Err(CoordError::InvalidAgent(agent.to_string()))
     }
 }
+/// Runs a blocking status-file update (it waits for the file lock, which a
+/// busy peer may hold for a while) without stalling the other tasks of this
+/// worker thread, such as the Discord gateway's. On a current-thread runtime
+/// (some tests) there is no other worker to hand them to: it just runs.
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

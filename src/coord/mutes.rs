@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 use switchyard_routing::{Destination, Mute, MuteId, MuteRequest, MuteTarget};
 
 use crate::config::Config;
@@ -29,16 +28,7 @@ pub enum MuteCreateError {
     Io(#[from] anyhow::Error),
 }
 
-/// The notices already posted for one mute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NoticesPosted {
-    #[serde(default)]
-    pub started: bool,
-    #[serde(default)]
-    pub ending: bool,
-    #[serde(default)]
-    pub ended: bool,
-}
+pub use crate::coord::status::NoticesPosted;
 
 /// Which notice is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -159,7 +159,7 @@ pub struct Status {
     pub mutes: Vec<switchyard_routing::Mute>,
     /// Which notices have been posted for each mute, so exactly one of each goes out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub mute_notices: BTreeMap<String, crate::coord::mutes::NoticesPosted>,
+    pub mute_notices: BTreeMap<String, NoticesPosted>,
     #[serde(default)]
     pub kill: KillSwitch,
     #[serde(default)]
@@ -599,6 +599,17 @@ impl StatusFile {
     ) -> Result<Vec<StalePeer>, CoordError> {
         Ok(self.read()?.stale_peers(now, stale_after))
     }
+}
+
+/// The notices already posted for one mute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticesPosted {
+    #[serde(default)]
+    pub started: bool,
+    #[serde(default)]
+    pub ending: bool,
+    #[serde(default)]
+    pub ended: bool,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use teloxide::{ApiError, RequestError};
 use tracing::{info, warn};
 
 use super::TelegramApprovals;
+use crate::approvals::buttons::{callback_data, parse_callback_data, until};
 use crate::approvals::{
     Approval, ApprovalStatus, ApprovalsContext, DecideOutcome, Vote, decision_item,
 };
@@ -30,25 +31,6 @@ const REASONS_MAX: usize = 12;
 /// Kept free below [`TEXT_MAX`] for the cut note and rounding.
 const MARGIN: usize = 160;
 
-/// `callback_data` of a button: the action letter and the request's secret.
-pub fn callback_data(vote: Vote, token: &str) -> String {
-    match vote {
-        Vote::Approve => format!("a:{token}"),
-        Vote::Deny => format!("d:{token}"),
-    }
-}
-
-/// The vote and secret a `callback_data` carries, if it has our shape.
-pub fn parse_callback_data(data: &str) -> Option<(Vote, &str)> {
-    let (action, token) = data.split_once(':')?;
-    let vote = match action {
-        "a" => Vote::Approve,
-        "d" => Vote::Deny,
-        _ => return None,
-    };
-    (token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())).then_some((vote, token))
-}
-
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
@@ -61,13 +43,6 @@ fn cut(s: &str, max: usize) -> String {
 
 fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-/// "12m", "1h 5m", "40s": how long until `t`.
-pub fn until(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (t - now).num_seconds().max(0) as u64;
-    let rounded = if secs >= 120 { secs / 60 * 60 } else { secs };
-    humantime::format_duration(Duration::from_secs(rounded)).to_string()
 }
 
 /// The prompt's text (Telegram HTML). Everything but the preview is short
@@ -451,6 +426,23 @@ impl TelegramApprovals {
             }
             DecideOutcome::Unknown => "This request is unknown.".into(),
         })
+    }
+}
+
+impl crate::approvals::Prompter for TelegramApprovals {
+    fn send_due_prompts<'a>(
+        &'a self,
+        ctx: &'a ApprovalsContext,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(TelegramApprovals::send_due_prompts(self, ctx))
+    }
+
+    fn finalize<'a>(
+        &'a self,
+        ctx: &'a ApprovalsContext,
+        approval: &'a Approval,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(TelegramApprovals::finalize(self, ctx, approval))
     }
 }
 

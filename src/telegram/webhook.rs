@@ -53,8 +53,11 @@ fn secret(ctx: &ApprovalsContext) -> anyhow::Result<Option<Secret>> {
 }
 
 /// The webhook route, when this agent owns Telegram in webhook mode.
-pub fn router(ctx: &ApprovalsContext) -> anyhow::Result<Option<Router>> {
-    let Some(tg) = ctx.telegram.clone() else {
+pub fn router(
+    tg: Option<Arc<TelegramApprovals>>,
+    ctx: &ApprovalsContext,
+) -> anyhow::Result<Option<Router>> {
+    let Some(tg) = tg else {
         return Ok(None);
     };
     let Some(secret) = secret(ctx)? else {

@@ -9,6 +9,8 @@
 //! driven by what the database says is left to do, so a crash between two
 //! steps resumes where it stopped.
 
+pub mod buttons;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,6 +144,23 @@ struct DecisionItem {
     at: Option<DateTime<Utc>>,
 }
 
+/// Shows approval requests to the humans who decide them, and edits each
+/// prompt once its request is decided or expired. The Telegram adapter is
+/// the implementation; the approvals loop only calls this port.
+pub trait Prompter: Send + Sync {
+    /// Post the prompts of requests not shown yet.
+    fn send_due_prompts<'a>(
+        &'a self,
+        ctx: &'a ApprovalsContext,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>>;
+    /// Show a decided request as decided (who, when) and remove its buttons.
+    fn finalize<'a>(
+        &'a self,
+        ctx: &'a ApprovalsContext,
+        approval: &'a Approval,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+}
+
 /// What the approvals loop and the item handlers need.
 #[derive(Clone)]
 pub struct ApprovalsContext {
@@ -149,8 +168,8 @@ pub struct ApprovalsContext {
     pub agent: String,
     pub store: Store,
     pub outbox: OutboxNotify,
-    /// Present on the agent that owns the Telegram token.
-    pub telegram: Option<Arc<crate::telegram::TelegramApprovals>>,
+    /// Present on the agent that owns the Telegram token (its adapter).
+    pub prompter: Option<Arc<dyn Prompter>>,
     /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
     pub fleet: crate::fleet::AgentFleet,
 }
@@ -267,7 +286,7 @@ async fn step(ctx: &ApprovalsContext) -> anyhow::Result<()> {
     for id in ctx.store.expire_due_approvals(now).await? {
         info!(approval = %id, "approval expired");
     }
-    match &ctx.telegram {
+    match &ctx.prompter {
         Some(tg) => {
             tg.send_due_prompts(ctx).await?;
             ladder(ctx).await?;
@@ -323,7 +342,7 @@ async fn ladder(ctx: &ApprovalsContext) -> anyhow::Result<()> {
     let pending = ctx.store.approvals(Some(ApprovalStatus::Pending)).await?;
     for a in pending {
         let age = (now - a.created_at).to_std().unwrap_or_default();
-        let left = crate::telegram::approvals::until(a.expires_at, now);
+        let left = buttons::until(a.expires_at, now);
         if let Some(after) = settings.remind_after
             && a.reminded_at.is_none()
             && a.message_id.is_some()
