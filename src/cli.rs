@@ -438,7 +438,11 @@ pub struct DemoArgs {
 }
 
 pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
-    crate::demo::run(path, args).await
+    let options = crate::demo::DemoOptions {
+        keep: args.keep,
+        dir: args.dir,
+    };
+    crate::demo::run(path, options).await
 }
 
 /// Who acts from the shell, as audit rows and the status file record it.

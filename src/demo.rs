@@ -22,7 +22,6 @@ use serde_json::json;
 use switchyard_routing::MuteTarget;
 use tokio::process::{Child, Command};
 
-use crate::cli::DemoArgs;
 use crate::config::{Config, ConfigSource, DEMO_TOML};
 use crate::coord::inbox::drop_item;
 use crate::coord::status::{AgentState, StatusFile};
@@ -77,7 +76,16 @@ pub fn demo_sandbox_options() -> anyhow::Result<SandboxOptions> {
     Ok(sandbox_options_for(&config))
 }
 
-pub async fn run(config_path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
+/// How the demo runs (the command line's `--keep` and `--dir`).
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Keep the sandbox and the agents running after the tour.
+    pub keep: bool,
+    /// Where to put the workspace; `None`: a temporary directory, removed after.
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn run(config_path: Option<PathBuf>, args: DemoOptions) -> anyhow::Result<()> {
     // A workspace the user did not ask to keep is removed at the end.
     let temporary = args.dir.is_none() && !args.keep;
     let dir = match args.dir {

@@ -28,6 +28,7 @@ use serenity::model::channel::{Message, Nonce};
 use serenity::model::id::{ChannelId, MessageId, WebhookId};
 use switchyard_routing::{Destination, Platform};
 
+use super::http::describe_reqwest;
 use super::limiter::{RateLimiter, Rule};
 use super::render;
 use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};
@@ -526,27 +527,6 @@ pub(crate) fn classify_reqwest(e: &reqwest::Error) -> SendError {
         SendErrorKind::Unknown
     };
     SendError::new(kind, describe_reqwest(e))
-}
-
-/// A transport error as a sentence, without the URL.
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "the request timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "the response broke off"
-    } else {
-        "the request failed"
-    };
-    let mut out = what.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn classify_serenity(e: serenity::Error) -> SendError {

@@ -10,6 +10,7 @@
 //! at any point loses nothing (see [`crate::store::outbox`]).
 
 pub mod discord;
+pub mod http;
 pub mod limiter;
 pub mod render;
 pub mod sink;

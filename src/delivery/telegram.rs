@@ -17,7 +17,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, ParseMode};
 use teloxide::{ApiError, Bot, RequestError};
 
-use super::discord::describe_reqwest;
+use super::http::describe_reqwest;
 use super::limiter::{RateLimiter, Rule};
 use super::render;
 use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};

@@ -166,7 +166,7 @@ fn describe(e: &RequestError) -> String {
     match e {
         RequestError::Network(n) => format!(
             "network error: {}",
-            crate::delivery::discord::describe_reqwest(n)
+            crate::delivery::http::describe_reqwest(n)
         ),
         other => other.to_string(),
     }

@@ -74,7 +74,7 @@ pub async fn run(
             Err(RequestError::RetryAfter(s)) => pause(&mut stop, s.duration()).await,
             Err(e) => {
                 let text = match &e {
-                    RequestError::Network(n) => crate::delivery::discord::describe_reqwest(n),
+                    RequestError::Network(n) => crate::delivery::http::describe_reqwest(n),
                     other => other.to_string(),
                 };
                 warn!(error = %text, "getUpdates failed; polling again shortly");
