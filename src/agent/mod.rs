@@ -174,7 +174,7 @@ impl Agent {
             fleet,
         };
 
-        let threads = crate::discord::threads::TaskThreads::new(
+        let threads = crate::discord::threads::DiscordTaskThreads::new(
             &router,
             discord_sink,
             store.clone(),
@@ -182,7 +182,9 @@ impl Agent {
         );
         let tasks = TaskRunner::start(&config, &agent.name, store.clone())
             .await
-            .with_threads(threads);
+            .with_threads(
+                threads.map(|t| Arc::new(t) as Arc<dyn crate::tasks::progress::TaskThreads>),
+            );
         let shared = Arc::new(Shared {
             tasks,
             approvals,

@@ -31,13 +31,13 @@ fn key(task_id: &str) -> String {
 
 /// Where and how an agent posts its tasks' threads.
 #[derive(Clone)]
-pub struct TaskThreads {
+pub struct DiscordTaskThreads {
     sink: Arc<DiscordSink>,
     channel: u64,
     store: Store,
 }
 
-impl TaskThreads {
+impl DiscordTaskThreads {
     /// Task threads for an agent whose Discord sink has a bot token and where
     /// `subagent_result` is routed to a configured Discord channel; `None`
     /// (and no threads) otherwise.
@@ -46,7 +46,7 @@ impl TaskThreads {
         sink: Option<Arc<DiscordSink>>,
         store: Store,
         agent: &str,
-    ) -> Option<TaskThreads> {
+    ) -> Option<DiscordTaskThreads> {
         let sink = sink?;
         let category: Category = "subagent_result"
             .parse()
@@ -66,7 +66,7 @@ impl TaskThreads {
             .iter()
             .filter(|t| t.destination.platform == Platform::Discord)
             .find_map(|t| sink.channel_id(&t.destination.alias))?;
-        Some(TaskThreads {
+        Some(DiscordTaskThreads {
             sink,
             channel,
             store,
@@ -172,5 +172,23 @@ impl TaskThreads {
             }
             debug!(thread, "task progress posted");
         })
+    }
+}
+
+impl crate::tasks::progress::TaskThreads for DiscordTaskThreads {
+    fn open<'a>(
+        &'a self,
+        task_id: &'a str,
+        title: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<u64>> {
+        Box::pin(DiscordTaskThreads::open(self, task_id, title))
+    }
+
+    fn spawn_poster(
+        &self,
+        thread: u64,
+        rx: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    ) -> tokio::task::JoinHandle<()> {
+        DiscordTaskThreads::spawn_poster(self, thread, rx)
     }
 }

@@ -148,6 +148,24 @@ impl ProgressTx {
     }
 }
 
+/// Where a task's progress is shown: one thread per task, its start
+/// message in the result channel (the Discord adapter implements it).
+pub trait TaskThreads: Send + Sync {
+    /// The task's thread: the stored one (a retried task) or a new one.
+    /// `None` when the platform refused (the adapter logs why).
+    fn open<'a>(
+        &'a self,
+        task_id: &'a str,
+        title: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<u64>>;
+    /// Post every progress line to the thread, in order, until the sender is dropped.
+    fn spawn_poster(
+        &self,
+        thread: u64,
+        rx: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    ) -> tokio::task::JoinHandle<()>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ pub struct TaskRunner {
     telemetry: PathBuf,
     memory_log: PathBuf,
     /// One Discord thread per task, when the agent can post to Discord.
-    threads: Option<crate::discord::threads::TaskThreads>,
+    threads: Option<std::sync::Arc<dyn super::progress::TaskThreads>>,
 }
 
 impl TaskRunner {
@@ -124,7 +124,10 @@ impl TaskRunner {
     }
 
     /// Post each task's progress into its own Discord thread.
-    pub fn with_threads(mut self, threads: Option<crate::discord::threads::TaskThreads>) -> Self {
+    pub fn with_threads(
+        mut self,
+        threads: Option<std::sync::Arc<dyn super::progress::TaskThreads>>,
+    ) -> Self {
         self.threads = threads;
         self
     }
