@@ -1,0 +1,505 @@
+//! The shell commands behind `main.rs`: each loads the configuration, does
+//! one thing, and prints for a person (or `--json` for a script).
+//!
+//! Errors a user can fix are [`BadInput`](crate::error::BadInput) (exit 2);
+//! anything else is a failure (exit 1). Both print one clear sentence, with context.
+
+mod approvals;
+pub mod args;
+mod tasks;
+
+pub use approvals::{approval, approvals, decide};
+pub use args::*;
+pub use tasks::{policy, registry, task};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity};
+
+use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
+use crate::coord::{CoordError, Status, StatusFile, drop_item};
+use crate::error::bad_input;
+
+/// `--config`, else `switchyard.toml` in the working directory.
+pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.unwrap_or_else(|| PathBuf::from("switchyard.toml"));
+    if !path.exists() {
+        return Err(bad_input(format!(
+            "no configuration at {}: pass --config PATH, set SWITCHYARD_CONFIG, or start from config/example.toml \
+             (`switchyard demo` needs none)",
+            path.display()
+        )));
+    }
+    Ok(Config::load(&ConfigSource::File(path))?)
+}
+
+pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if let Some(name) = agent {
+        let agent = config.require_agent(name)?;
+        let problems = config.check_tokens(agent);
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                source_name: config.source_name.clone(),
+                problems,
+            }
+            .into());
+        }
+    }
+    println!(
+        "{}: ok ({} agents, {} routes, {} Discord channels, {} Telegram chats)",
+        config.source_name,
+        config.agents.len(),
+        config.routes.len(),
+        config.discord.as_ref().map_or(0, |d| d.channels.len()),
+        config.telegram.as_ref().map_or(0, |t| t.chats.len()),
+    );
+    Ok(())
+}
+
+pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let agent = target_agent(&config, args.to.as_deref())?;
+    let draft = EventDraft {
+        kind: Some("event".into()),
+        event_id: args.event_id,
+        event_type: args.event_type,
+        category: Some(args.category),
+        severity: Some(args.severity),
+        source: Some(args.source),
+        title: Some(args.title),
+        body: Some(args.body),
+        ..Default::default()
+    };
+    // The generated id's last part is the millisecond, so two sends in one second differ.
+    let now = Utc::now();
+    let event = draft
+        .validate(now, now.timestamp_subsec_millis())
+        .map_err(|e| bad_input(e.to_string()))?;
+    let value = serde_json::to_value(&event).context("encoding the event")?;
+    let mut value = value;
+    value["kind"] = "event".into();
+    let path = drop_item(
+        &config.fleet.workspace,
+        agent,
+        event.event_id.as_str(),
+        &value,
+    )
+    .with_context(|| format!("dropping the event into {agent}'s inbox"))?;
+    println!("{} → {}", event.event_id, path.display());
+    Ok(())
+}
+
+fn target_agent<'c>(config: &'c Config, to: Option<&str>) -> anyhow::Result<&'c str> {
+    match to {
+        Some(name) => config.agent(name).map(|a| a.name.as_str()).ok_or_else(|| {
+            bad_input(format!(
+                "no agent named {name:?}; agents: {}",
+                agent_names(config)
+            ))
+        }),
+        None => config
+            .agents
+            .first()
+            .map(|a| a.name.as_str())
+            .ok_or_else(|| bad_input("the configuration has no agents")),
+    }
+}
+
+fn agent_names(config: &Config) -> String {
+    config
+        .agents
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let router = config.router().map_err(|e| bad_input(e.to_string()))?;
+    let category: Category = args.category.parse().unwrap_or_else(|never| match never {});
+    let severity: Severity = args.severity.parse().map_err(bad_input)?;
+    let event_type = args
+        .event_type
+        .unwrap_or_else(|| format!("{category}.event"));
+    let labels = Default::default();
+    let input = RouteInput {
+        category: &category,
+        severity,
+        source: &args.source,
+        event_type: &event_type,
+        labels: &labels,
+    };
+    let decision = router.route(&input);
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let now = Utc::now();
+    for line in decision.explain() {
+        println!("{line}");
+    }
+    for target in &decision.targets {
+        if let Some(m) =
+            switchyard_routing::holding_mute(&status.mutes, &input, &target.destination, now)
+        {
+            println!(
+                "  {} is muted by {} until {} ({}): it would be held",
+                target.destination, m.id, m.expires_at, m.reason
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn mute(path: Option<PathBuf>, args: MuteArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let target: MuteTarget = args
+        .target
+        .parse()
+        .map_err(|e: switchyard_routing::MuteError| bad_input(e.to_string()))?;
+    let duration = parse_duration(&args.duration).map_err(bad_input)?;
+    let by = args.by.unwrap_or_else(shell_actor);
+    let mute = crate::coord::mutes::create(
+        &config,
+        target,
+        duration,
+        &by,
+        &args.reason,
+        args.force,
+        Utc::now(),
+    )
+    .map_err(|e| match e {
+        crate::coord::mutes::MuteCreateError::Refused(m) => bad_input(m),
+        crate::coord::mutes::MuteCreateError::Io(e) => e,
+    })?;
+    println!(
+        "{} muted until {} (id {})",
+        mute.target,
+        mute.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        mute.id
+    );
+    Ok(())
+}
+
+pub fn unmute(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    match crate::coord::mutes::lift(&config, id, Utc::now())? {
+        Some(m) => println!(
+            "lifted {} on {}; held messages will be posted as one digest",
+            m.id, m.target
+        ),
+        None => {
+            return Err(bad_input(format!(
+                "no active mute with id {id:?}: see `switchyard mutes`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let now = Utc::now();
+    let active: Vec<_> = status.mutes.iter().filter(|m| m.expires_at > now).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&active)?);
+        return Ok(());
+    }
+    if active.is_empty() {
+        println!("no active mutes");
+    }
+    for m in active {
+        let left = (m.expires_at - now).to_std().unwrap_or_default();
+        println!(
+            "{}  {}  {} left  by {}{}  {}",
+            m.id,
+            m.target,
+            humantime::format_duration(Duration::from_secs(left.as_secs())),
+            m.created_by,
+            if m.force { " (force)" } else { "" },
+            m.reason
+        );
+    }
+    Ok(())
+}
+
+pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!(
+            "{}",
+            render_status_table(&status, Utc::now(), config.fleet.stale_after)
+        );
+    }
+    Ok(())
+}
+
+pub fn kill(
+    path: Option<PathBuf>,
+    agent: Option<String>,
+    reason: Option<String>,
+    on: bool,
+) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if let Some(a) = &agent
+        && config.agent(a).is_none()
+    {
+        return Err(bad_input(format!(
+            "no agent named {a:?}; agents: {}",
+            agent_names(&config)
+        )));
+    }
+    let by = shell_actor();
+    let file = StatusFile::open(&config.fleet.workspace)?;
+    let scope = agent.as_deref().unwrap_or("the whole fleet");
+    if on {
+        file.kill(agent.as_deref(), &by, reason.as_deref().unwrap_or(""))?;
+        println!("kill switch ON for {scope}: agents stop taking new work within 2 s");
+    } else {
+        file.resume(agent.as_deref(), &by, reason.as_deref().unwrap_or(""))?;
+        println!("kill switch OFF for {scope}");
+    }
+    Ok(())
+}
+
+pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let file = StatusFile::open(&config.fleet.workspace)?;
+    match cmd {
+        LockCommand::Acquire {
+            name,
+            ttl,
+            reason,
+            holder,
+        } => {
+            let ttl = parse_duration(&ttl).map_err(bad_input)?;
+            let lock = file
+                .acquire(&name, &holder.unwrap_or_else(shell_actor), ttl, &reason)
+                .map_err(coord_input)?;
+            println!("{name} held by {} until {}", lock.holder, lock.expires_at);
+        }
+        LockCommand::Release {
+            name,
+            holder,
+            force,
+        } => {
+            if force {
+                file.force_release(&name)?;
+            } else {
+                file.release(&name, &holder.unwrap_or_else(shell_actor))
+                    .map_err(coord_input)?;
+            }
+            println!("{name} released");
+        }
+        LockCommand::List => {
+            let status = file.read()?;
+            if status.locks.is_empty() {
+                println!("no locks held");
+            }
+            for (name, l) in &status.locks {
+                println!(
+                    "{name}  held by {}  until {}  {}",
+                    l.holder, l.expires_at, l.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(
+    path: Option<PathBuf>,
+    agent: &str,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut config = load_config(path)?;
+    if let Some(addr) = listen {
+        let a = config
+            .agents
+            .iter_mut()
+            .find(|a| a.name == agent)
+            .ok_or_else(|| bad_input(format!("no agent named {agent:?}")))?;
+        a.listen = Some(addr);
+    }
+    crate::agent::run_agent(config, agent).await
+}
+
+/// GET the URL; success on a 2xx within 5 s.
+pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{url} answered {}", resp.status());
+    }
+    Ok(())
+}
+
+pub async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let opts = switchyard_sandbox::SandboxOptions {
+        listen,
+        ..crate::demo::demo_sandbox_options()?
+    };
+    eprintln!(
+        "sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram"
+    );
+    switchyard_sandbox::serve(opts, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {
+    let options = crate::demo::DemoOptions {
+        keep: args.keep,
+        dir: args.dir,
+    };
+    crate::demo::run(path, options).await
+}
+
+/// Who acts from the shell, as audit rows and the status file record it.
+fn shell_actor() -> String {
+    format!(
+        "shell:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Lock conflicts and bad names are the user's to fix (exit 2); I/O is not.
+fn coord_input(e: CoordError) -> anyhow::Error {
+    match e {
+        CoordError::LockHeld { .. }
+        | CoordError::LockNotHeld { .. }
+        | CoordError::LockNotYours { .. }
+        | CoordError::InvalidLockName(_) => bad_input(e.to_string()),
+        other => other.into(),
+    }
+}
+
+/// `switchyard status`: one line per agent, then locks, mutes, the kill switch.
+pub fn render_status_table(
+    status: &Status,
+    now: chrono::DateTime<Utc>,
+    stale_after: Duration,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let stale: std::collections::BTreeSet<String> = status
+        .stale_peers(now, stale_after)
+        .into_iter()
+        .map(|p| p.agent)
+        .collect();
+    let _ = writeln!(
+        out,
+        "AGENT            STATE     QUEUE  LAST BEAT  PID     HOST"
+    );
+    for (name, hb) in &status.agents {
+        let age = (now - hb.last_beat).to_std().unwrap_or_default();
+        let state = if stale.contains(name) && hb.state.as_str() != "stopped" {
+            "STALE"
+        } else {
+            hb.state.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {:>6} {:>9}s  {:<7} {}",
+            name,
+            state,
+            hb.queue_depth,
+            age.as_secs(),
+            hb.pid,
+            hb.host
+        );
+    }
+    if status.agents.is_empty() {
+        let _ = writeln!(out, "(no agent has written a heartbeat yet)");
+    }
+    let kill = match (&status.kill.fleet, status.kill.agents.is_empty()) {
+        (Some(k), _) => format!(
+            "ON for the whole fleet (by {} at {}: {})",
+            k.by, k.at, k.reason
+        ),
+        (None, false) => format!(
+            "ON for {}",
+            status
+                .kill
+                .agents
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, true) => "off".to_string(),
+    };
+    let _ = writeln!(out, "\nkill switch: {kill}");
+    let locks: Vec<_> = status.active_locks(now).collect();
+    let _ = writeln!(
+        out,
+        "locks: {}",
+        if locks.is_empty() {
+            "none".to_string()
+        } else {
+            locks.len().to_string()
+        }
+    );
+    for (name, l) in locks {
+        let _ = writeln!(
+            out,
+            "  {name}  held by {} until {}  {}",
+            l.holder, l.expires_at, l.reason
+        );
+    }
+    let mutes: Vec<_> = status.mutes.iter().filter(|m| m.is_active(now)).collect();
+    let _ = writeln!(
+        out,
+        "mutes: {}",
+        if mutes.is_empty() {
+            "none".to_string()
+        } else {
+            mutes.len().to_string()
+        }
+    );
+    for m in mutes {
+        let _ = writeln!(out, "  {}", m.describe());
+    }
+    out
+}
+
+/// `switchyard schedules`: each schedule with its next runs (UTC and local).
+pub fn schedules(path: Option<PathBuf>, next: usize) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if config.schedules.is_empty() {
+        println!("no [[schedules]] configured");
+    }
+    let now = Utc::now();
+    for s in &config.schedules {
+        let kind = s
+            .item
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?");
+        println!(
+            "{}  \"{}\" {}  → {} ({kind})  missed: {:?}",
+            s.name, s.cron_text, s.timezone, s.agent, s.missed
+        );
+        for t in s.next_runs(now, next) {
+            println!(
+                "    {}  ({})",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                t.with_timezone(&s.timezone).format("%a %Y-%m-%d %H:%M %Z")
+            );
+        }
+    }
+    Ok(())
+}
