@@ -125,23 +125,8 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schedules::test_schedule as schedule;
     use chrono::TimeZone;
-
-    fn schedule(cron: &str, tz: &str, missed: &str) -> Schedule {
-        let raw = RawSchedule {
-            name: Some("brief".into()),
-            cron: Some(cron.into()),
-            timezone: Some(tz.into()),
-            agent: Some("manager".into()),
-            missed: Some(missed.into()),
-            item: Some(
-                serde_json::json!({"kind": "event", "category": "briefing", "title": "Morning"}),
-            ),
-        };
-        let mut problems = Vec::new();
-        raw.validate(0, &["manager".into()], &mut problems)
-            .unwrap_or_else(|| panic!("{problems:?}"))
-    }
 
     fn run(missed: &str) -> (Vec<Fired>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();

@@ -6,33 +6,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::catalog::PermissionClass;
 use crate::catalog::Requirement;
 use crate::command::Command;
-
-/// Each command belongs to one class; a class is granted by an access list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PermissionClass {
-    Read,
-    Operate,
-    Admin,
-}
-
-impl PermissionClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PermissionClass::Read => "read",
-            PermissionClass::Operate => "operate",
-            PermissionClass::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for PermissionClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One entry of an access list: `*`, `user:ID` or `role:ID` (Discord role;
 /// Telegram has no roles).

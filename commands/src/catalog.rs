@@ -6,7 +6,34 @@
 //! `setMyCommands` list. Adding a command means adding a row here and a
 //! variant to [`crate::Command`].
 
-use crate::access::PermissionClass;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Each command belongs to one class; a class is granted by an access list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionClass {
+    Read,
+    Operate,
+    Admin,
+}
+
+impl PermissionClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionClass::Read => "read",
+            PermissionClass::Operate => "operate",
+            PermissionClass::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for PermissionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Discord's limit for command and option descriptions.
 pub const DISCORD_DESCRIPTION_MAX: usize = 100;

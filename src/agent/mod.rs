@@ -91,6 +91,8 @@ struct Shared {
     /// The fleet's mutes, re-read only when `status.json` changed.
     mutes: crate::coord::mutes::MuteSnapshot,
     approvals: crate::approvals::ApprovalsContext,
+    /// The commands' `Fleet`, shared by the Discord and Telegram shells.
+    fleet: crate::fleet::AgentFleet,
 }
 
 impl Agent {
@@ -136,9 +138,8 @@ impl Agent {
                     .telegram_owner()
                     .is_some_and(|o| o.name == agent.name) =>
             {
-                Some(Arc::new(crate::telegram::TelegramApprovals::new(
-                    &config, token,
-                )?))
+                // Checked before anything is opened; completed with the fleet below.
+                Some(crate::telegram::TelegramApprovals::new(&config, token)?)
             }
             _ => None,
         };
@@ -163,6 +164,8 @@ impl Agent {
             status.clone(),
             router.clone(),
         );
+        let telegram_approvals =
+            telegram_approvals.map(|tg| Arc::new(tg.with_fleet(fleet.clone())));
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
             agent: agent.name.to_string(),
@@ -171,7 +174,6 @@ impl Agent {
             prompter: telegram_approvals
                 .clone()
                 .map(|tg| tg as Arc<dyn crate::approvals::Prompter>),
-            fleet,
         };
 
         let threads = crate::discord::threads::DiscordTaskThreads::new(
@@ -199,6 +201,7 @@ impl Agent {
             started_at: Utc::now(),
             health_addr: std::sync::Mutex::new(None),
             mutes: Default::default(),
+            fleet,
         });
 
         let webhook =
@@ -378,7 +381,7 @@ impl Shared {
         let settings = self.config.discord.clone()?;
         let token = read_token(&self.agent.discord_token_env)?;
         Some(crate::discord::DiscordShell {
-            fleet: self.approvals.fleet.clone(),
+            fleet: self.fleet.clone(),
             settings,
             token,
         })

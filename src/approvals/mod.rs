@@ -170,8 +170,6 @@ pub struct ApprovalsContext {
     pub outbox: OutboxNotify,
     /// Present on the agent that owns the Telegram token (its adapter).
     pub prompter: Option<Arc<dyn Prompter>>,
-    /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
-    pub fleet: crate::fleet::AgentFleet,
 }
 
 impl ApprovalsContext {

@@ -27,7 +27,7 @@ mod github;
 mod policy;
 mod raw;
 mod routes;
-mod schedules;
+pub(crate) mod schedules;
 mod skills;
 mod telegram;
 mod validator;

@@ -232,26 +232,30 @@ pub(super) fn schedules(
     schedules
 }
 
+/// A valid schedule for tests: a morning briefing for `manager`.
+#[cfg(test)]
+pub(crate) fn test_schedule(cron: &str, tz: &str, missed: &str) -> Schedule {
+    let raw = RawSchedule {
+        name: Some("brief".into()),
+        cron: Some(cron.into()),
+        timezone: Some(tz.into()),
+        agent: Some("manager".into()),
+        missed: Some(missed.into()),
+        item: Some(
+            serde_json::json!({"kind": "event", "category": "briefing", "title": "Morning"}),
+        ),
+    };
+    let mut problems = Vec::new();
+    raw.validate(0, &["manager".into()], &mut problems)
+        .unwrap_or_else(|| panic!("{problems:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn schedule(cron: &str, tz: &str, missed: &str) -> Schedule {
-        let raw = RawSchedule {
-            name: Some("brief".into()),
-            cron: Some(cron.into()),
-            timezone: Some(tz.into()),
-            agent: Some("manager".into()),
-            missed: Some(missed.into()),
-            item: Some(
-                serde_json::json!({"kind": "event", "category": "briefing", "title": "Morning"}),
-            ),
-        };
-        let mut problems = Vec::new();
-        raw.validate(0, &["manager".into()], &mut problems)
-            .unwrap_or_else(|| panic!("{problems:?}"))
-    }
+    use super::test_schedule as schedule;
 
     #[test]
     fn five_field_cron_in_a_time_zone() {

@@ -40,7 +40,10 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
         roles: Vec::new(),
     };
     // The same runtime `Fleet` the Discord shell uses: one implementation, one instance.
-    let fleet = ctx.fleet.clone();
+    let Some(fleet) = tg.fleet.clone() else {
+        warn!("a Telegram command arrived before the agent's fleet was wired; ignored");
+        return;
+    };
     let access = tg.access.clone();
     let input = text.to_string();
     let who = caller.clone();

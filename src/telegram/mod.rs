@@ -30,6 +30,8 @@ pub struct TelegramApprovals {
     pub(crate) chat: ChatId,
     pub(crate) approvers: Vec<i64>,
     pub(crate) access: switchyard_commands::AccessList,
+    /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
+    pub(crate) fleet: Option<crate::fleet::AgentFleet>,
 }
 
 impl std::fmt::Debug for TelegramApprovals {
@@ -73,7 +75,14 @@ impl TelegramApprovals {
             chat: ChatId(chat),
             approvers: settings.approvers.clone(),
             access: settings.access.clone(),
+            fleet: None,
         })
+    }
+
+    /// The `Fleet` this bot's commands run over.
+    pub fn with_fleet(mut self, fleet: crate::fleet::AgentFleet) -> TelegramApprovals {
+        self.fleet = Some(fleet);
+        self
     }
 
     pub(crate) fn is_approver(&self, user_id: i64) -> bool {

@@ -11,6 +11,7 @@ mod delivery;
 mod demo;
 mod discord;
 mod github;
+mod sandbox_wire;
 mod telegram;
 mod upgrade;
 mod workers;

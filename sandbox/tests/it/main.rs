@@ -1,8 +1,9 @@
-//! The sandbox's integration tests, one binary: the wire tests with the real
-//! serenity and teloxide clients, the conformance test against the API
-//! descriptions in `../shared/specs/`, and the web view in headless Chromium.
+//! The sandbox's integration tests, one binary: the conformance test against
+//! the API descriptions in `../shared/specs/` and the web view in headless
+//! Chromium. The wire tests with the real serenity and teloxide clients live
+//! in the root crate's `tests/it/sandbox_wire.rs`: the sandbox depends on no
+//! platform client, not even for its tests.
 
 mod conformance;
 mod openapi;
-mod sandbox;
 mod webview;
