@@ -17,32 +17,12 @@ use switchyard_sandbox::{
 #[path = "../../sandbox/tests/it/openapi.rs"]
 mod openapi;
 
-use openapi::{OpenApi, conformance_problems, error_at};
+use openapi::{OpenApi, conformance_problems, error_at, load};
 
 const DISCORD_TOKEN: &str = "MTAxMjM0.fake.token";
 
 fn specs() -> Option<PathBuf> {
-    let dir = std::env::var_os("SWITCHYARD_SPECS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs"));
-    if dir.join("discord-openapi.json").is_file() && dir.join("telegram-api.json").is_file() {
-        return Some(dir);
-    }
-    let message = format!(
-        "CONFORMANCE SKIPPED: no API descriptions at {} (set SWITCHYARD_SPECS_DIR to the specs folder)",
-        dir.display()
-    );
-    if std::env::var("SWITCHYARD_REQUIRE_SPECS").as_deref() == Ok("1") {
-        panic!("{message}, and SWITCHYARD_REQUIRE_SPECS=1");
-    }
-    eprintln!("\n!!!!!!!!!! {message} !!!!!!!!!!\n");
-    None
-}
-
-fn load(dir: &std::path::Path, name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {name}: {e}"))
+    openapi::specs(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs"))
 }
 
 async fn sandbox() -> SandboxHandle {

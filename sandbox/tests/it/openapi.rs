@@ -6,6 +6,34 @@
 
 use serde_json::{Map, Value, json};
 
+/// The folder of API descriptions: `SWITCHYARD_SPECS_DIR`, or `shared/specs`
+/// beside the repository (`default_dir`). `None` (said loudly) when absent;
+/// a panic instead under `SWITCHYARD_REQUIRE_SPECS=1`.
+pub fn specs(default_dir: std::path::PathBuf) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("SWITCHYARD_SPECS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or(default_dir);
+    if dir.join("discord-openapi.json").is_file() && dir.join("telegram-api.json").is_file() {
+        return Some(dir);
+    }
+    let message = format!(
+        "CONFORMANCE SKIPPED: no API descriptions at {} (set SWITCHYARD_SPECS_DIR to the specs folder)",
+        dir.display()
+    );
+    if std::env::var("SWITCHYARD_REQUIRE_SPECS").as_deref() == Ok("1") {
+        panic!("{message}, and SWITCHYARD_REQUIRE_SPECS=1");
+    }
+    eprintln!("\n!!!!!!!!!! {message} !!!!!!!!!!\n");
+    None
+}
+
+/// One description file, parsed.
+pub fn load(dir: &std::path::Path, name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {name}: {e}"))
+}
+
 pub struct OpenApi<'a> {
     pub schemas: &'a Map<String, Value>,
 }
