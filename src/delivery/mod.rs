@@ -240,27 +240,7 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
             continue;
         }
 
-        // A backlog of ambient messages at the head goes out as one summary.
-        if is_ambient(head)
-            && usize::try_from(ctx.store.pending_count(&dest).await?).unwrap_or(usize::MAX)
-                > ctx.settings.coalesce_after
-        {
-            let backlog = ctx.store.pending_queue(&dest, MAX_COALESCE).await?;
-            let run = backlog.iter().take_while(|r| is_ambient(r)).count();
-            if run > 1 {
-                let rows = &backlog[..run];
-                let (title, body, severity) = render::coalesced_summary(rows);
-                let id = ctx
-                    .store
-                    .coalesce(rows, &title, &body, severity, Utc::now())
-                    .await?;
-                ctx.stats.on_coalesced(dest.platform, rows.len() as u64);
-                tracing::info!(destination = %dest, merged = rows.len(), summary = %id, "coalesced a backlog of ambient messages");
-                continue;
-            }
-        }
         let head = head.clone();
-
         let Some(sink) = sink.as_ref().filter(|s| s.knows(&dest)) else {
             if ctx.store.claim(&head.id, Utc::now()).await? {
                 let why = format!(
@@ -286,6 +266,33 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
         tokio::select! {
             _ = sink.ready(&dest) => {}
             _ = shutdown.stopped() => return Ok(()),
+        }
+        // A backlog of ambient messages at the head goes out as one summary.
+        // Decided once the sink is ready, not before: what piled up while the
+        // lane waited (rate limit, outage) belongs in the same summary.
+        // The summary takes the head's place and goes out on the send slot the
+        // lane just waited for.
+        let mut head = head;
+        if is_ambient(&head)
+            && usize::try_from(ctx.store.pending_count(&dest).await?).unwrap_or(usize::MAX)
+                > ctx.settings.coalesce_after
+        {
+            let backlog = ctx.store.pending_queue(&dest, MAX_COALESCE).await?;
+            let run = backlog.iter().take_while(|r| is_ambient(r)).count();
+            if run > 1 {
+                let rows = &backlog[..run];
+                let (title, body, severity) = render::coalesced_summary(rows);
+                let id = ctx
+                    .store
+                    .coalesce(rows, &title, &body, severity, Utc::now())
+                    .await?;
+                ctx.stats.on_coalesced(dest.platform, rows.len() as u64);
+                tracing::info!(destination = %dest, merged = rows.len(), summary = %id, "coalesced a backlog of ambient messages");
+                match ctx.store.pending_queue(&dest, 1).await?.into_iter().next() {
+                    Some(summary) => head = summary,
+                    None => continue,
+                }
+            }
         }
         if !ctx.store.claim(&head.id, Utc::now()).await? {
             continue;
