@@ -125,7 +125,12 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoOptions) -> anyhow::Res
     for agent in &config.agents {
         agents.push((
             agent.name.to_string(),
-            spawn_agent(&config_file, &agent.name, &sandbox)?,
+            spawn_agent(
+                &config_file,
+                &agent.name,
+                &sandbox,
+                &config.fleet.secret_env,
+            )?,
         ));
     }
     let mut result = tour(&config, &sandbox).await;
@@ -147,7 +152,19 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoOptions) -> anyhow::Res
     result
 }
 
-fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyhow::Result<Child> {
+/// The demo fleet's secret: made once per run, handed to the agents in
+/// their environment only (never written anywhere).
+static DEMO_FLEET_SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+});
+
+fn spawn_agent(
+    config_file: &Path,
+    agent: &str,
+    sandbox: &SandboxHandle,
+    secret_env: &str,
+) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("finding the switchyard binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("run")
@@ -172,6 +189,9 @@ fn spawn_agent(config_file: &Path, agent: &str, sandbox: &SandboxHandle) -> anyh
         if std::env::var_os(env).is_none() {
             cmd.env(env, token);
         }
+    }
+    if std::env::var_os(secret_env).is_none() {
+        cmd.env(secret_env, DEMO_FLEET_SECRET.as_str());
     }
     cmd.spawn()
         .with_context(|| format!("starting agent {agent}"))
@@ -473,7 +493,7 @@ async fn stale_peer(
     for line in alert.lines() {
         println!("    | {line}");
     }
-    let child = spawn_agent(config_file, VICTIM, sandbox)?;
+    let child = spawn_agent(config_file, VICTIM, sandbox, &config.fleet.secret_env)?;
     let pid = child.id();
     agents.push((VICTIM.to_owned(), child));
     let status = StatusFile::open(&config.fleet.workspace)?;

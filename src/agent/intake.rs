@@ -153,8 +153,8 @@ async fn handle_item(
                     approved: false,
                 };
             }
-            Ok(Accepted::AwaitingApproval(result)) => {
-                request_task_approval(shared, &result).await;
+            Ok(Accepted::AwaitingApproval { task_id, result }) => {
+                request_task_approval(shared, &task_id).await;
                 Outcome::Done(result)
             }
             Err(e) => task_refusal(claimed, e),
@@ -165,23 +165,9 @@ async fn handle_item(
                 Err(reason) => Outcome::Failed(reason),
             }
         }
-        // A decision naming a task directly (an operator's or a script's) goes
-        // to the task runner; one answering an approval request is recorded by
-        // the approvals module, and parked tasks pick it up from there.
-        InboxItem::ApprovalDecision(v) if v.get("task_id").is_some() => {
-            match shared.tasks.decide(&v).await {
-                Ok(Some(spec)) => {
-                    return Handled::RunTask {
-                        spec: Box::new(spec),
-                        approved: true,
-                    };
-                }
-                Ok(None) => {
-                    Outcome::Done(json!({ "status": "blocked", "task_id": v.get("task_id") }))
-                }
-                Err(e) => task_refusal(claimed, e),
-            }
-        }
+        // A decision counts only once the approvals module has checked it
+        // against the request this agent made; a parked task then picks it
+        // up from its own request (agent::tasks), never from the item.
         InboxItem::ApprovalDecision(v) => {
             match crate::approvals::handle_decision_item(&shared.approvals, &v).await {
                 Ok(result) => Outcome::Done(result),

@@ -174,6 +174,7 @@ impl Agent {
             prompter: telegram_approvals
                 .clone()
                 .map(|tg| tg as Arc<dyn crate::approvals::Prompter>),
+            secret: crate::approvals::FleetSecret::from_env(&config.fleet.secret_env),
         };
 
         let threads = crate::discord::threads::DiscordTaskThreads::new(

@@ -3,39 +3,29 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
 use tracing::{Instrument, error, info, warn};
 
 use super::Shared;
 use super::events::{handle_event, post_event};
+use crate::approvals::{Approval, ApprovalOrigin, ApprovalRequest, ApprovalStatus};
 use crate::coord::Outcome;
+use crate::tasks::ApprovalDecision;
 
-/// Ask a human (Telegram, through the approvals module) about a parked task.
-pub(super) async fn request_task_approval(shared: &Shared, parked: &serde_json::Value) {
-    let Some(task_id) = parked["task_id"].as_str() else {
-        return;
+/// Ask a human (Telegram, through the approvals module) about a task that
+/// was just parked.
+pub(super) async fn request_task_approval(shared: &Shared, task_id: &str) {
+    let row = match crate::store::tasks::get(shared.store.pool(), task_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return,
+        Err(e) => {
+            error!(task = task_id, error = %e, "could not read a parked task");
+            return;
+        }
     };
-    let mut req = crate::approvals::ApprovalRequest::new(
-        format!(
-            "Run task {task_id}: {}",
-            parked["title"].as_str().unwrap_or("")
-        ),
-        shared.agent.name.clone(),
-    );
-    req.id = Some(crate::tasks::runner::approval_id(task_id));
-    req.task_id = Some(task_id.to_string());
-    req.detail = parked["preview"].as_str().unwrap_or("").to_string();
-    req.risk = parked["risk"].as_u64().unwrap_or(100).min(100) as u8;
-    req.reasons = parked["reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Err(e) = crate::approvals::request(&shared.store, req).await {
+    if let Err(e) = task_approval(shared, &row).await {
         error!(
             task = task_id,
             error = format!("{e:#}"),
@@ -44,25 +34,72 @@ pub(super) async fn request_task_approval(shared: &Shared, parked: &serde_json::
     }
 }
 
-/// Parked tasks whose approval request has been decided: run or block them.
-pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    for task_id in shared.tasks.parked().await? {
-        let Some(approval) = shared
-            .store
-            .approval(&crate::tasks::runner::approval_id(&task_id))
-            .await?
-        else {
-            continue;
-        };
-        if !approval.status.is_final() {
-            continue;
+/// The approval request a parked task waits on, made now if it has none
+/// yet (just parked, or a crash came between parking and asking) or if the
+/// one it names is not its pipeline's own.
+async fn task_approval(
+    shared: &Shared,
+    row: &crate::store::tasks::TaskRow,
+) -> anyhow::Result<Approval> {
+    if let Some(id) = &row.approval_id
+        && let Some(a) = shared.store.approval(id).await?
+    {
+        if a.origin == ApprovalOrigin::Task && a.task_id.as_deref() == Some(row.id.as_str()) {
+            return Ok(a);
         }
-        let decision = json!({
-            "task_id": task_id,
-            "decision": if approval.status.is_approved() { "approved" } else if approval.status.as_str() == "expired" { "expired" } else { "denied" },
-            "by": approval.decided_by.clone().unwrap_or_else(|| "approvals".into()),
-        });
-        match shared.tasks.decide(&decision).await {
+        error!(task = %row.id, approval = %id, origin = a.origin.as_str(),
+               "the approval this task names is not its pipeline's own request; asking again");
+    }
+    let id = match &row.approval_id {
+        Some(id) if shared.store.approval(id).await?.is_none() => id.clone(),
+        _ => crate::approvals::new_approval_id(),
+    };
+    // Bound first: a crash after this leaves a task that names a request
+    // not made yet, which the next pass makes under the same id.
+    shared.tasks.bind_approval(&row.id, &id).await?;
+    let policy = shared.tasks.policy(&row.spec);
+    let mut req = ApprovalRequest::new(
+        format!("Run task {}: {}", row.id, row.title),
+        shared.agent.name.clone(),
+    );
+    req.origin = ApprovalOrigin::Task;
+    req.id = Some(id.clone());
+    req.task_id = Some(row.id.clone());
+    req.detail = row
+        .spec
+        .steps
+        .iter()
+        .map(|st| format!("{}: {}", st.skill, st.args.join(" ")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    req.risk = policy.as_ref().map_or(row.risk_score, |p| p.score);
+    req.reasons = policy.map(|p| p.reasons()).unwrap_or_default();
+    crate::approvals::request(&shared.store, req).await?;
+    shared
+        .store
+        .approval(&id)
+        .await?
+        .with_context(|| format!("approval {id} vanished"))
+}
+
+/// Parked tasks whose own approval request has been decided: run or block them.
+pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    for row in shared.tasks.parked().await? {
+        let approval = match task_approval(shared, &row).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(task = %row.id, error = format!("{e:#}"), "could not find or make a parked task's approval");
+                continue;
+            }
+        };
+        let decision = match approval.status {
+            ApprovalStatus::Pending => continue,
+            ApprovalStatus::Approved => ApprovalDecision::Approved,
+            ApprovalStatus::Expired => ApprovalDecision::Expired,
+            ApprovalStatus::Denied | ApprovalStatus::Cancelled => ApprovalDecision::Denied,
+        };
+        let by = approval.decided_by.as_deref().unwrap_or("approvals");
+        match shared.tasks.decide(&row.id, decision, by).await {
             Ok(Some(spec)) => {
                 let shared = shared.clone();
                 tokio::spawn(
@@ -74,8 +111,8 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
                     .in_current_span(),
                 );
             }
-            Ok(None) => info!(task = %task_id, "task blocked by its approval decision"),
-            Err(e) => warn!(task = %task_id, error = %e, "could not apply an approval decision"),
+            Ok(None) => info!(task = %row.id, "task blocked by its approval decision"),
+            Err(e) => warn!(task = %row.id, error = %e, "could not apply an approval decision"),
         }
     }
     Ok(())

@@ -10,6 +10,9 @@
 //! steps resumes where it stopped.
 
 pub mod buttons;
+mod intake;
+pub mod items;
+pub mod seal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +20,6 @@ use std::time::Duration;
 use crate::shutdown::Shutdown;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use switchyard_routing::Severity;
 use tracing::{info, warn};
 
@@ -26,8 +27,14 @@ use crate::config::Config;
 use crate::delivery::OutboxNotify;
 use crate::store::Store;
 pub use crate::store::approvals::{
-    Approval, ApprovalStatus, DecideOutcome, NewApproval, Vote, VoteRecord, new_approval_id,
+    Approval, ApprovalOrigin, ApprovalStatus, DecideOutcome, NewApproval, Vote, VoteRecord,
+    new_approval_id,
 };
+pub use intake::{handle_decision_item, handle_request_item};
+pub use items::{DecisionItem, RequestItem};
+pub use seal::FleetSecret;
+
+use crate::store::AuditEntry;
 
 /// An approval id (`apr_…`).
 pub type ApprovalId = String;
@@ -52,6 +59,8 @@ pub struct ApprovalRequest {
     pub reply_to: Option<String>,
     /// A caller-chosen id (inbox items carry one); `None` makes one.
     pub id: Option<ApprovalId>,
+    /// Who asks; only [`ApprovalOrigin::Task`] can let a task run.
+    pub origin: ApprovalOrigin,
 }
 
 impl ApprovalRequest {
@@ -66,6 +75,7 @@ impl ApprovalRequest {
             expires_in: None,
             reply_to: None,
             id: None,
+            origin: ApprovalOrigin::Inbox,
         }
     }
 }
@@ -81,6 +91,7 @@ pub async fn request(store: &Store, req: ApprovalRequest) -> anyhow::Result<Appr
     crate::coord::inbox::validate_id(&id).map_err(|e| anyhow::anyhow!("approval id: {e}"))?;
     let new = NewApproval {
         id: id.clone(),
+        origin: req.origin,
         summary: req.summary,
         detail: req.detail,
         task_id: req.task_id,
@@ -114,36 +125,6 @@ pub async fn wait(store: &Store, id: &str, poll: Duration) -> anyhow::Result<App
     }
 }
 
-/// An `approval_request` inbox item (DESIGN.md 3.3).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestItem {
-    #[allow(dead_code)]
-    kind: Option<String>,
-    id: Option<String>,
-    summary: String,
-    #[serde(default)]
-    detail: String,
-    task_id: Option<String>,
-    #[serde(default)]
-    risk: u8,
-    #[serde(default)]
-    reasons: Vec<String>,
-    requested_by: Option<String>,
-    expires_in: Option<String>,
-    /// The agent to send the decision to; set when a peer forwards.
-    reply_to: Option<String>,
-}
-
-/// An `approval_decision` inbox item.
-#[derive(Debug, Deserialize)]
-struct DecisionItem {
-    id: String,
-    decision: ApprovalStatus,
-    by: Option<String>,
-    at: Option<DateTime<Utc>>,
-}
-
 /// Shows approval requests to the humans who decide them, and edits each
 /// prompt once its request is decided or expired. The Telegram adapter is
 /// the implementation; the approvals loop only calls this port.
@@ -170,6 +151,10 @@ pub struct ApprovalsContext {
     pub outbox: OutboxNotify,
     /// Present on the agent that owns the Telegram token (its adapter).
     pub prompter: Option<Arc<dyn Prompter>>,
+    /// Seals forwarded requests and decisions, and checks those that arrive.
+    /// `None` when the environment has none: nothing is forwarded, and no
+    /// decision from a peer is taken.
+    pub secret: Option<FleetSecret>,
 }
 
 impl ApprovalsContext {
@@ -179,88 +164,6 @@ impl ApprovalsContext {
             .telegram_owner()
             .is_some_and(|o| o.name == self.agent)
     }
-}
-
-/// Handle an `approval_request` item; the JSON is the item's result record.
-pub async fn handle_request_item(ctx: &ApprovalsContext, item: &Value) -> Result<Value, Value> {
-    let parsed: RequestItem = serde_json::from_value(item.clone()).map_err(|e| {
-        json!({"error": format!("the approval_request has the wrong shape: {e}"),
-               "fix": "send {\"kind\": \"approval_request\", \"summary\": \"...\", \"detail\": \"...\", \"risk\": 0-100, \"reasons\": [...], \"expires_in\": \"30m\"}"})
-    })?;
-    if parsed.risk > 100 {
-        return Err(json!({"error": format!("risk {} is outside 0-100", parsed.risk)}));
-    }
-    let expires_in = match parsed.expires_in.as_deref() {
-        Some(t) => Some(
-            crate::config::parse_duration(t)
-                .map_err(|e| json!({"error": format!("expires_in: {e}")}))?,
-        ),
-        None => Some(ctx.config.approvals.expires),
-    };
-    // A peer that asks through our inbox gets its answer in its own inbox.
-    let reply_to = parsed.reply_to.clone().or_else(|| {
-        parsed
-            .requested_by
-            .clone()
-            .filter(|r| *r != ctx.agent && ctx.config.agent(r).is_some())
-    });
-    let reply_to = if ctx.is_owner() { reply_to } else { None };
-    let req = ApprovalRequest {
-        summary: parsed.summary,
-        detail: parsed.detail,
-        task_id: parsed.task_id,
-        requested_by: parsed.requested_by.unwrap_or_else(|| "inbox".into()),
-        risk: parsed.risk,
-        reasons: parsed.reasons,
-        expires_in,
-        reply_to,
-        id: parsed.id,
-    };
-    match request(&ctx.store, req).await {
-        Ok(id) => {
-            info!(approval = %id, "approval requested");
-            Ok(json!({"approval_id": id, "status": "pending",
-                      "note": if ctx.is_owner() { "prompting in Telegram" } else { "forwarding to the agent that owns Telegram" }}))
-        }
-        Err(e) => Err(json!({"error": format!("{e:#}")})),
-    }
-}
-
-/// Handle an `approval_decision` item: a decision on a request we forwarded.
-pub async fn handle_decision_item(ctx: &ApprovalsContext, item: &Value) -> Result<Value, Value> {
-    let d: DecisionItem = serde_json::from_value(item.clone()).map_err(|e| {
-        json!({"error": format!("the approval_decision has the wrong shape: {e}"),
-               "fix": "send {\"kind\": \"approval_decision\", \"id\": \"apr_...\", \"decision\": \"approved\" | \"denied\" | \"expired\", \"by\": \"...\", \"at\": \"RFC 3339\"}"})
-    })?;
-    let by = d.by.unwrap_or_else(|| "unknown".into());
-    match ctx.store.approval(&d.id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return Err(
-                json!({"error": format!("no approval {} was requested by this agent", d.id)}),
-            );
-        }
-        Err(e) => return Err(json!({"error": format!("{e:#}")})),
-    }
-    match ctx
-        .store
-        .record_remote_decision(&d.id, d.decision, &by, d.at.unwrap_or_else(Utc::now))
-        .await
-    {
-        Ok(changed) => {
-            info!(approval = %d.id, decision = %d.decision, by = %by, changed, "approval decision received");
-            Ok(json!({"approval_id": d.id, "decision": d.decision, "by": by, "recorded": changed}))
-        }
-        Err(e) => Err(json!({"error": format!("{e:#}")})),
-    }
-}
-
-/// The `approval_decision` item for a decided request.
-pub fn decision_item(a: &Approval) -> Value {
-    json!({
-        "kind": "approval_decision", "id": a.id, "decision": a.status,
-        "by": a.decided_by, "at": a.decided_at.map(|t| t.to_rfc3339()),
-    })
 }
 
 /// The agent's approvals loop: expiry everywhere; on the Telegram owner
@@ -310,21 +213,21 @@ async fn forward(ctx: &ApprovalsContext, now: DateTime<Utc>) -> anyhow::Result<(
     let Some(owner) = ctx.config.telegram_owner() else {
         return Ok(());
     };
+    let Some(secret) = &ctx.secret else {
+        // The start-up check names the missing variable; nothing can be sent
+        // that the owner would believe.
+        return Ok(());
+    };
     for a in ctx.store.approvals_to_forward().await? {
         let remaining = (a.expires_at - now)
             .to_std()
             .unwrap_or(Duration::from_secs(1));
-        let item = json!({
-            "kind": "approval_request", "id": a.id, "summary": a.summary, "detail": a.detail,
-            "task_id": a.task_id, "risk": a.risk, "reasons": a.reasons, "requested_by": a.requested_by,
-            "expires_in": humantime::format_duration(Duration::from_secs(remaining.as_secs().max(1))).to_string(),
-            "reply_to": ctx.agent,
-        });
+        let item = RequestItem::forward(&a, &ctx.agent, remaining, &owner.name, secret);
         crate::coord::inbox::drop_item(
             &ctx.config.fleet.workspace,
             &owner.name,
             &format!("fwd_{}", a.id),
-            &item,
+            &serde_json::to_value(&item).context("cannot serialise the request")?,
         )
         .with_context(|| format!("cannot forward approval {} to {}", a.id, owner.name))?;
         ctx.store.set_forwarded(&a.id, &owner.name, now).await?;

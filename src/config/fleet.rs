@@ -16,7 +16,16 @@ pub struct FleetSettings {
     pub heartbeat_interval: Duration,
     /// A peer whose last heartbeat is older than this is stale.
     pub stale_after: Duration,
+    /// The environment variable holding the fleet secret, which seals the
+    /// approval items agents forward to each other.
+    pub secret_env: String,
 }
+
+/// Where the fleet secret is read from unless `[fleet] secret_env` says otherwise.
+pub const DEFAULT_SECRET_ENV: &str = "SWITCHYARD_FLEET_SECRET";
+
+/// The shortest fleet secret accepted, in bytes (`openssl rand -hex 32` gives 64).
+pub const MIN_FLEET_SECRET_LEN: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct DockerSettings {
@@ -59,6 +68,13 @@ pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetS
         },
         heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.heartbeat_interval, "5s"),
         stale_after: v.duration("fleet.stale_after", raw.stale_after, "30s"),
+        secret_env: {
+            let e = raw
+                .secret_env
+                .unwrap_or_else(|| DEFAULT_SECRET_ENV.to_string());
+            v.env_name("fleet.secret_env", &e);
+            e
+        },
     }
 }
 

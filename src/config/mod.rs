@@ -35,7 +35,9 @@ mod validator;
 pub use crate::error::{ConfigError, ConfigProblem};
 pub use agents::AgentSettings;
 pub use discord::DiscordSettings;
-pub use fleet::{DeliverySettings, DockerSettings, FleetSettings};
+pub use fleet::{
+    DEFAULT_SECRET_ENV, DeliverySettings, DockerSettings, FleetSettings, MIN_FLEET_SECRET_LEN,
+};
 pub use github::GithubSettings;
 pub use policy::{ApprovalSettings, PolicySettings};
 pub use raw::{
@@ -267,7 +269,26 @@ impl Config {
                 });
             }
         }
+        if self.needs_fleet_secret() {
+            let env = &self.fleet.secret_env;
+            let len = std::env::var(env).map(|v| v.trim().len()).unwrap_or(0);
+            if len < MIN_FLEET_SECRET_LEN {
+                problems.push(ConfigProblem {
+                    key: "fleet.secret_env".into(),
+                    message: format!(
+                        "environment variable {env} {}: agents that forward approvals to each other prove who wrote a decision with it, so every agent needs the same value, at least {MIN_FLEET_SECRET_LEN} bytes (make one with `openssl rand -hex 32`)",
+                        if len == 0 { "is not set".to_string() } else { format!("holds only {len} bytes") }
+                    ),
+                });
+            }
+        }
         problems
+    }
+
+    /// Whether agents hand approvals to each other (more than one agent, one
+    /// of them owning Telegram): then each needs the fleet secret.
+    pub fn needs_fleet_secret(&self) -> bool {
+        self.agents.len() > 1 && self.telegram_owner().is_some()
     }
 
     /// Check the file's shape section by section and build the typed
@@ -294,7 +315,7 @@ impl Config {
         let policy = policy::policy(&mut v, raw.policy);
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
-        let skills = skills::skills(&mut v, raw.skills);
+        let skills = skills::skills(&mut v, raw.skills, &fleet.secret_env);
 
         if v.problems.is_empty() {
             Ok(Config {

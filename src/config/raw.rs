@@ -41,6 +41,7 @@ pub struct RawFleet {
     pub database: Option<String>,
     pub heartbeat_interval: Option<String>,
     pub stale_after: Option<String>,
+    pub secret_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

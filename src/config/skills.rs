@@ -23,6 +23,7 @@ pub struct SkillSettings {
 pub(super) fn skills(
     v: &mut Validator,
     raw: BTreeMap<String, RawSkill>,
+    fleet_secret_env: &str,
 ) -> BTreeMap<String, SkillSettings> {
     raw.into_iter()
         .map(|(name, s)| {
@@ -59,7 +60,15 @@ pub(super) fn skills(
                 env: s
                     .env
                     .into_iter()
-                    .inspect(|e| v.env_name(&format!("{key}.env"), e))
+                    .inspect(|e| {
+                        v.env_name(&format!("{key}.env"), e);
+                        if e == fleet_secret_env {
+                            v.problem(
+                                &format!("{key}.env"),
+                                format!("{e} is the fleet secret: it never leaves the agent processes, so no worker can be given it; remove it from the list"),
+                            );
+                        }
+                    })
                     .collect(),
                 mounts: s.mounts,
             };

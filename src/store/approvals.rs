@@ -94,10 +94,48 @@ pub struct Voter {
     pub name: String,
 }
 
+/// Who made a request. Only a request the task pipeline made itself can
+/// let a task run once approved; the others are questions for a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalOrigin {
+    /// This agent's task pipeline, for a parked task.
+    Task,
+    /// Another agent of the fleet forwarded it (its seal checked).
+    Peer,
+    /// An `approval_request` item or the shell.
+    Inbox,
+}
+
+impl ApprovalOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalOrigin::Task => "task",
+            ApprovalOrigin::Peer => "peer",
+            ApprovalOrigin::Inbox => "inbox",
+        }
+    }
+}
+
+impl FromStr for ApprovalOrigin {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        [
+            ApprovalOrigin::Task,
+            ApprovalOrigin::Peer,
+            ApprovalOrigin::Inbox,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .with_context(|| format!("unknown approval origin {s:?}"))
+    }
+}
+
 /// A request to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApproval {
     pub id: String,
+    pub origin: ApprovalOrigin,
     pub summary: String,
     /// What will run (a command preview); may be long, the prompt cuts it.
     pub detail: String,
@@ -124,6 +162,7 @@ pub struct VoteRecord {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Approval {
     pub id: String,
+    pub origin: ApprovalOrigin,
     pub summary: String,
     pub detail: String,
     pub task_id: Option<String>,
@@ -139,6 +178,8 @@ pub struct Approval {
     pub votes: Vec<VoteRecord>,
     pub reply_to: Option<String>,
     pub forwarded_at: Option<DateTime<Utc>>,
+    /// The agent this request was forwarded to: only its decision counts.
+    pub forwarded_to: Option<String>,
     pub chat_id: Option<i64>,
     pub message_id: Option<i64>,
     pub prompt_attempts: u32,
@@ -179,6 +220,7 @@ type DecideRow = (String, Option<String>, Option<i64>, i64, i64);
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
+    origin: String,
     summary: String,
     detail: String,
     task_id: Option<String>,
@@ -193,6 +235,7 @@ struct Row {
     required_approvers: i64,
     reply_to: Option<String>,
     forwarded_at: Option<i64>,
+    forwarded_to: Option<String>,
     chat_id: Option<i64>,
     message_id: Option<i64>,
     prompt_attempts: i64,
@@ -204,8 +247,8 @@ struct Row {
 
 macro_rules! approval_columns {
     () => {
-        "id, summary, detail, task_id, requested_by, risk, reasons, created_at, expires_at, status, decided_by, \
-         decided_at, required_approvers, reply_to, forwarded_at, chat_id, message_id, prompt_attempts, prompt_error, \
+        "id, origin, summary, detail, task_id, requested_by, risk, reasons, created_at, expires_at, status, decided_by, \
+         decided_at, required_approvers, reply_to, forwarded_at, forwarded_to, chat_id, message_id, prompt_attempts, prompt_error, \
          reminded_at, escalated_at, finalized_at"
     };
 }
@@ -216,6 +259,7 @@ impl Row {
             reasons: serde_json::from_str(&self.reasons)
                 .with_context(|| format!("approval {} has unreadable reasons", self.id))?,
             status: self.status.parse()?,
+            origin: self.origin.parse()?,
             risk: u8::try_from(self.risk.clamp(0, 100)).unwrap_or(100),
             required_approvers: u8::try_from(self.required_approvers.clamp(1, 9)).unwrap_or(1),
             created_at: from_millis(self.created_at),
@@ -234,6 +278,7 @@ impl Row {
             decided_by: self.decided_by,
             votes,
             reply_to: self.reply_to,
+            forwarded_to: self.forwarded_to,
             chat_id: self.chat_id,
             message_id: self.message_id,
             prompt_error: self.prompt_error,
@@ -305,8 +350,8 @@ impl Store {
             .context("cannot start a transaction")?;
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, summary, detail, task_id, requested_by, risk, reasons, created_at, expires_at, status, \
-             required_approvers, token, reply_to, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8) ON CONFLICT (id) DO NOTHING",
+             required_approvers, token, reply_to, origin, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $8) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&a.id)
         .bind(&a.summary)
@@ -321,6 +366,7 @@ impl Store {
         .bind(i64::from(a.required_approvers.clamp(1, 9)))
         .bind(new_token())
         .bind(&a.reply_to)
+        .bind(a.origin.as_str())
         .execute(&mut *tx)
         .await
         .context("cannot store the approval")?;
@@ -825,9 +871,12 @@ impl Store {
         to: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE approvals SET forwarded_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(millis(now))
-            .bind(id)
+        sqlx::query(
+            "UPDATE approvals SET forwarded_at = $1, forwarded_to = $2, updated_at = $1 WHERE id = $3",
+        )
+        .bind(millis(now))
+        .bind(to)
+        .bind(id)
             .execute(self.pool())
             .await
             .context("cannot record the forward")?;
@@ -973,6 +1022,7 @@ mod tests {
     fn new(id: &str, required: u8) -> NewApproval {
         NewApproval {
             id: id.into(),
+            origin: ApprovalOrigin::Inbox,
             summary: "Deploy".into(),
             detail: "deploy.sh".into(),
             task_id: None,

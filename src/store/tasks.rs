@@ -56,6 +56,8 @@ pub struct TaskRow {
     pub risk_score: u8,
     pub attempts: u32,
     pub reason: Option<String>,
+    /// The approval request a parked task waits on (its pipeline's own).
+    pub approval_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -69,6 +71,7 @@ struct Row {
     risk_score: i64,
     attempts: i64,
     reason: Option<String>,
+    approval_id: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -92,6 +95,7 @@ impl TryFrom<Row> for TaskRow {
             id: r.id,
             title: r.title,
             reason: r.reason,
+            approval_id: r.approval_id,
         })
     }
 }
@@ -99,7 +103,7 @@ impl TryFrom<Row> for TaskRow {
 // A macro, not a const: sqlx takes only literal SQL, and `concat!` keeps it literal.
 macro_rules! columns {
     () => {
-        "id, title, state, spec, risk_score, attempts, reason, created_at, updated_at"
+        "id, title, state, spec, risk_score, attempts, reason, approval_id, created_at, updated_at"
     };
 }
 
@@ -131,6 +135,23 @@ pub async fn insert(
     let intent = serde_json::json!({"spec": spec, "policy": policy, "approval": null});
     put_record_in(&mut tx, spec.id.as_str(), RecordKind::Intent, &intent, ms).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Bind a task to the approval request that decides it.
+pub async fn set_approval_id(
+    pool: &SqlitePool,
+    task_id: &str,
+    approval_id: &str,
+) -> Result<(), TaskStoreError> {
+    let done = sqlx::query("UPDATE tasks SET approval_id = $1 WHERE id = $2")
+        .bind(approval_id)
+        .bind(task_id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(TaskStoreError::NotFound(task_id.to_string()));
+    }
     Ok(())
 }
 

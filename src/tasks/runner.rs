@@ -5,8 +5,9 @@
 //!
 //! A task item stays claimed in `running/` (its lease renewed) until the
 //! task ends, so a crash mid-task brings it back with its attempt count.
-//! A task that needs a human waits as `awaiting_approval`; an
-//! `approval_decision` item naming it (`task_id`) resumes or blocks it.
+//! A task that needs a human waits as `awaiting_approval`, bound to the one
+//! approval request its pipeline made for it (`tasks.approval_id`); only the
+//! decision on that request resumes or blocks it (see `agent::tasks`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub enum Accepted {
     /// Run it now (call [`TaskRunner::run`]).
     Run(Box<TaskSpec>),
     /// Parked until a human decides; the item is done.
-    AwaitingApproval(Value),
+    AwaitingApproval { task_id: String, result: Value },
 }
 
 pub struct TaskRunner {
@@ -58,6 +59,8 @@ pub struct TaskRunner {
     memory_log: PathBuf,
     /// One Discord thread per task, when the agent can post to Discord.
     threads: Option<std::sync::Arc<dyn super::progress::TaskThreads>>,
+    /// Approved tasks handed to `run` that have not left `awaiting_approval` yet.
+    starting: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl TaskRunner {
@@ -120,6 +123,7 @@ impl TaskRunner {
             telemetry: config.fleet.workspace.join("telemetry.ndjson"),
             memory_log: config.fleet.workspace.join("memory.ndjson"),
             threads: None,
+            starting: Default::default(),
         }
     }
 
@@ -188,31 +192,28 @@ impl TaskRunner {
                 .iter()
                 .map(|st| format!("{}: {}", st.skill, st.args.join(" ")))
                 .collect();
-            return Ok(Accepted::AwaitingApproval(json!({
-                "task_id": spec.id.as_str(), "title": spec.title, "preview": preview.join("\n"),
-                "status": "awaiting_approval", "risk": policy.score,
-                "reasons": policy.reasons(),
-                "next": "an approval_decision item with this task_id (approved or denied) resumes or blocks it",
-            })));
+            return Ok(Accepted::AwaitingApproval {
+                task_id: spec.id.to_string(),
+                result: json!({
+                    "task_id": spec.id.as_str(), "title": spec.title, "preview": preview.join("\n"),
+                    "status": "awaiting_approval", "risk": policy.score,
+                    "reasons": policy.reasons(),
+                    "next": "an approver decides in Telegram (or from the shell: switchyard approve ID); approved, it runs, denied or expired, it is blocked",
+                }),
+            });
         }
         Ok(Accepted::Run(Box::new(spec)))
     }
 
-    /// An `approval_decision` for a parked task: run it (approved) or block it.
-    pub async fn decide(&self, item: &Value) -> Result<Option<TaskSpec>, TaskIntakeError> {
-        let task_id = item.get("task_id").and_then(Value::as_str).ok_or_else(|| {
-            TaskIntakeError::Invalid(json!({ "error": "approval_decision without task_id", "fix": "name the task the decision is for in `task_id`" }))
-        })?;
-        let decision = match item.get("decision").and_then(Value::as_str) {
-            Some("approved") => ApprovalDecision::Approved,
-            Some("denied") => ApprovalDecision::Denied,
-            Some("expired") => ApprovalDecision::Expired,
-            other => {
-                return Err(TaskIntakeError::Invalid(json!({
-                    "error": format!("decision {other:?} is not approved, denied or expired"),
-                })));
-            }
-        };
+    /// The decision on a parked task's own approval request: run it
+    /// (approved) or block it. The caller has checked that the decision is
+    /// the one on the request this task's pipeline made.
+    pub async fn decide(
+        &self,
+        task_id: &str,
+        decision: ApprovalDecision,
+        by: &str,
+    ) -> Result<Option<TaskSpec>, TaskIntakeError> {
         let row = task_store::get(self.store.pool(), task_id)
             .await
             .map_err(anyhow::Error::from)?
@@ -227,9 +228,18 @@ impl TaskRunner {
             })));
         }
         let now = Utc::now();
-        let by = item.get("by").and_then(Value::as_str).unwrap_or("unknown");
         if decision == ApprovalDecision::Approved {
-            // `run` moves it from awaiting_approval to running.
+            // It stays parked until `run` moves it to running (so a crash in
+            // between runs it after the restart); meanwhile the next pass
+            // that sees the decision must not start it a second time.
+            if !self
+                .starting
+                .lock()
+                .expect("not poisoned")
+                .insert(task_id.to_string())
+            {
+                return Ok(None);
+            }
             info!(task = %task_id, by, "task approved");
             Ok(Some(row.spec))
         } else {
@@ -265,8 +275,10 @@ impl TaskRunner {
             .pipeline
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("tasks are not available on this agent"))?;
-        let _slot = self.slots.clone().acquire_owned().await?;
         let id = spec.id.to_string();
+        // However this ends, a later pass may start it again if it is still parked.
+        let _started = Started(&self.starting, &id);
+        let _slot = self.slots.clone().acquire_owned().await?;
         // Read before acting: a task on a repo holds `repo:<repo>` while it runs,
         // and waits while someone else (a peer, a person) holds it.
         let _repo_lock = match &spec.repo {
@@ -407,22 +419,32 @@ impl TaskRunner {
     }
 }
 
-/// The approval request id of a parked task: one per task, so asking twice
-/// (a recovered item) stores it once.
-pub fn approval_id(task_id: &str) -> String {
-    format!("apr_task_{task_id}")
+impl TaskRunner {
+    /// Tasks waiting for a human, each with the approval request it waits on.
+    pub async fn parked(&self) -> anyhow::Result<Vec<task_store::TaskRow>> {
+        Ok(task_store::list(self.store.pool(), Some(TaskState::AwaitingApproval), 1000).await?)
+    }
+
+    /// Bind a parked task to the approval request that decides it.
+    pub async fn bind_approval(&self, task_id: &str, approval_id: &str) -> anyhow::Result<()> {
+        Ok(task_store::set_approval_id(self.store.pool(), task_id, approval_id).await?)
+    }
+
+    /// The gate's verdict on a spec, as the pipeline scores it.
+    pub fn policy(&self, spec: &TaskSpec) -> Option<crate::tasks::PolicyReport> {
+        self.pipeline.as_ref().map(|p| p.score(spec))
+    }
 }
 
-impl TaskRunner {
-    /// Tasks waiting for a human, with the approval request each waits on.
-    pub async fn parked(&self) -> anyhow::Result<Vec<String>> {
-        Ok(
-            task_store::list(self.store.pool(), Some(TaskState::AwaitingApproval), 1000)
-                .await?
-                .into_iter()
-                .map(|r| r.id)
-                .collect(),
-        )
+/// Forgets an approved task in `TaskRunner::starting` when its run ends.
+struct Started<'a>(
+    &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    &'a str,
+);
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("not poisoned").remove(self.1);
     }
 }
 

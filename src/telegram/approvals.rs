@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use switchyard_commands::reply::escape_html;
 use teloxide::prelude::*;
@@ -18,7 +19,7 @@ use tracing::{info, warn};
 use super::TelegramApprovals;
 use crate::approvals::buttons::{callback_data, parse_callback_data, until};
 use crate::approvals::{
-    Approval, ApprovalStatus, ApprovalsContext, DecideOutcome, Vote, decision_item,
+    Approval, ApprovalStatus, ApprovalsContext, DecideOutcome, DecisionItem, Vote,
 };
 use crate::store::AuditEntry;
 use crate::store::approvals::Voter;
@@ -260,11 +261,19 @@ impl TelegramApprovals {
                 }
             }
             if let Some(to) = &a.reply_to {
+                let secret = ctx.secret.as_ref().with_context(|| {
+                    format!(
+                        "cannot seal the decision for {to}: {} is not set",
+                        ctx.config.fleet.secret_env
+                    )
+                })?;
+                let item = DecisionItem::for_requester(a, to, secret)
+                    .context("the approval is not decided")?;
                 crate::coord::inbox::drop_item(
                     &ctx.config.fleet.workspace,
                     to,
                     &format!("dec_{}", a.id),
-                    &decision_item(a),
+                    &serde_json::to_value(&item).context("cannot serialise the decision")?,
                 )
                 .map_err(|e| anyhow::anyhow!("cannot send the decision to {to}: {e}"))?;
             }
@@ -454,6 +463,7 @@ mod tests {
         let now = Utc::now();
         Approval {
             id: "apr_test".into(),
+            origin: crate::store::approvals::ApprovalOrigin::Inbox,
             summary: "Deploy web-1 <prod>".into(),
             detail: detail.into(),
             task_id: None,
@@ -469,6 +479,7 @@ mod tests {
             votes: vec![],
             reply_to: None,
             forwarded_at: None,
+            forwarded_to: None,
             chat_id: None,
             message_id: None,
             prompt_attempts: 0,

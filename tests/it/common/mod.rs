@@ -93,6 +93,9 @@ impl Drop for ModuleGate {
     }
 }
 
+/// The test fleets' shared secret (what seals forwarded approvals).
+pub const FLEET_SECRET: &str = "test-fleet-secret-0123456789abcdef0123456789";
+
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
 }
@@ -178,6 +181,7 @@ impl Fleet {
                 "TEST_TELEGRAM_BOT_TOKEN",
                 "100000001:AAtest-telegram-token-000000000000000",
             )
+            .env("SWITCHYARD_FLEET_SECRET", FLEET_SECRET)
             .env(
                 "SWITCHYARD_LOG",
                 std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -251,6 +255,28 @@ impl Fleet {
     /// Drop an item into an inbox with the atomic write-then-rename protocol.
     pub fn drop(&self, agent: &str, id: &str, item: &serde_json::Value) -> PathBuf {
         switchyard::coord::inbox::drop_item(&self.workspace(), agent, id, item).expect("drop item")
+    }
+
+    /// The agent's own database, opened as the agent opens it.
+    pub async fn store(&self, agent: &str) -> switchyard::store::Store {
+        let url = format!(
+            "sqlite://{}",
+            self.agent_dir(agent).join("state.db").display()
+        );
+        switchyard::store::Store::open(&url)
+            .await
+            .expect("open the agent's database")
+    }
+
+    /// Run `switchyard ARGS` against this fleet; panics unless it succeeds.
+    pub fn shell(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().expect("run switchyard");
+        assert!(
+            out.status.success(),
+            "switchyard {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn state(&self) -> SandboxState {
