@@ -56,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
             body: Some("x".repeat(200)),
             ..Default::default()
         }
-        .validate(Utc::now(), 0)
+        .validate(
+            Utc::now(),
+            switchyard_routing::EventId::generate(Utc::now(), 0),
+        )
         .map_err(anyhow::Error::msg)?;
         let d = NewDelivery {
             destination: Destination::discord(alias.clone()),

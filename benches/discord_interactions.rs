@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
                 title: Some(format!("pending {i}")),
                 ..EventDraft::default()
             }
-            .validate(Utc::now(), 0)
+            .validate(Utc::now(), switchyard_routing::EventId::generate(Utc::now(), 0))
             .map_err(anyhow::Error::msg)?;
             let d = NewDelivery {
                 destination: Destination::discord("alerts"),

@@ -16,3 +16,7 @@ UPDATE approvals SET origin = 'peer' WHERE reply_to IS NOT NULL;
 -- task, so a decision applies to this task only, and to this attempt only.
 ALTER TABLE tasks ADD COLUMN approval_id TEXT;
 UPDATE tasks SET approval_id = 'apr_task_' || id WHERE state = 'awaiting_approval';
+
+-- Where a parked task's inbox item was filed (its name in done/), so that the
+-- item ends where the task ends: done/, or failed/ when blocked or failed.
+ALTER TABLE tasks ADD COLUMN item_file TEXT;

@@ -381,7 +381,10 @@ impl Fleet for AgentFleet {
         };
         let event = draft
             .clone()
-            .validate(r.now, rand::random::<u32>())
+            .validate(
+                r.now,
+                switchyard_routing::EventId::generate(r.now, rand::random()),
+            )
             .map_err(|e| FleetError::Rejected(sentence(e.to_string())))?;
         let mut item = serde_json::to_value(&draft)
             .map_err(|e| self.internal("cannot encode the event", e))?;

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub repeats_suppressed: Counter,
     pub inbox_items: Family<OutcomeLabel, Counter>,
     pub inbox_depth: Gauge,
+    pub inbox_stale_temp_files: Gauge,
     pub intake_latency: Histogram,
 }
 
@@ -50,6 +51,7 @@ impl Metrics {
         let repeats_suppressed = Counter::default();
         let inbox_items = Family::<OutcomeLabel, Counter>::default();
         let inbox_depth = Gauge::default();
+        let inbox_stale_temp_files = Gauge::default();
         let intake_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register("events", "Events accepted, by category", events.clone());
         registry.register(
@@ -73,6 +75,11 @@ impl Metrics {
             inbox_depth.clone(),
         );
         registry.register(
+            "inbox_stale_temp_files",
+            "Temporary (dot-named) files in the inbox untouched for fleet.stale_temp_after",
+            inbox_stale_temp_files.clone(),
+        );
+        registry.register(
             "intake_latency_seconds",
             "Time from claiming an inbox item to its event being durably stored",
             intake_latency.clone(),
@@ -85,6 +92,7 @@ impl Metrics {
             repeats_suppressed,
             inbox_items,
             inbox_depth,
+            inbox_stale_temp_files,
             intake_latency,
         }
     }

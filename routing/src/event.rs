@@ -151,12 +151,26 @@ impl fmt::Display for Severity {
 pub struct EventId(String);
 
 impl EventId {
-    /// The generated form; `seq` disambiguates ids made within one second.
-    pub fn generate(at: DateTime<Utc>, seq: u32) -> Self {
+    /// A fresh id: the second, then `nonce` (the caller's randomness: this
+    /// crate has none) so that ids made in the same second differ.
+    pub fn generate(at: DateTime<Utc>, nonce: u32) -> Self {
+        EventId(format!("evt_{}_{nonce:08x}", at.format("%Y%m%d_%H%M%S")))
+    }
+
+    /// The id of an event an inbox item carried without one: the item's own
+    /// id and when it was first taken, which every later attempt of the same
+    /// drop keeps (a crash and a retry make the same event, not a second
+    /// one), while the same file name dropped again another day is another
+    /// event. Long item ids are cut to fit.
+    pub fn for_item(item_id: &str, first_taken: DateTime<Utc>) -> Self {
+        let stem: String = item_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "_-.:".contains(*c))
+            .take(MAX_IDENT_CHARS - 30)
+            .collect();
         EventId(format!(
-            "evt_{}_{:03}",
-            at.format("%Y%m%d_%H%M%S"),
-            seq % 1000
+            "evt_{stem}_{}",
+            first_taken.format("%Y%m%dT%H%M%S%.6fZ")
         ))
     }
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -276,9 +290,9 @@ fn check_ident(field: &str, value: &str, problems: &mut Vec<String>) {
 }
 
 impl EventDraft {
-    /// Validate and normalize. `now` fills a missing timestamp and `seq`
-    /// a missing id; both come from the caller so this stays pure.
-    pub fn validate(self, now: DateTime<Utc>, seq: u32) -> Result<Event, EventError> {
+    /// Validate and normalize. `now` fills a missing timestamp and
+    /// `fallback_id` a missing id; both come from the caller so this stays pure.
+    pub fn validate(self, now: DateTime<Utc>, fallback_id: EventId) -> Result<Event, EventError> {
         let mut problems = Vec::new();
 
         if let Some(kind) = &self.kind
@@ -291,7 +305,7 @@ impl EventDraft {
                 problems.push(e);
                 EventId(String::new())
             }),
-            None => EventId::generate(now, seq),
+            None => fallback_id,
         };
         let category: Category = match self.category.as_deref() {
             Some(c) if !c.trim().is_empty() => {
@@ -384,17 +398,22 @@ mod tests {
             "action":{"type":"apply_patch","target":"repo","branch":"worktrees/opsclaw"}}"#,
         )
         .unwrap();
-        let ev = draft.validate(now(), 0).unwrap();
+        let ev = draft.validate(now(), EventId::generate(now(), 0)).unwrap();
         assert_eq!(ev.category, Category::SubagentResult);
         assert_eq!(ev.metrics["latency_ms"], 420);
     }
 
     #[test]
-    fn generated_id_has_the_documented_shape() {
+    fn generated_ids_have_the_documented_shape() {
         assert_eq!(
-            EventId::generate(now(), 7).as_str(),
-            "evt_20261121_101500_007"
+            EventId::generate(now(), 0xab12).as_str(),
+            "evt_20261121_101500_0000ab12"
         );
+        let id = EventId::for_item("briefing", now());
+        assert_eq!(id.as_str(), "evt_briefing_20261121T101500.000000Z");
+        assert!(EventId::parse(id.as_str()).is_ok());
+        let long = EventId::for_item(&"x".repeat(128), now());
+        assert!(EventId::parse(long.as_str()).is_ok(), "{long}");
     }
 
     #[test]
@@ -405,7 +424,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            d.validate(now(), 1).unwrap().category,
+            d.validate(now(), EventId::generate(now(), 1))
+                .unwrap()
+                .category,
             Category::Other("weird".into())
         );
     }
@@ -418,7 +439,7 @@ mod tests {
             event_id: Some("../etc".into()),
             ..Default::default()
         };
-        let err = d.validate(now(), 1).unwrap_err();
+        let err = d.validate(now(), EventId::generate(now(), 1)).unwrap_err();
         assert_eq!(err.problems.len(), 5, "{err}");
     }
 
@@ -430,7 +451,7 @@ mod tests {
             body: Some("x".repeat(50_000)),
             ..Default::default()
         };
-        let ev = d.validate(now(), 1).unwrap();
+        let ev = d.validate(now(), EventId::generate(now(), 1)).unwrap();
         assert_eq!(ev.body.chars().count(), MAX_BODY_CHARS);
         assert!(ev.body.ends_with("characters omitted)"));
     }

@@ -33,7 +33,10 @@ pub(super) async fn post_event(
     repeat: Option<&mut RepeatLimiter>,
 ) -> anyhow::Result<serde_json::Value> {
     let event = draft
-        .validate(Utc::now(), 0)
+        .validate(
+            Utc::now(),
+            switchyard_routing::EventId::generate(Utc::now(), rand::random()),
+        )
         .map_err(|e| anyhow::anyhow!(e))?;
     handle_event(shared, event, repeat).await
 }

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use switchyard_routing::{Event, EventDraft};
+use switchyard_routing::{Event, EventDraft, EventId};
 use tracing::{info, warn};
 
 use std::sync::Arc;
@@ -94,7 +94,7 @@ impl<P: EventPort> AgentOutput<P> {
 
     async fn emit(&self, draft: EventDraft) -> anyhow::Result<()> {
         let event = draft
-            .validate(Utc::now(), 0)
+            .validate(Utc::now(), EventId::generate(Utc::now(), rand::random()))
             .map_err(|e| anyhow::anyhow!("the monitor built an invalid event: {e}"))?;
         self.events.route(event).await
     }

@@ -33,6 +33,8 @@ pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> an
         &shared.agent.name,
         Utc::now(),
     );
+    let inbox = crate::coord::Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
+    let mut reported_temporaries: std::collections::BTreeSet<String> = Default::default();
     let mut tick = stop.ticker(Duration::from_millis(500));
     while tick.tick().await {
         let status = match shared.status.read() {
@@ -70,7 +72,20 @@ pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> an
             } else {
                 AgentState::Idle
             };
-            if let Err(e) = off_worker(|| shared.beat(state, 0)) {
+            let depth = inbox.depth().unwrap_or(0);
+            let stale = inbox.stale_temporaries(shared.config.fleet.stale_temp_after);
+            for name in stale.iter().filter(|n| !reported_temporaries.contains(*n)) {
+                warn!(inbox = %inbox.inbox_dir().display(), file = %name,
+                      untouched_for = %humantime::format_duration(shared.config.fleet.stale_temp_after),
+                      "a temporary file has sat in the inbox untouched; it is not taken (its producer never renamed it to <id>.json): finish or remove it");
+            }
+            reported_temporaries = stale.iter().cloned().collect();
+            shared.metrics.inbox_depth.set(depth as i64);
+            shared
+                .metrics
+                .inbox_stale_temp_files
+                .set(stale.len() as i64);
+            if let Err(e) = off_worker(|| shared.beat(state, depth, stale)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
-use switchyard_routing::RepeatLimiter;
+use switchyard_routing::{EventId, RepeatLimiter};
 use tracing::{Instrument, debug, error, info, warn};
 
 use super::Shared;
@@ -27,7 +27,6 @@ pub(super) async fn intake_loop(
     mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
-    let mut seq: u32 = 0;
     let mut watcher = inbox.watch(WatchOptions::default())?;
     info!(backend = ?watcher.backend(), "watching the inbox");
     loop {
@@ -60,10 +59,33 @@ pub(super) async fn intake_loop(
                 continue;
             }
         };
-        seq = seq.wrapping_add(1);
         let started = Instant::now();
-        let outcome = match handle_item(&shared, &claimed, &mut repeat, seq).await {
+        let outcome = match handle_item(&shared, &claimed, &mut repeat).await {
             Handled::Now(outcome) => outcome,
+            Handled::Parked { task_id, outcome } => {
+                // Done for now; where it was filed is kept so that it can end
+                // in failed/ if the task is blocked or fails later.
+                shared.metrics.count_inbox("done");
+                match claimed.finish(outcome) {
+                    Ok(path) => {
+                        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                        if let Some(stem) = stem
+                            && let Err(e) = crate::store::tasks::set_item_file(
+                                shared.store.pool(),
+                                &task_id,
+                                &stem,
+                            )
+                            .await
+                        {
+                            warn!(task = %task_id, error = %e, "could not record where a parked task's item is");
+                        }
+                    }
+                    Err(e) => {
+                        error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/")
+                    }
+                }
+                continue;
+            }
             Handled::RunTask { spec, approved } => {
                 // The item stays claimed (its lease renewed) until the task ends.
                 let shared = shared.clone();
@@ -106,18 +128,18 @@ pub(super) async fn intake_loop(
 /// What intake does with an item: finish it now, or run a task in the background.
 enum Handled {
     Now(Outcome),
+    /// A task parked until a human decides: its item is done for now.
+    Parked {
+        task_id: String,
+        outcome: Outcome,
+    },
     RunTask {
         spec: Box<crate::tasks::TaskSpec>,
         approved: bool,
     },
 }
 
-async fn handle_item(
-    shared: &Shared,
-    claimed: &Claimed,
-    repeat: &mut RepeatLimiter,
-    seq: u32,
-) -> Handled {
+async fn handle_item(shared: &Shared, claimed: &Claimed, repeat: &mut RepeatLimiter) -> Handled {
     let item = match parse_item(&claimed.bytes) {
         Ok(item) => item,
         Err(e) => {
@@ -128,7 +150,10 @@ async fn handle_item(
         }
     };
     let outcome = match item {
-        InboxItem::Event(draft) => match draft.validate(Utc::now(), seq) {
+        InboxItem::Event(draft) => match draft.validate(
+            Utc::now(),
+            EventId::for_item(&claimed.id, claimed.first_claimed_at),
+        ) {
             Ok(event) => match handle_event(shared, event, Some(repeat)).await {
                 Ok(result) => Outcome::Done(result),
                 Err(e) => {
@@ -155,7 +180,10 @@ async fn handle_item(
             }
             Ok(Accepted::AwaitingApproval { task_id, result }) => {
                 request_task_approval(shared, &task_id).await;
-                Outcome::Done(result)
+                return Handled::Parked {
+                    task_id,
+                    outcome: Outcome::Done(result),
+                };
             }
             Err(e) => task_refusal(claimed, e),
         },

@@ -295,7 +295,7 @@ impl Agent {
                 .in_current_span(),
             );
         }
-        shared.beat(AgentState::Idle, 0)?;
+        shared.beat(AgentState::Idle, 0, Vec::new())?;
         let killed = shared
             .status
             .read()?
@@ -361,7 +361,7 @@ impl Agent {
             warn!("shutdown deadline passed with work still running; exiting anyway");
         }
         self.shared.ready.set(Readiness::Stopping);
-        if let Err(e) = self.shared.beat(AgentState::Stopped, 0) {
+        if let Err(e) = self.shared.beat(AgentState::Stopped, 0, Vec::new()) {
             warn!(error = %e, "could not write the final status");
         }
         info!("agent stopped");
@@ -402,10 +402,16 @@ impl Shared {
             .map(Some)
     }
 
-    fn beat(&self, state: AgentState, queue_depth: usize) -> anyhow::Result<()> {
+    fn beat(
+        &self,
+        state: AgentState,
+        queue_depth: usize,
+        stale_temp_files: Vec<String>,
+    ) -> anyhow::Result<()> {
         let hb = Heartbeat {
             state,
             queue_depth: queue_depth as u64,
+            stale_temp_files,
             started_at: self.started_at,
             health: self
                 .health_addr

@@ -102,20 +102,44 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
         match shared.tasks.decide(&row.id, decision, by).await {
             Ok(Some(spec)) => {
                 let shared = shared.clone();
+                let item = row.item_file.clone();
                 tokio::spawn(
                     async move {
-                        if let Outcome::Failed(e) = run_task(&shared, spec, true).await {
-                            warn!(error = %e, "an approved task failed to run");
+                        let outcome = run_task(&shared, spec, true).await;
+                        if let Outcome::Failed(e) = &outcome {
+                            warn!(error = %e, "an approved task did not succeed");
                         }
+                        settle_item(&shared, item.as_deref(), outcome);
                     }
                     .in_current_span(),
                 );
             }
-            Ok(None) => info!(task = %row.id, "task blocked by its approval decision"),
+            Ok(None) if decision == ApprovalDecision::Approved => {}
+            Ok(None) => {
+                info!(task = %row.id, "task blocked by its approval decision");
+                settle_item(
+                    shared,
+                    row.item_file.as_deref(),
+                    Outcome::Failed(json!({
+                        "task_id": row.id, "status": "blocked", "approval_id": approval.id,
+                        "reason": format!("{} by {by}", if decision == ApprovalDecision::Expired { "approval expired" } else { "denied" }),
+                    })),
+                );
+            }
             Err(e) => warn!(task = %row.id, error = %e, "could not apply an approval decision"),
         }
     }
     Ok(())
+}
+
+/// A parked task's item, done since it was parked, ends where the task ends.
+fn settle_item(shared: &Shared, item: Option<&str>, outcome: Outcome) {
+    let Some(stem) = item else { return };
+    let settled = crate::coord::Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)
+        .and_then(|inbox| inbox.settle(stem, outcome));
+    if let Err(e) = settled {
+        warn!(item = stem, error = %e, "could not file a parked task's item with its final outcome");
+    }
 }
 
 /// Run a task to its end and route its result event.
@@ -157,11 +181,17 @@ pub(super) async fn run_task(
                     warn!(task = %id, error = format!("{e:#}"), "could not announce the memory entry");
                 }
             }
-            Outcome::Done(json!({
+            let record = json!({
                 "task_id": id, "status": report.state.as_str(), "reason": report.reason,
                 "attempts": report.attempts, "duration_ms": report.duration_ms,
                 "exit_codes": report.exit_codes(), "result_event": routed,
-            }))
+            });
+            // Seed 004: "failed/ — failed or blocked".
+            if report.state == crate::tasks::TaskState::Succeeded {
+                Outcome::Done(record)
+            } else {
+                Outcome::Failed(record)
+            }
         }
         Err(e) => Outcome::Failed(json!({ "task_id": id, "error": format!("{e:#}") })),
     }

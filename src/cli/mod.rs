@@ -74,10 +74,14 @@ pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
         body: Some(args.body),
         ..Default::default()
     };
-    // The generated id's last part is the millisecond, so two sends in one second differ.
+    // A random last part: parallel sends never share an id (and drop_item
+    // refuses to replace one that is waiting, so nothing is lost silently).
     let now = Utc::now();
     let event = draft
-        .validate(now, now.timestamp_subsec_millis())
+        .validate(
+            now,
+            switchyard_routing::EventId::generate(now, rand::random()),
+        )
         .map_err(|e| bad_input(e.to_string()))?;
     let value = serde_json::to_value(&event).context("encoding the event")?;
     let mut value = value;
@@ -424,6 +428,18 @@ pub fn render_status_table(
     }
     if status.agents.is_empty() {
         let _ = writeln!(out, "(no agent has written a heartbeat yet)");
+    }
+    for (name, hb) in status
+        .agents
+        .iter()
+        .filter(|(_, hb)| !hb.stale_temp_files.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "{name}: {} temporary file(s) untouched in its inbox, never taken: {}",
+            hb.stale_temp_files.len(),
+            hb.stale_temp_files.join(", ")
+        );
     }
     let kill = match (&status.kill.fleet, status.kill.agents.is_empty()) {
         (Some(k), _) => format!(

@@ -19,6 +19,9 @@ pub struct FleetSettings {
     /// The environment variable holding the fleet secret, which seals the
     /// approval items agents forward to each other.
     pub secret_env: String,
+    /// A producer's temporary (dot-named) file in an inbox untouched this
+    /// long is reported: a transfer that died, or a producer that never renamed.
+    pub stale_temp_after: Duration,
 }
 
 /// Where the fleet secret is read from unless `[fleet] secret_env` says otherwise.
@@ -68,6 +71,7 @@ pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetS
         },
         heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.heartbeat_interval, "5s"),
         stale_after: v.duration("fleet.stale_after", raw.stale_after, "30s"),
+        stale_temp_after: v.duration("fleet.stale_temp_after", raw.stale_temp_after, "1h"),
         secret_env: {
             let e = raw
                 .secret_env

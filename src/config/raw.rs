@@ -42,6 +42,7 @@ pub struct RawFleet {
     pub heartbeat_interval: Option<String>,
     pub stale_after: Option<String>,
     pub secret_env: Option<String>,
+    pub stale_temp_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

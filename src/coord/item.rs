@@ -103,6 +103,14 @@ pub enum ItemError {
     UnknownShape,
     #[error("the {kind} has the wrong shape: {message}")]
     BadShape { kind: &'static str, message: String },
+    #[error(
+        "the key `{key}` appears twice in one object (line {line}, column {column}); each key may appear once: remove one so that nobody has to guess which counts"
+    )]
+    DuplicateKey {
+        key: String,
+        line: usize,
+        column: usize,
+    },
 }
 
 fn kinds_list() -> String {
@@ -125,6 +133,7 @@ impl ItemError {
             ItemError::UnknownKind { .. } => "unknown_kind",
             ItemError::UnknownShape => "unknown_shape",
             ItemError::BadShape { .. } => "bad_shape",
+            ItemError::DuplicateKey { .. } => "duplicate_key",
         }
     }
 
@@ -145,6 +154,94 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// JSON without ambiguity: an object that names a key twice is refused (the
+/// usual parsers keep the last, so `"category":"chat","category":"alert"`
+/// would be read as whichever the reader happens to prefer).
+mod strict {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    use super::ItemError;
+
+    const DUPLICATE: &str = "duplicate key ";
+
+    pub(super) fn parse(text: &str) -> Result<Value, ItemError> {
+        serde_json::from_str::<Strict>(text)
+            .map(|s| s.0)
+            .map_err(|e| {
+                let message = e.to_string();
+                match message.strip_prefix(DUPLICATE) {
+                    Some(rest) if e.is_data() => ItemError::DuplicateKey {
+                        key: rest.split(" at line ").next().unwrap_or(rest).to_string(),
+                        line: e.line(),
+                        column: e.column(),
+                    },
+                    _ => ItemError::NotJson {
+                        line: e.line(),
+                        column: e.column(),
+                        message,
+                    },
+                }
+            })
+    }
+
+    struct Strict(Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let Strict(v) = map.next_value()?;
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("{DUPLICATE}{key}")));
+                }
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
 /// Parses the bytes of an inbox file.
 pub fn parse_item(bytes: &[u8]) -> Result<InboxItem, ItemError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -154,11 +251,7 @@ pub fn parse_item(bytes: &[u8]) -> Result<InboxItem, ItemError> {
     if text.trim().is_empty() {
         return Err(ItemError::Empty);
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| ItemError::NotJson {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
+    let value = strict::parse(text)?;
     let Value::Object(map) = value else {
         return Err(ItemError::NotAnObject {
             found: json_type(&value),
@@ -204,6 +297,27 @@ fn item_kind(map: &Map<String, Value>) -> Result<ItemKind, ItemError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_named_twice_is_refused_at_any_depth() {
+        for text in [
+            r#"{"category":"chat","title":"t","category":"alert"}"#,
+            r#"{"kind":"event","title":"t","category":"alert","metrics":{"a":1,"a":2}}"#,
+            r#"{"kind":"task","id":"t","steps":[{"skill":"sh","skill":"git","args":[]}]}"#,
+        ] {
+            match parse_item(text.as_bytes()) {
+                Err(ItemError::DuplicateKey { key, line: 1, .. }) => {
+                    assert!(["category", "a", "skill"].contains(&key.as_str()), "{key}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let e = parse_item(br#"{"category":"chat","category":"alert"}"#).unwrap_err();
+        assert_eq!(e.code(), "duplicate_key");
+        assert!(e.to_string().contains("`category` appears twice"), "{e}");
+        // The same key in two different objects is fine.
+        assert!(parse_item(br#"{"category":"chat","title":"t","metrics":{"category":1}}"#).is_ok());
+    }
 
     #[test]
     fn explicit_kinds_parse() {

@@ -57,6 +57,10 @@ pub enum CoordError {
     InvalidAgent(String),
     #[error("an inbox item must be a JSON object, not {0}: wrap it as {{\"kind\": ..., ...}}")]
     ItemNotObject(&'static str),
+    #[error(
+        "an item named {id:?} is already waiting in {agent}'s inbox; nothing was replaced: give the new item another id"
+    )]
+    ItemExists { agent: String, id: String },
     #[error("inbox item `{name}` was rejected and moved to `{}`: {reason}", moved_to.display())]
     Rejected {
         name: String,
@@ -223,6 +227,27 @@ pub(crate) fn write_atomic(
     bytes: &[u8],
     durability: Durability,
 ) -> Result<PathBuf, CoordError> {
+    write_file(dir, name, bytes, durability, false)
+}
+
+/// As [`write_atomic`], but never over an existing `dir/name`: then the
+/// error's kind is `AlreadyExists` and nothing changed.
+pub(crate) fn write_new(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<PathBuf, CoordError> {
+    write_file(dir, name, bytes, durability, true)
+}
+
+fn write_file(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durability: Durability,
+    no_replace: bool,
+) -> Result<PathBuf, CoordError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     // Unique per process and call, so two writers of the same name never share a temp file.
@@ -236,7 +261,12 @@ pub(crate) fn write_atomic(
             file.sync_all().map_err(CoordError::io("fsync", &tmp))?;
         }
         drop(file);
-        fs::rename(&tmp, &target).map_err(CoordError::io("rename into place", &target))?;
+        if no_replace {
+            rename_noreplace(&tmp, &target)
+        } else {
+            fs::rename(&tmp, &target)
+        }
+        .map_err(CoordError::io("rename into place", &target))?;
         if durability == Durability::Full {
             sync_dir(dir)?;
         }
@@ -246,6 +276,43 @@ pub(crate) fn write_atomic(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// `rename(from, to)` that fails with `AlreadyExists` instead of replacing
+/// `to`: two producers, or a producer and a finished item, never overwrite
+/// each other.
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths that outlive the call; renameat2
+    // reads them and nothing else. A raw syscall so glibc and musl builds alike have it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // A file system or kernel without the flag: check, then rename (a
+        // narrow race instead of none, on file systems that cannot do better).
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(from, to)
+        }
+        _ => Err(e),
+    }
 }
 
 /// Makes a rename in `dir` durable.

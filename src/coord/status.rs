@@ -66,6 +66,10 @@ pub struct Heartbeat {
     pub current_task: Option<String>,
     #[serde(default)]
     pub queue_depth: u64,
+    /// Temporary (dot-named) files in the inbox untouched for
+    /// `fleet.stale_temp_after`: never taken, never moved, reported here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_temp_files: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub last_beat: DateTime<Utc>,
     /// Where the agent serves /healthz and /metrics, when it does.
@@ -83,6 +87,7 @@ impl Heartbeat {
             state: AgentState::Idle,
             current_task: None,
             queue_depth: 0,
+            stale_temp_files: Vec::new(),
             started_at: now,
             last_beat: now,
             health: None,

@@ -58,6 +58,8 @@ pub struct TaskRow {
     pub reason: Option<String>,
     /// The approval request a parked task waits on (its pipeline's own).
     pub approval_id: Option<String>,
+    /// A parked task's inbox item, as filed in done/ (its stem).
+    pub item_file: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -72,6 +74,7 @@ struct Row {
     attempts: i64,
     reason: Option<String>,
     approval_id: Option<String>,
+    item_file: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -96,6 +99,7 @@ impl TryFrom<Row> for TaskRow {
             title: r.title,
             reason: r.reason,
             approval_id: r.approval_id,
+            item_file: r.item_file,
         })
     }
 }
@@ -103,7 +107,7 @@ impl TryFrom<Row> for TaskRow {
 // A macro, not a const: sqlx takes only literal SQL, and `concat!` keeps it literal.
 macro_rules! columns {
     () => {
-        "id, title, state, spec, risk_score, attempts, reason, approval_id, created_at, updated_at"
+        "id, title, state, spec, risk_score, attempts, reason, approval_id, item_file, created_at, updated_at"
     };
 }
 
@@ -135,6 +139,20 @@ pub async fn insert(
     let intent = serde_json::json!({"spec": spec, "policy": policy, "approval": null});
     put_record_in(&mut tx, spec.id.as_str(), RecordKind::Intent, &intent, ms).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Record where a parked task's inbox item was filed.
+pub async fn set_item_file(
+    pool: &SqlitePool,
+    task_id: &str,
+    stem: &str,
+) -> Result<(), TaskStoreError> {
+    sqlx::query("UPDATE tasks SET item_file = $1 WHERE id = $2")
+        .bind(stem)
+        .bind(task_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

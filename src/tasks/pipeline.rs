@@ -433,7 +433,11 @@ impl<R: WorkerRuntime> Pipeline<R> {
                     reason: self.time_box_reason(),
                 };
             }
-            let wanted = step.timeout().unwrap_or(skill.timeout);
+            // A step may shorten the operator's time box for its skill, never
+            // lengthen it.
+            let wanted = step
+                .timeout()
+                .map_or(skill.timeout, |t| t.min(skill.timeout));
             let capped_by_task = remaining < wanted;
             let run = StepRun {
                 agent: self.agent.clone(),

@@ -103,9 +103,10 @@ impl TaskReport {
         })
     }
 
-    /// The event, validated; `now` and `seq` make its id (see `EventDraft::validate`).
-    pub fn event(&self, now: DateTime<Utc>, seq: u32) -> Option<Result<Event, EventError>> {
-        self.event_draft().map(|d| d.validate(now, seq))
+    /// The event, validated; `now` and `nonce` make its id when it has none.
+    pub fn event(&self, now: DateTime<Utc>, nonce: u32) -> Option<Result<Event, EventError>> {
+        self.event_draft()
+            .map(|d| d.validate(now, switchyard_routing::EventId::generate(now, nonce)))
     }
 
     pub fn telemetry(&self, now: DateTime<Utc>) -> TelemetryLine {

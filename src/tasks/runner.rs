@@ -337,7 +337,7 @@ impl TaskRunner {
         {
             warn!(error = %e, "could not append to the memory log");
         }
-        let event = match report.event(now, 0) {
+        let event = match report.event(now, rand::random()) {
             Some(Ok(ev)) => Some(ev),
             Some(Err(e)) => {
                 warn!(error = %e, "the task's result event is invalid");

@@ -423,6 +423,15 @@ fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
         .await;
         fleet.shell(&["deny", &approval]);
         assert_task_state(&fleet, "opsclaw", "tsk_rm", "blocked").await;
+        // Seed 004: "failed/ — failed or blocked": the item moves there with its reason.
+        let blocked = wait_for(Duration::from_secs(30), "tsk_rm in failed/", || fleet.result("opsclaw", "failed", "tsk_rm")).await;
+        assert_eq!(blocked["reason"]["status"], "blocked", "{blocked}");
+        assert!(blocked["reason"]["reason"].as_str().unwrap().starts_with("denied by"), "{blocked}");
+        assert!(fleet.result("opsclaw", "done", "tsk_rm").is_none(), "nothing left behind in done/");
+        assert!(fleet.agent_dir("opsclaw").join("failed/tsk_rm.json").exists());
+        // The approved one stayed in done/, its result now the final one.
+        let pushed = fleet.result("opsclaw", "done", "tsk_push").unwrap();
+        assert_eq!(pushed["result"]["status"], "succeeded", "{pushed}");
     });
 }
 
@@ -738,6 +747,10 @@ fn consecutive_failures_pause_the_agent_until_an_operator_resumes_it() {
         })
         .await;
         assert!(alert.contains("switchyard resume --agent manager"), "{alert}");
+        // A task that fails ends in failed/ (seed 004), with its exit codes.
+        let failed = fleet.wait_result("manager", "failed", "tsk_fail_0").await;
+        assert_eq!(failed["reason"]["status"], "failed", "{failed}");
+        assert_eq!(failed["reason"]["exit_codes"], json!([3, 3, 3]), "{failed}");
         let status = fleet.workspace().join("status.json");
         wait_for(Duration::from_secs(10), "the heartbeat to say paused", || {
             (common::read_json(&status)["agents"]["manager"]["state"] == "paused").then_some(())

@@ -935,3 +935,165 @@ fn a_second_process_with_the_same_token_is_refused_naming_the_holder() {
 
 #[allow(dead_code)]
 fn unused(_: Claimed, _: BTreeMap<(), ()>) {}
+
+#[test]
+fn no_item_is_ever_replaced_in_inbox_running_done_or_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let inbox = Inbox::open(ws, "agent").unwrap();
+    // Two producers, one id: the second is refused and the first is intact.
+    drop_item(ws, "agent", "tsk_deploy", &json!({"n": 1})).unwrap();
+    let second = drop_item(ws, "agent", "tsk_deploy", &json!({"n": 2})).unwrap_err();
+    assert!(matches!(second, CoordError::ItemExists { .. }), "{second}");
+    assert!(
+        second.to_string().contains("nothing was replaced"),
+        "{second}"
+    );
+    let first = inbox
+        .claim(&inbox.inbox_dir().join("tsk_deploy.json"))
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first.bytes).contains("\"n\": 1"));
+    // Dropped again while the first runs: it waits in the inbox, untouched.
+    drop_item(ws, "agent", "tsk_deploy", &json!({"n": 2})).unwrap();
+    let again = inbox.inbox_dir().join("tsk_deploy.json");
+    assert!(
+        inbox.claim(&again).unwrap().is_none(),
+        "the same id is running"
+    );
+    assert!(again.exists());
+    first.finish(Outcome::Done(json!("first"))).unwrap();
+    // Its second run finishes beside the first one, under a suffix.
+    let second = inbox.claim(&again).unwrap().unwrap();
+    let kept = second.finish(Outcome::Done(json!("second"))).unwrap();
+    assert_eq!(kept.file_name().unwrap(), "tsk_deploy~2.json");
+    let done = inbox.done_dir();
+    assert!(
+        fs::read_to_string(done.join("tsk_deploy.json"))
+            .unwrap()
+            .contains("\"n\": 1")
+    );
+    assert!(
+        fs::read_to_string(done.join("tsk_deploy~2.json"))
+            .unwrap()
+            .contains("\"n\": 2")
+    );
+    assert_eq!(result_of(done, "tsk_deploy")["result"], "first");
+    let r2 = result_of(done, "tsk_deploy~2");
+    assert_eq!(
+        (r2["result"].clone(), r2["stored_as"].clone()),
+        (json!("second"), json!("tsk_deploy~2"))
+    );
+    // And a third time, failed: failed/ keeps its own, done/ is untouched.
+    for n in 3..5 {
+        drop_item(ws, "agent", "tsk_deploy", &json!({"n": n})).unwrap();
+        let c = inbox.claim(&again).unwrap().unwrap();
+        c.finish(Outcome::Failed(json!(n))).unwrap();
+    }
+    let failed = inbox.failed_dir();
+    assert_eq!(result_of(failed, "tsk_deploy")["reason"], 3);
+    assert_eq!(result_of(failed, "tsk_deploy~2")["reason"], 4);
+    assert_eq!(names(done).len(), 4, "{:?}", names(done));
+}
+
+#[test]
+fn items_are_taken_in_arrival_order_whatever_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let inbox = Inbox::open(ws, "agent").unwrap();
+    // Names that sort nothing like the order they were dropped in.
+    let ids: Vec<String> = (0..40u64)
+        .map(|i| format!("brief_{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+    for id in &ids {
+        drop_item(ws, "agent", id, &json!({"id": id})).unwrap();
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_ne!(sorted, ids, "the names must not already be in order");
+    let ready: Vec<String> = inbox
+        .ready()
+        .unwrap()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ready, ids);
+}
+
+#[test]
+fn old_temporary_files_are_reported_and_left_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let inbox = Inbox::open(ws, "agent").unwrap();
+    let old = inbox.inbox_dir().join(".briefing.json.Xy12Ab");
+    let fresh = inbox.inbox_dir().join(".incoming.json.Qw34Er");
+    let note = inbox.inbox_dir().join(".tsk_a.attempt.json");
+    for p in [&old, &fresh, &note] {
+        fs::write(p, b"{}").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for p in [&old, &note] {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    assert_eq!(
+        inbox.stale_temporaries(Duration::from_secs(3600)),
+        [".briefing.json.Xy12Ab"]
+    );
+    assert!(
+        inbox.ready().unwrap().is_empty(),
+        "temporary names are never taken"
+    );
+    assert!(old.exists() && fresh.exists());
+}
+
+#[test]
+fn every_attempt_of_one_drop_names_an_id_less_event_alike_and_a_new_drop_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let inbox = Inbox::open(ws, "agent").unwrap();
+    let id_of = |c: &Claimed| switchyard_routing::EventId::for_item(&c.id, c.first_claimed_at);
+    drop_item(ws, "agent", "backup", &json!({"category": "system", "title": "backup OK"})).unwrap();
+    let path = inbox.inbox_dir().join("backup.json");
+    let first = inbox.claim(&path).unwrap().unwrap();
+    let first_id = id_of(&first);
+    // The holder dies mid-item; the item is recovered and claimed again.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(inbox.recover().unwrap().len(), 1);
+    let again = inbox.claim(&path).unwrap().unwrap();
+    assert_eq!(again.attempt, 2);
+    assert_eq!(id_of(&again), first_id, "a retry is the same event, deduplicated");
+    again.finish(Outcome::Done(json!("ok"))).unwrap();
+    // The same file name dropped again (tomorrow's backup) is another event.
+    drop_item(ws, "agent", "backup", &json!({"category": "system", "title": "backup OK"})).unwrap();
+    let next = inbox.claim(&path).unwrap().unwrap();
+    assert_ne!(id_of(&next), first_id);
+}
+
+#[test]
+fn sixty_parallel_sends_are_sixty_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    fs::write(&config, crate::common::fleet_toml(&["manager"], "")).unwrap();
+    let children: Vec<Child> = (0..60)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(["send", "--config", &s(&config), "--category", "system", "--title", &format!("send {i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let items = names(&dir.path().join("workspace/agents/manager/inbox"));
+    assert_eq!(items.len(), 60, "{items:?}");
+}

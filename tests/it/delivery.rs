@@ -25,7 +25,10 @@ fn event(id: &str, category: &str, title: &str) -> Event {
         source: Some("test".into()),
         ..Default::default()
     }
-    .validate(Utc::now(), 0)
+    .validate(
+        Utc::now(),
+        switchyard_routing::EventId::generate(Utc::now(), 0),
+    )
     .unwrap()
 }
 

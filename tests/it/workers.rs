@@ -768,6 +768,28 @@ mod pipeline {
     }
 
     #[tokio::test]
+    async fn a_step_timeout_shortens_the_skills_time_box_but_never_lengthens_it() {
+        let fake = FakeRuntime::new();
+        let p = pipeline(&fake, breakers(1));
+        let skill_box = super::docker::skill().timeout;
+        let longer = skill_box.as_millis() as u64 * 20;
+        let shorter = (skill_box.as_millis() as u64 / 2).max(1);
+        let spec = spec(serde_json::json!({"steps": [
+            {"skill": "sh", "args": ["sleep 600"], "timeout": longer},
+            {"skill": "sh", "args": ["sleep 1"], "timeout": shorter},
+            {"skill": "sh", "args": ["true"]},
+        ]}));
+        let r = p.run(&spec, None).await.unwrap();
+        assert_eq!(r.state, TaskState::Succeeded);
+        let boxes: Vec<Duration> = fake.runs().iter().map(|run| run.timeout).collect();
+        assert_eq!(
+            boxes,
+            [skill_box, Duration::from_millis(shorter), skill_box],
+            "asked for {longer} ms under a {skill_box:?} skill"
+        );
+    }
+
+    #[tokio::test]
     async fn retries_back_off_up_to_the_limit_then_fail_with_an_alert() {
         let fake = FakeRuntime::new();
         for _ in 0..3 {

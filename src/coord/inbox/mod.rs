@@ -46,7 +46,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::item::{InboxItem, ItemError, parse_item};
-use super::{CoordError, Durability, ProcessId, sync_dir, valid_agent, write_atomic};
+use super::{
+    CoordError, Durability, ProcessId, rename_noreplace, sync_dir, valid_agent, write_atomic,
+    write_new,
+};
+
+mod recover;
+mod watch;
+
+pub use watch::{InboxWatcher, WatchBackend, WatchMode, WatchOptions};
 
 /// Items larger than this are refused unread.
 pub const DEFAULT_MAX_ITEM_BYTES: u64 = 1024 * 1024;
@@ -118,7 +126,15 @@ pub fn drop_item(
     let dir = workspace.join("agents").join(agent).join("inbox");
     fs::create_dir_all(&dir).map_err(CoordError::io("create the inbox", &dir))?;
     let bytes = serde_json::to_vec_pretty(item).expect("a serde_json::Value always serializes");
-    write_atomic(&dir, &format!("{id}.json"), &bytes, Durability::Full)
+    write_new(&dir, &format!("{id}.json"), &bytes, Durability::Full).map_err(|e| match e {
+        CoordError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+            CoordError::ItemExists {
+                agent: agent.to_string(),
+                id: id.to_string(),
+            }
+        }
+        e => e,
+    })
 }
 
 /// Tunables of an [`Inbox`].
@@ -168,6 +184,10 @@ pub struct Lease {
     pub holder: ProcessId,
     pub attempt: u32,
     pub claimed_at: DateTime<Utc>,
+    /// When this drop of the item was first claimed: the same on every
+    /// attempt (leases from before this field: the claim time).
+    #[serde(default)]
+    pub first_claimed_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -178,6 +198,8 @@ struct AttemptNote {
     reason: RecoverReason,
     #[serde(default)]
     previous_holder: Option<ProcessId>,
+    #[serde(default)]
+    first_claimed_at: Option<DateTime<Utc>>,
 }
 
 /// Why an item was taken back from `running/`.
@@ -214,6 +236,10 @@ pub struct Claimed {
     pub bytes: Vec<u8>,
     /// 1 on the first claim; more when a dead holder's claim was recovered.
     pub attempt: u32,
+    /// When this drop of the item was first claimed, the same on every
+    /// attempt: with the id, it names what the item carried when the item
+    /// itself does not (an event without `event_id`).
+    pub first_claimed_at: DateTime<Utc>,
     inner: Arc<Inner>,
     finished: bool,
 }
@@ -258,27 +284,20 @@ impl Claimed {
             "handled_by": { "pid": me.pid, "host": me.host },
         });
         result[key] = value;
-        let bytes = serde_json::to_vec_pretty(&result).expect("JSON values serialize");
-        // The result goes first, so an item that shows up in done/ always has it;
-        // the sync_dir after the item's rename makes both renames durable.
-        write_atomic(
-            dir,
-            &format!("{}.result.json", self.id),
-            &bytes,
-            Durability::Content,
-        )?;
-        let target = dir.join(format!("{}.json", self.id));
-        let moved = fs::rename(&self.path, &target);
-        inner.held.lock().unwrap().remove(&self.id);
-        match moved {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CoordError::LostLease {
-                    id: self.id.clone(),
+        let moved = file_away(dir, &self.id, ".json", &self.path, &mut result);
+        let target = match moved {
+            Ok(target) => target,
+            Err(e) => {
+                inner.held.lock().unwrap().remove(&self.id);
+                return Err(match e {
+                    FileAway::Gone => CoordError::LostLease {
+                        id: self.id.clone(),
+                    },
+                    FileAway::Failed(e) => e,
                 });
             }
-            Err(e) => return Err(CoordError::io("move the finished item", &target)(e)),
-        }
+        };
+        inner.held.lock().unwrap().remove(&self.id);
         sync_dir(dir)?;
         remove_if_exists(
             &inner
@@ -289,6 +308,68 @@ impl Claimed {
         tracing::debug!(agent = %inner.agent, id = %self.id, outcome = label, attempt = self.attempt, "inbox item finished");
         Ok(target)
     }
+}
+
+enum FileAway {
+    /// The entry to move was not there any more.
+    Gone,
+    Failed(CoordError),
+}
+
+/// Moves `from` into `dir` as `<stem><ext>` with `result` written first as
+/// `<stem>.result.json`, replacing nothing: a name taken by an earlier item
+/// (one dropped again under its old id) gets `<stem>~2`, `<stem>~3`, ... and
+/// `result.stored_as` says which. `~` is not allowed in ids, so these names
+/// belong to no other item.
+fn file_away(
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+    from: &Path,
+    result: &mut Value,
+) -> Result<PathBuf, FileAway> {
+    for n in 1u32.. {
+        let name = if n > 1 {
+            format!("{stem}~{n}")
+        } else {
+            stem.to_string()
+        };
+        let target = dir.join(format!("{name}{ext}"));
+        if fs::symlink_metadata(&target).is_ok() {
+            continue;
+        }
+        if n > 1 {
+            result["stored_as"] = json!(name);
+        }
+        let bytes = serde_json::to_vec_pretty(result).expect("JSON values serialize");
+        let result_name = format!("{name}.result.json");
+        // The result goes first, so an item that shows up in done/ always has
+        // it; the caller's sync_dir after the rename makes both durable.
+        match write_new(dir, &result_name, &bytes, Durability::Content) {
+            Ok(_) => {}
+            Err(CoordError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                continue;
+            }
+            Err(e) => return Err(FileAway::Failed(e)),
+        }
+        match rename_noreplace(from, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) => {
+                remove_if_exists(&dir.join(&result_name));
+                match e.kind() {
+                    io::ErrorKind::AlreadyExists => continue,
+                    io::ErrorKind::NotFound => return Err(FileAway::Gone),
+                    _ => {
+                        return Err(FileAway::Failed(CoordError::io(
+                            "move the finished item",
+                            &target,
+                        )(e)));
+                    }
+                }
+            }
+        }
+    }
+    unreachable!("some suffix is free")
 }
 
 impl Drop for Claimed {
@@ -392,6 +473,85 @@ impl Inbox {
         scan(&self.inner.dirs.inbox)
     }
 
+    /// Give an item that was finished early (a parked task, done while it
+    /// waited for a human) its final outcome: a success rewrites its result
+    /// in done/, a failure moves it with its result to failed/ (replacing
+    /// nothing there). `stem` is its name in done/. Returns its final path.
+    pub fn settle(&self, stem: &str, outcome: Outcome) -> Result<PathBuf, CoordError> {
+        validate_id(stem.split('~').next().unwrap_or(stem))?;
+        let done = &self.inner.dirs.done;
+        let item = done.join(format!("{stem}.json"));
+        let result_path = done.join(format!("{stem}.result.json"));
+        let mut result: Value = fs::read(&result_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| json!({ "id": stem, "agent": self.inner.agent }));
+        result["finished_at"] = json!(Utc::now());
+        match outcome {
+            Outcome::Done(v) => {
+                result["outcome"] = json!("done");
+                result["result"] = v;
+                let bytes = serde_json::to_vec_pretty(&result).expect("JSON values serialize");
+                write_atomic(
+                    done,
+                    &format!("{stem}.result.json"),
+                    &bytes,
+                    Durability::Full,
+                )?;
+                Ok(item)
+            }
+            Outcome::Failed(v) => {
+                result["outcome"] = json!("failed");
+                if let Some(r) = result.as_object_mut() {
+                    r.remove("result");
+                    r.remove("stored_as");
+                }
+                result["reason"] = v;
+                let failed = &self.inner.dirs.failed;
+                let base = stem.split('~').next().unwrap_or(stem);
+                let target = match file_away(failed, base, ".json", &item, &mut result) {
+                    Ok(t) => t,
+                    Err(FileAway::Gone) => {
+                        return Err(CoordError::io("settle", &item)(io::Error::from(
+                            io::ErrorKind::NotFound,
+                        )));
+                    }
+                    Err(FileAway::Failed(e)) => return Err(e),
+                };
+                remove_if_exists(&result_path);
+                sync_dir(failed)?;
+                sync_dir(done)?;
+                Ok(target)
+            }
+        }
+    }
+
+    /// Temporary (dot-named or `.tmp`) entries of `inbox/` not modified for
+    /// `older_than`, by name: a transfer that died, or a producer that never
+    /// renamed. They are never taken nor moved (one may still be written);
+    /// the caller reports them. The inbox's own attempt notes are left out.
+    pub fn stale_temporaries(&self, older_than: Duration) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.inner.dirs.inbox) else {
+            return Vec::new();
+        };
+        let now = SystemTime::now();
+        let mut stale: Vec<String> = entries
+            .flatten()
+            .filter(|e| is_ignored_name(&e.file_name()))
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".attempt.json") {
+                    return None;
+                }
+                let modified = e.metadata().ok()?.modified().ok()?;
+                let age = now.duration_since(modified).unwrap_or_default();
+                (age >= older_than).then_some(name)
+            })
+            .collect();
+        stale.sort();
+        stale
+    }
+
     /// How many items wait in `inbox/` (the heartbeat's queue depth).
     pub fn depth(&self) -> Result<usize, CoordError> {
         Ok(self.ready()?.len())
@@ -440,9 +600,12 @@ impl Inbox {
             }
         };
         let running = inner.dirs.running.join(name);
-        match fs::rename(path, &running) {
+        match rename_noreplace(path, &running) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // The same id is running now: this one waits in the inbox until
+            // that one has finished (a later scan offers it again).
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(CoordError::io("claim", path)(e)),
         }
         // From here on the entry is ours; anything wrong with it sends it to failed/.
@@ -486,19 +649,20 @@ impl Inbox {
         };
 
         let note_path = inner.dirs.inbox.join(format!(".{id}.attempt.json"));
-        let attempt = match fs::read(&note_path) {
-            Ok(b) => serde_json::from_slice::<AttemptNote>(&b)
-                .map(|n| n.attempt.max(2))
-                .unwrap_or(2),
-            Err(_) => 1,
-        };
         let now = Utc::now();
+        let (attempt, first_claimed_at) = match fs::read(&note_path) {
+            Ok(b) => serde_json::from_slice::<AttemptNote>(&b)
+                .map(|n| (n.attempt.max(2), n.first_claimed_at.unwrap_or(now)))
+                .unwrap_or((2, now)),
+            Err(_) => (1, now),
+        };
         let lease = Lease {
             id: id.clone(),
             agent: inner.agent.clone(),
             holder: ProcessId::current().clone(),
             attempt,
             claimed_at: now,
+            first_claimed_at: Some(first_claimed_at),
             expires_at: after(now, inner.options.lease_ttl),
         };
         self.write_lease(&lease)?;
@@ -512,6 +676,7 @@ impl Inbox {
             path: running,
             bytes,
             attempt,
+            first_claimed_at,
             inner: inner.clone(),
             finished: false,
         }))
@@ -539,7 +704,7 @@ impl Inbox {
         reason: String,
     ) -> Result<(), CoordError> {
         let failed = &self.inner.dirs.failed;
-        let result = json!({
+        let mut result = json!({
             "id": id,
             "agent": self.inner.agent,
             "outcome": "failed",
@@ -548,19 +713,19 @@ impl Inbox {
             "original_name": from.file_name().map(|n| n.to_string_lossy().into_owned()),
             "reason": { "error": code, "message": reason },
         });
-        write_atomic(
-            failed,
-            &format!("{id}.result.json"),
-            &serde_json::to_vec_pretty(&result).unwrap(),
-            Durability::Content,
-        )?;
-        let target = failed.join(target_name);
-        match fs::rename(from, &target) {
-            Ok(()) => {}
+        // `<id>.json` keeps its id; a bad name is kept whole (its result is
+        // `<name>.result.json`).
+        let (stem, ext) = if target_name == format!("{id}.json") {
+            (id.to_string(), ".json")
+        } else {
+            (target_name.clone(), "")
+        };
+        let target = match file_away(failed, &stem, ext, from, &mut result) {
+            Ok(target) => target,
             // Someone else moved it first; their rejection stands.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(CoordError::io("move the rejected entry", &target)(e)),
-        }
+            Err(FileAway::Gone) => return Ok(()),
+            Err(FileAway::Failed(e)) => return Err(e),
+        };
         sync_dir(failed)?;
         tracing::warn!(agent = %self.inner.agent, id, code, reason = %reason, "inbox entry rejected");
         Err(CoordError::Rejected {
@@ -568,187 +733,6 @@ impl Inbox {
             reason,
             moved_to: target,
         })
-    }
-
-    /// Renews the leases of every item this process holds. Call it at a
-    /// fraction of the lease TTL (a third is comfortable). Items recovered by
-    /// someone else meanwhile (this process was presumed dead) are forgotten
-    /// and their ids returned.
-    pub fn renew_leases(&self) -> Result<Vec<String>, CoordError> {
-        let held: Vec<(String, u32)> = self
-            .inner
-            .held
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        let mut lost = Vec::new();
-        let now = Utc::now();
-        for (id, attempt) in held {
-            let item = self.inner.dirs.running.join(format!("{id}.json"));
-            if fs::symlink_metadata(&item).is_err() {
-                self.inner.held.lock().unwrap().remove(&id);
-                tracing::error!(agent = %self.inner.agent, id = %id, "a held item left running/: its lease lapsed and it was recovered elsewhere");
-                lost.push(id);
-                continue;
-            }
-            let claimed_at = self.read_lease(&id).map(|l| l.claimed_at).unwrap_or(now);
-            self.write_lease(&Lease {
-                id: id.clone(),
-                agent: self.inner.agent.clone(),
-                holder: ProcessId::current().clone(),
-                attempt,
-                claimed_at,
-                expires_at: after(now, self.inner.options.lease_ttl),
-            })?;
-        }
-        Ok(lost)
-    }
-
-    /// Renews this inbox's leases every `every` on the blocking pool, until
-    /// the returned task is aborted. Pick `every` well under the lease TTL
-    /// (a third of it). Needs a tokio runtime.
-    pub fn spawn_lease_renewal(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let inbox = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let inbox = inbox.clone();
-                match tokio::task::spawn_blocking(move || inbox.renew_leases()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
-                    Err(e) => tracing::warn!(error = %e, "lease renewal task failed; retrying"),
-                }
-            }
-        })
-    }
-
-    fn read_lease(&self, id: &str) -> Option<Lease> {
-        let bytes = fs::read(
-            self.inner
-                .dirs
-                .running
-                .join(format!("{id}{LEASE_SUFFIX}.json")),
-        )
-        .ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Puts items whose holder is gone back into `inbox/` with their attempt
-    /// count raised, and sweeps leases left without an item. Safe to run from
-    /// several processes at once: each item is recovered by exactly one.
-    pub fn recover(&self) -> Result<Vec<Recovered>, CoordError> {
-        let inner = &self.inner;
-        let now = Utc::now();
-        let entries = fs::read_dir(&inner.dirs.running)
-            .map_err(CoordError::io("list", &inner.dirs.running))?;
-        let mut items = Vec::new();
-        let mut leases = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with('.') || name.ends_with(".tmp") {
-                continue;
-            }
-            if let Some(id) = name.strip_suffix(".lease.json") {
-                leases.push(id.to_string());
-            } else if let Some(id) = name.strip_suffix(".json") {
-                items.push(id.to_string());
-            }
-        }
-        let item_set: HashSet<&String> = items.iter().collect();
-        let mut recovered = Vec::new();
-        for id in &items {
-            if inner.held.lock().unwrap().contains_key(id) {
-                continue;
-            }
-            let item_path = inner.dirs.running.join(format!("{id}.json"));
-            let lease_path = inner.dirs.running.join(format!("{id}{LEASE_SUFFIX}.json"));
-            let lease = self.read_lease(id);
-            let (reason, attempt, previous) = match &lease {
-                Some(l) => {
-                    let reason = if l.holder == *ProcessId::current() {
-                        RecoverReason::Abandoned
-                    } else if l.holder.is_known_dead() {
-                        RecoverReason::HolderDead
-                    } else if l.expires_at <= now {
-                        RecoverReason::LeaseExpired
-                    } else {
-                        continue;
-                    };
-                    (reason, l.attempt + 1, Some(l.holder.clone()))
-                }
-                None => {
-                    if lease_path.exists() {
-                        continue; // unreadable for a moment (being replaced); look again next time
-                    }
-                    let Ok(meta) = fs::symlink_metadata(&item_path) else {
-                        continue;
-                    };
-                    let since_claim = SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs_f64()
-                        - meta.ctime() as f64;
-                    if since_claim < inner.options.lease_ttl.as_secs_f64() {
-                        continue;
-                    }
-                    (RecoverReason::NoLease, 2, None)
-                }
-            };
-            // Taking the lease away first makes this recoverer the only one.
-            if lease.is_some() {
-                let grabbed = inner.dirs.running.join(format!(
-                    ".{id}.lease.recovering-{}",
-                    ProcessId::current().incarnation
-                ));
-                if fs::rename(&lease_path, &grabbed).is_err() {
-                    continue;
-                }
-                remove_if_exists(&grabbed);
-            }
-            let note = AttemptNote {
-                attempt,
-                recovered_at: now,
-                reason,
-                previous_holder: previous.clone(),
-            };
-            write_atomic(
-                &inner.dirs.inbox,
-                &format!(".{id}.attempt.json"),
-                &serde_json::to_vec(&note).unwrap(),
-                Durability::Content,
-            )?;
-            match fs::rename(&item_path, inner.dirs.inbox.join(format!("{id}.json"))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(CoordError::io("move back to the inbox", &item_path)(e)),
-            }
-            sync_dir(&inner.dirs.inbox)?;
-            tracing::warn!(agent = %inner.agent, id = %id, attempt, ?reason, "recovered an unfinished inbox item");
-            recovered.push(Recovered {
-                id: id.clone(),
-                attempt,
-                reason,
-                previous_holder: previous,
-            });
-        }
-        for id in leases {
-            if item_set.contains(&id) || inner.held.lock().unwrap().contains_key(&id) {
-                continue;
-            }
-            // A lease whose item is gone: the holder finished (and is about to remove it) or crashed.
-            if let Some(l) = self.read_lease(&id)
-                && !(l.holder.is_known_dead() || l.expires_at <= now)
-            {
-                continue;
-            }
-            remove_if_exists(&inner.dirs.running.join(format!("{id}{LEASE_SUFFIX}.json")));
-        }
-        Ok(recovered)
     }
 
     /// Starts watching the inbox. Needs a tokio runtime (the returned
@@ -788,188 +772,22 @@ fn read_bounded(path: &Path, meta: &fs::Metadata, limit: u64) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
+/// The entries of `dir` in arrival order: the time each appeared there (its
+/// inode change time, which the producer's final rename sets), then name.
+/// Ids need not sort by time for items to be taken in the order they came.
 fn scan(dir: &Path) -> Result<Vec<PathBuf>, CoordError> {
     let entries = fs::read_dir(dir).map_err(CoordError::io("list", dir))?;
-    let mut paths: Vec<PathBuf> = entries
+    let mut paths: Vec<((i64, i64), PathBuf)> = entries
         .flatten()
         .filter(|e| !is_ignored_name(&e.file_name()))
-        .map(|e| e.path())
+        .map(|e| {
+            let arrived = fs::symlink_metadata(e.path())
+                .map(|m| (m.ctime(), m.ctime_nsec()))
+                // Gone meanwhile: the claim will say so.
+                .unwrap_or((i64::MAX, 0));
+            (arrived, e.path())
+        })
         .collect();
     paths.sort();
-    Ok(paths)
-}
-
-/// How to notice new items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WatchMode {
-    /// Notifications, falling back to polling when they cannot start.
-    #[default]
-    Auto,
-    /// Notifications or an error.
-    Notify,
-    /// Polling only (file systems without notifications, e.g. some network mounts).
-    Poll,
-}
-
-/// Which mechanism a watcher ended up using.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchBackend {
-    Notify,
-    Poll,
-}
-
-#[derive(Debug, Clone)]
-pub struct WatchOptions {
-    pub mode: WatchMode,
-    /// How often the polling fallback lists the inbox.
-    pub poll_interval: Duration,
-    /// With notifications on, how often the inbox is listed anyway, so a
-    /// lost notification is noticed.
-    pub rescan_interval: Duration,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            mode: WatchMode::Auto,
-            poll_interval: Duration::from_secs(1),
-            rescan_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Yields paths of inbox entries that look ready to claim. A path may be
-/// yielded again later if it is still there (nobody claimed it), but not in
-/// a tight loop: an entry already yielded waits for the next wake-up.
-pub struct InboxWatcher {
-    dir: PathBuf,
-    wake: Arc<tokio::sync::Notify>,
-    _watcher: Option<notify::RecommendedWatcher>,
-    backend: WatchBackend,
-    options: WatchOptions,
-    pending: VecDeque<PathBuf>,
-    yielded: HashSet<PathBuf>,
-}
-
-impl std::fmt::Debug for InboxWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboxWatcher")
-            .field("dir", &self.dir)
-            .field("backend", &self.backend)
-            .finish()
-    }
-}
-
-impl InboxWatcher {
-    fn start(dir: PathBuf, options: WatchOptions) -> Result<InboxWatcher, CoordError> {
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let mut watcher = None;
-        if options.mode != WatchMode::Poll {
-            match start_notify(&dir, wake.clone()) {
-                Ok(w) => watcher = Some(w),
-                Err(e) if options.mode == WatchMode::Auto => {
-                    tracing::warn!(dir = %dir.display(), error = %e, interval = ?options.poll_interval,
-                        "file-system notifications unavailable; polling the inbox instead");
-                }
-                Err(e) => {
-                    return Err(CoordError::Io {
-                        what: "watch",
-                        path: dir,
-                        source: io::Error::other(e.to_string()),
-                    });
-                }
-            }
-        }
-        let backend = if watcher.is_some() {
-            WatchBackend::Notify
-        } else {
-            WatchBackend::Poll
-        };
-        Ok(InboxWatcher {
-            dir,
-            wake,
-            _watcher: watcher,
-            backend,
-            options,
-            pending: VecDeque::new(),
-            yielded: HashSet::new(),
-        })
-    }
-
-    pub fn backend(&self) -> WatchBackend {
-        self.backend
-    }
-
-    /// The next entry to try to claim; waits until there is one.
-    pub async fn next(&mut self) -> PathBuf {
-        loop {
-            if let Some(p) = self.pending.pop_front() {
-                return p;
-            }
-            match scan(&self.dir) {
-                Ok(paths) => {
-                    let present: HashSet<&PathBuf> = paths.iter().collect();
-                    // Forget what left, so a name that comes back (a recovered item) is seen again.
-                    self.yielded.retain(|p| present.contains(p));
-                    for p in paths {
-                        if self.yielded.insert(p.clone()) {
-                            self.pending.push_back(p);
-                        }
-                    }
-                    if !self.pending.is_empty() {
-                        continue;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "inbox scan failed; retrying"),
-            }
-            let interval = match self.backend {
-                WatchBackend::Notify => self.options.rescan_interval,
-                WatchBackend::Poll => self.options.poll_interval,
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(interval) => {
-                    // A timed rescan offers every entry again (one a claimer could not take before).
-                    self.yielded.clear();
-                }
-            }
-        }
-    }
-
-    /// The watcher as a stream of paths.
-    pub fn into_stream(self) -> impl futures_util::Stream<Item = PathBuf> {
-        futures_util::stream::unfold(self, |mut w| async move {
-            let p = w.next().await;
-            Some((p, w))
-        })
-    }
-}
-
-fn start_notify(
-    dir: &Path,
-    wake: Arc<tokio::sync::Notify>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let mut watcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                let arrival = matches!(
-                    ev.kind,
-                    EventKind::Create(_)
-                        | EventKind::Modify(notify::event::ModifyKind::Name(
-                            notify::event::RenameMode::To
-                                | notify::event::RenameMode::Both
-                                | notify::event::RenameMode::Any
-                        ))
-                        | EventKind::Any
-                        | EventKind::Other
-                );
-                if arrival {
-                    wake.notify_one();
-                }
-            }
-            // An overflowed queue or a watch error: rescan.
-            Err(_) => wake.notify_one(),
-        })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+    Ok(paths.into_iter().map(|(_, p)| p).collect())
 }
