@@ -228,9 +228,16 @@ pub fn audit_entry(record: &AuditRecord, platform: &str) -> AuditEntry {
 
 impl Fleet for AgentFleet {
     fn is_approver(&self, caller: &Caller) -> bool {
-        self.inner.config.telegram.as_ref().is_some_and(|t| {
-            i64::try_from(caller.user_id).is_ok_and(|id| t.approvers.contains(&id))
-        })
+        let config = &self.inner.config;
+        match caller.platform {
+            Platform::Telegram => config.telegram.as_ref().is_some_and(|t| {
+                i64::try_from(caller.user_id).is_ok_and(|id| t.approvers.contains(&id))
+            }),
+            Platform::Discord => config
+                .discord
+                .as_ref()
+                .is_some_and(|d| d.access.is_approver(caller)),
+        }
     }
 
     fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError> {
@@ -552,8 +559,9 @@ impl Fleet for AgentFleet {
             Decision::Approved => Vote::Approve,
             Decision::Denied => Vote::Deny,
         };
+        // Audited as who they are, where they are.
         let voter = Voter {
-            id: format!("telegram:{}", by.user_id),
+            id: format!("{}:{}", by.platform, by.user_id),
             name: by.display_name.clone(),
         };
         let unknown = || {

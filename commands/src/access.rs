@@ -64,9 +64,12 @@ impl<'de> Deserialize<'de> for AccessRule {
     }
 }
 
-/// The person asking, as the platform adapter saw them.
+/// The person asking, as the platform adapter saw them. An id means
+/// something only on its platform: a Discord user 42 and a Telegram user 42
+/// are two people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
+    pub platform: switchyard_routing::Platform,
     pub user_id: u64,
     pub display_name: String,
     pub roles: Vec<u64>,
@@ -83,6 +86,10 @@ pub struct AccessList {
     pub operate: Vec<AccessRule>,
     #[serde(default)]
     pub admin: Vec<AccessRule>,
+    /// Who may decide approval requests from this platform (Discord:
+    /// `discord.access.approvers`; Telegram keeps its own numeric list).
+    #[serde(default)]
+    pub approvers: Vec<AccessRule>,
 }
 
 impl AccessList {
@@ -94,14 +101,14 @@ impl AccessList {
         }
     }
 
+    /// Whether the approvers list names the caller (`*` is not accepted
+    /// there: the configuration refuses it).
+    pub fn is_approver(&self, caller: &Caller) -> bool {
+        grants(&self.approvers, caller)
+    }
+
     pub fn allows(&self, caller: &Caller, class: PermissionClass) -> bool {
-        let grants = |rules: &[AccessRule]| {
-            rules.iter().any(|r| match r {
-                AccessRule::Anyone => true,
-                AccessRule::User(id) => *id == caller.user_id,
-                AccessRule::Role(id) => caller.roles.contains(id),
-            })
-        };
+        let grants = |rules: &[AccessRule]| grants(rules, caller);
         [
             PermissionClass::Read,
             PermissionClass::Operate,
@@ -111,6 +118,14 @@ impl AccessList {
         .filter(|c| *c >= class)
         .any(|c| grants(self.list(c)))
     }
+}
+
+fn grants(rules: &[AccessRule], caller: &Caller) -> bool {
+    rules.iter().any(|r| match r {
+        AccessRule::Anyone => true,
+        AccessRule::User(id) => *id == caller.user_id,
+        AccessRule::Role(id) => caller.roles.contains(id),
+    })
 }
 
 /// Why a caller may not run a command, as a sentence for them.
@@ -163,6 +178,7 @@ mod tests {
 
     fn caller(user_id: u64, roles: &[u64]) -> Caller {
         Caller {
+            platform: switchyard_routing::Platform::Discord,
             user_id,
             display_name: "u".into(),
             roles: roles.to_vec(),
@@ -172,6 +188,7 @@ mod tests {
     #[test]
     fn classes_imply_lower_classes() {
         let acl = AccessList {
+            approvers: vec![],
             read: vec!["*".parse().unwrap()],
             operate: vec!["role:7".parse().unwrap()],
             admin: vec!["user:1".parse().unwrap()],

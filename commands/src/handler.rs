@@ -281,7 +281,14 @@ fn run(
                 .tone(Tone::Success)
         }
         Command::Task(task) => task_reply(task, caller, fleet, now)?,
-        Command::Approvals => approvals_reply(&fleet.pending_approvals(now)?, now),
+        Command::Approvals => {
+            // The buttons carry the prompts' secrets: only an approver sees
+            // them, and only in Telegram, whose callback data no reader of the
+            // chat can see (a Discord component's custom_id is public).
+            let buttons = caller.platform == switchyard_routing::Platform::Telegram
+                && fleet.is_approver(caller);
+            approvals_reply(&fleet.pending_approvals(now)?, buttons, now)
+        }
         Command::Approve { id } | Command::Deny { id } => {
             let decision = if matches!(command, Command::Approve { .. }) {
                 Decision::Approved
@@ -529,7 +536,7 @@ fn task_reply(
     })
 }
 
-fn approvals_reply(pending: &[ApprovalInfo], now: DateTime<Utc>) -> Reply {
+fn approvals_reply(pending: &[ApprovalInfo], buttons: bool, now: DateTime<Utc>) -> Reply {
     if pending.is_empty() {
         return Reply::new("No pending approvals");
     }
@@ -546,7 +553,7 @@ fn approvals_reply(pending: &[ApprovalInfo], now: DateTime<Utc>) -> Reply {
             format_age(a.expires - now)
         ));
         reply = reply.lines(a.reasons.iter().map(|r| format!("  · {r}")));
-        if let Some(tokens) = &a.buttons
+        if let Some(tokens) = a.buttons.as_ref().filter(|_| buttons)
             && reply.buttons.len() < MAX_APPROVAL_BUTTON_ROWS
         {
             reply.buttons.push(vec![
@@ -564,7 +571,11 @@ fn approvals_reply(pending: &[ApprovalInfo], now: DateTime<Utc>) -> Reply {
         }
     }
     let with_buttons = pending.iter().filter(|a| a.buttons.is_some()).count();
-    if with_buttons > MAX_APPROVAL_BUTTON_ROWS {
+    if !buttons {
+        reply = reply.line(
+            "Approvers decide with /approve ID or /deny ID, or with the buttons in Telegram.",
+        );
+    } else if with_buttons > MAX_APPROVAL_BUTTON_ROWS {
         reply = reply.line(format!(
             "Buttons are shown for the first {MAX_APPROVAL_BUTTON_ROWS}; use /approve ID or /deny ID for the rest."
         ));

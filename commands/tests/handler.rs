@@ -15,6 +15,7 @@ fn now() -> DateTime<Utc> {
 
 fn caller(user_id: u64, roles: &[u64]) -> Caller {
     Caller {
+        platform: switchyard_routing::Platform::Telegram,
         user_id,
         display_name: format!("user{user_id}"),
         roles: roles.to_vec(),
@@ -43,6 +44,7 @@ fn access() -> AccessList {
         ],
         operate: vec![format!("role:{OPERATOR_ROLE}").parse().unwrap()],
         admin: vec![format!("user:{ADMIN}").parse().unwrap()],
+        approvers: vec![],
     }
 }
 
@@ -563,14 +565,15 @@ fn kill_and_resume_report_the_switch() {
 }
 
 #[test]
-fn approvals_carry_buttons_within_discord_limits() {
+fn approval_buttons_go_only_to_approvers_in_telegram_within_the_row_limit() {
     let fleet = FakeFleet {
         approvals: 7,
         ..Default::default()
     };
-    let h = run("/approvals", READER, &fleet);
+    // An approver in Telegram: buttons for the first five, the rest by id.
+    let h = run("/approvals", APPROVER, &fleet);
     assert_eq!(h.reply.title, "Pending approvals (7)");
-    assert_eq!(h.reply.buttons.len(), 5, "Discord allows five rows");
+    assert_eq!(h.reply.buttons.len(), 5, "five rows at most");
     let row = &h.reply.buttons[0];
     assert_eq!(row[0].action, ButtonAction::Approve);
     assert_eq!(row[0].token.as_str(), "a0:opaque");
@@ -585,6 +588,21 @@ fn approvals_carry_buttons_within_discord_limits() {
         !format!("{:?}", h.reply).contains("a0:opaque"),
         "tokens stay out of Debug output"
     );
+    // A reader sees the list, never the buttons' secrets.
+    let reader = run("/approvals", READER, &fleet);
+    assert_eq!(reader.reply.title, "Pending approvals (7)");
+    assert!(
+        reader.reply.buttons.is_empty(),
+        "{:?}",
+        reader.reply.buttons
+    );
+    assert!(reader.reply.lines.iter().any(|l| l.contains("/approve ID")));
+    // Nor an approver in Discord, where a component's custom_id is public.
+    let mut discord = who(APPROVER);
+    discord.platform = switchyard_routing::Platform::Discord;
+    let cmd = parse_text("/approvals").unwrap();
+    let d = handle(&cmd, &discord, &access(), &fleet, now());
+    assert!(d.reply.buttons.is_empty(), "{:?}", d.reply.buttons);
 }
 
 #[test]

@@ -104,10 +104,20 @@ impl Validator {
                 "read" => &mut acl.read,
                 "operate" => &mut acl.operate,
                 "admin" => &mut acl.admin,
+                "approvers" => {
+                    if entries.iter().any(|e| e.trim() == "*") {
+                        self.problem(
+                            &format!("{key}.approvers"),
+                            "\"*\" would let anyone decide approvals: name the approvers' user or role ids",
+                        );
+                        continue;
+                    }
+                    &mut acl.approvers
+                }
                 other => {
                     self.problem(
                         &format!("{key}.{other}"),
-                        "unknown class: use read, operate or admin",
+                        "unknown class: use read, operate, admin or approvers",
                     );
                     continue;
                 }

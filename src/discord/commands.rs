@@ -165,6 +165,7 @@ fn collect_options(options: &[ResolvedOption<'_>], input: &mut CommandInput) {
 pub fn caller_of(interaction: &CommandInteraction) -> Caller {
     let user = &interaction.user;
     Caller {
+        platform: switchyard_routing::Platform::Discord,
         user_id: user.id.get(),
         display_name: user
             .global_name

@@ -32,6 +32,7 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
     };
     let Some(from) = m.from.as_ref() else { return };
     let caller = Caller {
+        platform: switchyard_routing::Platform::Telegram,
         user_id: from.id.0,
         display_name: from
             .username

@@ -1057,7 +1057,13 @@ fn every_attempt_of_one_drop_names_an_id_less_event_alike_and_a_new_drop_anew() 
     let ws = dir.path();
     let inbox = Inbox::open(ws, "agent").unwrap();
     let id_of = |c: &Claimed| switchyard_routing::EventId::for_item(&c.id, c.first_claimed_at);
-    drop_item(ws, "agent", "backup", &json!({"category": "system", "title": "backup OK"})).unwrap();
+    drop_item(
+        ws,
+        "agent",
+        "backup",
+        &json!({"category": "system", "title": "backup OK"}),
+    )
+    .unwrap();
     let path = inbox.inbox_dir().join("backup.json");
     let first = inbox.claim(&path).unwrap().unwrap();
     let first_id = id_of(&first);
@@ -1067,10 +1073,20 @@ fn every_attempt_of_one_drop_names_an_id_less_event_alike_and_a_new_drop_anew() 
     assert_eq!(inbox.recover().unwrap().len(), 1);
     let again = inbox.claim(&path).unwrap().unwrap();
     assert_eq!(again.attempt, 2);
-    assert_eq!(id_of(&again), first_id, "a retry is the same event, deduplicated");
+    assert_eq!(
+        id_of(&again),
+        first_id,
+        "a retry is the same event, deduplicated"
+    );
     again.finish(Outcome::Done(json!("ok"))).unwrap();
     // The same file name dropped again (tomorrow's backup) is another event.
-    drop_item(ws, "agent", "backup", &json!({"category": "system", "title": "backup OK"})).unwrap();
+    drop_item(
+        ws,
+        "agent",
+        "backup",
+        &json!({"category": "system", "title": "backup OK"}),
+    )
+    .unwrap();
     let next = inbox.claim(&path).unwrap().unwrap();
     assert_ne!(id_of(&next), first_id);
 }
@@ -1083,7 +1099,15 @@ fn sixty_parallel_sends_are_sixty_items() {
     let children: Vec<Child> = (0..60)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_switchyard"))
-                .args(["send", "--config", &s(&config), "--category", "system", "--title", &format!("send {i}")])
+                .args([
+                    "send",
+                    "--config",
+                    &s(&config),
+                    "--category",
+                    "system",
+                    "--title",
+                    &format!("send {i}"),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -1092,7 +1116,11 @@ fn sixty_parallel_sends_are_sixty_items() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let items = names(&dir.path().join("workspace/agents/manager/inbox"));
     assert_eq!(items.len(), 60, "{items:?}");

@@ -15,12 +15,16 @@ use switchyard_sandbox::{DiscordUserCommand, DiscordUserMessage, InteractionStat
 const BOT: u64 = 100;
 const OPERATOR: u64 = 200;
 const READER_ROLE: u64 = 400;
-const APPROVER: u64 = common::OPERATOR_CHAT as u64;
+/// A Discord approver (`discord.access.approvers`).
+const APPROVER: u64 = 500;
+/// The Telegram approver's number, used by someone in Discord: ids are per
+/// platform, so this Discord user is no approver.
+const TELEGRAM_APPROVERS_NUMBER: u64 = common::OPERATOR_CHAT as u64;
 const STRANGER: u64 = 300;
 const GUILD: u64 = 900_000_000_000_000_000;
 
-const ACCESS: &str = "\n[discord.access]\nread = [\"role:400\", \"user:200\", \"user:424242\"]\n\
-                      operate = [\"user:200\"]\nadmin = [\"user:200\"]\n";
+const ACCESS: &str = "\n[discord.access]\nread = [\"role:400\", \"user:200\", \"user:424242\", \"user:500\"]\n\
+                      operate = [\"user:200\"]\nadmin = [\"user:200\"]\napprovers = [\"user:500\"]\n";
 
 fn multi_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -248,6 +252,7 @@ fn every_command_answers_a_permitted_user_and_refuses_a_stranger() {
             cmd(STRANGER, "task").sub("list"),
             cmd(STRANGER, "approvals"),
             cmd(OPERATOR, "approve").opt("id", json!("apr_1")),
+            cmd(TELEGRAM_APPROVERS_NUMBER, "approve").opt("id", json!("apr_1")),
             cmd(STRANGER, "deny").opt("id", json!("apr_1")),
             cmd(STRANGER, "kill"),
             // Read class is not enough for the kill switch.
