@@ -39,9 +39,12 @@ fn skill() -> SkillSettings {
 
 #[tokio::main]
 async fn main() {
-    let rt = match DockerRuntime::connect(&DockerSettings {
-        host: "unix:///var/run/docker.sock".into(),
-    })
+    let rt = match DockerRuntime::connect(
+        &DockerSettings {
+            host: "unix:///var/run/docker.sock".into(),
+        },
+        "bench",
+    )
     .await
     {
         Ok(rt) => rt,

@@ -394,7 +394,7 @@ async fn fleet_tour(
 async fn hand_off_task(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     const TO: &str = "tech-lead";
     println!("\nhanding a task to {TO} through its inbox:");
-    let runtime = match DockerRuntime::connect(&config.docker).await {
+    let runtime = match DockerRuntime::connect(&config.docker, &config.fleet_id()).await {
         Ok(rt) => rt,
         Err(e) => {
             println!("  skipped: tasks run in containers, and {e}");

@@ -285,6 +285,17 @@ impl Config {
         problems
     }
 
+    /// This fleet's identity on shared infrastructure (the container labels
+    /// of its workers): a digest of its workspace's path, so two fleets, a
+    /// demo and a test run on one Docker engine never touch each other's work.
+    pub fn fleet_id(&self) -> String {
+        use sha2::Digest;
+        let workspace = std::fs::canonicalize(&self.fleet.workspace)
+            .unwrap_or_else(|_| self.fleet.workspace.clone());
+        let digest = sha2::Sha256::digest(workspace.as_os_str().as_encoded_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether agents hand approvals to each other (more than one agent, one
     /// of them owning Telegram): then each needs the fleet secret.
     pub fn needs_fleet_secret(&self) -> bool {

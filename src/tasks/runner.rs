@@ -69,37 +69,38 @@ impl TaskRunner {
     /// items are refused with the reason.
     pub async fn start(config: &Config, agent: &str, store: Store) -> TaskRunner {
         let log_dir = config.agent_dir(agent).join("logs");
-        let (pipeline, unavailable) = match DockerRuntime::connect(&config.docker).await {
-            Ok(runtime) => {
-                match runtime.reap_orphans(agent).await {
-                    Ok(reaped) if !reaped.is_empty() => {
-                        warn!(
-                            count = reaped.len(),
-                            "removed containers left by a previous run"
-                        )
+        let (pipeline, unavailable) =
+            match DockerRuntime::connect(&config.docker, &config.fleet_id()).await {
+                Ok(runtime) => {
+                    match runtime.reap_orphans(agent).await {
+                        Ok(reaped) if !reaped.is_empty() => {
+                            warn!(
+                                count = reaped.len(),
+                                "removed containers left by a previous run"
+                            )
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "could not look for orphaned containers"),
                     }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "could not look for orphaned containers"),
+                    let pipeline = Pipeline::new(
+                        runtime,
+                        agent,
+                        config.skills.clone(),
+                        config.policy.clone(),
+                        BreakerSettings::default(),
+                        log_dir,
+                    );
+                    (Some(Arc::new(pipeline)), None)
                 }
-                let pipeline = Pipeline::new(
-                    runtime,
-                    agent,
-                    config.skills.clone(),
-                    config.policy.clone(),
-                    BreakerSettings::default(),
-                    log_dir,
-                );
-                (Some(Arc::new(pipeline)), None)
-            }
-            Err(e) => {
-                let why = format!(
-                    "Docker is not reachable at {} ({e}): tasks cannot run on agent {agent}",
-                    config.docker.host
-                );
-                warn!("{why}");
-                (None, Some(why))
-            }
-        };
+                Err(e) => {
+                    let why = format!(
+                        "Docker is not reachable at {} ({e}): tasks cannot run on agent {agent}",
+                        config.docker.host
+                    );
+                    warn!("{why}");
+                    (None, Some(why))
+                }
+            };
         match task_store::recover_interrupted(
             store.pool(),
             BreakerSettings::default().max_attempts,

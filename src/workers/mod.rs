@@ -30,6 +30,9 @@ use crate::tasks::runtime::{StepOutcome, StepRun, StepStatus, Usage, WorkerError
 pub use image::{WORKER_IMAGE, ensure_worker_image};
 
 pub const LABEL_AGENT: &str = "switchyard.agent";
+/// Which fleet a container belongs to: two fleets (or a demo, or a test run)
+/// on one engine may both have an agent called `tech-lead`.
+pub const LABEL_FLEET: &str = "switchyard.fleet";
 pub const LABEL_TASK: &str = "switchyard.task";
 pub const LABEL_STEP: &str = "switchyard.step";
 pub const LABEL_ATTEMPT: &str = "switchyard.attempt";
@@ -47,11 +50,18 @@ pub struct DockerRuntime {
     /// Containers the kill switch killed, so their exit reads `killed`, not `failed`.
     killed: Arc<Mutex<HashSet<String>>>,
     output_keep: usize,
+    /// This fleet's identity ([`crate::config::Config::fleet_id`]): only its
+    /// own containers are reaped or killed.
+    fleet: String,
 }
 
 impl DockerRuntime {
-    /// Connect and check the engine answers.
-    pub async fn connect(settings: &DockerSettings) -> Result<DockerRuntime, WorkerError> {
+    /// Connect and check the engine answers. `fleet` labels every container
+    /// this runtime makes and scopes what it reaps and kills.
+    pub async fn connect(
+        settings: &DockerSettings,
+        fleet: &str,
+    ) -> Result<DockerRuntime, WorkerError> {
         let unavailable = |reason: String| WorkerError::Unavailable {
             host: settings.host.clone(),
             reason,
@@ -68,6 +78,7 @@ impl DockerRuntime {
             host: settings.host.clone(),
             killed: Arc::default(),
             output_keep: OUTPUT_KEEP_BYTES,
+            fleet: fleet.to_string(),
         })
     }
 
@@ -86,7 +97,14 @@ impl DockerRuntime {
     }
 
     async fn containers_of(&self, agent: &str, all: bool) -> Result<Vec<String>, WorkerError> {
-        let filters = HashMap::from([("label", vec![format!("{LABEL_AGENT}={agent}")])]);
+        // Both labels must match: another fleet's agent of the same name is not ours.
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_AGENT}={agent}"),
+                format!("{LABEL_FLEET}={}", self.fleet),
+            ],
+        )]);
         let list = self
             .docker
             .list_containers(Some(
@@ -185,7 +203,7 @@ impl DockerRuntime {
 
     /// Run one step in its own container and report how it ended.
     pub async fn run_step(&self, run: StepRun) -> Result<StepOutcome, WorkerError> {
-        let body = container_body(&run, &std::env::vars().collect())?;
+        let body = container_body(&run, &self.fleet, &std::env::vars().collect())?;
         let name = container_name(&run);
         let created = self
             .docker
@@ -388,6 +406,7 @@ pub fn parse_mount(entry: &str) -> Result<String, String> {
 /// variables the skill names are passed, and only when they are set.
 pub fn container_body(
     run: &StepRun,
+    fleet: &str,
     env: &HashMap<String, String>,
 ) -> Result<ContainerCreateBody, WorkerError> {
     let skill = &run.skill;
@@ -413,6 +432,7 @@ pub fn container_body(
         .collect();
     let labels = HashMap::from([
         (LABEL_AGENT.to_string(), run.agent.clone()),
+        (LABEL_FLEET.to_string(), fleet.to_string()),
         (LABEL_TASK.to_string(), run.task_id.to_string()),
         (LABEL_STEP.to_string(), run.step_index.to_string()),
         (LABEL_ATTEMPT.to_string(), run.attempt.to_string()),

@@ -313,7 +313,7 @@ async fn docker_ready() -> bool {
     let settings = switchyard::config::DockerSettings {
         host: "unix:///var/run/docker.sock".into(),
     };
-    match switchyard::workers::DockerRuntime::connect(&settings).await {
+    match switchyard::workers::DockerRuntime::connect(&settings, "probe").await {
         Ok(rt) => {
             switchyard::workers::ensure_worker_image(
                 rt.docker(),

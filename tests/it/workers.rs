@@ -368,13 +368,16 @@ mod docker {
 
     static IMAGE: OnceCell<()> = OnceCell::const_new();
 
+    /// The fleet identity these tests' containers carry.
+    pub const TEST_FLEET: &str = "workers-test";
+
     /// The engine, with the worker image built; `None` (after a loud
     /// message) when there is no engine and Docker is not required.
     pub async fn runtime() -> Option<DockerRuntime> {
         let settings = DockerSettings {
             host: "unix:///var/run/docker.sock".into(),
         };
-        let rt = match DockerRuntime::connect(&settings).await {
+        let rt = match DockerRuntime::connect(&settings, TEST_FLEET).await {
             Ok(rt) => rt,
             Err(e) if std::env::var("SWITCHYARD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
                 panic!("SWITCHYARD_REQUIRE_DOCKER=1 but Docker is unavailable: {e}")
@@ -463,12 +466,13 @@ mod docker {
             ("VISIBLE_TOKEN".to_string(), "v".to_string()),
             ("HIDDEN_TOKEN".to_string(), "h".to_string()),
         ]);
-        let body = workers::container_body(&run, &env).unwrap();
+        let body = workers::container_body(&run, TEST_FLEET, &env).unwrap();
         assert_eq!(body.env.unwrap(), vec!["VISIBLE_TOKEN=v".to_string()]);
         assert_eq!(body.cmd.unwrap(), vec!["sh", "-c", "true"]);
         assert_eq!(body.user.as_deref(), Some("65534:65534"));
         let labels = body.labels.unwrap();
         assert_eq!(labels["switchyard.agent"], "spec");
+        assert_eq!(labels["switchyard.fleet"], TEST_FLEET);
         assert_eq!(labels["switchyard.task"], "tsk_test");
         assert_eq!(labels["switchyard.step"], "0");
         let hc = body.host_config.unwrap();
@@ -490,12 +494,12 @@ mod docker {
 
         run.skill.mounts = vec!["relative:/x".into()];
         assert!(
-            workers::container_body(&run, &env).is_err(),
+            workers::container_body(&run, TEST_FLEET, &env).is_err(),
             "relative mounts are refused"
         );
         run.skill.mounts.clear();
         run.skill.network = true;
-        let hc = workers::container_body(&run, &env)
+        let hc = workers::container_body(&run, TEST_FLEET, &env)
             .unwrap()
             .host_config
             .unwrap();
@@ -697,6 +701,19 @@ mod docker {
         );
         let other = rt.reap_orphans("t-nobody").await.unwrap();
         assert!(other.is_empty(), "another agent's label is not ours");
+        // Another fleet on the same engine with an agent of the same name.
+        let settings = switchyard::config::DockerSettings {
+            host: "unix:///var/run/docker.sock".into(),
+        };
+        let elsewhere = DockerRuntime::connect(&settings, "another-fleet")
+            .await
+            .unwrap();
+        assert!(
+            elsewhere.reap_orphans("t-orphan").await.unwrap().is_empty(),
+            "another fleet's agent of the same name reaps nothing of ours"
+        );
+        assert!(elsewhere.kill_running("t-orphan").await.unwrap().is_empty());
+        assert_eq!(labelled("t-orphan", true).len(), 1, "still running");
         let reaped = rt.reap_orphans("t-orphan").await.unwrap();
         assert_eq!(reaped.len(), 1);
         assert!(labelled("t-orphan", true).is_empty());
