@@ -25,7 +25,6 @@ mod tasks;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, warn};
 
@@ -113,8 +112,16 @@ impl Agent {
             .into());
         }
         let workspace = config.fleet.workspace.clone();
+        // The environment is the operator's to fix, like the configuration:
+        // exit status 2, with what to change.
         std::fs::create_dir_all(&workspace)
-            .with_context(|| format!("cannot create the workspace {}", workspace.display()))?;
+            .and_then(|()| probe_writable(&workspace))
+            .map_err(|e| {
+                crate::error::bad_input(format!(
+                    "the workspace {} is not usable ({e}): create it, or give this user write access, or point [fleet] workspace elsewhere",
+                    workspace.display()
+                ))
+            })?;
         // One process per token: a second process with the same token stops here.
         let mut token_locks = Vec::new();
         for env in [&agent.discord_token_env, &agent.telegram_token_env]
@@ -146,7 +153,12 @@ impl Agent {
 
         let store = Store::open(&config.database_url(&agent.name))
             .await
-            .with_context(|| format!("opening the database of agent {}", agent.name))?;
+            .map_err(|e| {
+                crate::error::bad_input(format!(
+                    "cannot open the database of agent {} ({e:#}): check [fleet] database and that this user may write there",
+                    agent.name
+                ))
+            })?;
         let status = StatusFile::open(&workspace)?;
         let router = config.router()?;
         let (sinks, discord_sink) =
@@ -423,6 +435,14 @@ impl Shared {
         self.status.beat(&self.agent.name, hb)?;
         Ok(())
     }
+}
+
+/// Whether a file can be made in `dir` (a read-only mount or a directory of
+/// another user fails here, at start, instead of at the first item).
+fn probe_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".switchyard-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }
 
 /// Where an agent's files live, for tests and the demo.

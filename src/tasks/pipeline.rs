@@ -521,9 +521,15 @@ impl<R: WorkerRuntime> Pipeline<R> {
                     ),
                     timed_out: true,
                 },
-                StepStatus::Oom => StepEnd::AttemptFailed {
-                    reason: format!("step {n} ({}) ran out of memory and was killed", step.skill),
-                    timed_out: false,
+                // The same step under the same limit runs out again: no retry.
+                StepStatus::Oom => StepEnd::Final {
+                    state: TaskState::Failed,
+                    reason: format!(
+                        "step {n} ({}) ran out of memory under its limit of {} MiB and was killed; a retry would too, so none was made: raise skills.{}.memory or make the step use less",
+                        step.skill,
+                        skill.memory_bytes >> 20,
+                        step.skill
+                    ),
                 },
                 StepStatus::Failed => StepEnd::AttemptFailed {
                     reason: format!(

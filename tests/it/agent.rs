@@ -307,6 +307,41 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
     });
 }
 
+#[test]
+fn an_unusable_workspace_or_database_exits_2_saying_what_to_fix() {
+    multi_thread().block_on(async {
+        let fleet = Fleet::new(&["manager"], "").await;
+        // A file where a directory must be: not even root can write under it.
+        let blocker = fleet.dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"").unwrap();
+        for (key, value, needle) in [
+            (
+                "SWITCHYARD__FLEET__WORKSPACE",
+                format!("{}/ws", blocker.display()),
+                "workspace",
+            ),
+            (
+                "SWITCHYARD__FLEET__DATABASE",
+                format!("sqlite://{}/{{agent}}.db", blocker.display()),
+                "database",
+            ),
+        ] {
+            let out = fleet
+                .command()
+                .env(key, &value)
+                .args(["run", "--agent", "manager"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{key}: {err}");
+            assert!(
+                err.contains(needle) && err.contains("not-a-dir"),
+                "{key}: {err}"
+            );
+        }
+    });
+}
+
 /// Docker present (and the worker image built), or a loud skip — a failure
 /// under `SWITCHYARD_REQUIRE_DOCKER=1`.
 async fn docker_ready() -> bool {

@@ -844,6 +844,28 @@ mod pipeline {
     }
 
     #[tokio::test]
+    async fn running_out_of_memory_is_not_retried() {
+        let fake = FakeRuntime::new();
+        fake.push(StepOutcome {
+            status: StepStatus::Oom,
+            ..StepOutcome::exited(137, "")
+        });
+        let p = pipeline(&fake, breakers(3));
+        let r = p.run(&spec(serde_json::json!({})), None).await.unwrap();
+        assert_eq!(r.state, TaskState::Failed);
+        assert_eq!(
+            r.attempts, 1,
+            "a deterministic out-of-memory is not retried"
+        );
+        assert_eq!(fake.runs().len(), 1);
+        let why = r.reason.unwrap();
+        assert!(
+            why.contains("ran out of memory") && why.contains("memory"),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_retry_that_succeeds_ends_succeeded_with_a_subagent_result() {
         let fake = FakeRuntime::new();
         fake.push(StepOutcome::exited(1, "flaky"));
