@@ -88,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         backoff_base: Duration::from_millis(200),
         backoff_max: Duration::from_secs(5),
         coalesce_after: usize::MAX,
+        coalesce_backlog: std::time::Duration::MAX,
     };
     let outbox = Outbox::new(store.clone(), Sinks::new().with(Arc::new(sink)), delivery);
     let stats = outbox.stats();

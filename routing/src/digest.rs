@@ -18,6 +18,37 @@ pub const SUMMARY_TITLES: usize = 5;
 /// 2,000 (content) and Telegram's 4,096, with room for a platform's framing.
 pub const SUMMARY_MAX_CHARS: usize = 1_800;
 
+/// Characters of titles one page of a summary holds: under Discord's embed
+/// description and Telegram's message (4,096 each), with room for the counts
+/// and the platform's framing.
+pub const TITLES_PAGE_CHARS: usize = 3_000;
+/// Longest title line a page shows; longer titles are cut with `…`.
+pub const TITLE_LINE_MAX: usize = 160;
+
+/// Every title as a `• title` line, in the order given, in pages of at most
+/// `budget` characters (each title cut to [`TITLE_LINE_MAX`]): a summary that
+/// names every message it stands for, and follow-up pages when one message
+/// cannot hold them all. Never empty for a non-empty input.
+pub fn title_pages<S: AsRef<str>>(titles: &[S], budget: usize) -> Vec<Vec<String>> {
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut used = 0;
+    for t in titles {
+        let line = clip(&format!("• {}", t.as_ref().trim()), TITLE_LINE_MAX);
+        let len = line.chars().count() + 1;
+        match pages.last_mut() {
+            Some(page) if used + len <= budget.max(TITLE_LINE_MAX + 1) => {
+                used += len;
+                page.push(line);
+            }
+            _ => {
+                used = len;
+                pages.push(vec![line]);
+            }
+        }
+    }
+    pages
+}
+
 /// What a set of events amounted to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldSummary {
@@ -116,6 +147,23 @@ fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn title_pages_name_every_title_in_order_within_the_budget() {
+        let titles: Vec<String> = (0..300).map(|i| format!("Briefing number {i}")).collect();
+        let pages = title_pages(&titles, 1_000);
+        assert!(pages.len() > 1);
+        let all: Vec<&String> = pages.iter().flatten().collect();
+        assert_eq!(all.len(), 300);
+        assert_eq!(all[0], "• Briefing number 0");
+        assert_eq!(all[299], "• Briefing number 299");
+        for p in &pages {
+            assert!(p.iter().map(|l| l.chars().count() + 1).sum::<usize>() <= 1_000);
+        }
+        let long = title_pages(&["x".repeat(10_000)], 1_000);
+        assert_eq!(long[0][0].chars().count(), TITLE_LINE_MAX);
+        assert!(title_pages::<&str>(&[], 1_000).is_empty());
+    }
     use crate::event::Category;
     use crate::event::{EventId, Severity};
     use chrono::{TimeDelta, TimeZone};

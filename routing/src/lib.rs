@@ -15,7 +15,7 @@ pub mod repeat;
 pub mod rules;
 
 pub use destination::{Destination, DestinationError, Platform};
-pub use digest::HeldSummary;
+pub use digest::{HeldSummary, TITLES_PAGE_CHARS, title_pages};
 pub use event::{
     Category, Event, EventDraft, EventError, EventId, MAX_BODY_CHARS, MAX_TITLE_CHARS, Severity,
 };

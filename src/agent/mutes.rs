@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use switchyard_routing::{Category, Destination, Event, HeldSummary, Hold, MuteId};
+use switchyard_routing::{
+    Category, Destination, Event, HeldSummary, Hold, MuteId, TITLES_PAGE_CHARS, title_pages,
+};
 use tracing::info;
 
 use super::Shared;
 use crate::coord::off_worker;
+use crate::store::HeldDigest;
 
 /// Announce mutes (the fleet's first agent does that, once per mute) and
 /// post the "while muted" digest of this agent's held messages when a mute ends.
@@ -60,25 +63,78 @@ async fn post_held_digest(
     header: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let released = shared.store.release_held(hold, now).await?;
-    let mut by_dest: BTreeMap<Destination, Vec<Event>> = BTreeMap::new();
-    for (dest, ev) in released {
-        by_dest.entry(dest).or_default().push(ev);
-    }
-    for (dest, events) in by_dest {
-        let summary = HeldSummary::from_events(&events);
-        let title = format!("{header}: {} message(s) for {dest}", events.len());
-        // The title already says what this is; the body starts with the counts.
-        let body = summary.render_text("").trim_start().to_string();
-        let severity = events.iter().map(|e| e.severity).max().unwrap_or_default();
-        shared
-            .store
-            .enqueue_notice(&dest, &title, &body, severity, now)
-            .await?;
-        info!(hold = %hold, destination = %dest, count = events.len(), "posted a digest of held messages");
+    let released = shared
+        .store
+        .release_held_with(hold, now, |released| held_digests(header, released))
+        .await?;
+    if !released.is_empty() {
+        info!(hold = %hold, count = released.len(), "posted the digest of held messages");
     }
     shared.outbox.wake();
     Ok(())
+}
+
+/// The digests of released messages, per destination: the counts, then
+/// every title (pages of follow-ups when one message cannot hold them), as
+/// the most important category among them, so held alerts come back as an
+/// alert, never as an ambient notice that could be coalesced away.
+fn held_digests(header: &str, released: &[(Destination, Event)]) -> Vec<HeldDigest> {
+    let mut by_dest: BTreeMap<&Destination, Vec<Event>> = BTreeMap::new();
+    for (dest, ev) in released {
+        by_dest.entry(dest).or_default().push(ev.clone());
+    }
+    let mut out = Vec::new();
+    for (dest, events) in by_dest {
+        let total = events.len();
+        let counts = HeldSummary {
+            last_titles: Vec::new(),
+            ..HeldSummary::from_events(&events)
+        }
+        .render_text("")
+        .trim_start()
+        .to_string();
+        let severity = events.iter().map(|e| e.severity).max().unwrap_or_default();
+        let category = most_important(&events);
+        let titles: Vec<&str> = events.iter().map(|e| e.title.as_str()).collect();
+        let pages = title_pages(&titles, TITLES_PAGE_CHARS);
+        let n = pages.len();
+        let mut shown = 0;
+        for (i, page) in pages.into_iter().enumerate() {
+            let from = shown + 1;
+            shown += page.len();
+            let part = if n > 1 {
+                format!(" ({}/{n})", i + 1)
+            } else {
+                String::new()
+            };
+            let head = if i == 0 {
+                format!("{counts}\n")
+            } else {
+                String::new()
+            };
+            out.push(HeldDigest {
+                destination: dest.clone(),
+                category: category.clone(),
+                title: format!("{header}: {total} message(s) for {dest}{part}"),
+                body: format!(
+                    "{head}Titles {from}–{shown} of {total}:\n{}",
+                    page.join("\n")
+                ),
+                severity,
+            });
+        }
+    }
+    out
+}
+
+/// The category a digest of `events` goes out as: what a human must act on
+/// first, then alerts, else the first event's.
+fn most_important(events: &[Event]) -> Category {
+    [Category::ActionRequired, Category::Alert]
+        .into_iter()
+        .find(|c| events.iter().any(|e| &e.category == c))
+        .or_else(|| events.first().map(|e| e.category.clone()))
+        .unwrap_or(Category::System)
 }
 
 /// Ambient categories configured under `[routing.digest]` are held for their
@@ -108,4 +164,57 @@ pub(super) async fn digest_windows(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_routing::EventDraft;
+
+    fn alert(i: usize) -> Event {
+        EventDraft {
+            event_id: Some(format!("evt_a{i}")),
+            category: Some(if i % 10 == 0 { "system" } else { "alert" }.into()),
+            severity: Some("warning".into()),
+            title: Some(format!("Disk {i} at 90% on web-{i}")),
+            ..Default::default()
+        }
+        .validate(
+            Utc::now(),
+            switchyard_routing::EventId::generate(Utc::now(), 0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_digest_of_held_alerts_names_every_one_and_is_an_alert() {
+        let dest: Destination = "discord:alerts".parse().unwrap();
+        let released: Vec<(Destination, Event)> =
+            (0..150).map(|i| (dest.clone(), alert(i))).collect();
+        let digests = held_digests("While muted", &released);
+        assert!(digests.len() > 1, "150 titles need follow-ups");
+        let all: String = digests
+            .iter()
+            .map(|d| d.body.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (_, e) in &released {
+            assert!(all.contains(&e.title), "{} is named nowhere", e.title);
+        }
+        for d in &digests {
+            assert_eq!(
+                d.category,
+                Category::Alert,
+                "held alerts come back as an alert"
+            );
+            assert!(d.body.chars().count() < 4096);
+            assert!(
+                d.title
+                    .starts_with("While muted: 150 message(s) for discord:alerts ("),
+                "{}",
+                d.title
+            );
+        }
+        assert!(digests[0].body.contains("By type"), "{}", digests[0].body);
+    }
 }

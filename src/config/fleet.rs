@@ -40,8 +40,10 @@ pub struct DeliverySettings {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Pending ambient messages to one channel beyond this many are coalesced into one.
+    /// Pending ambient messages to one channel beyond this many, which would
+    /// also take longer than `coalesce_backlog` to drain, are coalesced.
     pub coalesce_after: usize,
+    pub coalesce_backlog: Duration,
 }
 
 pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetSettings {
@@ -102,5 +104,6 @@ pub(super) fn delivery(v: &mut Validator, raw: RawDelivery) -> DeliverySettings 
         backoff_base: v.duration("delivery.backoff_base", raw.backoff_base, "500ms"),
         backoff_max: v.duration("delivery.backoff_max", raw.backoff_max, "5m"),
         coalesce_after: raw.coalesce_after.unwrap_or(20).max(2),
+        coalesce_backlog: v.duration("delivery.coalesce_backlog", raw.coalesce_backlog, "2m"),
     }
 }

@@ -113,6 +113,7 @@ pub struct RawDelivery {
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
     pub coalesce_after: Option<usize>,
+    pub coalesce_backlog: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -556,6 +556,15 @@ impl ChatSink for DiscordSink {
         self.channels.contains_key(&dest.alias)
     }
 
+    fn drain_rate(&self, dest: &Destination) -> f64 {
+        if self.webhooks.contains_key(&dest.alias) && !self.channels.contains_key(&dest.alias) {
+            let (limit, window) = self.options.webhook_limit;
+            return limit as f64 / window.as_secs_f64().max(0.001);
+        }
+        // A channel's bucket, as Discord documents it: 5 messages per 5 s.
+        1.0
+    }
+
     fn ready<'a>(&'a self, dest: &'a Destination) -> BoxFuture<'a, ()> {
         async move { self.limiter.acquire(&self.rules(dest)).await }.boxed()
     }

@@ -217,6 +217,18 @@ pub fn backoff(settings: &DeliverySettings, attempts: u32) -> Duration {
     capped.mul_f64(jitter)
 }
 
+/// Whether `dest`'s pending messages are more than `coalesce_after` and
+/// would take longer than `coalesce_backlog` to drain at the sink's rate.
+async fn backed_up(ctx: &Ctx, sink: &dyn ChatSink, dest: &Destination) -> anyhow::Result<bool> {
+    let pending = ctx.store.pending_count(dest).await?;
+    let pending = usize::try_from(pending).unwrap_or(usize::MAX);
+    let drain = pending as f64 / sink.drain_rate(dest).max(f64::MIN_POSITIVE);
+    Ok(
+        pending > ctx.settings.coalesce_after
+            && drain > ctx.settings.coalesce_backlog.as_secs_f64(),
+    )
+}
+
 /// Work one destination's queue, head first, until it is empty or shutdown.
 async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyhow::Result<()> {
     let sink = ctx.sinks.for_platform(dest.platform).cloned();
@@ -267,27 +279,31 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
             _ = sink.ready(&dest) => {}
             _ = shutdown.stopped() => return Ok(()),
         }
-        // A backlog of ambient messages at the head goes out as one summary.
-        // Decided once the sink is ready, not before: what piled up while the
-        // lane waited (rate limit, outage) belongs in the same summary.
+        // A backlog of ambient messages at the head that would take longer
+        // than `coalesce_backlog` to drain goes out as summaries that name
+        // every message they stand for. Decided once the sink is ready, not
+        // before: what piled up while the lane waited belongs in them too.
         // The summary takes the head's place and goes out on the send slot the
         // lane just waited for.
         let mut head = head;
-        if is_ambient(&head)
-            && usize::try_from(ctx.store.pending_count(&dest).await?).unwrap_or(usize::MAX)
-                > ctx.settings.coalesce_after
-        {
+        if is_ambient(&head) && backed_up(&ctx, sink.as_ref(), &dest).await? {
             let backlog = ctx.store.pending_queue(&dest, MAX_COALESCE).await?;
             let run = backlog.iter().take_while(|r| is_ambient(r)).count();
             if run > 1 {
                 let rows = &backlog[..run];
-                let (title, body, severity) = render::coalesced_summary(rows);
-                let id = ctx
-                    .store
-                    .coalesce(rows, &title, &body, severity, Utc::now())
-                    .await?;
+                let mut start = 0;
+                // Pages in order: each takes the seq of its first row, so the
+                // summaries go out in the order of what they stand for.
+                for (n, title, body, severity) in render::coalesced_summaries(rows) {
+                    let chunk = &rows[start..start + n];
+                    start += n;
+                    let id = ctx
+                        .store
+                        .coalesce(chunk, &title, &body, severity, Utc::now())
+                        .await?;
+                    tracing::info!(destination = %dest, merged = chunk.len(), summary = %id, "coalesced a backlog of ambient messages");
+                }
                 ctx.stats.on_coalesced(dest.platform, rows.len() as u64);
-                tracing::info!(destination = %dest, merged = rows.len(), summary = %id, "coalesced a backlog of ambient messages");
                 match ctx.store.pending_queue(&dest, 1).await?.into_iter().next() {
                     Some(summary) => head = summary,
                     None => continue,

@@ -157,9 +157,30 @@ fn split_point(text: &str, max: usize) -> usize {
         .max(text.chars().next().map_or(0, char::len_utf8))
 }
 
-/// Title and body of one message standing for a run of coalesced ones:
-/// counts per event type and the latest few titles.
-pub fn coalesced_summary(rows: &[DeliveryRow]) -> (String, String, Severity) {
+/// The messages standing for a run of coalesced ones, each with how many
+/// rows (in order) it stands for: counts per event type and every title,
+/// in as many pages as the titles need.
+pub fn coalesced_summaries(rows: &[DeliveryRow]) -> Vec<(usize, String, String, Severity)> {
+    let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
+    let pages = switchyard_routing::title_pages(&titles, switchyard_routing::TITLES_PAGE_CHARS);
+    let n = pages.len();
+    let mut start = 0;
+    let mut out = Vec::with_capacity(n);
+    for (i, page) in pages.into_iter().enumerate() {
+        let chunk = &rows[start..start + page.len()];
+        start += page.len();
+        let (mut title, counts, severity) = coalesced_summary(chunk);
+        if n > 1 {
+            title.push_str(&format!(" ({}/{n})", i + 1));
+        }
+        let body = format!("{counts}\nTitles:\n{}", page.join("\n"));
+        out.push((chunk.len(), title, body, severity));
+    }
+    out
+}
+
+/// Title, per-type counts and severity of one coalesced message.
+fn coalesced_summary(rows: &[DeliveryRow]) -> (String, String, Severity) {
     let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
     for r in rows {
         *per_type.entry(r.event_type.as_str()).or_default() += 1;
@@ -169,13 +190,9 @@ pub fn coalesced_summary(rows: &[DeliveryRow]) -> (String, String, Severity) {
         "{} messages, coalesced while this channel was backed up",
         rows.len()
     );
-    let mut body = String::new();
+    let mut body = String::from("By type:\n");
     for (t, n) in &per_type {
-        body.push_str(&format!("• {t} × {n}\n"));
-    }
-    body.push_str("Latest:\n");
-    for r in rows.iter().rev().take(5) {
-        body.push_str(&format!("• {}\n", truncate(&r.title, 200)));
+        body.push_str(&format!("  {} × {n}\n", truncate(t, 100)));
     }
     (title, body.trim_end().to_string(), severity)
 }

@@ -117,6 +117,11 @@ pub trait ChatSink: Send + Sync + 'static {
     /// Whether resending after an unknown outcome cannot post twice
     /// (true for Discord channels thanks to `enforce_nonce`).
     fn resend_is_safe(&self, destination: &Destination) -> bool;
+    /// Messages per second `destination` takes when backed up, as its
+    /// documented limits allow (what coalescing estimates a backlog with).
+    fn drain_rate(&self, _destination: &Destination) -> f64 {
+        1.0
+    }
     /// Wait until the platform's limits allow the next message to `destination`.
     fn ready<'a>(&'a self, destination: &'a Destination) -> BoxFuture<'a, ()>;
     /// Send one message (all its parts).

@@ -228,6 +228,15 @@ impl ChatSink for TelegramSink {
         false
     }
 
+    fn drain_rate(&self, dest: &Destination) -> f64 {
+        let l = &self.options.limits;
+        let rate = |(n, w): (usize, Duration)| n as f64 / w.as_secs_f64().max(0.001);
+        match self.chats.get(&dest.alias) {
+            Some(chat) if chat.0 < 0 => rate(l.per_chat).min(rate(l.per_group)),
+            _ => rate(l.per_chat),
+        }
+    }
+
     fn ready<'a>(&'a self, dest: &'a Destination) -> BoxFuture<'a, ()> {
         async move {
             if let Some(chat) = self.chats.get(&dest.alias) {

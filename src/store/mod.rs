@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+pub use outbox::{HELD_DIGEST_EVENT_TYPE, HeldDigest};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -563,12 +564,24 @@ impl Store {
 
     /// Release what a hold held: returns the held events (oldest first) and
     /// marks their deliveries `digested`, in one transaction, so a second call
-    /// returns nothing. The caller posts the digest with
-    /// [`Store::enqueue_notice`].
+    /// returns nothing.
     pub async fn release_held(
         &self,
         hold: &Hold,
         now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(Destination, Event)>> {
+        self.release_held_with(hold, now, |_| Vec::new()).await
+    }
+
+    /// [`Store::release_held`], with the digests that report what was held
+    /// (`digest` makes them from the released events) enqueued in the same
+    /// transaction: a crash leaves the messages held, or released and
+    /// reported, never released and unreported.
+    pub async fn release_held_with(
+        &self,
+        hold: &Hold,
+        now: DateTime<Utc>,
+        digest: impl FnOnce(&[(Destination, Event)]) -> Vec<HeldDigest>,
     ) -> anyhow::Result<Vec<(Destination, Event)>> {
         let (hold_kind, key) = hold_key(hold);
         let mut tx = self
@@ -609,6 +622,29 @@ impl Store {
                 destination,
                 serde_json::from_str(&payload).context("a stored event does not parse")?,
             ));
+        }
+        for d in digest(&events) {
+            let content = Content {
+                category: d.category.as_str(),
+                severity: d.severity,
+                source: "switchyard",
+                event_type: HELD_DIGEST_EVENT_TYPE,
+                title: &d.title,
+                body: &d.body,
+                occurred_at: now,
+            };
+            insert_delivery(
+                &mut tx,
+                &new_id("dd"),
+                None,
+                &d.destination,
+                "digest",
+                DeliveryState::Pending,
+                &content,
+                None,
+                now,
+            )
+            .await?;
         }
         tx.commit().await.context("cannot release held messages")?;
         Ok(events)

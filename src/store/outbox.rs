@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use switchyard_routing::{Destination, Severity};
+use switchyard_routing::{Category, Destination, Severity};
 
 use super::{
     Content, DeliveryRecord, DeliveryRow, DeliveryState, Store, delivery_columns, insert_delivery,
@@ -18,6 +18,21 @@ pub const NON_AMBIENT_CATEGORIES: [&str; 2] = ["alert", "action_required"];
 
 /// The event type of a summary made by [`Store::coalesce`].
 pub const COALESCED_EVENT_TYPE: &str = "switchyard.coalesced";
+/// The event type of a "while muted" (or digest window) report: already a
+/// summary, so never coalesced into another.
+pub const HELD_DIGEST_EVENT_TYPE: &str = "switchyard.held_digest";
+
+/// One report of held messages, for [`super::Store::release_held_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldDigest {
+    pub destination: Destination,
+    /// The most important category of what it reports (an alert's digest is
+    /// an alert, not an ambient notice).
+    pub category: Category,
+    pub title: String,
+    pub body: String,
+    pub severity: Severity,
+}
 
 /// Ambient = neither an alert, nor something to act on, nor critical (and
 /// not already a summary: summaries are not summarised again).
@@ -25,6 +40,7 @@ pub fn is_ambient(row: &DeliveryRow) -> bool {
     !NON_AMBIENT_CATEGORIES.contains(&row.category.as_str())
         && row.severity != Severity::Critical
         && row.event_type != COALESCED_EVENT_TYPE
+        && row.event_type != HELD_DIGEST_EVENT_TYPE
 }
 
 /// What a crash left in `sending` and what became of it at start-up.

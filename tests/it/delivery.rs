@@ -46,6 +46,8 @@ fn settings(max_attempts: u32, coalesce_after: usize) -> DeliverySettings {
         backoff_base: Duration::from_millis(5),
         backoff_max: Duration::from_millis(40),
         coalesce_after,
+        // The count alone decides in these tests; the drain estimate has its own.
+        coalesce_backlog: Duration::ZERO,
     }
 }
 
@@ -565,6 +567,74 @@ async fn an_ambient_backlog_is_coalesced_into_one_message() {
     assert!(row.coalesced_into.is_some());
 }
 
+/// `n` ambient messages wait for a closed channel; the channel opens.
+async fn backlog_of(n: usize, settings: DeliverySettings) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let fake = FakeSink::new(Platform::Discord, true);
+    fake.open.send_replace(false);
+    let run = start(&store, Sinks::new().with(fake.clone()), settings);
+    let mut titles = Vec::new();
+    for i in 0..n {
+        let title = format!("Briefing {i:03} for the team");
+        store
+            .record_event(
+                &event(&format!("evt_b{i}"), "briefing", &title),
+                &[to("discord:briefings")],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        titles.push(title);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.open.send_replace(true);
+    drained(&store).await;
+    run.stop().await;
+    let received = fake
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| format!("{}\n{}", m.title, m.body))
+        .collect();
+    (titles, received)
+}
+
+#[tokio::test]
+async fn a_backlog_that_drains_in_seconds_is_not_coalesced() {
+    // 40 briefings at one message a second drain in ~40 s: under two minutes.
+    let mut s = settings(3, 5);
+    s.coalesce_backlog = Duration::from_secs(120);
+    let (titles, received) = backlog_of(40, s).await;
+    assert_eq!(received.len(), 40, "each briefing is its own message");
+    for (t, r) in titles.iter().zip(&received) {
+        assert!(r.starts_with(t.as_str()), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn a_coalesced_backlog_names_every_message_it_stands_for() {
+    let (titles, received) = backlog_of(300, settings(3, 5)).await;
+    assert!(
+        received.len() >= 2,
+        "300 titles need more than one summary: {}",
+        received.len()
+    );
+    let all = received.join("\n");
+    for t in &titles {
+        assert!(all.contains(t.as_str()), "{t} appears nowhere");
+    }
+    assert!(received[0].contains("(1/"), "{}", received[0]);
+    for r in &received {
+        assert!(
+            r.chars().count() < 4096,
+            "within the platforms' limits: {}",
+            r.chars().count()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_destination_without_a_sink_fails_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -710,6 +780,7 @@ mod wire {
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_millis(400),
             coalesce_after: 10_000,
+            coalesce_backlog: Duration::ZERO,
         }
     }
 
