@@ -174,7 +174,14 @@ mod tests {
     fn alert(i: usize) -> Event {
         EventDraft {
             event_id: Some(format!("evt_a{i}")),
-            category: Some(if i.is_multiple_of(10) { "system" } else { "alert" }.into()),
+            category: Some(
+                if i.is_multiple_of(10) {
+                    "system"
+                } else {
+                    "alert"
+                }
+                .into(),
+            ),
             severity: Some("warning".into()),
             title: Some(format!("Disk {i} at 90% on web-{i}")),
             ..Default::default()

@@ -113,6 +113,9 @@ pub struct StepOutcome {
     pub stdout: String,
     pub stderr: String,
     pub output_truncated: bool,
+    /// Bytes left out of `stdout` and `stderr` (each keeps its head and tail).
+    #[serde(default)]
+    pub output_cut_bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
     pub duration_ms: u64,
@@ -135,6 +138,7 @@ impl StepOutcome {
             stdout,
             stderr: String::new(),
             output_truncated: false,
+            output_cut_bytes: 0,
             log_file: None,
             duration_ms: 0,
         }

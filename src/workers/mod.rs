@@ -1,14 +1,15 @@
 //! The bollard adapter: one container per task step, with the sandbox of
 //! DESIGN.md 4.5 (limits, no network unless allowed, read-only root with a
 //! small `/tmp`, all capabilities dropped, no new privileges, not root,
-//! labels), a time box then SIGKILL, OOM detection, bounded output capture,
+//! labels), a time box then SIGKILL, OOM detection, output streamed while
+//! the step runs into a bounded capture (`capture.rs`),
 //! orphan reaping and the kill switch. bollard's types stop in this module.
 
+mod capture;
 pub mod image;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::DockerSettings;
 use crate::tasks::runtime::{StepOutcome, StepRun, StepStatus, Usage, WorkerError, WorkerRuntime};
+use capture::{Capture, Stream};
 
 pub use image::{WORKER_IMAGE, ensure_worker_image};
 
@@ -244,54 +246,38 @@ impl DockerRuntime {
 
         let log_path = run.log_dir.join(format!("{name}.log"));
         let mut capture = Capture::new(self.output_keep, log_path);
-        let mut wait = self.docker.wait_container(
-            id,
-            Some(
-                WaitContainerOptionsBuilder::default()
-                    .condition("not-running")
-                    .build(),
-            ),
-        );
-        let timed_out = match tokio::time::timeout(run.timeout, wait.next()).await {
-            Ok(_) => false,
-            Err(_) => {
-                let kill = KillContainerOptionsBuilder::default()
-                    .signal("SIGKILL")
-                    .build();
-                if let Err(e) = self.docker.kill_container(id, Some(kill)).await {
-                    debug!(error = %e, "kill after time box");
+        // Output is read while the step runs (the engine's own log rotation
+        // can drop what is read only afterwards), with timestamps so that the
+        // catch-up read below takes exactly what the follow missed.
+        let follow = async {
+            let mut last = None;
+            let mut logs = self.docker.logs(id, Some(log_options(true, None)));
+            while let Some(chunk) = logs.next().await {
+                match chunk {
+                    Ok(out) => take_frame(&mut capture, out, &mut last, None),
+                    Err(e) => {
+                        debug!(error = %e, "the log stream ended early; catching up after exit");
+                        break;
+                    }
                 }
-                // Wait for the kill to land so the state and logs below are final.
-                let mut again = self.docker.wait_container(
-                    id,
-                    Some(
-                        WaitContainerOptionsBuilder::default()
-                            .condition("not-running")
-                            .build(),
-                    ),
-                );
-                let _ = tokio::time::timeout(Duration::from_secs(10), again.next()).await;
-                true
             }
+            last
         };
-        // Read the logs once the container has stopped: the engine keeps them
-        // in its log file, and a following stream on Docker 20.10 can end
-        // before the last lines of a container that exits quickly.
+        let (last, timed_out) = tokio::join!(follow, self.wait_or_kill(id, run.timeout));
+        // A following stream can end before the last lines of a container that
+        // exits quickly: read again from the last line seen, skipping it and
+        // everything before it.
+        let mut caught = last;
         let mut logs = self.docker.logs(
             id,
-            Some(
-                LogsOptionsBuilder::default()
-                    .follow(false)
-                    .stdout(true)
-                    .stderr(true)
-                    .build(),
-            ),
+            Some(log_options(
+                false,
+                last.map(|t: chrono::DateTime<chrono::Utc>| t.timestamp()),
+            )),
         );
         while let Some(chunk) = logs.next().await {
             match chunk {
-                Ok(LogOutput::StdOut { message }) => capture.push(Stream::Out, &message),
-                Ok(LogOutput::StdErr { message }) => capture.push(Stream::Err, &message),
-                Ok(_) => {}
+                Ok(out) => take_frame(&mut capture, out, &mut caught, last),
                 Err(e) => {
                     warn!(error = %e, "could not read all of a step's output");
                     break;
@@ -319,10 +305,13 @@ impl DockerRuntime {
         } else {
             StepStatus::Failed
         };
-        let (stdout, stderr, output_truncated, log_file, io_error) = capture.finish();
-        if let Some(e) = io_error {
+        let captured = capture.finish();
+        if let Some(e) = &captured.io_error {
             warn!(error = %e, "could not write the step's full output to its log file");
         }
+        let (stdout, stderr, log_file) = (captured.stdout, captured.stderr, captured.log_file);
+        let output_truncated = captured.cut_bytes > 0;
+        let output_cut_bytes = captured.cut_bytes;
         let usage = Usage::from_output(&stdout);
         info!(task = %run.task_id, step = run.step_index, attempt = run.attempt, status = status.as_str(),
               exit_code, duration_ms, "worker step finished");
@@ -332,10 +321,90 @@ impl DockerRuntime {
             stdout,
             stderr,
             output_truncated,
+            output_cut_bytes,
             log_file,
             duration_ms,
             usage,
         })
+    }
+
+    /// Wait for the container to stop; past `timeout`, SIGKILL it and wait
+    /// for the kill to land. Returns whether the time box ran out.
+    async fn wait_or_kill(&self, id: &str, timeout: Duration) -> bool {
+        let not_running = || {
+            Some(
+                WaitContainerOptionsBuilder::default()
+                    .condition("not-running")
+                    .build(),
+            )
+        };
+        let mut wait = self.docker.wait_container(id, not_running());
+        if tokio::time::timeout(timeout, wait.next()).await.is_ok() {
+            return false;
+        }
+        let kill = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        if let Err(e) = self.docker.kill_container(id, Some(kill)).await {
+            debug!(error = %e, "kill after time box");
+        }
+        // So that the state and logs read afterwards are final.
+        let mut again = self.docker.wait_container(id, not_running());
+        let _ = tokio::time::timeout(Duration::from_secs(10), again.next()).await;
+        true
+    }
+}
+
+fn log_options(follow: bool, since: Option<i64>) -> bollard::query_parameters::LogsOptions {
+    let mut b = LogsOptionsBuilder::default()
+        .follow(follow)
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true);
+    if let Some(since) = since {
+        b = b.since(i32::try_from(since).unwrap_or(0));
+    }
+    b.build()
+}
+
+/// One log frame into the capture, its timestamp stripped. Frames at or
+/// before `skip_until` were taken already (the catch-up read overlaps the
+/// follow by up to a second); `last` is the newest timestamp taken.
+fn take_frame(
+    capture: &mut Capture,
+    out: LogOutput,
+    last: &mut Option<chrono::DateTime<chrono::Utc>>,
+    skip_until: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let (stream, message) = match out {
+        LogOutput::StdOut { message } => (Stream::Out, message),
+        LogOutput::StdErr { message } => (Stream::Err, message),
+        _ => return,
+    };
+    let (at, text) = split_timestamp(&message);
+    if let (Some(at), Some(until)) = (at, skip_until)
+        && at <= until
+    {
+        return;
+    }
+    if at.is_some() {
+        *last = at;
+    }
+    capture.push(stream, text);
+}
+
+/// `2026-12-02T01:20:00.123456789Z line` → the time and `line`.
+fn split_timestamp(frame: &[u8]) -> (Option<chrono::DateTime<chrono::Utc>>, &[u8]) {
+    let Some(space) = frame.iter().take(40).position(|&b| b == b' ') else {
+        return (None, frame);
+    };
+    let at = std::str::from_utf8(&frame[..space])
+        .ok()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    match at {
+        Some(at) => (Some(at), &frame[space + 1..]),
+        None => (None, frame),
     }
 }
 
@@ -470,156 +539,4 @@ pub fn container_body(
         }),
         ..Default::default()
     })
-}
-
-#[derive(Clone, Copy)]
-enum Stream {
-    Out,
-    Err,
-}
-
-/// Bounded capture: the first `keep` bytes of each stream stay in memory;
-/// once either overflows, everything (both streams, prefixed) goes to a log file.
-struct Capture {
-    keep: usize,
-    out: Vec<u8>,
-    err: Vec<u8>,
-    /// Lines seen so far, written out when the file is first opened.
-    transcript: Vec<(Stream, Vec<u8>)>,
-    truncated: bool,
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    io_error: Option<std::io::Error>,
-    /// The last usage line, kept even when stdout overflowed.
-    last_usage_line: Option<String>,
-    partial: Vec<u8>,
-}
-
-impl Capture {
-    fn new(keep: usize, path: PathBuf) -> Capture {
-        Capture {
-            keep,
-            out: Vec::new(),
-            err: Vec::new(),
-            transcript: Vec::new(),
-            truncated: false,
-            path,
-            file: None,
-            io_error: None,
-            last_usage_line: None,
-            partial: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, stream: Stream, bytes: &[u8]) {
-        if let Stream::Out = stream {
-            self.track_usage(bytes);
-        }
-        let buf = match stream {
-            Stream::Out => &mut self.out,
-            Stream::Err => &mut self.err,
-        };
-        let room = self.keep.saturating_sub(buf.len());
-        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        let overflow = bytes.len() > room;
-        if overflow && !self.truncated {
-            self.truncated = true;
-            self.open_file();
-        }
-        if self.file.is_some() {
-            self.write(stream, bytes);
-        } else {
-            self.transcript.push((stream, bytes.to_vec()));
-        }
-    }
-
-    fn track_usage(&mut self, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            if line
-                .trim_start()
-                .starts_with(crate::tasks::runtime::USAGE_PREFIX.trim_end())
-            {
-                self.last_usage_line = Some(line.trim().to_string());
-            }
-        }
-        // A line longer than this is not a usage line; do not hoard it.
-        if self.partial.len() > 4096 {
-            self.partial.clear();
-        }
-    }
-
-    fn open_file(&mut self) {
-        let opened = std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")))
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-            });
-        match opened {
-            Ok(f) => {
-                self.file = Some(f);
-                for (stream, bytes) in std::mem::take(&mut self.transcript) {
-                    self.write(stream, &bytes);
-                }
-            }
-            Err(e) => self.io_error = Some(e),
-        }
-    }
-
-    fn write(&mut self, stream: Stream, bytes: &[u8]) {
-        let Some(f) = self.file.as_mut() else { return };
-        let tag: &[u8] = match stream {
-            Stream::Out => b"",
-            Stream::Err => b"[stderr] ",
-        };
-        if let Err(e) = f.write_all(tag).and_then(|()| f.write_all(bytes)) {
-            self.io_error = Some(e);
-            self.file = None;
-        }
-    }
-
-    fn finish(
-        mut self,
-    ) -> (
-        String,
-        String,
-        bool,
-        Option<PathBuf>,
-        Option<std::io::Error>,
-    ) {
-        if !self.partial.is_empty() {
-            let rest = String::from_utf8_lossy(&self.partial).to_string();
-            if rest
-                .trim_start()
-                .starts_with(crate::tasks::runtime::USAGE_PREFIX.trim_end())
-            {
-                self.last_usage_line = Some(rest.trim().to_string());
-            }
-        }
-        let mut stdout = String::from_utf8_lossy(&self.out).into_owned();
-        if self.truncated {
-            stdout.push_str("\n… (output cut; the whole output is in the log file)\n");
-            // Keep the usage report visible even when the output was cut.
-            if let Some(line) = &self.last_usage_line {
-                stdout.push_str(line);
-                stdout.push('\n');
-            }
-        }
-        let log_file = if self.truncated && self.file.is_some() {
-            Some(self.path.clone())
-        } else {
-            None
-        };
-        (
-            stdout,
-            String::from_utf8_lossy(&self.err).into_owned(),
-            self.truncated,
-            log_file,
-            self.io_error,
-        )
-    }
 }

@@ -660,8 +660,45 @@ mod docker {
             7,
             "the usage line survives the cut"
         );
-        let file = std::fs::read_to_string(out.log_file.unwrap()).unwrap();
+        let file = std::fs::read_to_string(out.log_file.as_ref().unwrap()).unwrap();
         assert_eq!(file.lines().filter(|l| *l == "line").count(), 20000);
+        // Head and tail kept, and the report says exactly what was cut.
+        let total = 20000 * "line\n".len() + r#"SWITCHYARD_USAGE {"tokens":7}"#.len() + 1;
+        assert_eq!(
+            out.output_cut_bytes,
+            (total - 1024) as u64,
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.starts_with("line\n"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!(
+                "[{} bytes of stdout cut here; the whole output is in {}]",
+                total - 1024,
+                out.log_file.unwrap().display()
+            )),
+            "{}",
+            out.stdout
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_read_while_the_step_runs_and_none_is_lost_or_doubled() {
+        let Some(rt) = runtime().await else { return };
+        let logs = tempfile::tempdir().unwrap();
+        let rt = rt.with_output_keep(1 << 20);
+        // Lines over three seconds, so the follow stream is live while they come.
+        let script = "for i in $(seq 1 300); do echo out-$i; echo err-$i >&2; [ $((i % 100)) -eq 0 ] && sleep 1; done";
+        let out = rt
+            .run_step(step("t-stream", script, logs.path()))
+            .await
+            .unwrap();
+        assert_eq!(out.status, StepStatus::Succeeded);
+        let outs: Vec<&str> = out.stdout.lines().collect();
+        let expected: Vec<String> = (1..=300).map(|i| format!("out-{i}")).collect();
+        assert_eq!(outs, expected, "every line once, in order");
+        assert_eq!(out.stderr.lines().count(), 300);
+        assert_eq!(out.output_cut_bytes, 0);
     }
 
     #[tokio::test]
