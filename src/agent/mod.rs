@@ -92,6 +92,8 @@ struct Shared {
     approvals: crate::approvals::ApprovalsContext,
     /// The commands' `Fleet`, shared by the Discord and Telegram shells.
     fleet: crate::fleet::AgentFleet,
+    /// The outbox's Discord limiter, for the other writers to its channels.
+    discord_limits: Option<crate::delivery::DiscordLimits>,
 }
 
 impl Agent {
@@ -165,6 +167,7 @@ impl Agent {
             Sinks::from_config_with_discord(&config, discord_token, telegram_token)?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
+        let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));
         let metrics = Metrics::new(|registry| stats.register(registry));
         let ready = ReadyFlag::default();
         let notify = outbox.notifier();
@@ -215,6 +218,7 @@ impl Agent {
             health_addr: std::sync::Mutex::new(None),
             mutes: Default::default(),
             fleet,
+            discord_limits,
         });
 
         let webhook =
@@ -397,6 +401,7 @@ impl Shared {
             fleet: self.fleet.clone(),
             settings,
             token,
+            limits: self.discord_limits.clone(),
         })
     }
 
@@ -410,8 +415,13 @@ impl Shared {
         ) else {
             return Ok(None);
         };
-        crate::discord::pinned_status::PinnedMessages::new(settings, &token, self.store.clone())
-            .map(Some)
+        crate::discord::pinned_status::PinnedMessages::new(
+            settings,
+            &token,
+            self.store.clone(),
+            self.discord_limits.clone(),
+        )
+        .map(Some)
     }
 
     fn beat(

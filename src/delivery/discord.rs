@@ -73,11 +73,98 @@ pub struct DiscordSink {
     proxied: bool,
     channels: BTreeMap<String, ChannelId>,
     webhooks: BTreeMap<String, WebhookTarget>,
-    limiter: RateLimiter,
+    limiter: Arc<RateLimiter>,
     options: DiscordOptions,
 }
 
+/// A channel bucket's usual reset: what a restarted limiter waits before
+/// the first message to a channel whose bucket it has not learned.
+const CHANNEL_BUCKET_RESET: Duration = Duration::from_secs(5);
+
+/// The outbox's Discord limiter, for the agent's other writers to the same
+/// channels (the status board, the kept GitHub status messages): every
+/// request waits its turn there, and every 429 is obeyed and counted.
+#[derive(Clone)]
+pub struct DiscordLimits {
+    limiter: Arc<RateLimiter>,
+    proxied: bool,
+    options: DiscordOptions,
+    stats: Arc<super::stats::DeliveryStats>,
+}
+
+impl DiscordLimits {
+    fn global(&self) -> Rule {
+        Rule::Window {
+            lane: GLOBAL_LANE.into(),
+            limit: self.options.global_per_second,
+            window: Duration::from_secs(1) + self.options.margin,
+        }
+    }
+
+    fn edit_lane(channel: u64) -> String {
+        format!("discord:edit:{channel}")
+    }
+
+    /// Wait until an edit of a message in `channel` is allowed (5 per 5 s
+    /// per channel, shared with every other edit there).
+    pub async fn before_edit(&self, channel: u64) {
+        if !self.proxied {
+            return;
+        }
+        let rules = [
+            self.global(),
+            Rule::Window {
+                lane: Self::edit_lane(channel),
+                limit: 5,
+                window: Duration::from_secs(5) + self.options.margin,
+            },
+        ];
+        self.limiter.acquire(&rules).await;
+    }
+
+    /// Wait until a new message in `channel` is allowed (its bucket is the
+    /// one the outbox's messages to that channel use).
+    pub async fn before_post(&self, channel: u64) {
+        if !self.proxied {
+            return;
+        }
+        let rules = [
+            self.global(),
+            Rule::Learned {
+                lane: channel_lane(ChannelId::new(channel)),
+            },
+        ];
+        self.limiter.acquire(&rules).await;
+    }
+
+    /// After a failed request to `channel`: a 429 is counted and obeyed
+    /// (the lane stays closed for its bucket's reset).
+    pub fn after_error(&self, channel: u64, edit: bool, e: &serenity::Error) {
+        if let serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) = e
+            && r.status_code.as_u16() == 429
+        {
+            self.stats.on_429(Platform::Discord);
+            let lane = if edit {
+                Self::edit_lane(channel)
+            } else {
+                channel_lane(ChannelId::new(channel))
+            };
+            self.limiter.block(&lane, CHANNEL_BUCKET_RESET);
+        }
+    }
+}
+
 impl DiscordSink {
+    /// The limiter this sink sends through, for the agent's other writers.
+    pub fn limits(&self, stats: Arc<super::stats::DeliveryStats>) -> DiscordLimits {
+        DiscordLimits {
+            limiter: self.limiter.clone(),
+            proxied: self.proxied,
+            options: self.options.clone(),
+            stats,
+        }
+    }
+
     /// A sink for the configured channels (needs the bot token) and webhooks
     /// (their URLs are read from the environment variables the file names).
     pub fn new(
@@ -142,7 +229,7 @@ impl DiscordSink {
             proxied,
             channels,
             webhooks,
-            limiter: RateLimiter::new(),
+            limiter: Arc::new(RateLimiter::after_restart(CHANNEL_BUCKET_RESET)),
             options,
         })
     }

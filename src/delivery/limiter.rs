@@ -5,6 +5,12 @@
 //! window ("N per window", for the platforms' documented fixed limits), by a
 //! bucket learned from response headers (Discord's `X-RateLimit-*`), and by
 //! a block set when a 429 says how long to stay away. The clock is tokio's.
+//!
+//! A process that starts knows nothing of what its previous life spent (a
+//! kill -9 mid-burst leaves the platform's windows full): a limiter made
+//! with [`RateLimiter::after_restart`] treats every window as full at its
+//! birth and waits a learned bucket's usual reset before its first use, so a
+//! restart provokes no 429.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -39,17 +45,33 @@ struct Lane {
     blocked_until: Option<Instant>,
     /// (remaining, reset at), from the last response's headers.
     bucket: Option<(u32, Instant)>,
+    /// A response has taught this lane's bucket at least once.
+    learned: bool,
 }
 
 /// Named lanes with windows, learned buckets and 429 blocks.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     lanes: Mutex<HashMap<String, Lane>>,
+    /// Set by [`RateLimiter::after_restart`]: when the limiter was made and
+    /// how long a learned bucket is assumed spent from then.
+    caution: Option<(Instant, Duration)>,
 }
 
 impl RateLimiter {
+    /// A limiter that assumes nothing was spent before it (tests, tools).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A limiter for a process that may have just restarted: every window
+    /// counts as full at this instant, and a bucket not yet learned counts as
+    /// spent for `learned_reset` (Discord's per-channel bucket resets within 5 s).
+    pub fn after_restart(learned_reset: Duration) -> Self {
+        RateLimiter {
+            lanes: Mutex::default(),
+            caution: Some((Instant::now(), learned_reset)),
+        }
     }
 
     /// Take a slot on every rule now, or say how long to wait (nothing taken then).
@@ -58,7 +80,24 @@ impl RateLimiter {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = Duration::ZERO;
         for rule in rules {
-            let lane = lanes.entry(rule.lane().to_string()).or_default();
+            let caution = self.caution;
+            let lane = lanes.entry(rule.lane().to_string()).or_insert_with(|| {
+                let mut lane = Lane::default();
+                if let (Some((born, _)), Rule::Window { limit, window, .. }) = (caution, rule)
+                    && now.duration_since(born) < *window
+                {
+                    lane.sent = std::iter::repeat_n(born, *limit).collect();
+                }
+                lane
+            });
+            if let (Some((born, reset)), Rule::Learned { .. }, None, false) =
+                (caution, rule, lane.bucket, lane.learned)
+            {
+                let until = born + reset;
+                if until > now {
+                    wait = wait.max(until - now);
+                }
+            }
             if let Some(until) = lane.blocked_until {
                 if until > now {
                     wait = wait.max(until - now);
@@ -127,8 +166,9 @@ impl RateLimiter {
     /// What a response's headers said about a lane's bucket.
     pub fn learn(&self, lane: &str, remaining: u32, reset_after: Duration) {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.entry(lane.to_string()).or_default().bucket =
-            Some((remaining, Instant::now() + reset_after));
+        let lane = lanes.entry(lane.to_string()).or_default();
+        lane.bucket = Some((remaining, Instant::now() + reset_after));
+        lane.learned = true;
     }
 
     /// A 429 said: stay away from this lane for `retry_after`.
@@ -187,6 +227,31 @@ mod tests {
         waits_about(l.try_acquire(&rules), Duration::from_secs(30));
         // "all" was not spent by the refused attempt.
         assert!(l.try_acquire(&[window("all", 1, 60_000)]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_every_window_starts_full_and_unlearned_buckets_spent() {
+        let l = RateLimiter::after_restart(Duration::from_secs(5));
+        waits_about(
+            l.try_acquire(&[window("w", 3, 60_000)]),
+            Duration::from_secs(60),
+        );
+        let learned = [Rule::Learned {
+            lane: "route".into(),
+        }];
+        waits_about(l.try_acquire(&learned), Duration::from_secs(5));
+        // Once a response taught the bucket, it is what counts.
+        l.learn("route", 4, Duration::from_secs(5));
+        assert!(l.try_acquire(&learned).is_ok());
+        // A short window that has already passed since the start is empty.
+        let short = RateLimiter::after_restart(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(short.try_acquire(&[window("s", 1, 20)]).is_ok());
+        assert!(
+            short
+                .try_acquire(&[Rule::Learned { lane: "r".into() }])
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ use crate::shutdown::Shutdown;
 use crate::store::outbox::is_ambient;
 use crate::store::{DeliveryState, Store};
 
-pub use discord::{DiscordOptions, DiscordSink};
+pub use discord::{DiscordLimits, DiscordOptions, DiscordSink};
 pub use sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent, Sinks};
 pub use stats::DeliveryStats;
 pub use telegram::{TelegramLimits, TelegramOptions, TelegramSink};

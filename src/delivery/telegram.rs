@@ -92,7 +92,7 @@ impl TelegramSink {
         Ok(TelegramSink {
             bot,
             chats,
-            limiter: RateLimiter::new(),
+            limiter: RateLimiter::after_restart(Duration::from_secs(1)),
             options,
         })
     }

@@ -17,6 +17,7 @@ use serenity::{ChannelId, CreateEmbedFooter, CreateMessage, EditMessage, Message
 use switchyard_commands::{Fleet, status_reply};
 use tracing::{debug, info, warn};
 
+use crate::delivery::DiscordLimits;
 use crate::fleet::AgentFleet;
 
 /// The board's title, also how readers (and tests) recognise it.
@@ -32,6 +33,7 @@ fn key(channel: u64) -> String {
 /// Keep the board current until `stop`.
 pub async fn run(
     http: Arc<serenity::Http>,
+    limits: Option<DiscordLimits>,
     fleet: AgentFleet,
     channel: u64,
     every: Duration,
@@ -73,6 +75,9 @@ pub async fn run(
                     now.format("%Y-%m-%d %H:%M:%S UTC")
                 )));
         if let Some(mid) = message {
+            if let Some(l) = &limits {
+                l.before_edit(channel).await;
+            }
             match channel_id
                 .edit_message(
                     &http,
@@ -94,10 +99,16 @@ pub async fn run(
                     message = None;
                 }
                 Err(e) => {
+                    if let Some(l) = &limits {
+                        l.after_error(channel, true, &e);
+                    }
                     warn!(channel, error = %e, "the status board was not updated");
                     continue;
                 }
             }
+        }
+        if let Some(l) = &limits {
+            l.before_post(channel).await;
         }
         match channel_id
             .send_message(&http, CreateMessage::new().embed(embed))
@@ -118,7 +129,12 @@ pub async fn run(
                 }
                 info!(channel, message = mid, "status board posted");
             }
-            Err(e) => warn!(channel, error = %e, "the status board was not posted"),
+            Err(e) => {
+                if let Some(l) = &limits {
+                    l.after_error(channel, false, &e);
+                }
+                warn!(channel, error = %e, "the status board was not posted")
+            }
         }
     }
 }

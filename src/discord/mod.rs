@@ -39,6 +39,8 @@ pub struct DiscordShell {
     pub fleet: AgentFleet,
     pub settings: DiscordSettings,
     pub token: Secret,
+    /// The outbox's limiter: the status board's edits share its limits.
+    pub limits: Option<crate::delivery::DiscordLimits>,
 }
 
 /// Connect and serve until `stop` turns true (or the connection fails for
@@ -48,6 +50,7 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
         fleet,
         settings,
         token,
+        limits,
     } = shell;
     let http = build_http(&settings, &token)?;
     let access = settings.access.clone();
@@ -78,7 +81,7 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
                 if let Some(channel) = board {
                     let every = fleet.config().fleet.heartbeat_interval;
                     tokio::spawn(
-                        board::run(ctx.http.clone(), fleet.clone(), channel, every, board_stop)
+                        board::run(ctx.http.clone(), limits.clone(), fleet.clone(), channel, every, board_stop)
                             .in_current_span(),
                     );
                 }

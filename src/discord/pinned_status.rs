@@ -26,6 +26,8 @@ const DESCRIPTION_MAX: usize = 4096;
 /// Posts or edits kept-in-place messages in the configured channels.
 pub struct PinnedMessages {
     http: Arc<serenity::Http>,
+    /// The outbox's limiter: these edits share the channels' limits.
+    limits: Option<crate::delivery::DiscordLimits>,
     channels: BTreeMap<String, ChannelId>,
     store: Store,
 }
@@ -47,9 +49,15 @@ pub enum Upserted {
 
 impl PinnedMessages {
     /// Needs the bot token: webhooks cannot edit what the bot posted.
-    pub fn new(settings: &DiscordSettings, token: &Secret, store: Store) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &DiscordSettings,
+        token: &Secret,
+        store: Store,
+        limits: Option<crate::delivery::DiscordLimits>,
+    ) -> anyhow::Result<Self> {
         Ok(PinnedMessages {
             http: Arc::new(super::build_http(settings, token)?),
+            limits,
             channels: settings
                 .channels
                 .iter()
@@ -80,6 +88,9 @@ impl PinnedMessages {
             .await?
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(mid) = stored {
+            if let Some(l) = &self.limits {
+                l.before_edit(channel.get()).await;
+            }
             match channel
                 .edit_message(
                     &self.http,
@@ -100,10 +111,16 @@ impl PinnedMessages {
                     );
                 }
                 Err(e) => {
+                    if let Some(l) = &self.limits {
+                        l.after_error(channel.get(), true, &e);
+                    }
                     return Err(anyhow::Error::new(e))
                         .with_context(|| format!("editing message {mid} in discord:{alias}"));
                 }
             }
+        }
+        if let Some(l) = &self.limits {
+            l.before_post(channel.get()).await;
         }
         let posted = channel
             .send_message(
@@ -113,6 +130,11 @@ impl PinnedMessages {
                     .allowed_mentions(CreateAllowedMentions::new()),
             )
             .await
+            .inspect_err(|e| {
+                if let Some(l) = &self.limits {
+                    l.after_error(channel.get(), false, e);
+                }
+            })
             .with_context(|| format!("posting to discord:{alias}"))?;
         let mid = posted.id.get();
         self.store

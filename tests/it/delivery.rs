@@ -1059,6 +1059,11 @@ mod wire {
             "none lost, none doubled, in order"
         );
         assert_eq!(embed_titles(&h, SYSTEM), s);
+        assert_eq!(
+            h.state().stats.discord.rate_limited,
+            0,
+            "the restarted limiter starts cautious: the crash provokes no 429"
+        );
         h.shutdown().await;
     }
 }

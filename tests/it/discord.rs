@@ -626,6 +626,12 @@ fn the_status_board_is_one_message_edited_in_place_across_restarts() {
         )
         .await;
         assert_eq!(boards(&fleet).len(), 1, "one board, not one per start");
+        // The board's edits go through the outbox's limiter, restart included.
+        assert_eq!(
+            fleet.state().stats.discord.rate_limited,
+            0,
+            "no 429 provoked"
+        );
         let heartbeat_events = common::discord_texts(&fleet.state(), "system");
         assert!(
             heartbeat_events
