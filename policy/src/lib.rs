@@ -11,11 +11,14 @@
 //! cannot parse), it says so ([`FindingKind::NotUnderstood`]) rather than
 //! guess that all is well.
 //!
-//! Modules: `lex` (words and operators), `parse` (commands, pipelines,
-//! compound commands), `walk` (running the tree without running anything),
-//! `expand` (what a word becomes), `flow` (what a command writes on stdout),
-//! `argv` (wrappers and shells), `danger` and `git` (the rules), `target`
-//! (where a path lands), `inline` (shell commands in interpreter one-liners).
+//! Modules, in the order a step goes through them: `lex` (tokens), `word`
+//! (one word's pieces and their quoting), `skip` (where a substitution
+//! ends), `parse` and `ast` (the command tree), `walk` (following the tree:
+//! state, pipes, compound commands), `expand` (what a word becomes), `echo`
+//! (echo and printf of literals), `exec` (running one command: shells,
+//! builtins, eval), `argv` and `wrap` (wrappers and shells), `flow` (what a
+//! command writes on stdout), `danger`, `git` and `inline` (the rules),
+//! `target` (where a path lands).
 
 mod argv;
 mod ast;
@@ -69,25 +72,28 @@ pub enum FindingKind {
 pub enum Danger {
     /// rm -r on /, /*, ~, ~/*, $HOME, a top-level system directory, `*`
     /// where the directory is unknown or is / or ~; --no-preserve-root;
-    /// rsync --delete onto those.
+    /// rsync --delete onto those; mv of those.
     RecursiveDeleteOfRoot,
     /// find on / or ~ (or a system directory) with -delete or -exec rm.
     FindDelete,
-    /// mkfs*, mke2fs, mkswap, wipefs, blkdiscard...
+    /// mkfs*, mke2fs, mkswap, wipefs, blkdiscard, sgdisk --zap-all,
+    /// parted mklabel.
     FilesystemFormat,
     /// dd of=/dev/sdX, any output redirection or tee/cp onto a device,
     /// shred of a device.
     RawDeviceWrite,
     /// shutdown, reboot, poweroff, halt, init 0/6, systemctl
-    /// poweroff/reboot/halt, kill 1 / kill -1, writes to /proc/sysrq-trigger.
+    /// poweroff/reboot/halt (or start/isolate of their targets), loginctl,
+    /// kill 1 / kill -1, killall5, writes to /proc/sysrq-trigger.
     Shutdown,
     /// chmod/chown/chgrp -R on / or ~ or a system directory; chmod 777 /.
     PermissionBomb,
     /// A function that calls itself in a pipe or in the background; an
     /// endless loop that starts background jobs.
     ForkBomb,
-    /// Code nobody can read run by a shell: downloads piped or substituted
-    /// into a shell or eval, `source <(…)`, exec of a non-literal.
+    /// Code nobody can read run by a shell or an interpreter: a download
+    /// piped, substituted, saved or stored in a variable and then run;
+    /// `source <(…)`; exec of a command's output.
     CodeInjection,
     /// A decoded or unpacked payload (base64 -d, xxd -r, openssl enc -d,
     /// gunzip, rev…) run by a shell or an interpreter.

@@ -36,7 +36,10 @@ pub fn policy(path: Option<PathBuf>, cmd: PolicyCommand) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let PolicyCommand::Check { file } = cmd;
     let (spec, _) = read_spec(&config, &file)?;
-    print!("{}", crate::tasks::score(&spec, &config.policy).explain());
+    print!(
+        "{}",
+        crate::tasks::score(&spec, &config.policy, &config.skills).explain()
+    );
     Ok(())
 }
 
@@ -50,7 +53,7 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
             if value.get("kind").is_none() {
                 value["kind"] = "task".into();
             }
-            let report = crate::tasks::score(&spec, &config.policy);
+            let report = crate::tasks::score(&spec, &config.policy, &config.skills);
             let dropped = drop_item(&config.fleet.workspace, agent, spec.id.as_str(), &value)
                 .with_context(|| format!("dropping the task into {agent}'s inbox"))?;
             println!(

@@ -192,7 +192,7 @@ impl<R: WorkerRuntime> Pipeline<R> {
 
     /// Score a spec with this agent's policy.
     pub fn score(&self, spec: &TaskSpec) -> PolicyReport {
-        policy::score(spec, &self.policy)
+        policy::score(spec, &self.policy, &self.skills)
     }
 
     /// Gate, then run. Returns `AwaitingApproval` without running when a

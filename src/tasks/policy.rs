@@ -7,17 +7,20 @@
 //! `approval_threshold` a human approves; a dangerous pattern always needs
 //! approval whatever the threshold, so it is refused unless approved.
 //!
-//! The patterns look at each step as the shell would see it: the skill name
-//! followed by its args, joined by spaces (`git push --force origin main`).
+//! Each step is read as the container would run it (the skill's command,
+//! then the args) by `switchyard-policy`, which tokenizes and walks it as a
+//! shell would (quotes, `sh -c`, `$(...)`, pipes into shells, wrappers such
+//! as `sudo` and `env`): a command it cannot read counts as dangerous, so a
+//! human decides.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
+use switchyard_policy::FindingKind;
 
 use super::spec::{Priority, Risk, TaskSpec};
-use crate::config::PolicySettings;
+use crate::config::{PolicySettings, SkillSettings};
 
 pub const DANGEROUS_POINTS: u8 = 70;
 pub const GIT_PUSH_POINTS: u8 = 20;
@@ -87,97 +90,68 @@ impl PolicyReport {
     }
 }
 
-/// A dangerous pattern: a name for the explanation and what it matches.
-struct Pattern {
-    name: &'static str,
-    regex: Regex,
+/// What a step runs, as the container would run it: the skill's command
+/// followed by the step's args. A skill the scorer does not know (no
+/// configuration at hand) is read both ways it could be used, as a program
+/// with those args and each arg as a shell script, and the union counts:
+/// not knowing errs towards asking.
+fn analyze_step(
+    skill: &str,
+    args: &[String],
+    skills: &BTreeMap<String, SkillSettings>,
+) -> switchyard_policy::Analysis {
+    match skills.get(skill) {
+        Some(s) if !s.command.is_empty() => {
+            let argv: Vec<String> = s.command.iter().chain(args).cloned().collect();
+            switchyard_policy::analyze_argv(&argv)
+        }
+        _ => {
+            let argv: Vec<String> = std::iter::once(skill.to_string())
+                .chain(args.iter().cloned())
+                .collect();
+            let mut all = switchyard_policy::analyze_argv(&argv);
+            for arg in args {
+                all.findings
+                    .extend(switchyard_policy::analyze_script(arg).findings);
+            }
+            all
+        }
+    }
 }
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("policy patterns are valid regexes")
-}
-
-/// Compiled once; the regexes are fixed at build time.
-static DANGEROUS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |name, regex: &str| Pattern {
-        name,
-        regex: re(regex),
-    };
-    vec![
-        // rm with a recursive flag aimed at /, /*, ~, $HOME or *; and the explicit override.
-        p(
-            "destructive file operation (rm -r on / or ~)",
-            r#"\brm\s+(?:-[^\s]*\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(?:-[^\s]*\s+)*["']?(?:/\*?|~/?\*?|\$HOME/?\*?|\*)["']?(?:\s|;|&|\||$)|--no-preserve-root|\brm\s+(?:-[^\s]*\s+)*--recursive\s+(?:-[^\s]*\s+)*(?:/\*?|~/?)(?:\s|$)"#,
-        ),
-        p(
-            "filesystem format (mkfs)",
-            r"\bmkfs(?:\.[a-z0-9]+)?\b|\bmke2fs\b|\bwipefs\b",
-        ),
-        p(
-            "raw write to a device (dd of=/dev/...)",
-            r"\bdd\b[^;&|]*\bof=/dev/(?:[sh]d|nvme|xvd|vd|mmcblk|disk|mapper|md|loop)",
-        ),
-        p(
-            "write redirected to a disk device",
-            r">\s*/dev/(?:[sh]d[a-z]|nvme\d|xvd[a-z]|vd[a-z]|mmcblk\d)",
-        ),
-        p(
-            "shutdown or reboot",
-            r"\b(?:shutdown|reboot|poweroff|halt)\b|\binit\s+[06]\b|\bsystemctl\s+(?:poweroff|reboot|halt)\b",
-        ),
-        p(
-            "permission bomb (chmod 777 /)",
-            r"\bchmod\s+(?:-[^\s]+\s+)*(?:0?777|a\+rwx|ugo\+rwx)\s+/(?:\s|$|\*)",
-        ),
-        p(
-            "fork bomb",
-            r":\s*\(\s*\)\s*\{[^}]*:\s*\|\s*:\s*&|:\|:&|\bwhile\s+true\s*;\s*do\s+[^;]*&\s*done",
-        ),
-        p(
-            "code injection (eval/exec)",
-            r"\beval\b|\bexec\b|\b(?:curl|wget)\b[^|;&]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b",
-        ),
-    ]
-});
-
-static GIT_PUSH: LazyLock<Regex> = LazyLock::new(|| re(r"\bgit\s+(?:-[^\s]+\s+)*push\b"));
-static FORCE_FLAG: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:^|\s)(?:--force(?:-with-lease)?(?:=\S*)?|-f|-[rR]f|-f[rR])(?:\s|$)"));
-/// A force push names main or master, or pushes `+main`/`+master`.
-static FORCE_PUSH_MAIN: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\bgit\s+(?:-[^\s]+\s+)*push\b.*(?:(?:--force\S*|\s-f)\b.*\b(?:main|master)\b|\b(?:main|master)\b.*(?:--force|\s-f\b)|\s\+(?:refs/heads/)?(?:main|master)\b)",
-    )
-});
-
-/// Score one spec.
-pub fn score(spec: &TaskSpec, settings: &PolicySettings) -> PolicyReport {
+/// Score one spec. `skills` says what each step's skill runs (the
+/// configuration's `[skills]`); see [`analyze_step`] for a skill it lacks.
+pub fn score(
+    spec: &TaskSpec,
+    settings: &PolicySettings,
+    skills: &BTreeMap<String, SkillSettings>,
+) -> PolicyReport {
     let mut lines = Vec::new();
     lines.push(PolicyLine {
         points: declared_risk_points(spec.risk),
         reason: format!("declared risk {}", spec.risk),
     });
 
-    let commands: Vec<String> = spec
+    let analyses: Vec<switchyard_policy::Analysis> = spec
         .steps
         .iter()
-        .map(|s| {
-            std::iter::once(s.skill.as_str())
-                .chain(s.args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|s| analyze_step(&s.skill, &s.args, skills))
         .collect();
 
     let mut matched: Vec<String> = Vec::new();
-    for (i, cmd) in commands.iter().enumerate() {
-        for p in DANGEROUS.iter() {
-            if p.regex.is_match(cmd) {
-                matched.push(format!("{} in step {}", p.name, i + 1));
+    for (i, a) in analyses.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in &a.findings {
+            let what = match &f.kind {
+                FindingKind::Dangerous(d) => d.describe().to_string(),
+                FindingKind::NotUnderstood(why) => {
+                    format!("a command the gate cannot read ({why}), so a human decides")
+                }
+                FindingKind::GitPush | FindingKind::ForceFlag => continue,
+            };
+            if seen.insert(what.clone()) {
+                matched.push(format!("{what} in step {}", i + 1));
             }
-        }
-        if FORCE_PUSH_MAIN.is_match(cmd) {
-            matched.push(format!("force-push to main/master in step {}", i + 1));
         }
     }
     let dangerous = !matched.is_empty();
@@ -188,24 +162,22 @@ pub fn score(spec: &TaskSpec, settings: &PolicySettings) -> PolicyReport {
         });
     }
 
-    let push_steps: Vec<String> = commands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| GIT_PUSH.is_match(c))
-        .map(|(i, _)| (i + 1).to_string())
-        .collect();
+    let steps_where = |f: fn(&switchyard_policy::Analysis) -> bool| -> Vec<String> {
+        analyses
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| f(a))
+            .map(|(i, _)| (i + 1).to_string())
+            .collect()
+    };
+    let push_steps = steps_where(|a| a.git_push());
     if !push_steps.is_empty() {
         lines.push(PolicyLine {
             points: GIT_PUSH_POINTS,
             reason: format!("git push (step {})", push_steps.join(", ")),
         });
     }
-    let force_steps: Vec<String> = commands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| FORCE_FLAG.is_match(c))
-        .map(|(i, _)| (i + 1).to_string())
-        .collect();
+    let force_steps = steps_where(|a| a.force());
     if !force_steps.is_empty() {
         lines.push(PolicyLine {
             points: FORCE_FLAG_POINTS,

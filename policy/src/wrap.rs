@@ -1,0 +1,448 @@
+//! The wrappers' own options, read the way each wrapper reads them, to find
+//! where the command it runs begins: sudo (and what it changes: -D, VAR=x),
+//! doas, env (-C, -S, -u, assignments), flock, watch, su/runuser, ssh, and
+//! xargs, which runs its command with what it reads appended. Shared option
+//! skipping (`skip_opts`) serves the simple ones (nice, timeout, time…).
+
+use crate::argv::{Ctx, Exec, Input, MAX_RUNS, Step};
+use crate::expand::{Arg, join};
+use crate::flow::Flow;
+
+pub(crate) fn value(args: &[Arg], i: usize) -> Option<&str> {
+    args.get(i).and_then(|a| a.value.as_deref())
+}
+
+/// A short option among the wrapper's own options (before the command).
+pub(crate) fn has_short(args: &[Arg], letters: &str) -> bool {
+    for a in args {
+        match a.value.as_deref() {
+            Some("--") | None => return false,
+            Some(v) if v.starts_with('-') && !v.starts_with("--") => {
+                if v[1..].contains(|c| letters.contains(c)) {
+                    return true;
+                }
+            }
+            Some(v) if v.starts_with("--") => {}
+            Some(_) => return false,
+        }
+    }
+    false
+}
+
+/// Skips options the way getopt would: `with_arg` are the short options
+/// that take a value (attached or next), `long_arg` the long ones that take
+/// one when written without `=`. Returns the index of the first operand.
+pub(crate) fn skip_opts(args: &[Arg], with_arg: &str, long_arg: &[&str]) -> usize {
+    let mut i = 0;
+    while let Some(v) = value(args, i) {
+        if v == "--" {
+            return i + 1;
+        }
+        if let Some(l) = v.strip_prefix("--") {
+            let takes = !l.contains('=') && long_arg.contains(&l);
+            i += if takes { 2 } else { 1 };
+            continue;
+        }
+        if v.len() > 1 && v.starts_with('-') {
+            for (k, c) in v.char_indices().skip(1) {
+                if with_arg.contains(c) {
+                    if k + c.len_utf8() == v.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    i
+}
+
+fn assignment(v: &str) -> Option<(String, String)> {
+    let (n, val) = v.split_once('=')?;
+    let ok = n
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then(|| (n.to_string(), val.to_string()))
+}
+
+pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
+    const LONG_ARG: &[&str] = &[
+        "user",
+        "group",
+        "host",
+        "prompt",
+        "role",
+        "type",
+        "close-from",
+        "chdir",
+        "command-timeout",
+        "other-user",
+        "chroot",
+    ];
+    const NOTHING: &[&str] = &[
+        "edit",
+        "list",
+        "validate",
+        "version",
+        "help",
+        "remove-timestamp",
+        "reset-timestamp",
+    ];
+    let mut i = 0;
+    while let Some(v) = value(rest, i) {
+        if v == "--" {
+            return Step::Inner(i + 1);
+        }
+        if let Some(l) = v.strip_prefix("--") {
+            let (name, val) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (l, None),
+            };
+            if NOTHING.contains(&name) {
+                return Step::Done(Exec::Nothing);
+            }
+            let val = if LONG_ARG.contains(&name) && val.is_none() {
+                i += 1;
+                value(rest, i).map(String::from)
+            } else {
+                val
+            };
+            if name == "chdir" {
+                ctx.chdir = Some(val);
+            }
+            i += 1;
+            continue;
+        }
+        if v.len() > 1 && v.starts_with('-') {
+            for (k, c) in v.char_indices().skip(1) {
+                if "elvVK".contains(c) {
+                    return Step::Done(Exec::Nothing);
+                }
+                if "ughprtCDTUR".contains(c) {
+                    let attached = &v[k + c.len_utf8()..];
+                    let val = if attached.is_empty() {
+                        i += 1;
+                        value(rest, i).map(String::from)
+                    } else {
+                        Some(attached.to_string())
+                    };
+                    if c == 'D' {
+                        ctx.chdir = Some(val);
+                    }
+                    break;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if let Some((n, val)) = assignment(v) {
+            ctx.env.push((n, Some(val)));
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    Step::Inner(i)
+}
+
+pub(crate) fn doas(rest: &[Arg]) -> Step {
+    if has_short(rest, "C") {
+        return Step::Done(Exec::Nothing);
+    }
+    Step::Inner(skip_opts(rest, "uC", &[]))
+}
+
+pub(crate) fn env(rest: &[Arg], ctx: &mut Ctx) -> Step {
+    let mut i = 0;
+    let mut opts = true;
+    while i < rest.len() {
+        let Some(v) = value(rest, i) else { break };
+        if opts && v == "--" {
+            opts = false;
+            i += 1;
+            continue;
+        }
+        if opts && v == "-" {
+            i += 1;
+            continue;
+        }
+        if opts && let Some(l) = v.strip_prefix("--") {
+            let (name, val) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (l, None),
+            };
+            let takes = matches!(name, "unset" | "chdir" | "split-string");
+            let val = if takes && val.is_none() {
+                i += 1;
+                value(rest, i).map(String::from)
+            } else {
+                val
+            };
+            match name {
+                "chdir" => ctx.chdir = Some(val),
+                "split-string" => return split_string(rest, i, val),
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if opts && v.len() > 1 && v.starts_with('-') {
+            for (k, c) in v.char_indices().skip(1) {
+                if "uCSP".contains(c) {
+                    let attached = &v[k + c.len_utf8()..];
+                    let val = if attached.is_empty() {
+                        i += 1;
+                        value(rest, i).map(String::from)
+                    } else {
+                        Some(attached.to_string())
+                    };
+                    match c {
+                        'C' => ctx.chdir = Some(val),
+                        'S' => return split_string(rest, i, val),
+                        _ => {}
+                    }
+                    break;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if let Some((n, val)) = assignment(v) {
+            ctx.env.push((n, Some(val)));
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    Step::Inner(i)
+}
+
+/// `env -S 'A=1 cmd args'` is `env A=1 cmd args`.
+fn split_string(rest: &[Arg], i: usize, val: Option<String>) -> Step {
+    let mut argv = vec![Arg::lit("env")];
+    match val {
+        Some(s) => argv.extend(s.split_whitespace().map(Arg::lit)),
+        None => argv.push(rest.get(i).cloned().unwrap_or_else(|| Arg::lit(""))),
+    }
+    argv.extend_from_slice(rest.get(i + 1..).unwrap_or(&[]));
+    Step::Many(vec![argv])
+}
+
+pub(crate) fn flock(rest: &[Arg], ctx: &Ctx) -> Step {
+    for (i, a) in rest.iter().enumerate() {
+        match a.value.as_deref() {
+            Some("-c" | "--command") => {
+                let script = rest.get(i + 1).cloned().unwrap_or_else(|| Arg::lit(""));
+                return Step::Done(script_shell(script, Vec::new(), ctx));
+            }
+            Some(v) if v.starts_with("--command=") => {
+                return Step::Done(script_shell(Arg::lit(&v[10..]), Vec::new(), ctx));
+            }
+            _ => {}
+        }
+    }
+    let k = skip_opts(rest, "wE", &["timeout", "conflict-exit-code"]);
+    Step::Inner(k + 1)
+}
+
+pub(crate) fn watch(rest: &[Arg], ctx: &Ctx) -> Step {
+    let k = skip_opts(rest, "nq", &["interval"]);
+    if has_short(rest, "x")
+        || rest[..k.min(rest.len())]
+            .iter()
+            .any(|a| a.value.as_deref() == Some("--exec"))
+    {
+        return Step::Inner(k);
+    }
+    match rest.get(k..) {
+        Some(cmd) if !cmd.is_empty() => Step::Done(script_shell(join(cmd), Vec::new(), ctx)),
+        _ => Step::Done(Exec::Nothing),
+    }
+}
+
+pub(crate) fn su(rest: &[Arg], ctx: &Ctx) -> Step {
+    let mut i = 0;
+    let mut script = None;
+    while let Some(v) = value(rest, i) {
+        match v {
+            "--" => {
+                i += 1;
+                break;
+            }
+            "-c" | "--command" => {
+                script = rest.get(i + 1).cloned();
+                i += 2;
+            }
+            "-s"
+            | "--shell"
+            | "-g"
+            | "--group"
+            | "-G"
+            | "--supp-group"
+            | "-w"
+            | "--whitelist-environment" => i += 2,
+            "-u" | "--user" => {
+                // runuser -u USER [--] CMD ARGS runs the command directly.
+                let k = i + 2 + usize::from(value(rest, i + 2) == Some("--"));
+                return Step::Inner(k);
+            }
+            _ if v.starts_with("--command=") => {
+                script = Some(Arg::lit(&v[10..]));
+                i += 1;
+            }
+            _ if v.starts_with("-c") && v.len() > 2 => {
+                script = Some(Arg::lit(&v[2..]));
+                i += 1;
+            }
+            _ if v.starts_with('-') => i += 1,
+            _ => break,
+        }
+    }
+    match script {
+        Some(s) => {
+            // After the user name come the shell's $0 and arguments.
+            let params = rest.get(i + 1..).unwrap_or(&[]).to_vec();
+            Step::Done(script_shell(s, params, ctx))
+        }
+        None => Step::Done(Exec::Nothing),
+    }
+}
+
+pub(crate) fn ssh(rest: &[Arg], ctx: &Ctx) -> Step {
+    let host = skip_opts(rest, "BbcDEeFIiJLlmOoPpQRSWw", &[]);
+    match rest.get(host + 1..) {
+        // The remote side runs the words joined, through its shell.
+        Some(cmd) if !cmd.is_empty() => Step::Done(script_shell(join(cmd), Vec::new(), ctx)),
+        _ => Step::Done(Exec::Nothing),
+    }
+}
+
+fn script_shell(script: Arg, params: Vec<Arg>, ctx: &Ctx) -> Exec {
+    Exec::Shell {
+        input: Input::Script(script),
+        params,
+        env: ctx.env.clone(),
+        chdir: ctx.chdir.clone(),
+    }
+}
+
+pub(crate) fn xargs(rest: &[Arg], stdin: &Flow) -> Step {
+    let mut i = 0;
+    let mut repl: Option<String> = None;
+    let mut delim: Option<char> = None;
+    let mut from_file = false;
+    while let Some(v) = value(rest, i) {
+        if v == "--" {
+            i += 1;
+            break;
+        }
+        if let Some(l) = v.strip_prefix("--") {
+            let (name, val) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (l, None),
+            };
+            let takes = matches!(
+                name,
+                "arg-file"
+                    | "delimiter"
+                    | "max-args"
+                    | "max-procs"
+                    | "max-chars"
+                    | "process-slot-var"
+            );
+            match name {
+                "arg-file" => from_file = true,
+                "null" => delim = Some('\0'),
+                "replace" => repl = Some(val.unwrap_or("{}").to_string()),
+                "delimiter" => delim = val.or(value(rest, i + 1)).and_then(|d| d.chars().next()),
+                _ => {}
+            }
+            i += if takes && val.is_none() { 2 } else { 1 };
+            continue;
+        }
+        if v.len() > 1 && v.starts_with('-') {
+            for (k, c) in v.char_indices().skip(1) {
+                let attached = &v[k + c.len_utf8()..];
+                match c {
+                    '0' => delim = Some('\0'),
+                    'a' | 'd' | 'E' | 'I' | 'L' | 'n' | 'P' | 's' => {
+                        let val = if attached.is_empty() {
+                            i += 1;
+                            value(rest, i).unwrap_or("")
+                        } else {
+                            attached
+                        };
+                        match c {
+                            'a' => from_file = true,
+                            'd' => delim = val.chars().next(),
+                            'I' => repl = Some(val.to_string()),
+                            _ => {}
+                        }
+                        break;
+                    }
+                    'i' => {
+                        repl = Some(if attached.is_empty() { "{}" } else { attached }.to_string());
+                        break;
+                    }
+                    'e' | 'l' => break,
+                    _ => {}
+                }
+            }
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    let inner: Vec<Arg> = match rest.get(i..) {
+        Some(c) if !c.is_empty() => c.to_vec(),
+        _ => vec![Arg::lit("echo")],
+    };
+    let input = if from_file { &Flow::Unknown } else { stdin };
+    let items: Vec<String> = match input {
+        Flow::Literal(s) => match (delim, &repl) {
+            (Some(d), _) => s
+                .split(d)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect(),
+            (None, Some(_)) => s
+                .lines()
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect(),
+            (None, None) => s.split_whitespace().map(String::from).collect(),
+        },
+        // What find prints while walking / starts with / itself.
+        Flow::FindRoot => vec!["/".into()],
+        _ => Vec::new(),
+    };
+    match repl {
+        Some(r) if !items.is_empty() => Step::Many(
+            items
+                .iter()
+                .take(MAX_RUNS)
+                .map(|it| {
+                    inner
+                        .iter()
+                        .map(|a| match &a.value {
+                            Some(v) if v.contains(r.as_str()) => {
+                                Arg::lit(&v.replace(r.as_str(), it))
+                            }
+                            _ => a.clone(),
+                        })
+                        .collect()
+                })
+                .collect(),
+        ),
+        _ => {
+            let mut argv = inner;
+            argv.extend(items.iter().map(|s| Arg::lit(s)));
+            Step::Many(vec![argv])
+        }
+    }
+}
