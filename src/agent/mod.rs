@@ -389,8 +389,15 @@ impl Agent {
 }
 
 impl Shared {
-    fn is_announcer(&self) -> bool {
-        self.config.is_announcer(&self.agent.name)
+    /// Whether this agent speaks for the fleet now: the first configured
+    /// agent, or, while it (and any before this one) is down, this one.
+    fn is_announcer(&self, status: &crate::coord::Status) -> bool {
+        status.acting_announcer(
+            self.config.agents.iter().map(|a| a.name.as_str()),
+            &self.agent.name,
+            Utc::now(),
+            self.config.fleet.stale_after,
+        ) == Some(self.agent.name.as_str())
     }
 
     /// The Discord gateway adapter, when this agent has a Discord token.

@@ -223,6 +223,31 @@ impl Status {
             .collect()
     }
 
+    /// Whether `agent` is up: it has a heartbeat that is neither stale nor
+    /// a clean stop or a kill.
+    pub fn is_live(&self, agent: &str, now: DateTime<Utc>, stale_after: Duration) -> bool {
+        self.agents.get(agent).is_some_and(|hb| {
+            !matches!(hb.state, AgentState::Stopped | AgentState::Killed)
+                && to_std(now - hb.last_beat) <= stale_after
+        })
+    }
+
+    /// The agent that speaks for the fleet now (stale peers, mute notices):
+    /// the first of `order` that is live, `me` counting as live (it is the
+    /// one asking). When the first is down the next live one takes over,
+    /// until the first is back.
+    pub fn acting_announcer<'a>(
+        &self,
+        order: impl IntoIterator<Item = &'a str>,
+        me: &str,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Option<&'a str> {
+        order
+            .into_iter()
+            .find(|a| *a == me || self.is_live(a, now, stale_after))
+    }
+
     /// Locks that have not expired at `now`.
     pub fn active_locks(&self, now: DateTime<Utc>) -> impl Iterator<Item = (&String, &LockInfo)> {
         self.locks.iter().filter(move |(_, l)| l.expires_at > now)

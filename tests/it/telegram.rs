@@ -708,3 +708,46 @@ fn a_forged_forwarded_request_is_refused_and_audited_by_the_owner() {
         assert_eq!(refused, ["apr_bad_seal", "apr_unsealed"], "{audit:?}");
     });
 }
+
+#[test]
+fn when_the_first_agent_dies_the_next_speaks_for_the_fleet_and_approvals_wait_durably() {
+    multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager", "beta"], "").await;
+        fleet.spawn_agent("manager").await;
+        fleet.spawn_agent("beta").await;
+        fleet.kill_agent("manager");
+        let alerts = |fleet: &Fleet| common::discord_texts(&fleet.state(), "alerts");
+        wait_for(Duration::from_secs(30), "beta to take over", || {
+            alerts(&fleet).into_iter().find(|t| t.contains("beta speaks for the fleet while manager is down"))
+        })
+        .await;
+        wait_for(Duration::from_secs(10), "the stale alert for manager", || {
+            alerts(&fleet).into_iter().find(|t| t.contains("Agent manager is not responding"))
+        })
+        .await;
+        // An approval asked of beta waits: durably, and #alerts says why.
+        fleet.drop(
+            "beta",
+            "apr_wait_1",
+            &json!({"kind": "approval_request", "id": "apr_wait_1", "summary": "Rotate the TLS keys",
+                    "requested_by": "beta", "expires_in": "10m"}),
+        );
+        let why = wait_for(Duration::from_secs(30), "the approvals-wait alert", || {
+            alerts(&fleet).into_iter().find(|t| t.contains("Approvals wait: manager"))
+        })
+        .await;
+        assert!(why.contains("1 approval request(s) of beta wait"), "{why}");
+        assert_eq!(approval(&fleet, "apr_wait_1", Some("beta")).unwrap()["status"], "pending");
+        // Said once, not every tick.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let takeovers = alerts(&fleet).iter().filter(|t| t.contains("speaks for the fleet")).count();
+        assert_eq!(takeovers, 1);
+        // Manager comes back: it prompts what waited, and beta says so.
+        fleet.spawn_agent("manager").await;
+        wait_prompt(&fleet, "apr_wait_1").await;
+        wait_for(Duration::from_secs(30), "approvals flowing again", || {
+            common::discord_texts(&fleet.state(), "system").into_iter().find(|t| t.contains("Approvals flow again: manager is back"))
+        })
+        .await;
+    });
+}
