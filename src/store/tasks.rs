@@ -142,6 +142,56 @@ pub async fn insert(
     Ok(())
 }
 
+/// A task that ended, dropped again: back to `queued` with the new spec and
+/// verdict, its attempts, reason, approval and item cleared, its intent
+/// replaced (the earlier run's files stay in done/ or failed/ under a suffix).
+pub async fn restart(
+    pool: &SqlitePool,
+    spec: &TaskSpec,
+    policy: &PolicyReport,
+    now: DateTime<Utc>,
+) -> Result<(), TaskStoreError> {
+    let spec_json = serde_json::to_string(spec).expect("a spec serializes");
+    let ms = now.timestamp_millis();
+    let mut tx = pool.begin().await?;
+    let terminal: Vec<&str> = TaskState::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| s.as_str())
+        .collect();
+    let placeholders = (0..terminal.len())
+        .map(|i| format!("${}", i + 6))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE tasks SET state = $1, title = $2, spec = $3, risk_score = $4, attempts = 0, reason = NULL, \
+         approval_id = NULL, item_file = NULL, updated_at = $5 WHERE id = ${} AND state IN ({placeholders})",
+        terminal.len() + 6
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(TaskState::Queued.as_str())
+        .bind(&spec.title)
+        .bind(&spec_json)
+        .bind(i64::from(policy.score))
+        .bind(ms);
+    for s in &terminal {
+        q = q.bind(*s);
+    }
+    let done = q.bind(spec.id.as_str()).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Err(TaskStoreError::Duplicate(spec.id.to_string()));
+    }
+    sqlx::query("DELETE FROM task_records WHERE task_id = $1 AND kind <> $2")
+        .bind(spec.id.as_str())
+        .bind(RecordKind::Intent.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let intent = serde_json::json!({"spec": spec, "policy": policy, "approval": null});
+    put_record_in(&mut tx, spec.id.as_str(), RecordKind::Intent, &intent, ms).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Record where a parked task's inbox item was filed.
 pub async fn set_item_file(
     pool: &SqlitePool,

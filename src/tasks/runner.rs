@@ -166,6 +166,14 @@ impl TaskRunner {
                     Some(r) if r.state == TaskState::Queued => {
                         return Ok(Accepted::Run(Box::new(spec)));
                     }
+                    // Dropped again after it ended (seed 004's "approve and
+                    // retry"): a new attempt, gated afresh.
+                    Some(r) if r.state.is_terminal() => {
+                        info!(task = %id, was = r.state.as_str(), "task dropped again after it ended: a new attempt");
+                        task_store::restart(self.store.pool(), &spec, &policy, now)
+                            .await
+                            .map_err(anyhow::Error::from)?;
+                    }
                     Some(r) => {
                         return Err(TaskIntakeError::Invalid(json!({
                             "error": format!("task {id} already exists (state {})", r.state.as_str()),

@@ -552,6 +552,33 @@ async fn forge_decision(fleet: &Fleet, agent: &str, approval: &str, task: &str, 
 }
 
 #[test]
+fn a_task_dropped_again_after_it_failed_is_a_new_attempt_and_both_are_kept() {
+    multi_thread().block_on(async {
+        if !docker_ready().await {
+            return;
+        }
+        let mut fleet = Fleet::new(&["manager"], SKILLS).await;
+        fleet.spawn_agent("manager").await;
+        let task = |script: &str| {
+            json!({"kind": "task", "id": "tsk_retry", "title": "Retry me", "priority": "low", "risk": "low",
+                   "skills": ["sh"], "steps": [{"skill": "sh", "args": [script]}]})
+        };
+        fleet.drop("manager", "tsk_retry", &task("exit 4"));
+        let failed = wait_for(Duration::from_secs(120), "the failed run", || fleet.result("manager", "failed", "tsk_retry")).await;
+        assert_eq!(failed["reason"]["status"], "failed", "{failed}");
+        // Fixed and dropped again under the same id: it runs again.
+        fleet.drop("manager", "tsk_retry", &task("echo fixed"));
+        let done = wait_for(Duration::from_secs(120), "the second run", || fleet.result("manager", "done", "tsk_retry")).await;
+        assert_eq!(done["result"]["status"], "succeeded", "{done}");
+        // The first run's files are still there, untouched.
+        assert_eq!(fleet.result("manager", "failed", "tsk_retry").unwrap()["reason"]["status"], "failed");
+        let store = fleet.store("manager").await;
+        let row = switchyard::store::tasks::get(store.pool(), "tsk_retry").await.unwrap().unwrap();
+        assert_eq!(row.state.as_str(), "succeeded");
+    });
+}
+
+#[test]
 fn a_tasks_progress_goes_into_one_thread_and_the_channel_stays_quiet() {
     multi_thread().block_on(async {
         if !docker_ready().await {
