@@ -12,12 +12,12 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use super::Shared;
 use super::events::handle_event;
+use super::runner::{Accepted, TaskIntakeError};
 use super::tasks::{request_task_approval, run_task};
 use crate::coord::{Claimed, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
 use crate::error::error_id;
 use crate::health::Readiness;
 use crate::shutdown::Shutdown;
-use crate::tasks::runner::{Accepted, TaskIntakeError};
 
 /// Claim inbox items one at a time and handle them; stop taking new items on
 /// the stop signal or while the kill switch is on.

@@ -20,6 +20,7 @@ mod housekeeping;
 mod intake;
 mod mutes;
 mod peers;
+mod runner;
 mod tasks;
 
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
 use crate::shutdown::{SHUTDOWN_DEADLINE, ShutdownHandle};
 use crate::store::Store;
-use crate::tasks::runner::TaskRunner;
+use runner::TaskRunner;
 use switchyard_routing::Router;
 
 /// Run one agent until SIGINT/SIGTERM.

@@ -11,7 +11,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod progress;
 pub mod results;
-pub mod runner;
 pub mod runtime;
 pub mod spec;
 

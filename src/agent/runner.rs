@@ -1,4 +1,5 @@
-//! The agent's side of the task pipeline: takes task items from the inbox,
+//! The agent's side of the task pipeline (here, in the composition root,
+//! because it wires the Docker adapter to the domain): takes task items from the inbox,
 //! stores them, gates them, runs them in container workers with bounded
 //! concurrency, and leaves the results behind (stored report, routed event,
 //! telemetry line, memory log).
@@ -58,7 +59,7 @@ pub struct TaskRunner {
     telemetry: PathBuf,
     memory_log: PathBuf,
     /// One Discord thread per task, when the agent can post to Discord.
-    threads: Option<std::sync::Arc<dyn super::progress::TaskThreads>>,
+    threads: Option<std::sync::Arc<dyn crate::tasks::progress::TaskThreads>>,
     /// Approved tasks handed to `run` that have not left `awaiting_approval` yet.
     starting: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -131,7 +132,7 @@ impl TaskRunner {
     /// Post each task's progress into its own Discord thread.
     pub fn with_threads(
         mut self,
-        threads: Option<std::sync::Arc<dyn super::progress::TaskThreads>>,
+        threads: Option<std::sync::Arc<dyn crate::tasks::progress::TaskThreads>>,
     ) -> Self {
         self.threads = threads;
         self
@@ -421,10 +422,6 @@ impl TaskRunner {
         if let Some(p) = &self.pipeline {
             p.resume();
         }
-    }
-
-    pub fn agent(&self) -> &str {
-        &self.agent
     }
 }
 
