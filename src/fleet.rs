@@ -4,12 +4,10 @@
 //! (delivery counts, held messages, audit). Both chat shells (Discord and
 //! Telegram) call this one implementation.
 //!
-//! `Fleet` is synchronous so the commands crate stays free of any runtime;
-//! the few store reads go through [`AgentFleet::block_on`], which needs to run
-//! on a thread that may block: a `spawn_blocking` thread (what the chat shells
-//! use) or a worker of the multi-threaded runtime.
+//! The port is async (its methods return `Send` futures, so the commands
+//! crate needs no runtime of its own): store reads are awaited where they
+//! happen, on whatever runtime the shell runs on.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -48,11 +46,9 @@ struct Inner {
     store: Store,
     status: StatusFile,
     router: Router,
-    runtime: tokio::runtime::Handle,
 }
 
 impl AgentFleet {
-    /// Build it inside the runtime (it keeps the current runtime's handle for store calls).
     pub fn new(
         config: Config,
         agent: impl Into<String>,
@@ -67,7 +63,6 @@ impl AgentFleet {
                 store,
                 status,
                 router,
-                runtime: tokio::runtime::Handle::current(),
             }),
         }
     }
@@ -82,13 +77,6 @@ impl AgentFleet {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
-    }
-
-    /// Run a store future to completion from synchronous code. Must not be
-    /// called on a current-thread runtime's own thread (it would deadlock or
-    /// panic there): the chat shells call `Fleet` methods from `spawn_blocking`.
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        tokio::task::block_in_place(|| self.inner.runtime.block_on(f))
     }
 
     /// Log a fault under a fresh error id and hand the user only the id.
@@ -110,9 +98,12 @@ impl AgentFleet {
     }
 
     /// An approval as the commands show it, with its buttons' tokens.
-    fn approval_info(&self, a: &Approval) -> Result<ApprovalInfo, FleetError> {
+    async fn approval_info(&self, a: &Approval) -> Result<ApprovalInfo, FleetError> {
         let token = self
-            .block_on(self.inner.store.approval_token(&a.id))
+            .inner
+            .store
+            .approval_token(&a.id)
+            .await
             .map_err(|e| self.internal("cannot read an approval token", format!("{e:#}")))?;
         let buttons = token.and_then(|t| {
             Some(ApprovalTokens {
@@ -162,8 +153,8 @@ impl AgentFleet {
             .join(", ")
     }
 
-    fn held_count(&self, mute: &str) -> u64 {
-        match self.block_on(self.inner.store.held_for_mute(mute)) {
+    async fn held_count(&self, mute: &str) -> u64 {
+        match self.inner.store.held_for_mute(mute).await {
             Ok(v) => v.len() as u64,
             Err(e) => {
                 tracing::warn!(mute, error = format!("{e:#}"), "cannot count held messages");
@@ -172,7 +163,7 @@ impl AgentFleet {
         }
     }
 
-    fn mute_info(&self, m: &Mute) -> MuteInfo {
+    async fn mute_info(&self, m: &Mute) -> MuteInfo {
         MuteInfo {
             id: m.id.clone(),
             target: m.target.clone(),
@@ -180,7 +171,7 @@ impl AgentFleet {
             reason: (!m.reason.is_empty()).then(|| m.reason.clone()),
             created_by: m.created_by.clone(),
             force: m.force,
-            held: self.held_count(m.id.as_str()),
+            held: self.held_count(m.id.as_str()).await,
         }
     }
 
@@ -240,10 +231,13 @@ impl Fleet for AgentFleet {
         }
     }
 
-    fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError> {
+    async fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError> {
         let s = self.read_status()?;
         let counts = self
-            .block_on(self.inner.store.delivery_counts())
+            .inner
+            .store
+            .delivery_counts()
+            .await
             .map_err(|e| self.internal("cannot count deliveries", format!("{e:#}")))?;
         let count = |st: DeliveryState| counts.get(&st).copied().unwrap_or(0);
         let agents = self
@@ -271,7 +265,10 @@ impl Fleet for AgentFleet {
             active_mutes: s.mutes.iter().filter(|m| m.is_active(now)).count() as u64,
             fleet_killed: s.kill.fleet.is_some(),
             pending_approvals: self
-                .block_on(self.inner.store.approvals(Some(ApprovalStatus::Pending)))
+                .inner
+                .store
+                .approvals(Some(ApprovalStatus::Pending))
+                .await
                 .map_err(|e| self.internal("cannot count approvals", format!("{e:#}")))?
                 .iter()
                 .filter(|a| a.expires_at > now)
@@ -299,18 +296,23 @@ impl Fleet for AgentFleet {
         })
     }
 
-    fn create_mute(&self, r: MuteRequest<'_>) -> Result<MuteInfo, FleetError> {
+    async fn create_mute(&self, r: MuteRequest<'_>) -> Result<MuteInfo, FleetError> {
         let duration = std::time::Duration::from_secs(r.duration.as_secs().max(0) as u64);
-        match crate::coord::mutes::create(
-            &self.inner.config,
-            r.target.clone(),
-            duration,
-            &r.by.display_name,
-            r.reason.unwrap_or(""),
-            r.force,
-            r.now,
-        ) {
-            Ok(m) => Ok(self.mute_info(&m)),
+        // The status file's lock may be held by a busy peer: wait for it off
+        // this worker, so the shell's other tasks (the 3-second defer) run.
+        let created = crate::coord::off_worker(|| {
+            crate::coord::mutes::create(
+                &self.inner.config,
+                r.target.clone(),
+                duration,
+                &r.by.display_name,
+                r.reason.unwrap_or(""),
+                r.force,
+                r.now,
+            )
+        });
+        match created {
+            Ok(m) => Ok(self.mute_info(&m).await),
             Err(MuteCreateError::Refused(why)) => Err(FleetError::Rejected(sentence(why))),
             Err(MuteCreateError::Io(e)) => {
                 Err(self.internal("cannot store the mute", format!("{e:#}")))
@@ -318,17 +320,19 @@ impl Fleet for AgentFleet {
         }
     }
 
-    fn lift_mute(
+    async fn lift_mute(
         &self,
         id: &MuteId,
         _by: &Caller,
         now: DateTime<Utc>,
     ) -> Result<LiftedMute, FleetError> {
-        let lifted = crate::coord::mutes::lift(&self.inner.config, id.as_str(), now)
-            .map_err(|e| self.internal("cannot lift the mute", format!("{e:#}")))?;
+        let lifted = crate::coord::off_worker(|| {
+            crate::coord::mutes::lift(&self.inner.config, id.as_str(), now)
+        })
+        .map_err(|e| self.internal("cannot lift the mute", format!("{e:#}")))?;
         match lifted {
             Some(m) => {
-                let mute = self.mute_info(&m);
+                let mute = self.mute_info(&m).await;
                 Ok(LiftedMute {
                     released: mute.held,
                     mute,
@@ -340,16 +344,16 @@ impl Fleet for AgentFleet {
         }
     }
 
-    fn list_mutes(&self, now: DateTime<Utc>) -> Result<Vec<MuteInfo>, FleetError> {
+    async fn list_mutes(&self, now: DateTime<Utc>) -> Result<Vec<MuteInfo>, FleetError> {
         let s = self.read_status()?;
-        Ok(s.mutes
-            .iter()
-            .filter(|m| m.is_active(now))
-            .map(|m| self.mute_info(m))
-            .collect())
+        let mut out = Vec::new();
+        for m in s.mutes.iter().filter(|m| m.is_active(now)) {
+            out.push(self.mute_info(m).await);
+        }
+        Ok(out)
     }
 
-    fn explain_route(&self, q: RouteQuery<'_>) -> Result<RouteExplanation, FleetError> {
+    async fn explain_route(&self, q: RouteQuery<'_>) -> Result<RouteExplanation, FleetError> {
         let source = q.source.unwrap_or("chat");
         let input = RouteInput::new(q.category, q.severity, source, "chat.route");
         let decision = self.inner.router.route(&input);
@@ -374,7 +378,7 @@ impl Fleet for AgentFleet {
         })
     }
 
-    fn send_event(&self, r: SendRequest<'_>) -> Result<SentEvent, FleetError> {
+    async fn send_event(&self, r: SendRequest<'_>) -> Result<SentEvent, FleetError> {
         let draft = EventDraft {
             kind: Some("event".into()),
             event_type: Some("chat.send".into()),
@@ -423,7 +427,7 @@ impl Fleet for AgentFleet {
     }
 
     /// Who submitted it is in the handler's audit record; the spec itself stays as written.
-    fn submit_task(
+    async fn submit_task(
         &self,
         spec: &str,
         _by: &Caller,
@@ -459,27 +463,27 @@ impl Fleet for AgentFleet {
             updated: now,
         })
     }
-    fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError> {
-        let rows = self
-            .block_on(crate::store::tasks::list(self.inner.store.pool(), None, 25))
+    async fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError> {
+        let rows = crate::store::tasks::list(self.inner.store.pool(), None, 25)
+            .await
             .map_err(|e| self.internal("cannot list tasks", e))?;
         rows.iter().map(|r| self.task_info(r)).collect()
     }
-    fn show_task(&self, id: &TaskId) -> Result<TaskDetail, FleetError> {
+    async fn show_task(&self, id: &TaskId) -> Result<TaskDetail, FleetError> {
         let pool = self.inner.store.pool();
-        let row = self
-            .block_on(crate::store::tasks::get(pool, id.as_str()))
+        let row = crate::store::tasks::get(pool, id.as_str())
+            .await
             .map_err(|e| self.internal("cannot read a task", e))?
             .ok_or_else(|| {
                 FleetError::Rejected(format!("No task has the id {id}; /task list shows them."))
             })?;
-        let receipt = self
-            .block_on(crate::store::tasks::record(
-                pool,
-                id.as_str(),
-                crate::store::tasks::RecordKind::Receipt,
-            ))
-            .map_err(|e| self.internal("cannot read a task receipt", e))?;
+        let receipt = crate::store::tasks::record(
+            pool,
+            id.as_str(),
+            crate::store::tasks::RecordKind::Receipt,
+        )
+        .await
+        .map_err(|e| self.internal("cannot read a task receipt", e))?;
         let mut steps: Vec<String> = row
             .spec
             .steps
@@ -501,7 +505,7 @@ impl Fleet for AgentFleet {
             cost_usd,
         })
     }
-    fn cancel_task(
+    async fn cancel_task(
         &self,
         id: &TaskId,
         by: &Caller,
@@ -509,8 +513,8 @@ impl Fleet for AgentFleet {
     ) -> Result<TaskInfo, FleetError> {
         use crate::tasks::TaskState;
         let pool = self.inner.store.pool();
-        let row = self
-            .block_on(crate::store::tasks::get(pool, id.as_str()))
+        let row = crate::store::tasks::get(pool, id.as_str())
+            .await
             .map_err(|e| self.internal("cannot read a task", e))?
             .ok_or_else(|| {
                 FleetError::Rejected(format!("No task has the id {id}; /task list shows them."))
@@ -522,33 +526,37 @@ impl Fleet for AgentFleet {
             )));
         }
         let reason = format!("cancelled by {} ({})", by.display_name, by.user_id);
-        self.block_on(crate::store::tasks::transition(
+        crate::store::tasks::transition(
             pool,
             id.as_str(),
             TaskState::Cancelled,
             Some(&reason),
             now,
-        ))
+        )
+        .await
         .map_err(|e| self.internal("cannot cancel a task", e))?;
-        let row = self
-            .block_on(crate::store::tasks::get(pool, id.as_str()))
+        let row = crate::store::tasks::get(pool, id.as_str())
+            .await
             .map_err(|e| self.internal("cannot read a task", e))?
             .ok_or_else(|| FleetError::Rejected(format!("No task has the id {id}.")))?;
         self.task_info(&row)
     }
 
-    fn pending_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalInfo>, FleetError> {
+    async fn pending_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalInfo>, FleetError> {
         let pending = self
-            .block_on(self.inner.store.approvals(Some(ApprovalStatus::Pending)))
+            .inner
+            .store
+            .approvals(Some(ApprovalStatus::Pending))
+            .await
             .map_err(|e| self.internal("cannot list approvals", format!("{e:#}")))?;
-        pending
-            .iter()
-            .filter(|a| a.expires_at > now)
-            .map(|a| self.approval_info(a))
-            .collect()
+        let mut out = Vec::new();
+        for a in pending.iter().filter(|a| a.expires_at > now) {
+            out.push(self.approval_info(a).await?);
+        }
+        Ok(out)
     }
 
-    fn decide_approval(
+    async fn decide_approval(
         &self,
         id: &ApprovalId,
         decision: Decision,
@@ -570,14 +578,16 @@ impl Fleet for AgentFleet {
             ))
         };
         let outcome = self
-            .block_on(
-                self.inner
-                    .store
-                    .decide_approval(id.as_str(), &voter, vote, false, now),
-            )
+            .inner
+            .store
+            .decide_approval(id.as_str(), &voter, vote, false, now)
+            .await
             .map_err(|e| self.internal("cannot decide an approval", format!("{e:#}")))?;
         let a = self
-            .block_on(self.inner.store.approval(id.as_str()))
+            .inner
+            .store
+            .approval(id.as_str())
+            .await
             .map_err(|e| self.internal("cannot read an approval", format!("{e:#}")))?
             .ok_or_else(unknown)?;
         let outcome = match outcome {
@@ -599,10 +609,10 @@ impl Fleet for AgentFleet {
             DecideOutcome::Expired { at } => DecisionOutcome::Expired { at },
             DecideOutcome::Unknown => return Err(unknown()),
         };
-        Ok((self.approval_info(&a)?, outcome))
+        Ok((self.approval_info(&a).await?, outcome))
     }
 
-    fn kill(
+    async fn kill(
         &self,
         agent: Option<&AgentName>,
         by: &Caller,
@@ -611,18 +621,18 @@ impl Fleet for AgentFleet {
         if let Some(a) = agent {
             self.known_agent(a)?;
         }
-        self.inner
-            .status
-            .kill(
+        crate::coord::off_worker(|| {
+            self.inner.status.kill(
                 agent.map(AgentName::as_str),
                 &by.display_name,
                 "chat command /kill",
             )
-            .map_err(|e| self.internal("cannot set the kill switch", e))?;
+        })
+        .map_err(|e| self.internal("cannot set the kill switch", e))?;
         self.kill_state()
     }
 
-    fn resume(
+    async fn resume(
         &self,
         agent: Option<&AgentName>,
         by: &Caller,
@@ -631,14 +641,14 @@ impl Fleet for AgentFleet {
         if let Some(a) = agent {
             self.known_agent(a)?;
         }
-        self.inner
-            .status
-            .resume(
+        crate::coord::off_worker(|| {
+            self.inner.status.resume(
                 agent.map(AgentName::as_str),
                 &by.display_name,
                 "chat command /resume",
             )
-            .map_err(|e| self.internal("cannot clear the kill switch", e))?;
+        })
+        .map_err(|e| self.internal("cannot clear the kill switch", e))?;
         self.kill_state()
     }
 
@@ -687,8 +697,9 @@ impl Fleet for AgentFleet {
             .unwrap_or_default()
     }
 
-    fn pending_approval_ids(&self) -> Vec<ApprovalId> {
+    async fn pending_approval_ids(&self) -> Vec<ApprovalId> {
         self.pending_approvals(Utc::now())
+            .await
             .map(|a| a.into_iter().map(|a| a.id).collect())
             .unwrap_or_default()
     }

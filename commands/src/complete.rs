@@ -20,7 +20,7 @@ pub fn completion_for(command: &str, subcommand: Option<&str>, option: &str) -> 
 
 /// The values for `option` that match `partial`: those starting with it
 /// first, then those containing it, case-insensitively, without duplicates.
-pub fn complete(option: Completion, partial: &str, fleet: &impl Fleet) -> Vec<String> {
+pub async fn complete(option: Completion, partial: &str, fleet: &impl Fleet) -> Vec<String> {
     let candidates: Vec<String> = match option {
         Completion::Category => categories(),
         Completion::Severity => Severity::ALL.iter().map(|s| s.to_string()).collect(),
@@ -37,6 +37,7 @@ pub fn complete(option: Completion, partial: &str, fleet: &impl Fleet) -> Vec<St
             .collect(),
         Completion::ApprovalId => fleet
             .pending_approval_ids()
+            .await
             .iter()
             .map(ToString::to_string)
             .collect(),

@@ -1,8 +1,9 @@
 //! The port the handler works through: `Fleet`, implemented by the runtime
 //! over its stores (status file, mute store, router, outbox, task store,
-//! approvals). Plain synchronous methods: the runtime calls the handler from
-//! a blocking section or has the data at hand; this crate stays free of any
-//! async runtime.
+//! approvals). Its methods return `Send` futures (`fn ... -> impl Future`),
+//! which needs no runtime: the shells await the handler on theirs, and this
+//! crate stays free of any async runtime (its tests poll the fake's
+//! ready futures by hand).
 //!
 //! The data types here are what the replies are built from; they carry no
 //! platform or database type.
@@ -234,25 +235,40 @@ pub struct KillState {
 }
 
 /// Everything the commands need from the running fleet.
-pub trait Fleet {
+pub trait Fleet: Sync {
     /// Whether the caller may decide approvals (Telegram `approvers`).
     fn is_approver(&self, caller: &Caller) -> bool;
 
-    fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError>;
+    fn status(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<StatusSnapshot, FleetError>> + Send;
 
     /// Refuses (`Rejected`) a mute that would hold `critical` or
     /// `action_required` messages without `force`, an unknown alias, ...
-    fn create_mute(&self, request: MuteRequest<'_>) -> Result<MuteInfo, FleetError>;
+    fn create_mute(
+        &self,
+        request: MuteRequest<'_>,
+    ) -> impl Future<Output = Result<MuteInfo, FleetError>> + Send;
     fn lift_mute(
         &self,
         id: &MuteId,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<LiftedMute, FleetError>;
-    fn list_mutes(&self, now: DateTime<Utc>) -> Result<Vec<MuteInfo>, FleetError>;
+    ) -> impl Future<Output = Result<LiftedMute, FleetError>> + Send;
+    fn list_mutes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<MuteInfo>, FleetError>> + Send;
 
-    fn explain_route(&self, query: RouteQuery<'_>) -> Result<RouteExplanation, FleetError>;
-    fn send_event(&self, request: SendRequest<'_>) -> Result<SentEvent, FleetError>;
+    fn explain_route(
+        &self,
+        query: RouteQuery<'_>,
+    ) -> impl Future<Output = Result<RouteExplanation, FleetError>> + Send;
+    fn send_event(
+        &self,
+        request: SendRequest<'_>,
+    ) -> impl Future<Output = Result<SentEvent, FleetError>> + Send;
 
     /// Until the task pipeline exists, these return `NotEnabled`.
     fn submit_task(
@@ -260,24 +276,28 @@ pub trait Fleet {
         spec: &str,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<TaskInfo, FleetError>;
-    fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError>;
-    fn show_task(&self, id: &TaskId) -> Result<TaskDetail, FleetError>;
+    ) -> impl Future<Output = Result<TaskInfo, FleetError>> + Send;
+    fn list_tasks(&self) -> impl Future<Output = Result<Vec<TaskInfo>, FleetError>> + Send;
+    fn show_task(&self, id: &TaskId)
+    -> impl Future<Output = Result<TaskDetail, FleetError>> + Send;
     fn cancel_task(
         &self,
         id: &TaskId,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<TaskInfo, FleetError>;
+    ) -> impl Future<Output = Result<TaskInfo, FleetError>> + Send;
 
-    fn pending_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalInfo>, FleetError>;
+    fn pending_approvals(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<ApprovalInfo>, FleetError>> + Send;
     fn decide_approval(
         &self,
         id: &ApprovalId,
         decision: Decision,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<(ApprovalInfo, DecisionOutcome), FleetError>;
+    ) -> impl Future<Output = Result<(ApprovalInfo, DecisionOutcome), FleetError>> + Send;
 
     /// `None` is the whole fleet.
     fn kill(
@@ -285,17 +305,17 @@ pub trait Fleet {
         agent: Option<&AgentName>,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<KillState, FleetError>;
+    ) -> impl Future<Output = Result<KillState, FleetError>> + Send;
     fn resume(
         &self,
         agent: Option<&AgentName>,
         by: &Caller,
         now: DateTime<Utc>,
-    ) -> Result<KillState, FleetError>;
+    ) -> impl Future<Output = Result<KillState, FleetError>> + Send;
 
     /// Autocomplete sources; best effort, so no errors: an empty list is fine.
     fn agent_names(&self) -> Vec<AgentName>;
     fn channel_destinations(&self) -> Vec<Destination>;
     fn active_mute_ids(&self) -> Vec<MuteId>;
-    fn pending_approval_ids(&self) -> Vec<ApprovalId>;
+    fn pending_approval_ids(&self) -> impl Future<Output = Vec<ApprovalId>> + Send;
 }

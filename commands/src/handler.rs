@@ -58,7 +58,7 @@ pub struct Handled {
 }
 
 /// Runs one command for one caller.
-pub fn handle(
+pub async fn handle(
     command: &Command,
     caller: &Caller,
     access: &AccessList,
@@ -84,7 +84,7 @@ pub fn handle(
     if matches!(command.requirement(), Requirement::Approver(_)) && !fleet.is_approver(caller) {
         return refused(Refusal::not_approver(command.name(), caller));
     }
-    match run(command, caller, fleet, now) {
+    match run(command, caller, fleet, now).await {
         Ok(reply) => Handled {
             reply,
             audit: audit(AuditOutcome::Done),
@@ -115,7 +115,7 @@ pub fn handle(
 
 /// Parses a text message (Telegram) and handles it; input that does not
 /// parse gets the usage reply, audited like any other command.
-pub fn handle_text(
+pub async fn handle_text(
     text: &str,
     caller: &Caller,
     access: &AccessList,
@@ -123,7 +123,7 @@ pub fn handle_text(
     now: DateTime<Utc>,
 ) -> Handled {
     match crate::parse::parse_text(text) {
-        Ok(command) => handle(&command, caller, access, fleet, now),
+        Ok(command) => handle(&command, caller, access, fleet, now).await,
         Err(error) => handle_usage_error(text, &error, caller, now),
     }
 }
@@ -158,14 +158,14 @@ fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn run(
+async fn run(
     command: &Command,
     caller: &Caller,
     fleet: &impl Fleet,
     now: DateTime<Utc>,
 ) -> Result<Reply, FleetError> {
     Ok(match command {
-        Command::Status => status_reply(&fleet.status(now)?, now),
+        Command::Status => status_reply(&fleet.status(now).await?, now),
         Command::Mute {
             target,
             duration,
@@ -182,7 +182,7 @@ fn run(
                 by: caller,
                 now,
             };
-            let mute = fleet.create_mute(request)?;
+            let mute = fleet.create_mute(request).await?;
             let mut reply = Reply::new(format!("Muted {} for {duration}", mute.target))
                 .line(format!(
                     "Until {}. What it holds is posted as one digest when it ends.",
@@ -200,7 +200,7 @@ fn run(
             reply
         }
         Command::Unmute { id } => {
-            let lifted = fleet.lift_mute(id, caller, now)?;
+            let lifted = fleet.lift_mute(id, caller, now).await?;
             Reply::new(format!(
                 "Lifted mute {} ({})",
                 lifted.mute.id, lifted.mute.target
@@ -213,7 +213,7 @@ fn run(
             .tone(Tone::Success)
         }
         Command::Mutes => {
-            let mutes = fleet.list_mutes(now)?;
+            let mutes = fleet.list_mutes(now).await?;
             if mutes.is_empty() {
                 Reply::new("No active mutes")
             } else {
@@ -227,11 +227,13 @@ fn run(
             source,
         } => {
             let severity = severity.unwrap_or_default();
-            let explanation = fleet.explain_route(RouteQuery {
-                category,
-                severity,
-                source: source.as_deref(),
-            })?;
+            let explanation = fleet
+                .explain_route(RouteQuery {
+                    category,
+                    severity,
+                    source: source.as_deref(),
+                })
+                .await?;
             let mut title = format!("Route for {category} ({severity})");
             if let Some(s) = source {
                 title.push_str(&format!(" from {s}"));
@@ -263,13 +265,15 @@ fn run(
             title,
             body,
         } => {
-            let sent = fleet.send_event(SendRequest {
-                category,
-                title,
-                body: body.as_deref(),
-                by: caller,
-                now,
-            })?;
+            let sent = fleet
+                .send_event(SendRequest {
+                    category,
+                    title,
+                    body: body.as_deref(),
+                    by: caller,
+                    now,
+                })
+                .await?;
             Reply::new(format!("Sent {} ({category})", sent.event_id))
                 .lines(sent.destinations.iter().map(|d| {
                     if sent.held.contains(d) {
@@ -280,14 +284,14 @@ fn run(
                 }))
                 .tone(Tone::Success)
         }
-        Command::Task(task) => task_reply(task, caller, fleet, now)?,
+        Command::Task(task) => task_reply(task, caller, fleet, now).await?,
         Command::Approvals => {
             // The buttons carry the prompts' secrets: only an approver sees
             // them, and only in Telegram, whose callback data no reader of the
             // chat can see (a Discord component's custom_id is public).
             let buttons = caller.platform == switchyard_routing::Platform::Telegram
                 && fleet.is_approver(caller);
-            approvals_reply(&fleet.pending_approvals(now)?, buttons, now)
+            approvals_reply(&fleet.pending_approvals(now).await?, buttons, now)
         }
         Command::Approve { id } | Command::Deny { id } => {
             let decision = if matches!(command, Command::Approve { .. }) {
@@ -295,7 +299,7 @@ fn run(
             } else {
                 Decision::Denied
             };
-            let (approval, outcome) = fleet.decide_approval(id, decision, caller, now)?;
+            let (approval, outcome) = fleet.decide_approval(id, decision, caller, now).await?;
             match outcome {
                 DecisionOutcome::Decided { decision } => Reply::new(format!(
                     "{} {}: {}",
@@ -333,7 +337,7 @@ fn run(
             }
         }
         Command::Kill { agent } => {
-            let state = fleet.kill(agent.as_ref(), caller, now)?;
+            let state = fleet.kill(agent.as_ref(), caller, now).await?;
             let scope = agent
                 .as_ref()
                 .map_or("the whole fleet".to_string(), |a| format!("agent {a}"));
@@ -345,7 +349,7 @@ fn run(
             .tone(Tone::Critical)
         }
         Command::Resume { agent } => {
-            let state = fleet.resume(agent.as_ref(), caller, now)?;
+            let state = fleet.resume(agent.as_ref(), caller, now).await?;
             let scope = agent
                 .as_ref()
                 .map_or("the whole fleet".to_string(), |a| format!("agent {a}"));
@@ -495,7 +499,7 @@ fn task_line(t: &TaskInfo) -> String {
     )
 }
 
-fn task_reply(
+async fn task_reply(
     task: &TaskCommand,
     caller: &Caller,
     fleet: &impl Fleet,
@@ -503,13 +507,13 @@ fn task_reply(
 ) -> Result<Reply, FleetError> {
     Ok(match task {
         TaskCommand::Submit { spec } => {
-            let t = fleet.submit_task(spec, caller, now)?;
+            let t = fleet.submit_task(spec, caller, now).await?;
             Reply::new(format!("Task {} submitted", t.id))
                 .line(task_line(&t))
                 .tone(Tone::Success)
         }
         TaskCommand::List => {
-            let tasks = fleet.list_tasks()?;
+            let tasks = fleet.list_tasks().await?;
             if tasks.is_empty() {
                 Reply::new("No tasks")
             } else {
@@ -517,7 +521,7 @@ fn task_reply(
             }
         }
         TaskCommand::Show { id } => {
-            let d = fleet.show_task(id)?;
+            let d = fleet.show_task(id).await?;
             let mut reply = Reply::new(format!("Task {}", d.info.id))
                 .line(task_line(&d.info))
                 .lines(d.steps.iter().cloned())
@@ -528,7 +532,7 @@ fn task_reply(
             reply
         }
         TaskCommand::Cancel { id } => {
-            let t = fleet.cancel_task(id, caller, now)?;
+            let t = fleet.cancel_task(id, caller, now).await?;
             Reply::new(format!("Task {} cancelled", t.id))
                 .line(task_line(&t))
                 .tone(Tone::Warning)

@@ -2,12 +2,24 @@
 //! and a refused caller, the audit records, and the replies built from the
 //! fleet's data and errors.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use switchyard_commands::fleet::*;
 use switchyard_commands::*;
 use switchyard_routing::{Destination, Severity};
+
+/// The fake fleet's futures are ready at once: poll them to completion
+/// without a runtime (the commands crate has none).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
@@ -50,11 +62,11 @@ fn access() -> AccessList {
 
 #[derive(Default)]
 struct FakeFleet {
-    mutes: RefCell<Vec<MuteInfo>>,
-    next_id: RefCell<u32>,
-    sent: RefCell<Vec<String>>,
-    killed: RefCell<bool>,
-    decided: RefCell<Option<(String, String)>>,
+    mutes: Mutex<Vec<MuteInfo>>,
+    next_id: Mutex<u32>,
+    sent: Mutex<Vec<String>>,
+    killed: Mutex<bool>,
+    decided: Mutex<Option<(String, String)>>,
     approvals: usize,
     fail_status: bool,
     second_approver_needed: bool,
@@ -79,7 +91,7 @@ impl Fleet for FakeFleet {
     fn is_approver(&self, caller: &Caller) -> bool {
         caller.user_id == APPROVER
     }
-    fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError> {
+    async fn status(&self, now: DateTime<Utc>) -> Result<StatusSnapshot, FleetError> {
         if self.fail_status {
             return Err(FleetError::Internal {
                 error_id: "E7Q2".into(),
@@ -116,18 +128,18 @@ impl Fleet for FakeFleet {
             stale_after: TimeDelta::minutes(2),
             pending_deliveries: 10_000,
             failed_deliveries: 0,
-            active_mutes: self.mutes.borrow().len() as u64,
-            fleet_killed: *self.killed.borrow(),
+            active_mutes: self.mutes.lock().unwrap().len() as u64,
+            fleet_killed: *self.killed.lock().unwrap(),
             pending_approvals: self.approvals as u64,
         })
     }
-    fn create_mute(&self, r: MuteRequest<'_>) -> Result<MuteInfo, FleetError> {
+    async fn create_mute(&self, r: MuteRequest<'_>) -> Result<MuteInfo, FleetError> {
         if r.target.to_string() == "action_required" && !r.force {
             return Err(FleetError::Rejected(
                 "action_required messages cannot be muted without force: add `force` if you really mean it.".into(),
             ));
         }
-        let mut n = self.next_id.borrow_mut();
+        let mut n = self.next_id.lock().unwrap();
         *n += 1;
         let m = MuteInfo {
             id: format!("mute_{n}").parse::<MuteId>().unwrap(),
@@ -138,16 +150,16 @@ impl Fleet for FakeFleet {
             force: r.force,
             held: 0,
         };
-        self.mutes.borrow_mut().push(m.clone());
+        self.mutes.lock().unwrap().push(m.clone());
         Ok(m)
     }
-    fn lift_mute(
+    async fn lift_mute(
         &self,
         id: &MuteId,
         _by: &Caller,
         _now: DateTime<Utc>,
     ) -> Result<LiftedMute, FleetError> {
-        let mut mutes = self.mutes.borrow_mut();
+        let mut mutes = self.mutes.lock().unwrap();
         let i = mutes.iter().position(|m| &m.id == id).ok_or_else(|| {
             FleetError::Rejected(format!(
                 "No mute has the id {id}; /mutes lists the active ones."
@@ -158,10 +170,10 @@ impl Fleet for FakeFleet {
             released: 3,
         })
     }
-    fn list_mutes(&self, _now: DateTime<Utc>) -> Result<Vec<MuteInfo>, FleetError> {
-        Ok(self.mutes.borrow().clone())
+    async fn list_mutes(&self, _now: DateTime<Utc>) -> Result<Vec<MuteInfo>, FleetError> {
+        Ok(self.mutes.lock().unwrap().clone())
     }
-    fn explain_route(&self, q: RouteQuery<'_>) -> Result<RouteExplanation, FleetError> {
+    async fn explain_route(&self, q: RouteQuery<'_>) -> Result<RouteExplanation, FleetError> {
         let mut destinations = vec![Destination::discord("alerts")];
         if q.severity == Severity::Critical {
             destinations.push(Destination::telegram("operator"));
@@ -173,30 +185,35 @@ impl Fleet for FakeFleet {
             unmatched: !q.category.is_known(),
         })
     }
-    fn send_event(&self, r: SendRequest<'_>) -> Result<SentEvent, FleetError> {
-        self.sent.borrow_mut().push(r.title.to_string());
+    async fn send_event(&self, r: SendRequest<'_>) -> Result<SentEvent, FleetError> {
+        self.sent.lock().unwrap().push(r.title.to_string());
         Ok(SentEvent {
             event_id: "evt_20261121_100000_001".into(),
             destinations: vec![Destination::discord("system")],
             held: vec![Destination::discord("system")],
         })
     }
-    fn submit_task(&self, _: &str, _: &Caller, _: DateTime<Utc>) -> Result<TaskInfo, FleetError> {
+    async fn submit_task(
+        &self,
+        _: &str,
+        _: &Caller,
+        _: DateTime<Utc>,
+    ) -> Result<TaskInfo, FleetError> {
         Err(FleetError::NotEnabled(
             "Tasks are not enabled on this fleet yet.".into(),
         ))
     }
-    fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError> {
+    async fn list_tasks(&self) -> Result<Vec<TaskInfo>, FleetError> {
         Err(FleetError::NotEnabled(
             "Tasks are not enabled on this fleet yet.".into(),
         ))
     }
-    fn show_task(&self, _: &TaskId) -> Result<TaskDetail, FleetError> {
+    async fn show_task(&self, _: &TaskId) -> Result<TaskDetail, FleetError> {
         Err(FleetError::NotEnabled(
             "Tasks are not enabled on this fleet yet.".into(),
         ))
     }
-    fn cancel_task(
+    async fn cancel_task(
         &self,
         _: &TaskId,
         _: &Caller,
@@ -206,10 +223,13 @@ impl Fleet for FakeFleet {
             "Tasks are not enabled on this fleet yet.".into(),
         ))
     }
-    fn pending_approvals(&self, _now: DateTime<Utc>) -> Result<Vec<ApprovalInfo>, FleetError> {
+    async fn pending_approvals(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<ApprovalInfo>, FleetError> {
         Ok((0..self.approvals).map(approval).collect())
     }
-    fn decide_approval(
+    async fn decide_approval(
         &self,
         id: &ApprovalId,
         decision: Decision,
@@ -225,7 +245,7 @@ impl Fleet for FakeFleet {
         if self.second_approver_needed {
             return Ok((info, DecisionOutcome::AwaitingSecondApprover));
         }
-        let mut decided = self.decided.borrow_mut();
+        let mut decided = self.decided.lock().unwrap();
         if let Some((d, who)) = decided.as_ref() {
             return Ok((
                 info,
@@ -239,26 +259,26 @@ impl Fleet for FakeFleet {
         *decided = Some((decision.as_str().into(), by.display_name.clone()));
         Ok((info, DecisionOutcome::Decided { decision }))
     }
-    fn kill(
+    async fn kill(
         &self,
         agent: Option<&AgentName>,
         _: &Caller,
         _: DateTime<Utc>,
     ) -> Result<KillState, FleetError> {
-        *self.killed.borrow_mut() = agent.is_none();
+        *self.killed.lock().unwrap() = agent.is_none();
         Ok(KillState {
             fleet_killed: agent.is_none(),
             killed_agents: agent.cloned().into_iter().collect(),
             stopped_containers: 2,
         })
     }
-    fn resume(
+    async fn resume(
         &self,
         _: Option<&AgentName>,
         _: &Caller,
         _: DateTime<Utc>,
     ) -> Result<KillState, FleetError> {
-        *self.killed.borrow_mut() = false;
+        *self.killed.lock().unwrap() = false;
         Ok(KillState {
             fleet_killed: false,
             killed_agents: vec![],
@@ -279,16 +299,21 @@ impl Fleet for FakeFleet {
         ]
     }
     fn active_mute_ids(&self) -> Vec<MuteId> {
-        self.mutes.borrow().iter().map(|m| m.id.clone()).collect()
+        self.mutes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.id.clone())
+            .collect()
     }
-    fn pending_approval_ids(&self) -> Vec<ApprovalId> {
+    async fn pending_approval_ids(&self) -> Vec<ApprovalId> {
         (0..self.approvals).map(|i| approval(i).id).collect()
     }
 }
 
 fn run(text: &str, by: u64, fleet: &FakeFleet) -> Handled {
     let cmd = parse_text(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    handle(&cmd, &who(by), &access(), fleet, now())
+    block_on(handle(&cmd, &who(by), &access(), fleet, now()))
 }
 
 /// Every command, who may run it, and who may not.
@@ -397,7 +422,10 @@ fn a_reader_who_is_not_an_approver_cannot_decide() {
         "{}",
         h.reply.lines[0]
     );
-    assert!(fleet.decided.borrow().is_none(), "nothing was decided");
+    assert!(
+        fleet.decided.lock().unwrap().is_none(),
+        "nothing was decided"
+    );
 }
 
 #[test]
@@ -601,7 +629,7 @@ fn approval_buttons_go_only_to_approvers_in_telegram_within_the_row_limit() {
     let mut discord = who(APPROVER);
     discord.platform = switchyard_routing::Platform::Discord;
     let cmd = parse_text("/approvals").unwrap();
-    let d = handle(&cmd, &discord, &access(), &fleet, now());
+    let d = block_on(handle(&cmd, &discord, &access(), &fleet, now()));
     assert!(d.reply.buttons.is_empty(), "{:?}", d.reply.buttons);
 }
 
@@ -659,7 +687,10 @@ fn route_and_send_explain_destinations() {
     );
     assert_eq!(s.reply.title, "Sent evt_20261121_100000_001 (system)");
     assert_eq!(s.reply.lines, vec!["→ discord:system (held by a mute)"]);
-    assert_eq!(fleet.sent.borrow().as_slice(), ["Nightly backup done"]);
+    assert_eq!(
+        fleet.sent.lock().unwrap().as_slice(),
+        ["Nightly backup done"]
+    );
 }
 
 #[test]
@@ -707,21 +738,27 @@ fn autocomplete_uses_the_fleet() {
     };
     run("/mute system 1h", OPERATOR, &fleet);
     assert_eq!(
-        complete(Completion::MuteTarget, "sys", &fleet),
+        block_on(complete(Completion::MuteTarget, "sys", &fleet)),
         vec!["system", "discord:system"]
     );
-    assert_eq!(complete(Completion::MuteId, "", &fleet), vec!["mute_1"]);
     assert_eq!(
-        complete(Completion::Agent, "lead", &fleet),
+        block_on(complete(Completion::MuteId, "", &fleet)),
+        vec!["mute_1"]
+    );
+    assert_eq!(
+        block_on(complete(Completion::Agent, "lead", &fleet)),
         vec!["tech-lead"]
     );
     assert_eq!(
-        complete(Completion::ApprovalId, "apr", &fleet),
+        block_on(complete(Completion::ApprovalId, "apr", &fleet)),
         vec!["apr_0", "apr_1"]
     );
-    assert_eq!(complete(Completion::Category, "AL", &fleet), vec!["alert"]);
     assert_eq!(
-        complete(Completion::Severity, "", &fleet),
+        block_on(complete(Completion::Category, "AL", &fleet)),
+        vec!["alert"]
+    );
+    assert_eq!(
+        block_on(complete(Completion::Severity, "", &fleet)),
         vec!["info", "warning", "critical"]
     );
 }
@@ -729,15 +766,21 @@ fn autocomplete_uses_the_fleet() {
 #[test]
 fn text_is_parsed_handled_and_audited_in_one_call() {
     let fleet = FakeFleet::default();
-    let ok = handle_text(
+    let ok = block_on(handle_text(
         "/mute@switchyard_bot system 30m",
         &who(OPERATOR),
         &access(),
         &fleet,
         now(),
-    );
+    ));
     assert_eq!(ok.reply.title, "Muted system for 30m");
-    let bad = handle_text("/mute system", &who(OPERATOR), &access(), &fleet, now());
+    let bad = block_on(handle_text(
+        "/mute system",
+        &who(OPERATOR),
+        &access(),
+        &fleet,
+        now(),
+    ));
     assert!(matches!(bad.audit.outcome, AuditOutcome::Usage { .. }));
     assert_eq!(bad.audit.command, "/mute system");
 }

@@ -53,16 +53,11 @@ pub async fn run(
     let mut tick = stop.ticker(every.max(MIN_INTERVAL));
     info!(channel, message = ?message, "status board running");
     while tick.tick().await {
-        let f = fleet.clone();
         let now = Utc::now();
-        let snapshot = match tokio::task::spawn_blocking(move || f.status(now)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                warn!(error = %e, "the status board could not read the fleet status");
-                continue;
-            }
+        let snapshot = match fleet.status(now).await {
+            Ok(s) => s,
             Err(e) => {
-                warn!(error = %e, "the status board's status read panicked");
+                warn!(error = %e, "the status board could not read the fleet status");
                 continue;
             }
         };

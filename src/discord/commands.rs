@@ -4,7 +4,7 @@
 //! autocomplete always match the text grammar and `/help`.
 //!
 //! Each shell converts the interaction's options to a `CommandInput`, runs
-//! the neutral `handle` on a blocking thread (the `Fleet` is synchronous),
+//! the neutral `handle` in a task of its own (a panic is an answer, not a crash),
 //! defers when that takes longer than [`DEFER_AFTER`] (Discord drops an
 //! interaction not answered within 3 s), renders the `Reply` as an embed
 //! and stores the audit row.
@@ -20,7 +20,7 @@ use serenity::{
 };
 use switchyard_commands::catalog::{CommandSpec, OptionSpec, ValueKind};
 use switchyard_commands::{
-    AccessList, ButtonAction, COMMANDS, Caller, Command, CommandInput, Handled, OptionValue, Reply,
+    AccessList, ButtonAction, COMMANDS, Caller, Command, CommandInput, OptionValue, Reply,
     complete, completion_for, handle, handle_usage_error,
 };
 use tracing::{info, warn};
@@ -202,9 +202,9 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
     let fleet = data.fleet.clone();
     let access = data.access.clone();
     let now = Utc::now();
-    let mut work = tokio::task::spawn_blocking(move || -> Handled {
+    let mut work = tokio::spawn(async move {
         match Command::from_input(&input) {
-            Ok(command) => handle(&command, &caller, &access, &fleet, now),
+            Ok(command) => handle(&command, &caller, &access, &fleet, now).await,
             Err(e) => handle_usage_error(&input_text(&input), &e, &caller, now),
         }
     });
@@ -308,7 +308,7 @@ fn autocomplete<'a>(ctx: Ctx<'a>, partial: &'a str) -> BoxFuture<'a, CreateAutoc
         };
         let fleet = ctx.data().fleet.clone();
         let partial = partial.to_string();
-        let values = tokio::task::spawn_blocking(move || complete(kind, &partial, &fleet))
+        let values = tokio::spawn(async move { complete(kind, &partial, &fleet).await })
             .await
             .unwrap_or_default();
         values

@@ -48,18 +48,19 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
     let access = tg.access.clone();
     let input = text.to_string();
     let who = caller.clone();
-    // The port is synchronous and reaches the store through the runtime handle.
-    let handled = match tokio::task::spawn_blocking(move || {
-        handle_text(&input, &who, &access, &fleet, Utc::now())
-    })
-    .await
-    {
-        Ok(h) => h,
-        Err(e) => {
-            warn!(error = %e, "a Telegram command panicked");
-            return;
-        }
-    };
+    // Its own task: a panic in a command is answered as a failure, not a crash.
+    let handled =
+        match tokio::spawn(
+            async move { handle_text(&input, &who, &access, &fleet, Utc::now()).await },
+        )
+        .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "a Telegram command panicked");
+                return;
+            }
+        };
     // The same audit row shape as Discord's, from the neutral handler's record.
     let entry = crate::fleet::audit_entry(&handled.audit, "telegram");
     if let Err(e) = ctx.store.audit(entry).await {
