@@ -94,7 +94,7 @@ struct Shared {
     /// The commands' `Fleet`, shared by the Discord and Telegram shells.
     fleet: crate::fleet::AgentFleet,
     /// The outbox's Discord limiter, for the other writers to its channels.
-    discord_limits: Option<crate::delivery::DiscordLimits>,
+    discord_limits: Option<crate::delivery::DiscordLimiter>,
 }
 
 impl Agent {
@@ -164,8 +164,11 @@ impl Agent {
             })?;
         let status = StatusFile::open(&workspace)?;
         let router = config.router()?;
-        let (sinks, discord_sink) =
-            Sinks::from_config_with_discord(&config, discord_token, telegram_token)?;
+        let crate::delivery::PlatformSinks {
+            sinks,
+            discord: discord_sink,
+            telegram: telegram_sink,
+        } = Sinks::from_config_with_platforms(&config, discord_token, telegram_token)?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
         let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));
@@ -180,8 +183,9 @@ impl Agent {
             status.clone(),
             router.clone(),
         );
-        let telegram_approvals =
-            telegram_approvals.map(|tg| Arc::new(tg.with_fleet(fleet.clone())));
+        let telegram_limiter = telegram_sink.as_ref().map(|s| s.limits(stats.clone()));
+        let telegram_approvals = telegram_approvals
+            .map(|tg| Arc::new(tg.with_fleet(fleet.clone()).with_limiter(telegram_limiter)));
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
             agent: agent.name.to_string(),

@@ -85,14 +85,14 @@ const CHANNEL_BUCKET_RESET: Duration = Duration::from_secs(5);
 /// channels (the status board, the kept GitHub status messages): every
 /// request waits its turn there, and every 429 is obeyed and counted.
 #[derive(Clone)]
-pub struct DiscordLimits {
+pub struct DiscordLimiter {
     limiter: Arc<RateLimiter>,
     proxied: bool,
     options: DiscordOptions,
     stats: Arc<super::stats::DeliveryStats>,
 }
 
-impl DiscordLimits {
+impl DiscordLimiter {
     fn global(&self) -> Rule {
         Rule::Window {
             lane: GLOBAL_LANE.into(),
@@ -156,8 +156,8 @@ impl DiscordLimits {
 
 impl DiscordSink {
     /// The limiter this sink sends through, for the agent's other writers.
-    pub fn limits(&self, stats: Arc<super::stats::DeliveryStats>) -> DiscordLimits {
-        DiscordLimits {
+    pub fn limits(&self, stats: Arc<super::stats::DeliveryStats>) -> DiscordLimiter {
+        DiscordLimiter {
             limiter: self.limiter.clone(),
             proxied: self.proxied,
             options: self.options.clone(),

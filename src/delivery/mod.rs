@@ -33,10 +33,10 @@ use crate::shutdown::Shutdown;
 use crate::store::outbox::is_ambient;
 use crate::store::{DeliveryState, Store};
 
-pub use discord::{DiscordLimits, DiscordOptions, DiscordSink};
+pub use discord::{DiscordLimiter, DiscordOptions, DiscordSink};
 pub use sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent, Sinks};
 pub use stats::DeliveryStats;
-pub use telegram::{TelegramLimits, TelegramOptions, TelegramSink};
+pub use telegram::{TelegramLimiter, TelegramLimits, TelegramOptions, TelegramSink};
 
 /// Most rows merged into one coalesced summary.
 const MAX_COALESCE: u32 = 500;
@@ -53,16 +53,17 @@ impl Sinks {
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
     ) -> anyhow::Result<Sinks> {
-        Ok(Self::from_config_with_discord(cfg, discord_token, telegram_token)?.0)
+        Ok(Self::from_config_with_platforms(cfg, discord_token, telegram_token)?.sinks)
     }
 
-    /// As [`Sinks::from_config`], also handing back the Discord sink itself
-    /// (task threads post through it, sharing its rate limiter).
-    pub fn from_config_with_discord(
+    /// As [`Sinks::from_config`], also handing back each platform's sink
+    /// itself (task threads, the status board, approval prompts send through
+    /// them, sharing their rate limiters).
+    pub fn from_config_with_platforms(
         cfg: &Config,
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
-    ) -> anyhow::Result<(Sinks, Option<Arc<DiscordSink>>)> {
+    ) -> anyhow::Result<PlatformSinks> {
         let mut sinks = Sinks::new();
         let mut discord = None;
         if let Some(settings) = &cfg.discord
@@ -75,14 +76,28 @@ impl Sinks {
             discord = Some(sink.clone());
             sinks = sinks.with(sink);
         }
+        let mut telegram = None;
         if let (Some(settings), Some(token)) = (&cfg.telegram, telegram_token) {
-            sinks = sinks.with(Arc::new(
+            let sink = Arc::new(
                 TelegramSink::new(settings, token, TelegramOptions::default())
                     .context("cannot set up the Telegram sink")?,
-            ));
+            );
+            telegram = Some(sink.clone());
+            sinks = sinks.with(sink);
         }
-        Ok((sinks, discord))
+        Ok(PlatformSinks {
+            sinks,
+            discord,
+            telegram,
+        })
     }
+}
+
+/// The outbox's sinks, and each platform's sink for the agent's other senders.
+pub struct PlatformSinks {
+    pub sinks: Sinks,
+    pub discord: Option<Arc<DiscordSink>>,
+    pub telegram: Option<Arc<TelegramSink>>,
 }
 
 /// Wakes the outbox after the runtime recorded new deliveries. Cheap to clone.

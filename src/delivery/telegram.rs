@@ -66,11 +66,47 @@ impl Default for TelegramOptions {
 pub struct TelegramSink {
     bot: Bot,
     chats: BTreeMap<String, ChatId>,
-    limiter: RateLimiter,
+    limiter: std::sync::Arc<RateLimiter>,
     options: TelegramOptions,
 }
 
+/// The outbox's Telegram limiter, for the agent's other senders to the same
+/// chats (approval prompts and their edits, command answers): each waits
+/// its turn there, and every 429 is obeyed and counted.
+#[derive(Clone)]
+pub struct TelegramLimiter {
+    limiter: std::sync::Arc<RateLimiter>,
+    options: TelegramOptions,
+    stats: std::sync::Arc<super::stats::DeliveryStats>,
+}
+
+impl TelegramLimiter {
+    /// Wait until a message to (or an edit in) `chat` is allowed.
+    pub async fn before_send(&self, chat: i64) {
+        self.limiter
+            .acquire(&rules(&self.options, ChatId(chat)))
+            .await;
+    }
+
+    /// Telegram answered 429 for `chat`: count it, keep the chat closed for
+    /// `retry_after`.
+    pub fn after_429(&self, chat: i64, retry_after: Duration) {
+        self.stats.on_429(switchyard_routing::Platform::Telegram);
+        self.limiter
+            .block(&format!("telegram:chat:{chat}"), retry_after);
+    }
+}
+
 impl TelegramSink {
+    /// The limiter this sink sends through, for the agent's other senders.
+    pub fn limits(&self, stats: std::sync::Arc<super::stats::DeliveryStats>) -> TelegramLimiter {
+        TelegramLimiter {
+            limiter: self.limiter.clone(),
+            options: self.options.clone(),
+            stats,
+        }
+    }
+
     pub fn new(
         settings: &TelegramSettings,
         token: Secret,
@@ -92,34 +128,13 @@ impl TelegramSink {
         Ok(TelegramSink {
             bot,
             chats,
-            limiter: RateLimiter::after_restart(Duration::from_secs(1)),
+            limiter: std::sync::Arc::new(RateLimiter::after_restart(Duration::from_secs(1))),
             options,
         })
     }
 
     fn rules(&self, chat: ChatId) -> Vec<Rule> {
-        let l = &self.options.limits;
-        let m = self.options.margin;
-        let mut rules = vec![
-            Rule::Window {
-                lane: "telegram:all".into(),
-                limit: l.overall.0,
-                window: l.overall.1 + m,
-            },
-            Rule::Window {
-                lane: format!("telegram:chat:{}", chat.0),
-                limit: l.per_chat.0,
-                window: l.per_chat.1 + m,
-            },
-        ];
-        if chat.0 < 0 {
-            rules.push(Rule::Window {
-                lane: format!("telegram:group:{}", chat.0),
-                limit: l.per_group.0,
-                window: l.per_group.1 + m,
-            });
-        }
-        rules
+        rules(&self.options, chat)
     }
 
     async fn send_parts(&self, chat: ChatId, m: &OutgoingMessage) -> Result<Sent, SendError> {
@@ -262,4 +277,31 @@ impl ChatSink for TelegramSink {
         }
         .boxed()
     }
+}
+
+/// Telegram's documented limits for one message to `chat`: overall, per
+/// chat, and per group.
+fn rules(options: &TelegramOptions, chat: ChatId) -> Vec<Rule> {
+    let l = &options.limits;
+    let m = options.margin;
+    let mut rules = vec![
+        Rule::Window {
+            lane: "telegram:all".into(),
+            limit: l.overall.0,
+            window: l.overall.1 + m,
+        },
+        Rule::Window {
+            lane: format!("telegram:chat:{}", chat.0),
+            limit: l.per_chat.0,
+            window: l.per_chat.1 + m,
+        },
+    ];
+    if chat.0 < 0 {
+        rules.push(Rule::Window {
+            lane: format!("telegram:group:{}", chat.0),
+            limit: l.per_group.0,
+            window: l.per_group.1 + m,
+        });
+    }
+    rules
 }

@@ -17,7 +17,7 @@ use serenity::{ChannelId, CreateEmbedFooter, CreateMessage, EditMessage, Message
 use switchyard_commands::{Fleet, status_reply};
 use tracing::{debug, info, warn};
 
-use crate::delivery::DiscordLimits;
+use crate::delivery::DiscordLimiter;
 use crate::fleet::AgentFleet;
 
 /// The board's title, also how readers (and tests) recognise it.
@@ -33,7 +33,7 @@ fn key(channel: u64) -> String {
 /// Keep the board current until `stop`.
 pub async fn run(
     http: Arc<serenity::Http>,
-    limits: Option<DiscordLimits>,
+    limits: Option<DiscordLimiter>,
     fleet: AgentFleet,
     channel: u64,
     every: Duration,

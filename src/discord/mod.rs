@@ -40,7 +40,7 @@ pub struct DiscordShell {
     pub settings: DiscordSettings,
     pub token: Secret,
     /// The outbox's limiter: the status board's edits share its limits.
-    pub limits: Option<crate::delivery::DiscordLimits>,
+    pub limits: Option<crate::delivery::DiscordLimiter>,
 }
 
 /// Connect and serve until `stop` turns true (or the connection fails for

@@ -27,7 +27,7 @@ const DESCRIPTION_MAX: usize = 4096;
 pub struct PinnedMessages {
     http: Arc<serenity::Http>,
     /// The outbox's limiter: these edits share the channels' limits.
-    limits: Option<crate::delivery::DiscordLimits>,
+    limits: Option<crate::delivery::DiscordLimiter>,
     channels: BTreeMap<String, ChannelId>,
     store: Store,
 }
@@ -53,7 +53,7 @@ impl PinnedMessages {
         settings: &DiscordSettings,
         token: &Secret,
         store: Store,
-        limits: Option<crate::delivery::DiscordLimits>,
+        limits: Option<crate::delivery::DiscordLimiter>,
     ) -> anyhow::Result<Self> {
         Ok(PinnedMessages {
             http: Arc::new(super::build_http(settings, token)?),

@@ -190,6 +190,7 @@ impl TelegramApprovals {
             let Some(token) = ctx.store.approval_token(&a.id).await? else {
                 continue;
             };
+            self.before_send(self.chat.0).await;
             let sent = self
                 .bot
                 .send_message(self.chat, prompt_text(&a, now))
@@ -204,6 +205,7 @@ impl TelegramApprovals {
                     info!(approval = %a.id, message_id = msg.id.0, "approval prompt sent");
                 }
                 Err(RequestError::RetryAfter(s)) => {
+                    self.after_429(self.chat.0, s.duration());
                     let next =
                         Utc::now() + chrono::Duration::from_std(s.duration()).unwrap_or_default();
                     ctx.store
@@ -247,6 +249,7 @@ impl TelegramApprovals {
         let done = async {
             if let (Some(chat), Some(msg)) = (a.chat_id, a.message_id) {
                 let msg = MessageId(i32::try_from(msg).unwrap_or_default());
+                self.before_send(chat).await;
                 match self
                     .bot
                     .edit_message_text(ChatId(chat), msg, final_text(a))
@@ -256,6 +259,13 @@ impl TelegramApprovals {
                     Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {}
                     Err(RequestError::Api(ApiError::MessageToEditNotFound)) => {
                         warn!(approval = %a.id, "the prompt message is gone; nothing to edit");
+                    }
+                    Err(RequestError::RetryAfter(s)) => {
+                        self.after_429(chat, s.duration());
+                        anyhow::bail!(
+                            "Telegram asked to wait {}s before editing the prompt",
+                            s.seconds()
+                        )
                     }
                     Err(e) => anyhow::bail!("cannot edit the prompt: {}", describe(&e)),
                 }
@@ -404,6 +414,7 @@ impl TelegramApprovals {
                 ) && let (Some(chat), Some(msg)) = (updated.chat_id, updated.message_id)
                 {
                     let msg = MessageId(i32::try_from(msg).unwrap_or_default());
+                    self.before_send(chat).await;
                     if let Err(e) = self
                         .bot
                         .edit_message_text(ChatId(chat), msg, prompt_text(&updated, now))

@@ -91,6 +91,7 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
     // The answer shares the chat's one-message-a-second limit with prompts and
     // the outbox: a 429 is waited out (a few times), not dropped.
     for _ in 0..5 {
+        tg.before_send(m.chat.id.0).await;
         let mut send = tg
             .bot
             .send_message(m.chat.id, reply.to_telegram_html())
@@ -100,7 +101,10 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
         }
         match send.await {
             Ok(_) => return,
-            Err(RequestError::RetryAfter(s)) => tokio::time::sleep(s.duration()).await,
+            Err(RequestError::RetryAfter(s)) => {
+                tg.after_429(m.chat.id.0, s.duration());
+                tokio::time::sleep(s.duration()).await
+            }
             Err(e) => {
                 warn!(error = %e, "could not answer a Telegram command");
                 return;

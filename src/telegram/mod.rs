@@ -32,6 +32,9 @@ pub struct TelegramApprovals {
     pub(crate) access: switchyard_commands::AccessList,
     /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
     pub(crate) fleet: Option<crate::fleet::AgentFleet>,
+    /// The outbox's Telegram limiter: prompts, their edits and command
+    /// answers share the chats' limits with the outbox.
+    pub(crate) limiter: Option<crate::delivery::TelegramLimiter>,
 }
 
 impl std::fmt::Debug for TelegramApprovals {
@@ -76,6 +79,7 @@ impl TelegramApprovals {
             approvers: settings.approvers.clone(),
             access: settings.access.clone(),
             fleet: None,
+            limiter: None,
         })
     }
 
@@ -83,6 +87,28 @@ impl TelegramApprovals {
     pub fn with_fleet(mut self, fleet: crate::fleet::AgentFleet) -> TelegramApprovals {
         self.fleet = Some(fleet);
         self
+    }
+
+    pub fn with_limiter(
+        mut self,
+        limiter: Option<crate::delivery::TelegramLimiter>,
+    ) -> TelegramApprovals {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Wait for a send slot in `chat` (no limiter: at once).
+    pub(crate) async fn before_send(&self, chat: i64) {
+        if let Some(l) = &self.limiter {
+            l.before_send(chat).await;
+        }
+    }
+
+    /// Telegram said 429 for `chat`: count it and keep the chat closed.
+    pub(crate) fn after_429(&self, chat: i64, retry_after: Duration) {
+        if let Some(l) = &self.limiter {
+            l.after_429(chat, retry_after);
+        }
     }
 
     pub(crate) fn is_approver(&self, user_id: i64) -> bool {
