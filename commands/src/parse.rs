@@ -154,7 +154,13 @@ impl Cursor<'_> {
     /// Removes `name` or `--name` if it is the last word.
     fn strip_trailing_word(&mut self, name: &str) -> bool {
         let s = self.rest.trim_end();
-        let start = s.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        // After the last whitespace character, whatever its width in bytes
+        // (U+2000 is three): a `+ 1` would cut inside it.
+        let start = s
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let last = &s[start..];
         if last.eq_ignore_ascii_case(name)
             || last
@@ -175,6 +181,19 @@ mod tests {
     use crate::command::{CommandInput, OptionValue, TaskCommand};
     use crate::ids::*;
     use switchyard_routing::{Category, Severity};
+
+    #[test]
+    fn wide_whitespace_before_the_last_word_does_not_split_a_character() {
+        // Found by the chat_command fuzz target (U+2000 is three bytes).
+        for text in [
+            "mute\u{2000}r",
+            "/mute \u{2000}resume\u{201d} ",
+            "/mute system\u{3000}force",
+        ] {
+            let _ = parse_text(text);
+        }
+        assert!(parse_text("/mute system 1h\u{3000}force").is_ok());
+    }
 
     fn mute(target: &str, d: &str, reason: Option<&str>, force: bool) -> Command {
         Command::Mute {

@@ -17,6 +17,8 @@ pub const DISCORD_FOOTER_MAX: usize = 2048;
 pub const DISCORD_EMBED_TOTAL_MAX: usize = 6000;
 /// Telegram: text of one message, counted after entities are parsed.
 pub const TELEGRAM_TEXT_MAX: usize = 4096;
+/// The longest footer a Telegram part carries (ours, not Telegram's).
+const TELEGRAM_FOOTER_MAX: usize = 512;
 
 /// The embed colour for a severity (blue, amber, red).
 pub fn severity_colour(severity: Severity) -> u32 {
@@ -85,7 +87,10 @@ fn tg_len(text: &str) -> usize {
 /// never inside an escape or a tag (each chunk is escaped on its own).
 pub fn telegram_parts(severity: Severity, title: &str, body: &str, footer: &str) -> Vec<String> {
     let title = format!("{}{}", severity_mark(severity), title.trim());
-    let footer = footer.trim();
+    // The footer is made of what the producer sent (category, source):
+    // bounded, so the last part always has room for it.
+    let footer = truncate(footer.trim(), TELEGRAM_FOOTER_MAX);
+    let footer = footer.as_str();
     // Visible lengths: tags vanish, entities count as one character.
     let head_len = tg_len(&title) + if body.is_empty() { 0 } else { 1 };
     let foot_len = if footer.is_empty() {
@@ -98,7 +103,7 @@ pub fn telegram_parts(severity: Severity, title: &str, body: &str, footer: &str)
     let mut budget = TELEGRAM_TEXT_MAX.saturating_sub(head_len);
     loop {
         // The last chunk must also leave room for the footer.
-        if tg_len(rest) + foot_len <= budget {
+        if rest.is_empty() || tg_len(rest) + foot_len <= budget {
             chunks.push(rest);
             break;
         }
@@ -200,6 +205,19 @@ fn coalesced_summary(rows: &[DeliveryRow]) -> (String, String, Severity) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_footer_ends_and_every_part_fits() {
+        // Found by the inbox_item fuzz target: a footer over the limit looped forever.
+        let footer = "x".repeat(10_000);
+        let parts = telegram_parts(Severity::Info, "t", "body", &footer);
+        assert!(!parts.is_empty());
+        for p in &parts {
+            assert!(p.chars().count() <= TELEGRAM_TEXT_MAX + 20, "{}", p.len());
+        }
+        let parts = telegram_parts(Severity::Info, "t", "", &footer);
+        assert_eq!(parts.len(), 1);
+    }
 
     /// What Telegram counts: the text with tags removed and entities decoded.
     fn visible(html: &str) -> String {

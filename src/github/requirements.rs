@@ -332,8 +332,10 @@ impl Default for Deadlines {
     }
 }
 
+/// The first 7 characters (a SHA from an API response is not trusted to be
+/// ASCII hex: cut at a character, never inside one).
 fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
+    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
 }
 
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
@@ -499,6 +501,15 @@ pub fn classify(
 mod tests {
     use super::*;
     use crate::github::registry::{TaskRecord, TaskStatus};
+
+    #[test]
+    fn a_short_sha_is_cut_at_a_character_not_inside_one() {
+        // Found by the api_responses fuzz target: a multibyte SHA panicked.
+        assert_eq!(short("0123456789abcdef"), "0123456");
+        assert_eq!(short("ééééééééé"), "ééééééé");
+        assert_eq!(short("é"), "é");
+        assert_eq!(short(""), "");
+    }
 
     fn task() -> TrackedTask {
         TrackedTask::new(TaskRecord {

@@ -10,6 +10,7 @@ mod coord;
 mod delivery;
 mod demo;
 mod discord;
+mod fuzz_regressions;
 mod github;
 mod sandbox_wire;
 mod telegram;
