@@ -332,80 +332,94 @@ impl GithubClient {
             .get_json(&format!("{repo}/pulls/{number}/reviews?per_page=100"))
             .await?;
 
-        let mut checks: Vec<CheckSnapshot> = Vec::new();
-        for run in runs.check_runs {
-            // Re-runs list the same name again, newest first: the first one counts.
-            if checks.iter().any(|c| c.name == run.name) {
-                continue;
-            }
-            let state = match (run.status.as_str(), run.conclusion.as_deref()) {
-                ("completed", Some("success" | "neutral" | "skipped")) => CheckState::Success,
-                ("completed", _) => CheckState::Failure,
-                _ => CheckState::Pending,
-            };
-            let summary = run.output.and_then(|o| match (o.title, o.summary) {
-                (Some(t), Some(s)) if !s.is_empty() => Some(format!("{t}: {s}")),
-                (t, s) => t.or(s),
-            });
-            checks.push(CheckSnapshot {
-                name: run.name,
-                state,
-                summary,
-                url: run.details_url.or(run.html_url),
-            });
-        }
-        for s in status.statuses {
-            let state = match s.state.as_str() {
-                "success" => CheckState::Success,
-                "pending" => CheckState::Pending,
-                _ => CheckState::Failure,
-            };
-            checks.push(CheckSnapshot {
-                name: s.context,
-                state,
-                summary: s.description,
-                url: s.target_url,
-            });
-        }
-        let reviews = reviews
-            .into_iter()
-            .map(|r| ReviewSnapshot {
-                user: r.user.map(|u| u.login).unwrap_or_else(|| "ghost".into()),
-                state: match r.state.as_str() {
-                    "APPROVED" => ReviewState::Approved,
-                    "CHANGES_REQUESTED" => ReviewState::ChangesRequested,
-                    "DISMISSED" => ReviewState::Dismissed,
-                    "PENDING" => ReviewState::Pending,
-                    _ => ReviewState::Commented,
-                },
-                body: r.body.unwrap_or_default(),
-            })
-            .collect();
-        Ok(Snapshot {
-            pr: Some(pr),
-            compare: Some(CompareSnapshot {
-                ahead_by: compare.ahead_by,
-                behind_by: compare.behind_by,
-            }),
-            checks,
-            reviews,
-            // Thread resolution is only in GraphQL (not conditional, costs points): not read.
-            critical_threads: None,
-        })
+        Ok(snapshot_of(pr, compare, runs, status, reviews))
     }
 }
 
-// The least of GitHub's JSON the monitor reads.
+/// The snapshot an open PR's responses amount to: its check runs (the first
+/// of each name: re-runs list newest first), its commit statuses and its
+/// reviews. Pure, so it can be fed any response (the fuzz target does).
+pub fn snapshot_of(
+    pr: PullSnapshot,
+    compare: CompareJson,
+    runs: CheckRunsJson,
+    status: CombinedJson,
+    reviews: Vec<ReviewJson>,
+) -> Snapshot {
+    let mut checks: Vec<CheckSnapshot> = Vec::new();
+    for run in runs.check_runs {
+        // Re-runs list the same name again, newest first: the first one counts.
+        if checks.iter().any(|c| c.name == run.name) {
+            continue;
+        }
+        let state = match (run.status.as_str(), run.conclusion.as_deref()) {
+            ("completed", Some("success" | "neutral" | "skipped")) => CheckState::Success,
+            ("completed", _) => CheckState::Failure,
+            _ => CheckState::Pending,
+        };
+        let summary = run.output.and_then(|o| match (o.title, o.summary) {
+            (Some(t), Some(s)) if !s.is_empty() => Some(format!("{t}: {s}")),
+            (t, s) => t.or(s),
+        });
+        checks.push(CheckSnapshot {
+            name: run.name,
+            state,
+            summary,
+            url: run.details_url.or(run.html_url),
+        });
+    }
+    for s in status.statuses {
+        let state = match s.state.as_str() {
+            "success" => CheckState::Success,
+            "pending" => CheckState::Pending,
+            _ => CheckState::Failure,
+        };
+        checks.push(CheckSnapshot {
+            name: s.context,
+            state,
+            summary: s.description,
+            url: s.target_url,
+        });
+    }
+    let reviews = reviews
+        .into_iter()
+        .map(|r| ReviewSnapshot {
+            user: r.user.map(|u| u.login).unwrap_or_else(|| "ghost".into()),
+            state: match r.state.as_str() {
+                "APPROVED" => ReviewState::Approved,
+                "CHANGES_REQUESTED" => ReviewState::ChangesRequested,
+                "DISMISSED" => ReviewState::Dismissed,
+                "PENDING" => ReviewState::Pending,
+                _ => ReviewState::Commented,
+            },
+            body: r.body.unwrap_or_default(),
+        })
+        .collect();
+    Snapshot {
+        pr: Some(pr),
+        compare: Some(CompareSnapshot {
+            ahead_by: compare.ahead_by,
+            behind_by: compare.behind_by,
+        }),
+        checks,
+        reviews,
+        // Thread resolution is only in GraphQL (not conditional, costs points): not read.
+        critical_threads: None,
+    }
+}
+
+// The least of GitHub's JSON the monitor reads (public for the fuzz
+// target, which feeds these the same way).
 
 #[derive(Deserialize)]
-struct RefJson {
+pub struct RefJson {
     #[serde(rename = "ref")]
     name: String,
     sha: String,
 }
 
 #[derive(Deserialize)]
-struct PullJson {
+pub struct PullJson {
     number: u64,
     state: String,
     #[serde(default)]
@@ -425,7 +439,7 @@ struct PullJson {
 }
 
 impl PullJson {
-    fn into_snapshot(self) -> PullSnapshot {
+    pub fn into_snapshot(self) -> PullSnapshot {
         let state = if self.merged == Some(true) || self.merged_at.is_some() {
             PullState::Merged
         } else if self.state == "open" {
@@ -447,18 +461,18 @@ impl PullJson {
 }
 
 #[derive(Deserialize)]
-struct CompareJson {
+pub struct CompareJson {
     ahead_by: u64,
     behind_by: u64,
 }
 
 #[derive(Deserialize)]
-struct CheckRunsJson {
+pub struct CheckRunsJson {
     check_runs: Vec<CheckRunJson>,
 }
 
 #[derive(Deserialize)]
-struct CheckRunJson {
+pub struct CheckRunJson {
     name: String,
     status: String,
     conclusion: Option<String>,
@@ -471,18 +485,18 @@ struct CheckRunJson {
 }
 
 #[derive(Deserialize)]
-struct CheckOutputJson {
+pub struct CheckOutputJson {
     title: Option<String>,
     summary: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct CombinedJson {
+pub struct CombinedJson {
     statuses: Vec<StatusJson>,
 }
 
 #[derive(Deserialize)]
-struct StatusJson {
+pub struct StatusJson {
     context: String,
     state: String,
     description: Option<String>,
@@ -490,13 +504,13 @@ struct StatusJson {
 }
 
 #[derive(Deserialize)]
-struct ReviewJson {
+pub struct ReviewJson {
     user: Option<UserJson>,
     state: String,
     body: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct UserJson {
+pub struct UserJson {
     login: String,
 }
