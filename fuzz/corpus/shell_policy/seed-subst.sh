@@ -1,0 +1,3 @@
+bash -c 'echo $(date) > /dev/sda' ; x=$((1+2)); cat <<EOF
+hi ${HOME:-/root}
+EOF
