@@ -29,6 +29,8 @@ pub const TEXT_MAX: usize = 4096;
 const SUMMARY_MAX: usize = 300;
 const REASON_MAX: usize = 200;
 const REASONS_MAX: usize = 12;
+/// How long a prompt being sent is held against a second send.
+const PROMPT_LEASE_S: i64 = 60;
 /// Kept free below [`TEXT_MAX`] for the cut note and rounding.
 const MARGIN: usize = 160;
 
@@ -191,6 +193,12 @@ impl TelegramApprovals {
                 continue;
             };
             self.before_send(self.chat.0).await;
+            ctx.store
+                .lease_prompt(
+                    &a.id,
+                    Utc::now() + chrono::Duration::seconds(PROMPT_LEASE_S),
+                )
+                .await?;
             let sent = self
                 .bot
                 .send_message(self.chat, prompt_text(&a, now))
@@ -385,6 +393,15 @@ impl TelegramApprovals {
                 "You are not an approver on this fleet. Your press was recorded; ask an approver."
                     .into(),
             );
+        }
+        // A prompt sent just before a crash was never recorded: the message
+        // pressed is the one to show the decision on.
+        if a.message_id.is_none()
+            && let Some(m) = &q.message
+        {
+            ctx.store
+                .set_prompt_message(&a.id, m.chat().id.0, i64::from(m.id().0))
+                .await?;
         }
         let voter = Voter {
             id: format!("telegram:{user_id}"),

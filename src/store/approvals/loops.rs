@@ -46,6 +46,41 @@ impl Store {
     }
 
     /// The prompt went out: remember where, so it can be edited.
+    /// The prompt a decision is shown on: the message the approver pressed
+    /// (after a crash between sending a prompt and recording it, that may be
+    /// one this record does not know yet).
+    pub async fn set_prompt_message(
+        &self,
+        id: &str,
+        chat_id: i64,
+        message_id: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE approvals SET chat_id = $1, message_id = $2 WHERE id = $3")
+            .bind(chat_id)
+            .bind(message_id)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .context("cannot record the prompt's message")?;
+        Ok(())
+    }
+
+    /// Hold a prompt about to be sent for `until`: a crash between sending
+    /// it and recording it must not send it again at once (Telegram has no
+    /// idempotency key); after `until`, with nobody having answered, it is
+    /// sent again.
+    pub async fn lease_prompt(&self, id: &str, until: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE approvals SET prompt_next_at = $1 WHERE id = $2 AND message_id IS NULL",
+        )
+        .bind(millis(until))
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .context("cannot hold the prompt")?;
+        Ok(())
+    }
+
     pub async fn set_prompted(
         &self,
         id: &str,

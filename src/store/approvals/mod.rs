@@ -623,6 +623,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_prompt_being_sent_is_not_sent_again_until_its_lease_ends() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        store
+            .insert_approval(&new("apr_lease", 1), now)
+            .await
+            .unwrap();
+        assert_eq!(store.approvals_to_prompt(now).await.unwrap().len(), 1);
+        // Sending (then a crash before the message id is recorded).
+        store
+            .lease_prompt("apr_lease", now + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        assert!(
+            store.approvals_to_prompt(now).await.unwrap().is_empty(),
+            "not sent twice at once"
+        );
+        let later = now + chrono::Duration::seconds(61);
+        assert_eq!(
+            store.approvals_to_prompt(later).await.unwrap().len(),
+            1,
+            "nobody answered: sent again"
+        );
+    }
+
+    #[tokio::test]
     async fn a_vote_after_expiry_expires_the_request() {
         let (_dir, store) = store().await;
         let then = Utc::now() - chrono::Duration::hours(1);
