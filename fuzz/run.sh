@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fuzz-target}"
-export SWITCHYARD_FUZZ_GUARD_KNOWN="${SWITCHYARD_FUZZ_GUARD_KNOWN:-1}"
 RUNS="${RUNS:-10000000}"
 MAX_TIME="${MAX_TIME:-480}"
 targets=("$@")

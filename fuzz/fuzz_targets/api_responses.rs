@@ -13,10 +13,10 @@
 //!    `delivery::render::truncate` as `classify_status` cuts it.
 //! 3: the GitHub task registry (`active-tasks.json`): `github::registry::parse`.
 //! 4: the GitHub REST bodies of one monitor pass (pull, compare, check-runs,
-//!    combined status, reviews) beside a registry record. The JSON types of
-//!    src/github/client.rs are private, so they are mirrored here (MIRROR
-//!    below, copied field for field, with the same mapping to `Snapshot`);
-//!    the snapshot then goes through the real public
+//!    combined status, reviews) beside a registry record, read as the client's
+//!    own wire types (`github::client::PullJson`, ...) and turned into a
+//!    `Snapshot` by `PullJson::into_snapshot` and `client::snapshot_of`, the
+//!    pure half of `GithubClient::snapshot`; then
 //!    `github::requirements::evaluate` and `classify`, as the monitor does.
 #![no_main]
 
@@ -37,13 +37,6 @@ static DEBUG: std::sync::LazyLock<bool> =
 macro_rules! debug {
     ($($t:tt)*) => { if *DEBUG { eprintln!($($t)*); } };
 }
-
-/// `SWITCHYARD_FUZZ_GUARD_KNOWN=1` (set by run.sh) steps around the bugs
-/// already reported, so that a long run goes on looking for new ones; without
-/// it the target reproduces them (tests/fuzz_regressions/api_responses-*.bin).
-static GUARD_KNOWN: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    std::env::var_os("SWITCHYARD_FUZZ_GUARD_KNOWN").is_some_and(|v| v == "1")
-});
 
 const BOT: u64 = 1_150_000_000_000_000_001;
 
@@ -187,16 +180,6 @@ fn github_pass(body: &[u8]) {
     debug!("github pass parsed: {} missing", reqs.missing.len());
     for m in &reqs.missing {
         let _ = m.to_string();
-    }
-    // Known bug: `short()` in requirements.rs slices the head SHA at byte 7,
-    // which panics when a non-ASCII character spans it
-    // (tests/fuzz_regressions/api_responses-short-sha-char-boundary.bin).
-    let known_panic = snap
-        .pr
-        .as_ref()
-        .is_some_and(|p| !p.head_sha.is_char_boundary(p.head_sha.len().min(7)));
-    if *GUARD_KNOWN && known_panic {
-        return;
     }
     if let Some(f) = classify(&task, &snap, &reqs, &Deadlines::default(), now) {
         let _ = f.class.to_string();

@@ -19,12 +19,6 @@ use switchyard::delivery::{OutgoingMessage, render};
 use switchyard::tasks::TaskSpec;
 use switchyard_routing::EventId;
 
-/// `SWITCHYARD_FUZZ_GUARD_KNOWN=1` (set by run.sh) steps around the bugs
-/// already reported, so that a long run goes on looking for new ones; without
-/// it the target reproduces them (tests/fuzz_regressions/inbox_item-*.bin).
-static GUARD_KNOWN: LazyLock<bool> =
-    LazyLock::new(|| std::env::var_os("SWITCHYARD_FUZZ_GUARD_KNOWN").is_some_and(|v| v == "1"));
-
 static SECRET: LazyLock<FleetSecret> =
     LazyLock::new(|| FleetSecret::new("f".repeat(40)).expect("40 bytes is long enough"));
 
@@ -57,14 +51,7 @@ fuzz_target!(|data: &[u8]| {
                     };
                     let footer = m.footer();
                     let _ = render::discord_embed(m.severity, &m.title, &m.body, &footer);
-                    // Known bug: a footer of 4096 or more UTF-16 units (an
-                    // unknown `category` of ~4.1k characters) makes
-                    // telegram_parts loop for ever, pushing empty parts
-                    // (tests/fuzz_regressions/inbox_item-telegram-footer-loop.bin).
-                    let known_loop = footer.encode_utf16().count() + 1 > render::TELEGRAM_TEXT_MAX;
-                    if !(*GUARD_KNOWN && known_loop) {
-                        let _ = render::telegram_parts(m.severity, &m.title, &m.body, &footer);
-                    }
+                    let _ = render::telegram_parts(m.severity, &m.title, &m.body, &footer);
                     let _ = serde_json::to_vec(&event);
                 }
                 Err(e) => {
