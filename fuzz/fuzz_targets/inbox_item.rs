@@ -4,7 +4,7 @@
 //! - events: `EventDraft::validate`, then the delivery rendering both sinks
 //!   apply (`render::discord_embed`, `render::telegram_parts`, with the footer
 //!   built by `OutgoingMessage::footer`);
-//! - tasks: `TaskSpec::parse` of the item re-serialised (tasks/runner.rs);
+//! - tasks: `TaskSpec::parse` of the item re-serialised (agent/runner.rs);
 //! - approval requests and decisions: the typed items and their seals
 //!   (approvals/intake.rs), and `expires_in` through `config::parse_duration`.
 #![no_main]

@@ -546,6 +546,8 @@ fn header_f64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<f64> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        // "NaN" and "inf" parse, and would panic in Duration::from_secs_f64.
+        .filter(|v| v.is_finite())
 }
 
 fn embed(m: &OutgoingMessage) -> CreateEmbed {
