@@ -6,7 +6,8 @@
 
 use std::rc::Rc;
 
-use crate::lex::{HereDoc, Op, Part, Word};
+use crate::lex::{HereDoc, Op};
+use crate::word::{Part, Word};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Script {

@@ -10,11 +10,11 @@ use std::rc::Rc;
 
 use crate::argv::{self, Exec, Input};
 use crate::danger;
+use crate::depth::{MAX_DEPTH, too_deep};
 use crate::expand::{Arg, Origin};
 use crate::flow::{self, Flow};
 use crate::git::{self, GitOut};
 use crate::inline;
-use crate::lex::{MAX_DEPTH, too_deep};
 use crate::target::{self, Cwd, HOME};
 use crate::walk::{State, Walker, cd_to};
 use crate::{Danger, Finding, FindingKind};

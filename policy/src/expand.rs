@@ -6,10 +6,10 @@
 //! differently. Globs are not expanded: the rules read them as patterns.
 
 use crate::flow::Flow;
-use crate::lex::{ParamOp, Part, Word};
 use crate::quote;
 use crate::target::{Cwd, HOME};
 use crate::walk::{MAX_VALUE, State, Walker};
+use crate::word::{ParamOp, Part, Word};
 
 /// Brace expansion stops here: `{a,b}{a,b}…` must not multiply without end.
 const MAX_BRACE_WORDS: usize = 64;

@@ -3,18 +3,10 @@
 //! newline after their operator). Every failure is a reason in words, which
 //! the caller reports as NotUnderstood.
 
-use crate::skip::read_doc;
-pub(crate) use crate::skip::{skip_brace, skip_to_close};
-use crate::word::{Mode, read_parts, text};
-pub(crate) use crate::word::{ParamOp, Part, Word};
-
-/// Nesting beyond this ($( ) in $( ), sh -c in eval …) is refused rather
-/// than followed, so hostile input cannot make the analysis deep.
-pub(crate) const MAX_DEPTH: usize = 16;
-
-pub(crate) fn too_deep() -> String {
-    format!("nesting too deep (more than {MAX_DEPTH} levels of $( ), sh -c, eval or functions)")
-}
+use crate::chars::text;
+use crate::depth::{MAX_DEPTH, too_deep};
+use crate::skip::{read_doc, skip_to_close};
+use crate::word::{Mode, Part, Word, read_parts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {

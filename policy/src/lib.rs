@@ -13,7 +13,9 @@
 //!
 //! Modules, in the order a step goes through them: `lex` (tokens), `word`
 //! (one word's pieces and their quoting), `skip` (where a substitution
-//! ends), `parse` and `ast` (the command tree), `walk` (following the tree:
+//! ends), the three standing on `chars` (the source as characters),
+//! `escape` (`$'…'`) and `depth` (the nesting limit); `parse` and `ast`
+//! (the command tree), `walk` (following the tree:
 //! state, pipes, compound commands), `expand` (what a word becomes), `echo`
 //! (echo and printf of literals), `exec` (running one command: shells,
 //! builtins, eval), `argv` and `wrap` (wrappers and shells), `flow` (what a
@@ -22,8 +24,11 @@
 
 mod argv;
 mod ast;
+mod chars;
 mod danger;
+mod depth;
 mod echo;
+mod escape;
 mod exec;
 mod expand;
 mod flow;

@@ -7,9 +7,10 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use crate::ast::split_assignment;
-use crate::ast::{Assign, Command, Item, Kind, Pipeline, Redir, Script, Target};
-use crate::lex::{self, HereDoc, Op, Tok, Token, Word};
+use crate::ast::{Assign, Command, Item, Kind, Pipeline, Redir, Script, Target, split_assignment};
+use crate::depth::MAX_DEPTH;
+use crate::lex::{self, HereDoc, Op, Tok, Token};
+use crate::word::Word;
 
 /// Compound commands nested deeper than this are refused: the walker
 /// recurses over them and must stay within a small thread stack.
@@ -36,7 +37,7 @@ pub(crate) fn parse(src: &str, depth: usize) -> Result<Script, String> {
 /// `find -exec sh -c '…'` is asked whether it removes files).
 pub(crate) fn command_names(src: &str) -> Vec<String> {
     let mut names = Vec::new();
-    if let Ok(s) = parse(src, lex::MAX_DEPTH - 1) {
+    if let Ok(s) = parse(src, MAX_DEPTH - 1) {
         s.pipelines(false, &mut |p, _| {
             names.extend(p.cmds.iter().filter_map(Command::name));
         });

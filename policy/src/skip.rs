@@ -4,8 +4,9 @@
 //! lexer keeps a substitution as source text this way; the walker parses
 //! it only when it needs its value or its effects.
 
-use crate::lex::{MAX_DEPTH, too_deep};
-use crate::word::{ansi_c, find, is_meta, text};
+use crate::chars::{find, is_meta, text};
+use crate::depth::{MAX_DEPTH, too_deep};
+use crate::escape::ansi_c;
 
 /// Reads here-document lines from `i` up to the delimiter line: the body and
 /// the index after the delimiter line.

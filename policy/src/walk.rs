@@ -15,11 +15,13 @@ use std::rc::Rc;
 use crate::argv::Env;
 use crate::ast::{Assign, Command, Kind, Pipeline, Redir, Script, Target};
 use crate::danger;
+use crate::depth::{MAX_DEPTH, too_deep};
 use crate::expand::{Arg, Origin};
 use crate::flow::Flow;
-use crate::lex::{MAX_DEPTH, Op, Word, too_deep};
+use crate::lex::Op;
 use crate::parse;
 use crate::target::{self, Cwd, HOME};
+use crate::word::Word;
 use crate::{Analysis, Danger, Finding, FindingKind, cut};
 
 pub(crate) const MAX_INPUT: usize = 64 * 1024;

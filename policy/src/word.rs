@@ -4,18 +4,10 @@
 //! the word `rm`, `"$X"` stays one field whatever $X holds, `~` expands only
 //! unquoted at the start, `$'\x72m'` is `rm`.
 
-use crate::lex::{MAX_DEPTH, skip_brace, skip_to_close, too_deep};
-
-pub(crate) fn text(s: &[char]) -> String {
-    s.iter().collect()
-}
-
-pub(crate) fn is_meta(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '\r' | '\n' | ';' | '&' | '|' | '(' | ')' | '<' | '>'
-    )
-}
+use crate::chars::{find, is_meta, text};
+use crate::depth::{MAX_DEPTH, too_deep};
+use crate::escape::ansi_c;
+use crate::skip::{skip_brace, skip_to_close};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Part {
@@ -215,10 +207,6 @@ pub(crate) fn read_parts(
     Ok(b.finish())
 }
 
-pub(crate) fn find(s: &[char], from: usize, c: char) -> Option<usize> {
-    (from..s.len()).find(|&k| s[k] == c)
-}
-
 fn read_dquote(s: &[char], i: &mut usize, depth: usize, b: &mut Builder) -> Result<(), String> {
     // `""` must still make an (empty) argument.
     b.lit("", true);
@@ -356,94 +344,6 @@ fn read_backtick(s: &[char], i: &mut usize, quoted: bool, b: &mut Builder) -> Re
     });
     *i = j + 1;
     Ok(())
-}
-
-/// `$'…'` from just after the opening quote: the decoded text and the index
-/// after the closing quote.
-pub(crate) fn ansi_c(s: &[char], mut j: usize) -> Result<(String, usize), String> {
-    let mut out = String::new();
-    let digits = |j: usize, max: usize, radix: u32| -> (u32, usize) {
-        let mut v = 0u32;
-        let mut k = 0;
-        while k < max {
-            match s.get(j + k).and_then(|c| c.to_digit(radix)) {
-                Some(d) => v = v.saturating_mul(radix).saturating_add(d),
-                None => break,
-            }
-            k += 1;
-        }
-        (v, k)
-    };
-    loop {
-        let Some(&c) = s.get(j) else {
-            return Err("unterminated $'…' quote".into());
-        };
-        match c {
-            '\'' => break,
-            '\\' => {
-                let Some(&e) = s.get(j + 1) else {
-                    return Err("unterminated $'…' quote".into());
-                };
-                j += 2;
-                let simple = match e {
-                    'n' => Some('\n'),
-                    't' => Some('\t'),
-                    'r' => Some('\r'),
-                    'a' => Some('\x07'),
-                    'b' => Some('\x08'),
-                    'e' | 'E' => Some('\x1b'),
-                    'f' => Some('\x0c'),
-                    'v' => Some('\x0b'),
-                    '\\' | '\'' | '"' | '?' => Some(e),
-                    _ => None,
-                };
-                if let Some(ch) = simple {
-                    out.push(ch);
-                    continue;
-                }
-                let (v, used, ok) = match e {
-                    '0'..='7' => {
-                        let (v, k) = digits(j - 1, 3, 8);
-                        (v, k.saturating_sub(1), true)
-                    }
-                    'x' => {
-                        let (v, k) = digits(j, 2, 16);
-                        (v, k, k > 0)
-                    }
-                    'u' => {
-                        let (v, k) = digits(j, 4, 16);
-                        (v, k, k > 0)
-                    }
-                    'U' => {
-                        let (v, k) = digits(j, 8, 16);
-                        (v, k, k > 0)
-                    }
-                    'c' => match s.get(j) {
-                        Some(&n) => (n as u32 & 0x1f, 1, true),
-                        None => (0, 0, false),
-                    },
-                    _ => (0, 0, false),
-                };
-                if ok {
-                    j += used;
-                    if let Some(ch) = char::from_u32(v) {
-                        out.push(ch);
-                    }
-                } else {
-                    out.push('\\');
-                    out.push(e);
-                }
-            }
-            _ => {
-                out.push(c);
-                j += 1;
-            }
-        }
-    }
-    // A NUL ends a C string: the shell cannot pass it, and the home marker
-    // must not be forgeable.
-    out.retain(|c| c != '\0');
-    Ok((out, j + 1))
 }
 
 fn param_body(body: &[char], quoted: bool, depth: usize) -> Result<Part, String> {
