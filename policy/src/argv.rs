@@ -6,8 +6,7 @@
 //! program names are compared by basename. Nothing here knows what is
 //! dangerous.
 
-use crate::expand::Arg;
-use crate::flow::Flow;
+use crate::value::{Arg, Flow};
 use crate::wrap::{doas, env, flock, has_short, skip_opts, ssh, su, sudo, value, watch, xargs};
 
 /// Variables set for the program: (name, value if known).

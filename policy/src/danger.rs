@@ -6,10 +6,9 @@
 
 use crate::argv::{self, Exec, Input, program_name};
 use crate::ast::{Command, Pipeline, Script};
-use crate::expand::Arg;
-use crate::flow::Flow;
 use crate::parse;
 use crate::target::{self, Cwd, Place, classify};
+use crate::value::{Arg, Flow};
 use crate::{Danger, FindingKind};
 
 const FORMATTERS: &[&str] = &[

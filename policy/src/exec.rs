@@ -11,11 +11,11 @@ use std::rc::Rc;
 use crate::argv::{self, Exec, Input};
 use crate::danger;
 use crate::depth::{MAX_DEPTH, too_deep};
-use crate::expand::{Arg, Origin};
-use crate::flow::{self, Flow};
+use crate::flow;
 use crate::git::{self, GitOut};
 use crate::inline;
 use crate::target::{self, Cwd, HOME};
+use crate::value::{Arg, Flow, Origin};
 use crate::walk::{State, Walker, cd_to};
 use crate::{Danger, Finding, FindingKind};
 

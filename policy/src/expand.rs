@@ -5,9 +5,9 @@
 //! because the rules treat "a variable" and "the output of curl" very
 //! differently. Globs are not expanded: the rules read them as patterns.
 
-use crate::flow::Flow;
 use crate::quote;
 use crate::target::{Cwd, HOME};
+use crate::value::{Arg, Flow, Origin, join};
 use crate::walk::{MAX_VALUE, State, Walker};
 use crate::word::{ParamOp, Part, Word};
 
@@ -15,101 +15,6 @@ use crate::word::{ParamOp, Part, Word};
 const MAX_BRACE_WORDS: usize = 64;
 const MAX_BRACE_STEPS: usize = 256;
 const MAX_BRACE_TEXT: usize = 4096;
-
-/// One argument as the program would receive it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Arg {
-    /// The value, when every part of it is known (`~`/`$HOME` as the home
-    /// marker).
-    pub value: Option<String>,
-    /// Re-quoted for display.
-    pub display: String,
-    /// Why the value is unknown: the most alarming of its unknown parts.
-    pub origin: Option<Origin>,
-    /// The value if every unknown variable in it were empty, when that is
-    /// all that is unknown (`"$DIR"/*` would be `/*`).
-    pub if_empty: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Var(String),
-    Subst(Flow),
-    ProcSub(Flow),
-    Arith,
-}
-
-impl Origin {
-    pub(crate) fn flow(&self) -> Option<&Flow> {
-        match self {
-            Origin::Subst(f) | Origin::ProcSub(f) => Some(f),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn rank(&self) -> u8 {
-        match (self, self.flow()) {
-            (_, Some(Flow::Download)) => 4,
-            (_, Some(Flow::Decoded(_))) => 3,
-            (_, Some(_)) => 2,
-            (Origin::Var(_), _) => 1,
-            _ => 0,
-        }
-    }
-}
-
-impl Arg {
-    pub(crate) fn lit(v: &str) -> Arg {
-        Arg {
-            value: Some(v.to_string()),
-            display: quote(v),
-            origin: None,
-            if_empty: None,
-        }
-    }
-
-    /// An argument whose value nobody can know, shown as `display`.
-    pub(crate) fn unknown(display: &str, origin: Origin) -> Arg {
-        Arg {
-            value: None,
-            display: display.to_string(),
-            origin: Some(origin),
-            if_empty: None,
-        }
-    }
-
-    /// A command substitution or process substitution the walker could not
-    /// evaluate: in a target position, that is what asks for a human.
-    pub(crate) fn is_unseen_output(&self) -> bool {
-        matches!(self.origin, Some(Origin::Subst(_) | Origin::ProcSub(_)))
-    }
-}
-
-/// Several arguments as one (`watch 'a' b`, `ssh host cmd args`).
-pub(crate) fn join(args: &[Arg]) -> Arg {
-    let display = args
-        .iter()
-        .map(|a| a.display.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let values: Option<Vec<String>> = args.iter().map(|a| a.value.clone()).collect();
-    match values {
-        Some(v) => Arg {
-            value: Some(v.join(" ")),
-            display,
-            origin: None,
-            if_empty: None,
-        },
-        None => {
-            let origin = args
-                .iter()
-                .filter_map(|a| a.origin.clone())
-                .max_by_key(Origin::rank)
-                .unwrap_or(Origin::Arith);
-            Arg::unknown(&display, origin)
-        }
-    }
-}
 
 enum Val {
     Known(String),

@@ -1,5 +1,5 @@
-//! What a command writes on its standard output, as far as a reader without
-//! a file system or a network can tell. A shell that reads its script from
+//! What a command writes on its standard output (the `Flow` of `value`), as
+//! far as a reader without a file system or a network can tell. A shell that reads its script from
 //! a pipe, a process substitution or `$( )` runs exactly this, so whether it
 //! is a literal (echo/printf of literals, evaluated here), a download, or a
 //! decoded payload is decided here, as is the text of a decodable payload.
@@ -9,50 +9,8 @@ use std::collections::HashMap;
 use crate::argv::program_name;
 use crate::danger;
 use crate::echo::{echo, printf};
-use crate::expand::{Arg, Origin};
 use crate::target::{Cwd, absolute, classify, file_key};
-
-const MAX_TEXT: usize = 64 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Flow {
-    /// Nothing is written (assignments, cd, output redirected away).
-    Empty,
-    Literal(String),
-    /// From the network: curl, wget, nc …
-    Download,
-    /// Decoded or unpacked (base64 -d, xxd -r, gunzip, rev, tr …); the text
-    /// when it could be decoded here.
-    Decoded(Option<String>),
-    /// The paths find prints while walking / or ~.
-    FindRoot,
-    Unknown,
-}
-
-impl Flow {
-    /// Output of one command followed by another's.
-    pub(crate) fn then(self, next: Flow) -> Flow {
-        match (self, next) {
-            (Flow::Empty, x) | (x, Flow::Empty) => x,
-            (Flow::Literal(a), Flow::Literal(b)) if a.len() + b.len() <= MAX_TEXT => {
-                Flow::Literal(a + &b)
-            }
-            (Flow::Download, _) | (_, Flow::Download) => Flow::Download,
-            (Flow::Decoded(_), _) | (_, Flow::Decoded(_)) => Flow::Decoded(None),
-            _ => Flow::Unknown,
-        }
-    }
-
-    /// What survives a filter that changes its input in ways not followed
-    /// here: where it came from, not what it says.
-    fn taint(&self) -> Flow {
-        match self {
-            Flow::Download => Flow::Download,
-            Flow::Decoded(_) => Flow::Decoded(None),
-            _ => Flow::Unknown,
-        }
-    }
-}
+use crate::value::{Arg, Flow, Origin};
 
 const DOWNLOADERS: &[&str] = &[
     "curl", "wget", "fetch", "http", "https", "xh", "xhs", "nc", "ncat", "netcat", "socat", "lynx",

@@ -4,7 +4,7 @@
 //! literals handed straight to a function that runs a command are read (a
 //! list of literals is an argv); the interpreter's own language is not.
 
-use crate::expand::Arg;
+use crate::value::Arg;
 
 /// Functions that run their string through a shell, or their list as argv.
 const RUNNERS: &[&str] = &[

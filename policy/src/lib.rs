@@ -38,6 +38,7 @@ mod lex;
 mod parse;
 mod skip;
 mod target;
+mod value;
 mod walk;
 mod word;
 mod wrap;

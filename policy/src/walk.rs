@@ -16,11 +16,10 @@ use crate::argv::Env;
 use crate::ast::{Assign, Command, Kind, Pipeline, Redir, Script, Target};
 use crate::danger;
 use crate::depth::{MAX_DEPTH, too_deep};
-use crate::expand::{Arg, Origin};
-use crate::flow::Flow;
 use crate::lex::Op;
 use crate::parse;
 use crate::target::{self, Cwd, HOME};
+use crate::value::{Arg, Flow, Origin};
 use crate::word::Word;
 use crate::{Analysis, Danger, Finding, FindingKind, cut};
 

@@ -5,8 +5,7 @@
 //! skipping (`skip_opts`) serves the simple ones (nice, timeout, time…).
 
 use crate::argv::{Ctx, Exec, Input, MAX_RUNS, Step};
-use crate::expand::{Arg, join};
-use crate::flow::Flow;
+use crate::value::{Arg, Flow, join};
 
 pub(crate) fn value(args: &[Arg], i: usize) -> Option<&str> {
     args.get(i).and_then(|a| a.value.as_deref())
