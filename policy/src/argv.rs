@@ -1,16 +1,17 @@
 //! From an argv to what actually runs. Wrappers (sudo, doas, env, nohup,
 //! nice, timeout, time, xargs, busybox, command, exec, builtin, stdbuf,
 //! setsid, ionice, chroot, flock, watch, su, runuser, ssh) are looked
-//! through with their own options (the longer parsers are in `wrap`);
+//! through with their own options (the longer parsers are in `wrap`, which
+//! answers each with a `Step` that is followed here);
 //! shells are told apart by how they get their script (-c, stdin, a file);
 //! program names are compared by basename. Nothing here knows what is
 //! dangerous.
 
 use crate::value::{Arg, Flow};
-use crate::wrap::{doas, env, flock, has_short, skip_opts, ssh, su, sudo, value, watch, xargs};
-
-/// Variables set for the program: (name, value if known).
-pub(crate) type Env = Vec<(String, Option<String>)>;
+use crate::wrap::{
+    Ctx, Env, MAX_RUNS, Step, doas, env, flock, has_short, skip_opts, ssh, su, sudo, value, watch,
+    xargs,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Exec {
@@ -42,24 +43,6 @@ pub(crate) enum Input {
     Stdin,
     File(Arg),
 }
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Ctx {
-    pub env: Env,
-    pub chdir: Option<Option<String>>,
-    pub via_exec: bool,
-}
-
-pub(crate) enum Step {
-    /// The wrapped command starts at this index of the wrapper's arguments.
-    Inner(usize),
-    Done(Exec),
-    /// Run these argvs instead (env -S, xargs with its input appended).
-    Many(Vec<Vec<Arg>>),
-}
-
-/// xargs with one line per run would otherwise multiply without end.
-pub(crate) const MAX_RUNS: usize = 16;
 
 const SHELLS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "pdksh", "lksh", "yash", "posh", "rbash",
@@ -155,31 +138,37 @@ fn resolve_into(mut cur: Vec<Arg>, stdin: &Flow, mut ctx: Ctx, out: &mut Vec<Exe
             "time" => Step::Inner(skip_opts(rest, "fo", &["format", "output"])),
             "stdbuf" => Step::Inner(skip_opts(rest, "ioe", &["input", "output", "error"])),
             "setsid" => Step::Inner(skip_opts(rest, "", &[])),
-            "ionice" if has_short(rest, "pPu") => Step::Done(Exec::Nothing),
+            "ionice" if has_short(rest, "pPu") => Step::Nothing,
             "ionice" => Step::Inner(skip_opts(rest, "cn", &["class", "classdata"])),
             "chroot" => Step::Inner(skip_opts(rest, "", &["userspec", "groups"]) + 1),
-            "command" if has_short(rest, "vV") => Step::Done(Exec::Nothing),
+            "command" if has_short(rest, "vV") => Step::Nothing,
             "command" => Step::Inner(skip_opts(rest, "", &[])),
             "exec" => {
                 ctx.via_exec = true;
                 Step::Inner(skip_opts(rest, "a", &[]))
             }
             "busybox" if rest.is_empty() || value(rest, 0).is_some_and(|v| v.starts_with('-')) => {
-                Step::Done(Exec::Nothing)
+                Step::Nothing
             }
             "busybox" => Step::Inner(0),
-            "flock" => flock(rest, &ctx),
-            "watch" => watch(rest, &ctx),
-            "su" | "runuser" => su(rest, &ctx),
-            "ssh" => ssh(rest, &ctx),
+            "flock" => flock(rest),
+            "watch" => watch(rest),
+            "su" | "runuser" => su(rest),
+            "ssh" => ssh(rest),
             "xargs" => xargs(rest, stdin),
-            n if is_shell(n) => Step::Done(shell(rest, &ctx)),
-            _ => Step::Done(Exec::Run {
-                name,
-                path,
-                args: rest.to_vec(),
-                chdir: ctx.chdir.take(),
-            }),
+            n if is_shell(n) => {
+                out.push(shell(rest, &ctx));
+                return;
+            }
+            _ => {
+                out.push(Exec::Run {
+                    name,
+                    path,
+                    args: rest.to_vec(),
+                    chdir: ctx.chdir.take(),
+                });
+                return;
+            }
         };
         match step {
             Step::Inner(k) if 1 + k >= cur.len() => {
@@ -187,8 +176,18 @@ fn resolve_into(mut cur: Vec<Arg>, stdin: &Flow, mut ctx: Ctx, out: &mut Vec<Exe
                 return;
             }
             Step::Inner(k) => cur = cur[1 + k..].to_vec(),
-            Step::Done(e) => {
-                out.push(e);
+            Step::Nothing => {
+                out.push(Exec::Nothing);
+                return;
+            }
+            // What the wrappers changed holds for the shell too.
+            Step::Script(script, params) => {
+                out.push(Exec::Shell {
+                    input: Input::Script(script),
+                    params,
+                    env: ctx.env.clone(),
+                    chdir: ctx.chdir.clone(),
+                });
                 return;
             }
             Step::Many(runs) => {

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::argv::Env;
 use crate::ast::{Assign, Command, Kind, Pipeline, Redir, Script, Target};
 use crate::danger;
 use crate::depth::{MAX_DEPTH, too_deep};
@@ -517,7 +516,7 @@ impl Walker {
             };
             values.push((a.name.clone(), v));
         }
-        let env: Env = values
+        let env: Vec<(String, Option<String>)> = values
             .iter()
             .map(|(n, a)| (n.clone(), a.value.clone()))
             .collect();

@@ -3,9 +3,37 @@
 //! doas, env (-C, -S, -u, assignments), flock, watch, su/runuser, ssh, and
 //! xargs, which runs its command with what it reads appended. Shared option
 //! skipping (`skip_opts`) serves the simple ones (nice, timeout, time…).
+//! Each answers with a `Step`; `argv` follows the steps to what runs, so a
+//! wrapper knows nothing of shells or programs.
 
-use crate::argv::{Ctx, Exec, Input, MAX_RUNS, Step};
 use crate::value::{Arg, Flow, join};
+
+/// Variables set for the program: (name, value if known).
+pub(crate) type Env = Vec<(String, Option<String>)>;
+
+/// What the wrappers so far changed for the command they run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ctx {
+    pub env: Env,
+    pub chdir: Option<Option<String>>,
+    pub via_exec: bool,
+}
+
+/// What a wrapper's options say about the command it runs.
+pub(crate) enum Step {
+    /// The wrapped command starts at this index of the wrapper's arguments.
+    Inner(usize),
+    /// It runs no command: it lists, prints or edits (`sudo -l`, `doas -C`).
+    Nothing,
+    /// It hands a script to a shell (`su -c`, `flock -c`, `watch`, `ssh`):
+    /// the script, then the shell's `$0` and arguments.
+    Script(Arg, Vec<Arg>),
+    /// Run these argvs instead (env -S, xargs with its input appended).
+    Many(Vec<Vec<Arg>>),
+}
+
+/// xargs with one line per run would otherwise multiply without end.
+pub(crate) const MAX_RUNS: usize = 16;
 
 pub(crate) fn value(args: &[Arg], i: usize) -> Option<&str> {
     args.get(i).and_then(|a| a.value.as_deref())
@@ -103,7 +131,7 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
                 None => (l, None),
             };
             if NOTHING.contains(&name) {
-                return Step::Done(Exec::Nothing);
+                return Step::Nothing;
             }
             let val = if LONG_ARG.contains(&name) && val.is_none() {
                 i += 1;
@@ -120,7 +148,7 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
         if v.len() > 1 && v.starts_with('-') {
             for (k, c) in v.char_indices().skip(1) {
                 if "elvVK".contains(c) {
-                    return Step::Done(Exec::Nothing);
+                    return Step::Nothing;
                 }
                 if "ughprtCDTUR".contains(c) {
                     let attached = &v[k + c.len_utf8()..];
@@ -151,7 +179,7 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
 
 pub(crate) fn doas(rest: &[Arg]) -> Step {
     if has_short(rest, "C") {
-        return Step::Done(Exec::Nothing);
+        return Step::Nothing;
     }
     Step::Inner(skip_opts(rest, "uC", &[]))
 }
@@ -232,15 +260,15 @@ fn split_string(rest: &[Arg], i: usize, val: Option<String>) -> Step {
     Step::Many(vec![argv])
 }
 
-pub(crate) fn flock(rest: &[Arg], ctx: &Ctx) -> Step {
+pub(crate) fn flock(rest: &[Arg]) -> Step {
     for (i, a) in rest.iter().enumerate() {
         match a.value.as_deref() {
             Some("-c" | "--command") => {
                 let script = rest.get(i + 1).cloned().unwrap_or_else(|| Arg::lit(""));
-                return Step::Done(script_shell(script, Vec::new(), ctx));
+                return Step::Script(script, Vec::new());
             }
             Some(v) if v.starts_with("--command=") => {
-                return Step::Done(script_shell(Arg::lit(&v[10..]), Vec::new(), ctx));
+                return Step::Script(Arg::lit(&v[10..]), Vec::new());
             }
             _ => {}
         }
@@ -249,7 +277,7 @@ pub(crate) fn flock(rest: &[Arg], ctx: &Ctx) -> Step {
     Step::Inner(k + 1)
 }
 
-pub(crate) fn watch(rest: &[Arg], ctx: &Ctx) -> Step {
+pub(crate) fn watch(rest: &[Arg]) -> Step {
     let k = skip_opts(rest, "nq", &["interval"]);
     if has_short(rest, "x")
         || rest[..k.min(rest.len())]
@@ -259,12 +287,12 @@ pub(crate) fn watch(rest: &[Arg], ctx: &Ctx) -> Step {
         return Step::Inner(k);
     }
     match rest.get(k..) {
-        Some(cmd) if !cmd.is_empty() => Step::Done(script_shell(join(cmd), Vec::new(), ctx)),
-        _ => Step::Done(Exec::Nothing),
+        Some(cmd) if !cmd.is_empty() => Step::Script(join(cmd), Vec::new()),
+        _ => Step::Nothing,
     }
 }
 
-pub(crate) fn su(rest: &[Arg], ctx: &Ctx) -> Step {
+pub(crate) fn su(rest: &[Arg]) -> Step {
     let mut i = 0;
     let mut script = None;
     while let Some(v) = value(rest, i) {
@@ -306,27 +334,18 @@ pub(crate) fn su(rest: &[Arg], ctx: &Ctx) -> Step {
         Some(s) => {
             // After the user name come the shell's $0 and arguments.
             let params = rest.get(i + 1..).unwrap_or(&[]).to_vec();
-            Step::Done(script_shell(s, params, ctx))
+            Step::Script(s, params)
         }
-        None => Step::Done(Exec::Nothing),
+        None => Step::Nothing,
     }
 }
 
-pub(crate) fn ssh(rest: &[Arg], ctx: &Ctx) -> Step {
+pub(crate) fn ssh(rest: &[Arg]) -> Step {
     let host = skip_opts(rest, "BbcDEeFIiJLlmOoPpQRSWw", &[]);
     match rest.get(host + 1..) {
         // The remote side runs the words joined, through its shell.
-        Some(cmd) if !cmd.is_empty() => Step::Done(script_shell(join(cmd), Vec::new(), ctx)),
-        _ => Step::Done(Exec::Nothing),
-    }
-}
-
-fn script_shell(script: Arg, params: Vec<Arg>, ctx: &Ctx) -> Exec {
-    Exec::Shell {
-        input: Input::Script(script),
-        params,
-        env: ctx.env.clone(),
-        chdir: ctx.chdir.clone(),
+        Some(cmd) if !cmd.is_empty() => Step::Script(join(cmd), Vec::new()),
+        _ => Step::Nothing,
     }
 }
 
