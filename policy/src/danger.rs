@@ -7,9 +7,10 @@
 use crate::argv::{self, Exec, Input, program_name};
 use crate::ast::{Command, Pipeline, Script};
 use crate::parse;
+use crate::report::{Danger, FindingKind};
+use crate::show::quote;
 use crate::target::{self, Cwd, Place, classify};
 use crate::value::{Arg, Flow};
-use crate::{Danger, FindingKind};
 
 const FORMATTERS: &[&str] = &[
     "mkfs",
@@ -252,7 +253,7 @@ fn rm(args: &[Arg], cwd: &Cwd, out: &mut Vec<FindingKind>) {
                     unsure = Some(format!(
                         "rm -r target `{}` is `{}` when its variable is empty",
                         t.display,
-                        crate::quote(e)
+                        quote(e)
                     ));
                 }
             }

@@ -14,10 +14,10 @@ use crate::depth::{MAX_DEPTH, too_deep};
 use crate::flow;
 use crate::git::{self, GitOut};
 use crate::inline;
+use crate::report::{Danger, Finding, FindingKind};
 use crate::target::{self, Cwd, HOME};
 use crate::value::{Arg, Flow, Origin};
 use crate::walk::{State, Walker, cd_to};
-use crate::{Danger, Finding, FindingKind};
 
 impl Walker {
     /// Run an expanded argv: aliases and functions first (a shell looks

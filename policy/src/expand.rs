@@ -5,7 +5,7 @@
 //! because the rules treat "a variable" and "the output of curl" very
 //! differently. Globs are not expanded: the rules read them as patterns.
 
-use crate::quote;
+use crate::show::quote;
 use crate::target::{Cwd, HOME};
 use crate::value::{Arg, Flow, Origin, join};
 use crate::walk::{MAX_VALUE, State, Walker};

@@ -5,8 +5,8 @@
 //! the checked-out branch may well be main. Aliases that an earlier
 //! `git config alias.X …` in the script defined count like `-c` ones.
 
+use crate::report::{Danger, FindingKind};
 use crate::value::Arg;
-use crate::{Danger, FindingKind};
 
 /// Global options that take the next word as their value.
 const GLOBAL_WITH_ARG: &[&str] = &[

@@ -7,6 +7,8 @@
 //! are carried as the marker [`HOME`] at the start of a value. Input cannot
 //! forge it: NUL bytes are removed from scripts and argv before reading.
 
+use crate::report::Danger;
+
 pub(crate) const HOME: char = '\0';
 
 /// Top-level directories whose removal (or `chmod -R`) wrecks a system.
@@ -167,7 +169,7 @@ pub(crate) fn file_key(path: &str, cwd: &Cwd) -> String {
 
 /// Writing to this path wrecks a disk (a device node) or the machine
 /// (`/proc/sysrq-trigger`).
-pub(crate) fn device_write(path: &str, cwd: &Cwd) -> Option<crate::Danger> {
+pub(crate) fn device_write(path: &str, cwd: &Cwd) -> Option<Danger> {
     let (base, comps) = locate(path, cwd);
     if base != Base::Root {
         return None;
@@ -175,16 +177,16 @@ pub(crate) fn device_write(path: &str, cwd: &Cwd) -> Option<crate::Danger> {
     match comps.as_slice() {
         [d, name, ..] if d == "dev" => {
             let harmless = HARMLESS_DEV.contains(&name.as_str()) || name.starts_with("tty");
-            (!harmless).then_some(crate::Danger::RawDeviceWrite)
+            (!harmless).then_some(Danger::RawDeviceWrite)
         }
-        [p, s] if p == "proc" && s == "sysrq-trigger" => Some(crate::Danger::Shutdown),
+        [p, s] if p == "proc" && s == "sysrq-trigger" => Some(Danger::Shutdown),
         _ => None,
     }
 }
 
 /// A device node (for `shred`, which destroys whatever it is given).
 pub(crate) fn is_device(path: &str, cwd: &Cwd) -> bool {
-    device_write(path, cwd) == Some(crate::Danger::RawDeviceWrite)
+    device_write(path, cwd) == Some(Danger::RawDeviceWrite)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! treat "a variable" and "the output of curl" very differently, so the
 //! difference is kept here rather than reduced to "unknown".
 
-use crate::quote;
+use crate::show::quote;
 
 /// A literal output longer than this is no longer followed.
 const MAX_TEXT: usize = 64 * 1024;

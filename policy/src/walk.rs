@@ -17,10 +17,11 @@ use crate::danger;
 use crate::depth::{MAX_DEPTH, too_deep};
 use crate::lex::Op;
 use crate::parse;
+use crate::report::{Analysis, Danger, Finding, FindingKind};
+use crate::show::cut;
 use crate::target::{self, Cwd, HOME};
 use crate::value::{Arg, Flow, Origin};
 use crate::word::Word;
-use crate::{Analysis, Danger, Finding, FindingKind, cut};
 
 pub(crate) const MAX_INPUT: usize = 64 * 1024;
 /// Longer values are treated as unknown (`a=$a$a` doubling must not grow
