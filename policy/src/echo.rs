@@ -4,6 +4,8 @@
 //! %%, flags, widths, precision, escapes, the format reused while arguments
 //! remain). Anything else printf can do gives None: unknown output.
 
+use crate::escape::{escape_len, escapes};
+
 /// Longer output is not followed.
 const MAX_TEXT: usize = 64 * 1024;
 
@@ -40,78 +42,6 @@ pub(crate) fn echo(args: &[String]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Backslash escapes as echo -e / printf %b (`echo_style`: octal is `\0NNN`)
-/// or a printf format (`\NNN`). The bool: `\c` asked to stop all output.
-fn escapes(s: &str, echo_style: bool) -> (String, bool) {
-    let cs: Vec<char> = s.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    let num = |i: usize, max: usize, radix: u32| -> (u32, usize) {
-        let mut v = 0u32;
-        let mut k = 0;
-        while k < max {
-            match cs.get(i + k).and_then(|c| c.to_digit(radix)) {
-                Some(d) => v = v.saturating_mul(radix).saturating_add(d),
-                None => break,
-            }
-            k += 1;
-        }
-        (v, k)
-    };
-    while i < cs.len() {
-        if cs[i] != '\\' || i + 1 >= cs.len() {
-            out.push(cs[i]);
-            i += 1;
-            continue;
-        }
-        let e = cs[i + 1];
-        i += 2;
-        let simple = match e {
-            'n' => Some('\n'),
-            't' => Some('\t'),
-            'r' => Some('\r'),
-            'a' => Some('\x07'),
-            'b' => Some('\x08'),
-            'e' | 'E' => Some('\x1b'),
-            'f' => Some('\x0c'),
-            'v' => Some('\x0b'),
-            '\\' => Some('\\'),
-            '"' if !echo_style => Some('"'),
-            '\'' if !echo_style => Some('\''),
-            _ => None,
-        };
-        if let Some(c) = simple {
-            out.push(c);
-            continue;
-        }
-        let (v, used) = match e {
-            'c' => return (out, true),
-            '0' if echo_style => num(i, 3, 8),
-            '0'..='7' if !echo_style => {
-                let (v, k) = num(i - 1, 3, 8);
-                (v, k - 1)
-            }
-            'x' => num(i, 2, 16),
-            'u' => num(i, 4, 16),
-            _ => {
-                out.push('\\');
-                out.push(e);
-                continue;
-            }
-        };
-        if used == 0 && matches!(e, 'x' | 'u') {
-            out.push('\\');
-            out.push(e);
-            continue;
-        }
-        i += used;
-        if let Some(c) = char::from_u32(v).filter(|c| *c != '\0') {
-            out.push(c);
-        }
-    }
-    (out, false)
 }
 
 /// printf FORMAT ARGS… for the conversions a payload would use (%s %b %c
@@ -214,34 +144,6 @@ pub(crate) fn printf(args: &[String]) -> Option<String> {
             return Some(out);
         }
     }
-}
-
-/// Length of the escape sequence starting at `fmt[i]` (a backslash).
-fn escape_len(fmt: &[char], i: usize) -> usize {
-    let max = fmt.len() - i;
-    let n = match fmt.get(i + 1) {
-        None => 1,
-        Some('0'..='7') => {
-            2 + (i + 2..fmt.len())
-                .take(2)
-                .take_while(|&k| fmt[k].is_digit(8))
-                .count()
-        }
-        Some('x') => {
-            2 + (i + 2..fmt.len())
-                .take(2)
-                .take_while(|&k| fmt[k].is_ascii_hexdigit())
-                .count()
-        }
-        Some('u') => {
-            2 + (i + 2..fmt.len())
-                .take(4)
-                .take_while(|&k| fmt[k].is_ascii_hexdigit())
-                .count()
-        }
-        Some(_) => 2,
-    };
-    n.min(max)
 }
 
 #[cfg(test)]
