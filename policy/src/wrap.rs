@@ -87,14 +87,47 @@ pub(crate) fn skip_opts(args: &[Arg], with_arg: &str, long_arg: &[&str]) -> usiz
     i
 }
 
-fn assignment(v: &str) -> Option<(String, String)> {
-    let (n, val) = v.split_once('=')?;
+/// `NAME=value` among a wrapper's words (sudo, env): the variable is set
+/// for the command. False when the word is not an assignment.
+fn assign(v: &str, ctx: &mut Ctx) -> bool {
+    let Some((n, val)) = v.split_once('=') else {
+        return false;
+    };
     let ok = n
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    ok.then(|| (n.to_string(), val.to_string()))
+    if ok {
+        ctx.env.push((n.to_string(), Some(val.to_string())));
+    }
+    ok
+}
+
+/// A long option's name and the value written after its `=`, if any.
+fn long_opt(l: &str) -> (&str, Option<&str>) {
+    match l.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (l, None),
+    }
+}
+
+/// The value of an option that takes one: the text attached to it
+/// (`-uroot`, `--user=root`), or else the next word, which `i` then steps
+/// onto so that it is not read as the command.
+fn opt_value(rest: &[Arg], i: &mut usize, attached: Option<&str>) -> Option<String> {
+    match attached {
+        Some(a) => Some(a.to_string()),
+        None => {
+            *i += 1;
+            value(rest, *i).map(String::from)
+        }
+    }
+}
+
+/// The text after short option `c` at byte `k` of `v`, unless nothing is.
+fn attached(v: &str, k: usize, c: char) -> Option<&str> {
+    Some(&v[k + c.len_utf8()..]).filter(|a| !a.is_empty())
 }
 
 pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
@@ -126,18 +159,14 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
             return Step::Inner(i + 1);
         }
         if let Some(l) = v.strip_prefix("--") {
-            let (name, val) = match l.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (l, None),
-            };
+            let (name, val) = long_opt(l);
             if NOTHING.contains(&name) {
                 return Step::Nothing;
             }
-            let val = if LONG_ARG.contains(&name) && val.is_none() {
-                i += 1;
-                value(rest, i).map(String::from)
+            let val = if LONG_ARG.contains(&name) {
+                opt_value(rest, &mut i, val)
             } else {
-                val
+                val.map(String::from)
             };
             if name == "chdir" {
                 ctx.chdir = Some(val);
@@ -151,13 +180,7 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
                     return Step::Nothing;
                 }
                 if "ughprtCDTUR".contains(c) {
-                    let attached = &v[k + c.len_utf8()..];
-                    let val = if attached.is_empty() {
-                        i += 1;
-                        value(rest, i).map(String::from)
-                    } else {
-                        Some(attached.to_string())
-                    };
+                    let val = opt_value(rest, &mut i, attached(v, k, c));
                     if c == 'D' {
                         ctx.chdir = Some(val);
                     }
@@ -167,8 +190,7 @@ pub(crate) fn sudo(rest: &[Arg], ctx: &mut Ctx) -> Step {
             i += 1;
             continue;
         }
-        if let Some((n, val)) = assignment(v) {
-            ctx.env.push((n, Some(val)));
+        if assign(v, ctx) {
             i += 1;
             continue;
         }
@@ -199,16 +221,11 @@ pub(crate) fn env(rest: &[Arg], ctx: &mut Ctx) -> Step {
             continue;
         }
         if opts && let Some(l) = v.strip_prefix("--") {
-            let (name, val) = match l.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (l, None),
-            };
-            let takes = matches!(name, "unset" | "chdir" | "split-string");
-            let val = if takes && val.is_none() {
-                i += 1;
-                value(rest, i).map(String::from)
+            let (name, val) = long_opt(l);
+            let val = if matches!(name, "unset" | "chdir" | "split-string") {
+                opt_value(rest, &mut i, val)
             } else {
-                val
+                val.map(String::from)
             };
             match name {
                 "chdir" => ctx.chdir = Some(val),
@@ -221,13 +238,7 @@ pub(crate) fn env(rest: &[Arg], ctx: &mut Ctx) -> Step {
         if opts && v.len() > 1 && v.starts_with('-') {
             for (k, c) in v.char_indices().skip(1) {
                 if "uCSP".contains(c) {
-                    let attached = &v[k + c.len_utf8()..];
-                    let val = if attached.is_empty() {
-                        i += 1;
-                        value(rest, i).map(String::from)
-                    } else {
-                        Some(attached.to_string())
-                    };
+                    let val = opt_value(rest, &mut i, attached(v, k, c));
                     match c {
                         'C' => ctx.chdir = Some(val),
                         'S' => return split_string(rest, i, val),
@@ -239,8 +250,7 @@ pub(crate) fn env(rest: &[Arg], ctx: &mut Ctx) -> Step {
             i += 1;
             continue;
         }
-        if let Some((n, val)) = assignment(v) {
-            ctx.env.push((n, Some(val)));
+        if assign(v, ctx) {
             i += 1;
             continue;
         }
@@ -360,10 +370,7 @@ pub(crate) fn xargs(rest: &[Arg], stdin: &Flow) -> Step {
             break;
         }
         if let Some(l) = v.strip_prefix("--") {
-            let (name, val) = match l.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (l, None),
-            };
+            let (name, val) = long_opt(l);
             let takes = matches!(
                 name,
                 "arg-file"
@@ -373,38 +380,37 @@ pub(crate) fn xargs(rest: &[Arg], stdin: &Flow) -> Step {
                     | "max-chars"
                     | "process-slot-var"
             );
+            let val = if takes {
+                opt_value(rest, &mut i, val)
+            } else {
+                val.map(String::from)
+            };
             match name {
                 "arg-file" => from_file = true,
                 "null" => delim = Some('\0'),
-                "replace" => repl = Some(val.unwrap_or("{}").to_string()),
-                "delimiter" => delim = val.or(value(rest, i + 1)).and_then(|d| d.chars().next()),
+                "replace" => repl = Some(val.unwrap_or_else(|| "{}".into())),
+                "delimiter" => delim = val.and_then(|d| d.chars().next()),
                 _ => {}
             }
-            i += if takes && val.is_none() { 2 } else { 1 };
+            i += 1;
             continue;
         }
         if v.len() > 1 && v.starts_with('-') {
             for (k, c) in v.char_indices().skip(1) {
-                let attached = &v[k + c.len_utf8()..];
                 match c {
                     '0' => delim = Some('\0'),
                     'a' | 'd' | 'E' | 'I' | 'L' | 'n' | 'P' | 's' => {
-                        let val = if attached.is_empty() {
-                            i += 1;
-                            value(rest, i).unwrap_or("")
-                        } else {
-                            attached
-                        };
+                        let val = opt_value(rest, &mut i, attached(v, k, c)).unwrap_or_default();
                         match c {
                             'a' => from_file = true,
                             'd' => delim = val.chars().next(),
-                            'I' => repl = Some(val.to_string()),
+                            'I' => repl = Some(val),
                             _ => {}
                         }
                         break;
                     }
                     'i' => {
-                        repl = Some(if attached.is_empty() { "{}" } else { attached }.to_string());
+                        repl = Some(attached(v, k, c).unwrap_or("{}").to_string());
                         break;
                     }
                     'e' | 'l' => break,
