@@ -55,13 +55,11 @@ pub(crate) fn skip_to_close(s: &[char], mut i: usize, depth: usize) -> Result<us
         let c = s[i];
         let at_start = word_start;
         word_start = matches!(c, ' ' | '\t' | '\n' | ';' | '&' | '|' | '(');
+        if let Some(next) = step_over(s, i, depth)? {
+            i = next;
+            continue;
+        }
         match c {
-            '\\' => i += 2,
-            '\'' => i = find(s, i + 1, '\'').ok_or("unterminated single quote")? + 1,
-            '"' => i = skip_dquote(s, i + 1, depth)?,
-            '`' => i = skip_backtick(s, i + 1)?,
-            '$' if s.get(i + 1) == Some(&'(') => i = skip_to_close(s, i + 2, depth + 1)? + 1,
-            '$' if s.get(i + 1) == Some(&'{') => i = skip_brace(s, i + 2, depth + 1)? + 1,
             '$' if s.get(i + 1) == Some(&'\'') => i = ansi_c(s, i + 2)?.1,
             '(' => {
                 level += 1;
@@ -95,6 +93,22 @@ pub(crate) fn skip_to_close(s: &[char], mut i: usize, depth: usize) -> Result<us
         }
     }
     Err("unbalanced parenthesis: `$(` or `(` without its `)`".into())
+}
+
+/// One step over what `$( … )` and `${ … }` skip alike: an escaped
+/// character, a quoted string, a backquoted or nested substitution. The
+/// index after it, or None when `s[i]` starts none of these and the caller
+/// reads it itself.
+fn step_over(s: &[char], i: usize, depth: usize) -> Result<Option<usize>, String> {
+    Ok(Some(match s[i] {
+        '\\' => i + 2,
+        '\'' => find(s, i + 1, '\'').ok_or("unterminated single quote")? + 1,
+        '"' => skip_dquote(s, i + 1, depth)?,
+        '`' => skip_backtick(s, i + 1)?,
+        '$' if s.get(i + 1) == Some(&'(') => skip_to_close(s, i + 2, depth + 1)? + 1,
+        '$' if s.get(i + 1) == Some(&'{') => skip_brace(s, i + 2, depth + 1)? + 1,
+        _ => return Ok(None),
+    }))
 }
 
 /// The delimiter after `<<` inside a skipped substitution.
@@ -153,13 +167,11 @@ pub(crate) fn skip_brace(s: &[char], mut i: usize, depth: usize) -> Result<usize
     }
     let mut level = 0usize;
     while i < s.len() {
+        if let Some(next) = step_over(s, i, depth)? {
+            i = next;
+            continue;
+        }
         match s[i] {
-            '\\' => i += 2,
-            '\'' => i = find(s, i + 1, '\'').ok_or("unterminated single quote")? + 1,
-            '"' => i = skip_dquote(s, i + 1, depth)?,
-            '`' => i = skip_backtick(s, i + 1)?,
-            '$' if s.get(i + 1) == Some(&'(') => i = skip_to_close(s, i + 2, depth + 1)? + 1,
-            '$' if s.get(i + 1) == Some(&'{') => i = skip_brace(s, i + 2, depth + 1)? + 1,
             '{' => {
                 level += 1;
                 i += 1;
