@@ -90,6 +90,10 @@ pub struct AccessList {
     /// `discord.access.approvers`; Telegram keeps its own numeric list).
     #[serde(default)]
     pub approvers: Vec<AccessRule>,
+    /// Who may talk to the agents (their conversations); `None`: the
+    /// people of `operate` (and `admin`).
+    #[serde(default)]
+    pub chat: Option<Vec<AccessRule>>,
 }
 
 impl AccessList {
@@ -105,6 +109,15 @@ impl AccessList {
     /// there: the configuration refuses it).
     pub fn is_approver(&self, caller: &Caller) -> bool {
         grants(&self.approvers, caller)
+    }
+
+    /// Whether the caller may talk to the agents: the `chat` list when it
+    /// is configured (admins always may), else whoever may operate.
+    pub fn may_chat(&self, caller: &Caller) -> bool {
+        match &self.chat {
+            Some(rules) => grants(rules, caller) || self.allows(caller, PermissionClass::Admin),
+            None => self.allows(caller, PermissionClass::Operate),
+        }
     }
 
     pub fn allows(&self, caller: &Caller, class: PermissionClass) -> bool {
@@ -192,6 +205,7 @@ mod tests {
             read: vec!["*".parse().unwrap()],
             operate: vec!["role:7".parse().unwrap()],
             admin: vec!["user:1".parse().unwrap()],
+            chat: None,
         };
         let table = [
             (caller(5, &[]), [true, false, false]),

@@ -57,7 +57,28 @@ fn access() -> AccessList {
         operate: vec![format!("role:{OPERATOR_ROLE}").parse().unwrap()],
         admin: vec![format!("user:{ADMIN}").parse().unwrap()],
         approvers: vec![],
+        chat: None,
     }
+}
+
+#[test]
+fn who_may_chat_is_the_chat_class_or_else_the_operators() {
+    let caller = |user_id: u64, roles: Vec<u64>| Caller {
+        platform: switchyard_routing::Platform::Discord,
+        user_id,
+        display_name: "x".into(),
+        roles,
+    };
+    let mut acl = access();
+    // No `chat` class: whoever may operate (and admins), not readers.
+    assert!(acl.may_chat(&caller(1, vec![OPERATOR_ROLE])));
+    assert!(acl.may_chat(&caller(ADMIN, vec![])));
+    assert!(!acl.may_chat(&caller(READER, vec![])));
+    // A `chat` class names exactly who may; admins always may.
+    acl.chat = Some(vec![format!("user:{READER}").parse().unwrap()]);
+    assert!(acl.may_chat(&caller(READER, vec![])));
+    assert!(acl.may_chat(&caller(ADMIN, vec![])));
+    assert!(!acl.may_chat(&caller(1, vec![OPERATOR_ROLE])));
 }
 
 #[derive(Default)]

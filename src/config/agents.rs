@@ -16,6 +16,8 @@ pub struct AgentSettings {
     pub discord_token_env: Option<String>,
     pub telegram_token_env: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// The responder that answers when this agent is spoken to (`None`: it does not converse).
+    pub responder: Option<String>,
 }
 
 /// `telegram`: whether `[telegram]` is configured (then only one agent may
@@ -84,7 +86,7 @@ pub(super) fn agents(
             });
             all_names.push(name.clone());
             // An invalid name was reported above; the configuration is an error then.
-            AgentName::parse(&name).ok().map(|name| AgentSettings { name, discord_token_env: a.discord_token_env, telegram_token_env: a.telegram_token_env, listen })
+            AgentName::parse(&name).ok().map(|name| AgentSettings { name, discord_token_env: a.discord_token_env, telegram_token_env: a.telegram_token_env, listen, responder: a.responder })
         })
         .collect();
     if telegram_owners.len() > 1 && telegram {

@@ -26,6 +26,7 @@ mod fleet;
 mod github;
 mod policy;
 mod raw;
+mod responders;
 mod routes;
 pub(crate) mod schedules;
 mod skills;
@@ -44,6 +45,7 @@ pub use raw::{
     RawAgent, RawApprovals, RawConfig, RawDelivery, RawDiscord, RawDocker, RawFleet, RawGithub,
     RawPolicy, RawRouting, RawSkill, RawTelegram, RawTelegramAccess,
 };
+pub use responders::{ConversationSettings, OpenAiSettings, ResponderKind, ResponderSettings};
 pub use routes::RoutingSettings;
 pub use schedules::{Missed, RawSchedule, Schedule, parse_cron};
 pub use skills::SkillSettings;
@@ -100,6 +102,8 @@ pub struct Config {
     pub approvals: ApprovalSettings,
     pub skills: BTreeMap<String, SkillSettings>,
     pub schedules: Vec<Schedule>,
+    pub responders: BTreeMap<String, ResponderSettings>,
+    pub conversations: ConversationSettings,
 }
 
 // ---------------------------------------------------------------------------
@@ -327,6 +331,18 @@ impl Config {
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
         let skills = skills::skills(&mut v, raw.skills, &fleet.secret_env);
+        let responders = responders::responders(&mut v, raw.responders);
+        let conversations = responders::conversations(&mut v, raw.conversations);
+        for (i, a) in agents.iter().enumerate() {
+            if let Some(r) = &a.responder
+                && !responders.contains_key(r)
+            {
+                v.problem(
+                    &format!("agents[{i}].responder"),
+                    format!("{r:?} is not a configured [responders.NAME]"),
+                );
+            }
+        }
 
         if v.problems.is_empty() {
             Ok(Config {
@@ -344,6 +360,8 @@ impl Config {
                 approvals,
                 skills,
                 schedules,
+                responders,
+                conversations,
             })
         } else {
             Err(ConfigError {

@@ -33,6 +33,10 @@ pub struct RawConfig {
     pub skills: BTreeMap<String, RawSkill>,
     #[serde(default)]
     pub schedules: Vec<RawSchedule>,
+    #[serde(default)]
+    pub responders: BTreeMap<String, RawResponder>,
+    #[serde(default)]
+    pub conversations: RawConversations,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +86,8 @@ pub struct RawTelegramAccess {
     pub operate: Vec<String>,
     #[serde(default)]
     pub admin: Vec<String>,
+    /// Who may talk to the agents (absent: the `operate` class).
+    pub chat: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +128,8 @@ pub struct RawAgent {
     pub discord_token_env: Option<String>,
     pub telegram_token_env: Option<String>,
     pub listen: Option<String>,
+    /// The `[responders.NAME]` that answers when this agent is spoken to.
+    pub responder: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,4 +161,38 @@ pub struct RawSkill {
     pub env: Vec<String>,
     #[serde(default)]
     pub mounts: Vec<String>,
+}
+
+/// `[responders.NAME]`: who answers when an agent is spoken to.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawResponder {
+    pub kind: Option<String>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    /// `openai`: how long the whole answer may take; `inbox`: how long a reply may take.
+    pub timeout: Option<String>,
+    /// `openai`: how long until the first text.
+    pub first_token_timeout: Option<String>,
+    /// `command`: the skill that answers.
+    pub skill: Option<String>,
+    /// `inbox`: the inbox the turn is handed to (an agent or a program).
+    pub to: Option<String>,
+}
+
+/// `[conversations]`: budgets and pacing of every agent's conversations.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConversations {
+    pub context_chars: Option<usize>,
+    pub history_turns: Option<usize>,
+    pub memory_entries: Option<usize>,
+    pub max_concurrent: Option<usize>,
+    pub tokens_per_agent_per_day: Option<u64>,
+    pub tokens_per_conversation_per_day: Option<u64>,
+    pub bot_pair_turns: Option<u32>,
+    pub bot_pair_window: Option<String>,
+    pub edit_interval: Option<String>,
+    pub typing_interval: Option<String>,
 }

@@ -66,6 +66,9 @@ pub(super) fn telegram(v: &mut Validator, t: RawTelegram) -> TelegramSettings {
             m.insert("read".to_string(), t.access.read.clone());
             m.insert("operate".to_string(), t.access.operate.clone());
             m.insert("admin".to_string(), t.access.admin.clone());
+            if let Some(chat) = &t.access.chat {
+                m.insert("chat".to_string(), chat.clone());
+            }
             v.access("telegram.access", &m)
         },
     }

@@ -104,6 +104,7 @@ impl Validator {
                 "read" => &mut acl.read,
                 "operate" => &mut acl.operate,
                 "admin" => &mut acl.admin,
+                "chat" => acl.chat.get_or_insert_with(Vec::new),
                 "approvers" => {
                     if entries.iter().any(|e| e.trim() == "*") {
                         self.problem(
@@ -117,7 +118,7 @@ impl Validator {
                 other => {
                     self.problem(
                         &format!("{key}.{other}"),
-                        "unknown class: use read, operate, admin or approvers",
+                        "unknown class: use read, operate, admin, approvers or chat",
                     );
                     continue;
                 }

@@ -47,6 +47,9 @@ struct Lane {
     bucket: Option<(u32, Instant)>,
     /// A response has taught this lane's bucket at least once.
     learned: bool,
+    /// Senders waiting in [`RateLimiter::acquire`] for this lane: a
+    /// [`RateLimiter::acquire_yielding`] sender lets them go first.
+    waiting: usize,
 }
 
 /// Named lanes with windows, learned buckets and 429 blocks.
@@ -158,7 +161,34 @@ impl RateLimiter {
 
     /// Wait until every rule allows one more send, and take the slot.
     pub async fn acquire(&self, rules: &[Rule]) {
+        if self.try_acquire(rules).is_ok() {
+            return;
+        }
+        let _waiting = Waiting::new(self, rules);
         while let Err(wait) = self.try_acquire(rules) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// As [`RateLimiter::acquire`], but behind every sender waiting in
+    /// `acquire` on the same lanes: a streamed answer's edits take only the
+    /// slots nobody else wants, so they never delay a prompt or an alert.
+    pub async fn acquire_yielding(&self, rules: &[Rule]) {
+        loop {
+            let someone_waits = {
+                let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+                rules
+                    .iter()
+                    .any(|r| lanes.get(r.lane()).is_some_and(|l| l.waiting > 0))
+            };
+            let wait = if someone_waits {
+                YIELD_POLL
+            } else {
+                match self.try_acquire(rules) {
+                    Ok(()) => return,
+                    Err(wait) => wait.min(YIELD_POLL),
+                }
+            };
             tokio::time::sleep(wait).await;
         }
     }
@@ -177,6 +207,40 @@ impl RateLimiter {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.entry(lane.to_string()).or_default();
         lane.blocked_until = Some(lane.blocked_until.map_or(until, |u| u.max(until)));
+    }
+}
+
+/// How often a yielding sender looks again while others wait.
+const YIELD_POLL: Duration = Duration::from_millis(20);
+
+/// Marks the lanes of a waiting `acquire` (and unmarks them however the wait ends).
+struct Waiting<'a> {
+    limiter: &'a RateLimiter,
+    lanes: Vec<String>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(limiter: &'a RateLimiter, rules: &[Rule]) -> Self {
+        let names: Vec<String> = rules.iter().map(|r| r.lane().to_string()).collect();
+        let mut lanes = limiter.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        for name in &names {
+            lanes.entry(name.clone()).or_default().waiting += 1;
+        }
+        Waiting {
+            limiter,
+            lanes: names,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut lanes = self.limiter.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        for name in &self.lanes {
+            if let Some(l) = lanes.get_mut(name) {
+                l.waiting = l.waiting.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -268,5 +332,35 @@ mod tests {
         assert!(l.try_acquire(&r).is_err());
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(l.try_acquire(&r).is_ok(), "the bucket reset");
+    }
+
+    #[tokio::test]
+    async fn a_yielding_sender_lets_a_waiting_sender_go_first() {
+        let l = std::sync::Arc::new(RateLimiter::new());
+        let r = vec![window("chat", 1, 300)];
+        l.acquire(&r).await;
+        // A normal sender waits for the window; a yielding one asks after it.
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (l1, r1, o1) = (l.clone(), r.clone(), order.clone());
+        let prompt = tokio::spawn(async move {
+            l1.acquire(&r1).await;
+            o1.lock().unwrap().push("prompt");
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (l2, r2, o2) = (l.clone(), r.clone(), order.clone());
+        let edit = tokio::spawn(async move {
+            l2.acquire_yielding(&r2).await;
+            o2.lock().unwrap().push("edit");
+        });
+        prompt.await.unwrap();
+        edit.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), vec!["prompt", "edit"]);
+        // Nobody waits now: a yielding sender takes a free slot at once.
+        let free = vec![window("other", 1, 300)];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), l.acquire_yielding(&free))
+                .await
+                .is_ok()
+        );
     }
 }

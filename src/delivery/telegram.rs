@@ -88,6 +88,14 @@ impl TelegramLimiter {
             .await;
     }
 
+    /// As [`TelegramLimiter::before_send`], behind every other sender
+    /// waiting for `chat` (a streamed answer yields to prompts and alerts).
+    pub async fn before_send_yielding(&self, chat: i64) {
+        self.limiter
+            .acquire_yielding(&rules(&self.options, ChatId(chat)))
+            .await;
+    }
+
     /// Telegram answered 429 for `chat`: count it, keep the chat closed for
     /// `retry_after`.
     pub fn after_429(&self, chat: i64, retry_after: Duration) {
