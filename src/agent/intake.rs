@@ -202,12 +202,55 @@ async fn handle_item(shared: &Shared, claimed: &Claimed, repeat: &mut RepeatLimi
                 Err(reason) => Outcome::Failed(reason),
             }
         }
-        other => Outcome::Failed(json!({
-            "error": format!("items of kind `{}` are not handled by this agent yet", other.kind().as_str()),
-            "fix": "send events, tasks or approval decisions"
+        InboxItem::Reply(v) => reply(shared, &v).await,
+        InboxItem::Chat(_) => Outcome::Failed(json!({
+            "error": "chat items are what an agent hands to another inbox; this agent does not answer them",
+            "fix": "to talk to an agent, mention it in Discord or write to it in Telegram; to answer a chat item, drop a reply item"
         })),
     };
     Handled::Now(outcome)
+}
+
+/// The shape of a `reply` item (strict: a misspelt key is an error).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyItem {
+    #[allow(dead_code)]
+    kind: String,
+    /// The turn (or the chat item that carried it) this answers.
+    to: String,
+    text: String,
+}
+
+/// A `reply` item: the answer of the inbox a turn was handed to.
+async fn reply(shared: &Shared, v: &serde_json::Value) -> Outcome {
+    let item: ReplyItem = match serde_json::from_value(v.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            return Outcome::Failed(json!({
+                "error": format!("not a reply item: {e}"),
+                "fix": "a reply is {\"kind\": \"reply\", \"to\": \"<turn id>\", \"text\": \"...\"}"
+            }));
+        }
+    };
+    if item.text.trim().is_empty() {
+        return Outcome::Failed(
+            json!({"error": "the reply's text is empty", "fix": "say something in `text`"}),
+        );
+    }
+    let Some(conversations) = &shared.conversations else {
+        return Outcome::Failed(json!({
+            "error": "this agent has no responder, so it has no turns to answer",
+            "fix": "send the reply to the agent that handed the turn over (its `reply_to`)"
+        }));
+    };
+    match conversations.reply(&item.to, &item.text).await {
+        Ok(turn) => Outcome::Done(json!({"answered": turn.as_str()})),
+        Err(e) => {
+            warn!(to = %item.to, reason = %e, "refused a reply item");
+            Outcome::Failed(json!({"error": e.to_string(), "to": item.to}))
+        }
+    }
 }
 
 fn task_refusal(claimed: &Claimed, e: TaskIntakeError) -> Outcome {

@@ -95,6 +95,8 @@ struct Shared {
     fleet: crate::fleet::AgentFleet,
     /// The outbox's Discord limiter, for the other writers to its channels.
     discord_limits: Option<crate::delivery::DiscordLimiter>,
+    /// The agent's conversations, when it names a responder.
+    conversations: Option<crate::conversations::Conversations>,
 }
 
 impl Agent {
@@ -172,7 +174,43 @@ impl Agent {
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
         let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));
-        let metrics = Metrics::new(|registry| stats.register(registry));
+        let conversations = crate::responders::answerer_for(&config, &agent.name)
+            .map_err(|e| crate::error::bad_input(format!("{e:#}")))?
+            .map(|answerer| {
+                let mut access = std::collections::HashMap::new();
+                if let Some(d) = &config.discord {
+                    access.insert(switchyard_routing::Platform::Discord, d.access.clone());
+                }
+                if let Some(t) = &config.telegram {
+                    access.insert(switchyard_routing::Platform::Telegram, t.access.clone());
+                }
+                crate::conversations::Conversations::new(
+                    &agent.name,
+                    store.clone(),
+                    config.fleet.workspace.clone(),
+                    config.conversations.clone(),
+                    answerer,
+                    access,
+                )
+            });
+        if let (Some(c), Some(sink), Some(limits)) =
+            (&conversations, &discord_sink, &discord_limits)
+        {
+            c.attach(
+                switchyard_routing::Platform::Discord,
+                Arc::new(crate::discord::conversation::DiscordChat::new(
+                    sink.clone(),
+                    limits.clone(),
+                )),
+            );
+        }
+        let conversation_stats = conversations.as_ref().map(|c| c.stats());
+        let metrics = Metrics::new(|registry| {
+            stats.register(registry);
+            if let Some(c) = &conversation_stats {
+                c.register(registry);
+            }
+        });
         let ready = ReadyFlag::default();
         let notify = outbox.notifier();
         // One `Fleet` for both chat shells: built once, cloned (it is an Arc).
@@ -184,8 +222,19 @@ impl Agent {
             router.clone(),
         );
         let telegram_limiter = telegram_sink.as_ref().map(|s| s.limits(stats.clone()));
-        let telegram_approvals = telegram_approvals
-            .map(|tg| Arc::new(tg.with_fleet(fleet.clone()).with_limiter(telegram_limiter)));
+        let telegram_approvals = telegram_approvals.map(|tg| {
+            Arc::new(
+                tg.with_fleet(fleet.clone())
+                    .with_limiter(telegram_limiter)
+                    .with_conversations(conversations.clone()),
+            )
+        });
+        if let (Some(c), Some(tg)) = (&conversations, &telegram_approvals) {
+            c.attach(
+                switchyard_routing::Platform::Telegram,
+                Arc::new(crate::telegram::conversation::TelegramChat::new(tg)),
+            );
+        }
         let approvals = crate::approvals::ApprovalsContext {
             config: config.clone(),
             agent: agent.name.to_string(),
@@ -224,6 +273,7 @@ impl Agent {
             mutes: Default::default(),
             fleet,
             discord_limits,
+            conversations,
         });
 
         let webhook =
@@ -292,6 +342,11 @@ impl Agent {
                         .in_current_span(),
                 );
             }
+        }
+        if let Some(c) = &shared.conversations {
+            c.recover()
+                .await
+                .map_err(|e| e.context("cannot read the conversations"))?;
         }
         if let Some(shell) = shared.discord_shell() {
             tasks.spawn(crate::discord::run(shell, stop.clone()).in_current_span());
@@ -414,6 +469,7 @@ impl Shared {
             settings,
             token,
             limits: self.discord_limits.clone(),
+            conversations: self.conversations.clone(),
         })
     }
 

@@ -19,15 +19,17 @@ pub enum ItemKind {
     ApprovalRequest,
     ApprovalDecision,
     Chat,
+    Reply,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 5] = [
+    pub const ALL: [ItemKind; 6] = [
         ItemKind::Event,
         ItemKind::Task,
         ItemKind::ApprovalRequest,
         ItemKind::ApprovalDecision,
         ItemKind::Chat,
+        ItemKind::Reply,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl ItemKind {
             ItemKind::ApprovalRequest => "approval_request",
             ItemKind::ApprovalDecision => "approval_decision",
             ItemKind::Chat => "chat",
+            ItemKind::Reply => "reply",
         }
     }
 
@@ -53,6 +56,7 @@ pub enum InboxItem {
     ApprovalRequest(Value),
     ApprovalDecision(Value),
     Chat(Value),
+    Reply(Value),
 }
 
 impl InboxItem {
@@ -63,6 +67,7 @@ impl InboxItem {
             InboxItem::ApprovalRequest(_) => ItemKind::ApprovalRequest,
             InboxItem::ApprovalDecision(_) => ItemKind::ApprovalDecision,
             InboxItem::Chat(_) => ItemKind::Chat,
+            InboxItem::Reply(_) => ItemKind::Reply,
         }
     }
 }
@@ -271,6 +276,7 @@ pub fn parse_item(bytes: &[u8]) -> Result<InboxItem, ItemError> {
         ItemKind::ApprovalRequest => InboxItem::ApprovalRequest(value),
         ItemKind::ApprovalDecision => InboxItem::ApprovalDecision(value),
         ItemKind::Chat => InboxItem::Chat(value),
+        ItemKind::Reply => InboxItem::Reply(value),
     })
 }
 

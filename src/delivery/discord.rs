@@ -122,6 +122,40 @@ impl DiscordLimiter {
         self.limiter.acquire(&rules).await;
     }
 
+    /// As [`DiscordLimiter::before_edit`], behind every other writer waiting
+    /// for `channel` (a streamed answer's edits take the free slots only).
+    pub async fn before_edit_yielding(&self, channel: u64) {
+        if !self.proxied {
+            return;
+        }
+        let rules = [
+            self.global(),
+            Rule::Window {
+                lane: Self::edit_lane(channel),
+                limit: 5,
+                window: Duration::from_secs(5) + self.options.margin,
+            },
+        ];
+        self.limiter.acquire_yielding(&rules).await;
+    }
+
+    /// Wait until the typing indicator may be shown in `channel` again
+    /// (it lasts ~10 s; one call per 5 s per channel is plenty).
+    pub async fn before_typing(&self, channel: u64) {
+        if !self.proxied {
+            return;
+        }
+        let rules = [
+            self.global(),
+            Rule::Window {
+                lane: format!("discord:typing:{channel}"),
+                limit: 1,
+                window: Duration::from_secs(5),
+            },
+        ];
+        self.limiter.acquire(&rules).await;
+    }
+
     /// Wait until a new message in `channel` is allowed (its bucket is the
     /// one the outbox's messages to that channel use).
     pub async fn before_post(&self, channel: u64) {
@@ -408,6 +442,12 @@ impl DiscordSink {
 /// to a configured channel or to a thread by id, and a thread started from a
 /// message. Same limiter, same 429 handling as the outbox's sends.
 impl DiscordSink {
+    /// The HTTP client this sink sends with (for the other writers that
+    /// share its limiter).
+    pub fn http(&self) -> Arc<Http> {
+        self.http.clone()
+    }
+
     /// The channel id of a configured `discord:<alias>` (bot token needed).
     pub fn channel_id(&self, alias: &str) -> Option<u64> {
         self.channels.get(alias).map(|c| c.get())

@@ -48,6 +48,8 @@ pub struct Data {
     /// The bot's own user id (from READY), for mentions.
     pub bot_user: u64,
     pub defer_after: Duration,
+    /// The agent's conversations, when it has a responder.
+    pub conversations: Option<crate::conversations::Conversations>,
 }
 
 pub type Error = anyhow::Error;

@@ -1,16 +1,19 @@
 //! Messages addressed to the agent: one that @mentions it, replies to one of
-//! its messages, or is posted in a thread it owns becomes a `chat` item in its
-//! inbox (author, channel, text), and the agent reacts to acknowledge. Every
-//! other message is ignored (the seeds' "respond only if mentioned or thread
-//! owner").
+//! its messages, or is posted in a thread it owns (one it opened for a
+//! conversation, or one the cache says it owns) is handed to the neutral
+//! conversation handler with its caller, and the agent reacts to
+//! acknowledge. Every other message is ignored (the seeds' "respond only if
+//! mentioned or thread owner"); so is every message when the agent has no
+//! responder.
 
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
-use serde_json::json;
 use serenity::{FullEvent, Message, ReactionType};
+use switchyard_commands::Caller;
 use tracing::{info, warn};
 
 use super::commands::{Data, Error};
+use crate::conversations::{Accepted, Author, Place, TurnRequest};
 
 /// The reaction that says "seen, queued".
 pub const ACK_EMOJI: &str = "👀";
@@ -23,18 +26,20 @@ pub async fn on_event(
         let data = fw.user_data().await;
         if let Err(e) = on_message(fw.serenity_context, data, new_message).await {
             warn!(
-                message = new_message.id.get(),
+                discord_message = new_message.id.get(),
                 error = format!("{e:#}"),
-                "a message addressed to the agent was not queued"
+                "a message addressed to the agent was not taken"
             );
         }
     }
     Ok(())
 }
 
-/// Whether the message is for this bot.
-pub fn addressed_to(msg: &Message, bot: u64, thread_owner: Option<u64>) -> bool {
-    if msg.author.bot {
+/// Whether the message is for this bot. Its own messages never are; other
+/// bots' are (the fleet's bots may ask each other; the bot-pair guard
+/// bounds how much).
+pub fn addressed_to(msg: &Message, bot: u64, owns_thread: bool) -> bool {
+    if msg.author.id.get() == bot {
         return false;
     }
     msg.mentions.iter().any(|u| u.id.get() == bot)
@@ -42,10 +47,10 @@ pub fn addressed_to(msg: &Message, bot: u64, thread_owner: Option<u64>) -> bool 
             .referenced_message
             .as_ref()
             .is_some_and(|m| m.author.id.get() == bot)
-        || thread_owner == Some(bot)
+        || owns_thread
 }
 
-fn thread_owner(ctx: &serenity::Context, msg: &Message) -> Option<u64> {
+fn cache_thread_owner(ctx: &serenity::Context, msg: &Message) -> Option<u64> {
     let guild = ctx.cache.guild(msg.guild_id?)?;
     guild
         .threads
@@ -53,6 +58,12 @@ fn thread_owner(ctx: &serenity::Context, msg: &Message) -> Option<u64> {
         .find(|t| t.id == msg.channel_id)
         .and_then(|t| t.owner_id)
         .map(|u| u.get())
+}
+
+fn in_thread(ctx: &serenity::Context, msg: &Message) -> bool {
+    msg.guild_id
+        .and_then(|g| ctx.cache.guild(g))
+        .is_some_and(|g| g.threads.iter().any(|t| t.id == msg.channel_id))
 }
 
 /// The text without the mention of the bot itself.
@@ -65,39 +76,57 @@ fn text_of(msg: &Message, bot: u64) -> String {
 }
 
 async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyhow::Result<()> {
-    if !addressed_to(msg, data.bot_user, thread_owner(ctx, msg)) {
+    let Some(conversations) = &data.conversations else {
+        return Ok(());
+    };
+    let channel = msg.channel_id.get();
+    let ours = conversations.owns_thread(channel);
+    let owner = ours || cache_thread_owner(ctx, msg) == Some(data.bot_user);
+    if !addressed_to(msg, data.bot_user, owner) {
         return Ok(());
     }
-    let config = data.fleet.config();
-    let alias = config.discord.as_ref().and_then(|d| {
-        d.channels
-            .iter()
-            .find(|(_, id)| **id == msg.channel_id.get())
-            .map(|(a, _)| a.clone())
-    });
-    let item = json!({
-        "kind": "chat",
-        "platform": "discord",
-        "author": {
-            "id": msg.author.id.get().to_string(),
-            "name": msg.author.global_name.clone().unwrap_or_else(|| msg.author.name.clone()),
+    let caller = Caller {
+        platform: switchyard_routing::Platform::Discord,
+        user_id: msg.author.id.get(),
+        display_name: msg
+            .author
+            .global_name
+            .clone()
+            .unwrap_or_else(|| msg.author.name.clone()),
+        roles: msg
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default(),
+    };
+    let request = TurnRequest {
+        place: Place::discord(channel),
+        message_id: msg.id.get().to_string(),
+        author: Author {
+            id: caller.user_id.to_string(),
+            name: caller.display_name.clone(),
+            is_bot: msg.author.bot,
         },
-        "channel": {
-            "id": msg.channel_id.get().to_string(),
-            "alias": alias,
-        },
-        "message_id": msg.id.get().to_string(),
-        "text": text_of(msg, data.bot_user),
-        "received_at": Utc::now().to_rfc3339(),
-    });
-    let id = format!("chat-discord-{}", msg.id.get());
-    crate::coord::drop_item(&config.fleet.workspace, data.fleet.agent(), &id, &item)?;
-    info!(
-        message = msg.id.get(),
-        channel = msg.channel_id.get(),
-        "a message for the agent is in its inbox"
-    );
-    msg.react(&ctx.http, ReactionType::Unicode(ACK_EMOJI.into()))
-        .await?;
+        text: text_of(msg, data.bot_user),
+        // A thread (ours or one the cache knows) goes on; a channel opens one.
+        opens_thread: !owner && !in_thread(ctx, msg),
+        received_at: Utc::now(),
+    };
+    match conversations.accept(request, &caller).await? {
+        Accepted::Queued(turn) => {
+            info!(turn = %turn, discord_channel = channel, "a message for the agent is a turn");
+            msg.react(&ctx.http, ReactionType::Unicode(ACK_EMOJI.into()))
+                .await?;
+        }
+        Accepted::Duplicate(turn) => {
+            info!(turn = %turn, "a message seen before; not answered again")
+        }
+        Accepted::NotPermitted => {
+            info!(
+                discord_user = caller.user_id,
+                "a message from someone who may not talk to the agents; ignored"
+            );
+        }
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 pub mod board;
 pub mod commands;
+pub mod conversation;
 pub mod mentions;
 pub mod pinned_status;
 pub mod threads;
@@ -41,6 +42,8 @@ pub struct DiscordShell {
     pub token: Secret,
     /// The outbox's limiter: the status board's edits share its limits.
     pub limits: Option<crate::delivery::DiscordLimiter>,
+    /// The agent's conversations, when it has a responder.
+    pub conversations: Option<crate::conversations::Conversations>,
 }
 
 /// Connect and serve until `stop` turns true (or the connection fails for
@@ -51,6 +54,7 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
         settings,
         token,
         limits,
+        conversations,
     } = shell;
     let http = build_http(&settings, &token)?;
     let access = settings.access.clone();
@@ -90,6 +94,7 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
                     access,
                     bot_user: ready.user.id.get(),
                     defer_after: DEFER_AFTER,
+                    conversations,
                 })
             })
         })

@@ -8,6 +8,7 @@
 //! get the project's own types.
 
 pub mod approvals;
+pub mod conversations;
 mod discord_state;
 mod held;
 pub mod outbox;

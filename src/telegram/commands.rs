@@ -20,14 +20,28 @@ pub async fn register(tg: &TelegramApprovals) {
         .into_iter()
         .map(|c| BotCommand::new(c.command, c.description))
         .collect();
-    if let Err(e) = tg.bot.set_my_commands(commands).await {
-        warn!(error = %e, "could not register the Telegram command list");
+    // A 429 here (a restart loop, a shared token) is waited out, a few times.
+    for _ in 0..3 {
+        match tg.bot.set_my_commands(commands.clone()).await {
+            Ok(_) => return,
+            Err(RequestError::RetryAfter(s)) => {
+                warn!(retry_after_secs = s.duration().as_secs(), "Telegram rate-limited the command list; waiting");
+                tokio::time::sleep(s.duration()).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "could not register the Telegram command list");
+                return;
+            }
+        }
     }
+    warn!("could not register the Telegram command list: still rate-limited after three tries");
 }
 
-/// A message to the bot: commands are answered, anything else is ignored.
+/// A message to the bot: commands are answered; anything else may be a
+/// turn of a conversation.
 pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Message) {
     let Some(text) = m.text().filter(|t| t.starts_with('/')) else {
+        super::conversation::on_text(tg, m).await;
         return;
     };
     let Some(from) = m.from.as_ref() else { return };

@@ -7,6 +7,7 @@
 
 pub mod approvals;
 pub mod commands;
+pub mod conversation;
 pub mod poll;
 pub mod webhook;
 
@@ -35,6 +36,10 @@ pub struct TelegramApprovals {
     /// The outbox's Telegram limiter: prompts, their edits and command
     /// answers share the chats' limits with the outbox.
     pub(crate) limiter: Option<crate::delivery::TelegramLimiter>,
+    /// The agent's conversations, when it has a responder.
+    pub(crate) conversations: Option<crate::conversations::Conversations>,
+    /// The configured chats (`[telegram.chats]`): turns come only from these.
+    pub(crate) chats: Vec<i64>,
 }
 
 impl std::fmt::Debug for TelegramApprovals {
@@ -80,6 +85,8 @@ impl TelegramApprovals {
             access: settings.access.clone(),
             fleet: None,
             limiter: None,
+            conversations: None,
+            chats: settings.chats.values().copied().collect(),
         })
     }
 
@@ -94,6 +101,15 @@ impl TelegramApprovals {
         limiter: Option<crate::delivery::TelegramLimiter>,
     ) -> TelegramApprovals {
         self.limiter = limiter;
+        self
+    }
+
+    /// The conversations Telegram messages are turns of.
+    pub fn with_conversations(
+        mut self,
+        conversations: Option<crate::conversations::Conversations>,
+    ) -> TelegramApprovals {
+        self.conversations = conversations;
         self
     }
 

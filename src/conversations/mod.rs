@@ -1,0 +1,28 @@
+//! Conversations (DESIGN 4.7): an agent with a responder answers when it is
+//! spoken to. The platform shells hand addressed messages to
+//! [`Conversations`] (the neutral handler); a turn is recorded before
+//! anything is called, answered at most once by the configured responder
+//! (a [`Responder`] that streams, or a hand-off to another inbox answered
+//! by a `reply` item), and shown through the platform's [`ChatPort`].
+//!
+//! Rooms: [`turn`] (the data), [`context`] (what the responder reads),
+//! [`stream`] (typing, first text, paced edits, pages), [`guard`] (the
+//! bot-pair limit), [`service`] (the handler), [`ports`] (the two ports),
+//! [`stats`] (metrics). No adapter is imported here.
+
+pub mod context;
+pub mod guard;
+pub mod ports;
+pub mod service;
+pub mod stats;
+pub mod stream;
+pub mod turn;
+
+pub use ports::{
+    BoxFuture, ChatPort, PortError, Prompt, PromptMessage, Responder, ResponderError, Role,
+};
+pub use service::{Accepted, Answerer, Conversations, Handoff, INTERRUPTED, ReplyRefused};
+pub use stats::ConversationStats;
+pub use turn::{
+    Author, ConversationId, Exchange, Place, Turn, TurnId, TurnRequest, TurnState, Usage,
+};
