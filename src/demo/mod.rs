@@ -22,6 +22,8 @@ use serde_json::json;
 use switchyard_routing::MuteTarget;
 use tokio::process::{Child, Command};
 
+mod conversation;
+
 use crate::config::{Config, ConfigSource, DEMO_TOML};
 use crate::coord::inbox::drop_item;
 use crate::coord::status::{AgentState, StatusFile};
@@ -176,6 +178,10 @@ fn spawn_agent(
         .env(
             "SWITCHYARD__TELEGRAM__API_BASE",
             sandbox.telegram_api_base(),
+        )
+        .env(
+            "SWITCHYARD__RESPONDERS__LOCAL__BASE_URL",
+            format!("http://{}/openai/v1", sandbox.addr()),
         )
         .env(
             "SWITCHYARD_LOG",
@@ -385,6 +391,7 @@ async fn fleet_tour(
     agents: &mut Vec<(String, Child)>,
 ) -> anyhow::Result<()> {
     hand_off_task(config, sandbox).await?;
+    conversation::talk(config, sandbox).await?;
     stale_peer(config, config_file, sandbox, agents).await?;
     kill_switch(config).await
 }

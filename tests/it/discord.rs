@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{DISCORD_CHANNELS, Fleet, event, wait_for};
 use serde_json::{Value, json};
-use switchyard_sandbox::{DiscordUserCommand, DiscordUserMessage, InteractionState};
+use switchyard_sandbox::{DiscordUserCommand, InteractionState};
 
 /// `MTAw` is base64 for `100`: the sandbox reads the bot's user id from the token.
 const BOT: u64 = 100;
@@ -493,101 +493,6 @@ fn commands_are_registered_once_and_not_again_when_unchanged() {
             .filter(|r| r.route == "guild_commands" && r.method == "PUT")
             .count();
         assert_eq!(puts, 1, "the unchanged set was registered again");
-    });
-}
-
-#[test]
-fn a_mention_becomes_a_chat_item_and_is_acknowledged() {
-    multi_thread().block_on(async {
-        let fleet = fleet_with_manager().await;
-        let chat = channel("chat");
-        let ignored = fleet
-            .sandbox
-            .discord_user_message(DiscordUserMessage {
-                user_id: OPERATOR,
-                channel_id: chat,
-                content: "just talking".into(),
-                ..DiscordUserMessage::default()
-            })
-            .unwrap();
-        let addressed = fleet
-            .sandbox
-            .discord_user_message(DiscordUserMessage {
-                user_id: OPERATOR,
-                username: Some("ops".into()),
-                channel_id: chat,
-                content: format!("<@{BOT}> what is the disk usage?"),
-                mentions: vec![BOT],
-                ..DiscordUserMessage::default()
-            })
-            .unwrap();
-        // A reply to someone else's message is not for the bot either.
-        let not_ours = fleet
-            .sandbox
-            .discord_user_message(DiscordUserMessage {
-                user_id: OPERATOR,
-                channel_id: chat,
-                content: "agreed".into(),
-                reply_to: Some(12345),
-                reply_to_author: Some(STRANGER),
-                ..DiscordUserMessage::default()
-            })
-            .unwrap();
-        let reaction = wait_for(Duration::from_secs(15), "the acknowledgement", || {
-            fleet.state().gateway.reactions.into_iter().next()
-        })
-        .await;
-        assert_eq!(reaction.message_id, addressed);
-        assert_eq!(reaction.user_id, BOT);
-        let id = format!("chat-discord-{addressed}");
-        let item = wait_for(Duration::from_secs(15), "the chat item", || {
-            ["inbox", "running", "done", "failed"].iter().find_map(|d| {
-                let p = fleet
-                    .agent_dir("manager")
-                    .join(d)
-                    .join(format!("{id}.json"));
-                std::fs::read_to_string(p).ok()
-            })
-        })
-        .await;
-        let item: Value = serde_json::from_str(&item).unwrap();
-        assert_eq!(item["kind"], "chat");
-        assert_eq!(item["author"]["id"], OPERATOR.to_string());
-        assert_eq!(item["channel"]["alias"], "chat");
-        assert_eq!(item["text"], "what is the disk usage?");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // A reply to one of the bot's messages is addressed to it.
-        let reply = fleet
-            .sandbox
-            .discord_user_message(DiscordUserMessage {
-                user_id: OPERATOR,
-                channel_id: chat,
-                content: "and the memory?".into(),
-                reply_to: Some(54321),
-                reply_to_author: Some(BOT),
-                ..DiscordUserMessage::default()
-            })
-            .unwrap();
-        wait_for(Duration::from_secs(15), "the reply acknowledged", || {
-            let g = fleet.state().gateway;
-            g.reactions
-                .iter()
-                .any(|r| r.message_id == reply)
-                .then_some(())
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let g = fleet.state().gateway;
-        assert_eq!(
-            g.reactions.len(),
-            2,
-            "only the mention and the reply: {g:?}"
-        );
-        assert!(
-            g.reactions
-                .iter()
-                .all(|r| r.message_id != ignored && r.message_id != not_ours)
-        );
     });
 }
 

@@ -5,6 +5,7 @@
 
 mod agent;
 mod command_conformance;
+mod conversations;
 mod common;
 mod coord;
 mod delivery;

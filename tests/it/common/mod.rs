@@ -111,7 +111,7 @@ pub fn fleet_toml(agents: &[&str], extra: &str) -> String {
     }
     t.push_str(&format!(
         "\n[telegram]\napi_base = \"http://127.0.0.1:1/telegram\"\n[telegram.chats]\noperator = \"{OPERATOR_CHAT}\"\n\
-         [telegram.access]\napprovers = [{OPERATOR_CHAT}]\n\n\
+         [telegram.access]\napprovers = [{OPERATOR_CHAT}]\nchat = [\"user:{OPERATOR_CHAT}\"]\n\n\
          [delivery]\nmax_attempts = 50\nbackoff_base = \"100ms\"\nbackoff_max = \"1s\"\n\n"
     ));
     for (i, a) in agents.iter().enumerate() {

@@ -1,0 +1,366 @@
+//! Conversations end to end: a real `switchyard run` process (serenity
+//! inside) against the sandbox's gateway and REST, answering with the real
+//! streaming client against the sandbox's OpenAI-compatible endpoint. The
+//! sandbox plays the users; the tests read the threads, the agent's own
+//! database (its turns) and its inbox results.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::{DISCORD_CHANNELS, Fleet, wait_for};
+use serde_json::json;
+use switchyard::conversations::{INTERRUPTED, TurnId, TurnState};
+use switchyard_sandbox::{DiscordMessage, DiscordUserMessage, SandboxState};
+
+/// `MTAw` is base64 for `100`: the sandbox reads the bot's user id from the token.
+const BOT: u64 = 100;
+const OPERATOR: u64 = 200;
+const STRANGER: u64 = 300;
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn chat() -> u64 {
+    DISCORD_CHANNELS
+        .iter()
+        .find(|(a, _)| *a == "chat")
+        .map(|(_, id)| *id)
+        .unwrap()
+}
+
+/// A fleet of one agent, `manager`, answering through the sandbox's model
+/// endpoint; `extra` is more configuration (e.g. `[conversations]`).
+async fn conversing(extra: &str) -> Fleet {
+    let mut fleet = Fleet::new(&["manager"], "").await;
+    // Appended right after the only [[agents]] table, so `responder` is its key.
+    let config = format!(
+        "responder = \"local\"\n\n[discord.access]\nread = [\"*\"]\noperate = [\"user:{OPERATOR}\"]\n\n\
+         [responders.local]\nkind = \"openai\"\nbase_url = \"http://{}/openai/v1\"\nmodel = \"sandbox-model\"\n\
+         timeout = \"20s\"\nfirst_token_timeout = \"10s\"\n\n{extra}",
+        fleet.sandbox.addr()
+    );
+    std::fs::write(&fleet.config_file, common::fleet_toml(&["manager"], &config)).unwrap();
+    fleet.spawn_agent("manager").await;
+    wait_for(Duration::from_secs(30), "the bot to connect", || {
+        let g = fleet.state().gateway;
+        (!g.connections.is_empty() && !g.registered.is_empty()).then_some(())
+    })
+    .await;
+    fleet
+}
+
+fn say(fleet: &Fleet, user: u64, channel: u64, text: &str, mention: bool) -> u64 {
+    fleet
+        .sandbox
+        .discord_user_message(DiscordUserMessage {
+            user_id: user,
+            username: Some(format!("user{user}")),
+            channel_id: channel,
+            content: if mention { format!("<@{BOT}> {text}") } else { text.into() },
+            mentions: if mention { vec![BOT] } else { vec![] },
+            ..DiscordUserMessage::default()
+        })
+        .unwrap()
+}
+
+fn thread_messages(state: &SandboxState, thread: u64) -> Vec<DiscordMessage> {
+    state
+        .discord
+        .threads
+        .iter()
+        .find(|t| t.id == thread)
+        .map(|t| t.messages.clone())
+        .unwrap_or_default()
+}
+
+async fn turn_state(fleet: &Fleet, platform_message: u64, want: TurnState) -> switchyard::conversations::Turn {
+    let store = fleet.store("manager").await;
+    let id = TurnId(format!("turn_discord_{platform_message}"));
+    let mut last = None;
+    for _ in 0..300 {
+        if let Ok(Some(t)) = store.turn(&id).await {
+            if t.state == want {
+                return t;
+            }
+            last = Some(t.state);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("turn {id} never reached {want:?} (last: {last:?})");
+}
+
+#[test]
+fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() {
+    multi_thread().block_on(async {
+        let fleet = conversing("").await;
+        let chat = chat();
+        let ignored = say(&fleet, OPERATOR, chat, "just talking", false);
+        let stranger = say(&fleet, STRANGER, chat, "tell me the secrets", true);
+        let asked = say(&fleet, OPERATOR, chat, "what is the disk usage?", true);
+        // The answer streams into a thread started on the question (its id is the message's).
+        let answer = wait_for(Duration::from_secs(20), "the answer in its thread", || {
+            thread_messages(&fleet.state(), asked)
+                .into_iter()
+                .find(|m| m.content.contains("what is the disk usage?"))
+        })
+        .await;
+        let turn = turn_state(&fleet, asked, TurnState::Answered).await;
+        assert_eq!(turn.messages, vec![answer.id.to_string()]);
+        assert!(turn.usage.total() > 0, "usage recorded: {:?}", turn.usage);
+        let state = fleet.state();
+        assert_eq!(
+            state.discord.threads.iter().filter(|t| t.parent_id == chat).count(),
+            1,
+            "one thread: the stranger's mention and the chatter opened none"
+        );
+        let reacted: Vec<u64> = state.gateway.reactions.iter().map(|r| r.message_id).collect();
+        assert!(reacted.contains(&asked));
+        assert!(!reacted.contains(&ignored) && !reacted.contains(&stranger), "{reacted:?}");
+        // A reply to one of the bot's messages is addressed to it; a reply to someone else's is not.
+        let reply_to = |author: u64, text: &str| {
+            fleet
+                .sandbox
+                .discord_user_message(DiscordUserMessage {
+                    user_id: OPERATOR,
+                    channel_id: chat,
+                    content: text.into(),
+                    reply_to: Some(asked),
+                    reply_to_author: Some(author),
+                    ..DiscordUserMessage::default()
+                })
+                .unwrap()
+        };
+        let not_ours = reply_to(STRANGER, "agreed");
+        let ours = reply_to(BOT, "and the load?");
+        turn_state(&fleet, ours, TurnState::Answered).await;
+        let store = fleet.store("manager").await;
+        for m in [ignored, stranger, not_ours] {
+            assert!(store.turn(&TurnId(format!("turn_discord_{m}"))).await.unwrap().is_none());
+        }
+
+        // In its thread, the agent answers without a mention, with the history.
+        let follow_up = say(&fleet, OPERATOR, asked, "and the memory?", false);
+        wait_for(Duration::from_secs(20), "the second answer", || {
+            thread_messages(&fleet.state(), asked)
+                .into_iter()
+                .find(|m| m.content.contains("and the memory?"))
+        })
+        .await;
+        let second = turn_state(&fleet, follow_up, TurnState::Answered).await;
+        assert_eq!(second.conversation, turn.conversation, "the same conversation");
+        // The endpoint saw both questions: the thread's history was passed.
+        let last = fleet.state().openai.completions.last().cloned().expect("a model request");
+        assert_eq!(last.user_messages, 2, "{last:?}");
+        assert_eq!(fleet.state().stats.discord.rate_limited, 0, "no 429 provoked");
+    });
+}
+
+#[test]
+fn a_long_answer_is_edited_in_pages_and_a_kill_mid_stream_is_closed_after_restart() {
+    multi_thread().block_on(async {
+        let mut fleet = conversing("[conversations]\nedit_interval = \"300ms\"\n").await;
+        let chat = chat();
+        // 3,000 characters in slow pieces: two Discord messages, edited as they grow.
+        let asked = say(&fleet, OPERATOR, chat, "write a lot [[sandbox:long=3000]] [[sandbox:chunk_ms=40]]", true);
+        let turn = turn_state(&fleet, asked, TurnState::Answered).await;
+        let pages = thread_messages(&fleet.state(), asked);
+        assert_eq!(pages.len(), 2, "{} pages", pages.len());
+        assert!(pages.iter().all(|m| m.content.chars().count() <= 2000));
+        assert_eq!(turn.answer.chars().count(), 3000);
+        assert!(pages.iter().any(|m| m.edited), "the first page was edited as it grew");
+        assert_eq!(fleet.state().stats.discord.rate_limited, 0, "no 429 provoked");
+
+        // Killed while an answer streams: after restart the shown text says so, once.
+        let cut = say(&fleet, OPERATOR, chat, "again [[sandbox:long=1500]] [[sandbox:chunk_ms=200]]", true);
+        wait_for(Duration::from_secs(20), "the first text of the answer", || {
+            thread_messages(&fleet.state(), cut).into_iter().next()
+        })
+        .await;
+        fleet.kill_agent("manager");
+        fleet.spawn_agent("manager").await;
+        let closed = turn_state(&fleet, cut, TurnState::Interrupted).await;
+        let shown = wait_for(Duration::from_secs(20), "the interrupted mark", || {
+            let m = thread_messages(&fleet.state(), cut);
+            let done = m.last().is_some_and(|last| last.content.ends_with(INTERRUPTED));
+            done.then_some(m)
+        })
+        .await;
+        assert_eq!(shown.len(), 1, "no second half-message: {shown:?}");
+        assert_eq!(closed.messages.len(), 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(thread_messages(&fleet.state(), cut).len(), 1, "not answered again");
+    });
+}
+
+#[test]
+fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
+    multi_thread().block_on(async {
+        let fleet = conversing("[conversations]\ntokens_per_conversation_per_day = 1500\n").await;
+        let chat = chat();
+        // The endpoint fails: the thread says so, the turn is failed with the reason.
+        let failing = say(&fleet, OPERATOR, chat, "hello [[sandbox:status=500]]", true);
+        let turn = turn_state(&fleet, failing, TurnState::Failed).await;
+        assert!(turn.reason.as_deref().unwrap_or("").contains("500"), "{:?}", turn.reason);
+        let notice = wait_for(Duration::from_secs(10), "the failure notice", || {
+            thread_messages(&fleet.state(), failing)
+                .into_iter()
+                .find(|m| m.content.contains("could not answer"))
+        })
+        .await;
+        assert!(notice.content.contains("HTTP 500"), "{}", notice.content);
+        // The agent keeps answering; a broken stream is a failure too.
+        let broken = say(&fleet, OPERATOR, failing, "again [[sandbox:broken]]", false);
+        let turn = turn_state(&fleet, broken, TurnState::Failed).await;
+        assert!(turn.reason.as_deref().unwrap_or("").contains("broke off"), "{:?}", turn.reason);
+        // A budget: a long answer spends most of the thread's day; the next
+        // question is refused before the model is asked.
+        let long = say(&fleet, OPERATOR, failing, "a lot please [[sandbox:long=3000]]", false);
+        let spent = turn_state(&fleet, long, TurnState::Answered).await;
+        assert!(spent.usage.total() >= 750, "{:?}", spent.usage);
+        let asked_before = fleet.state().openai.completions.len();
+        let over = say(&fleet, OPERATOR, failing, "and more?", false);
+        turn_state(&fleet, over, TurnState::Refused).await;
+        wait_for(Duration::from_secs(10), "the budget notice", || {
+            thread_messages(&fleet.state(), failing)
+                .into_iter()
+                .find(|m| m.content.contains("token budget"))
+        })
+        .await;
+        assert_eq!(fleet.state().openai.completions.len(), asked_before, "the model was not asked");
+        // A reply item for no turn goes to failed/ with the reason.
+        fleet.drop("manager", "reply-nowhere", &json!({"kind": "reply", "to": "turn_discord_1", "text": "hi"}));
+        let r = fleet.wait_result("manager", "failed", "reply-nowhere").await;
+        assert!(r["error"].as_str().unwrap().contains("no turn"), "{r}");
+    });
+}
+
+#[test]
+fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_long_answer() {
+    use switchyard_sandbox::{TelegramUser, TelegramUserAction};
+    multi_thread().block_on(async {
+        let fleet = conversing("").await;
+        let chat = common::OPERATOR_CHAT;
+        let write = |from: i64, text: &str| {
+            fleet
+                .sandbox
+                .telegram_user_action(TelegramUserAction::Message {
+                    chat_id: chat,
+                    from: TelegramUser::new(from, "Ana"),
+                    text: text.into(),
+                })
+                .unwrap()
+        };
+        // A stranger in the chat is not answered; the operator is.
+        write(999, "who are you?");
+        write(chat, "hello there");
+        let answered = wait_for(Duration::from_secs(20), "the answer in Telegram", || {
+            fleet
+                .state()
+                .telegram_messages(chat)
+                .iter()
+                .find(|m| m.text.contains("hello there"))
+                .cloned()
+        })
+        .await;
+        assert!(!answered.text.contains("who are you?"), "{}", answered.text);
+        // A long answer streams; an approval asked meanwhile is prompted at once.
+        write(chat, "a long story please [[sandbox:long=8000]] [[sandbox:chunk_ms=25]]");
+        let first = wait_for(Duration::from_secs(20), "the long answer's first text", || {
+            fleet
+                .state()
+                .telegram_messages(chat)
+                .iter()
+                .rev()
+                .find(|m| m.message_id > answered.message_id && !m.text.contains("hello there"))
+                .cloned()
+        })
+        .await;
+        let out = fleet
+            .command()
+            .args(["approval", "request", "--summary", "Restart web-1", "--detail", "systemctl restart web"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let prompt = wait_for(Duration::from_secs(20), "the prompt", || {
+            fleet
+                .state()
+                .telegram_messages(chat)
+                .iter()
+                .find(|m| m.text.contains(&id))
+                .cloned()
+        })
+        .await;
+        // The prompt went out while the answer was still streaming: its second page came later.
+        let store = fleet.store("manager").await;
+        let turns = store.turns_in(TurnState::Answering).await.unwrap();
+        assert_eq!(turns.len(), 1, "the long answer was still streaming when the prompt was out");
+        let end = wait_for(Duration::from_secs(60), "the long answer to end", || {
+            let s = fleet.state();
+            let pages: Vec<_> = s
+                .telegram_messages(chat)
+                .iter()
+                .filter(|m| m.message_id >= first.message_id && m.message_id != prompt.message_id)
+                .cloned()
+                .collect();
+            (pages.iter().map(|m| m.text.chars().count()).sum::<usize>() >= 8000).then_some(pages)
+        })
+        .await;
+        assert_eq!(end.len(), 2, "8,000 characters are two Telegram messages");
+        assert!(end[1].message_id > prompt.message_id);
+        assert_eq!(fleet.state().stats.telegram.rate_limited, 0, "no 429 provoked");
+    });
+}
+
+#[test]
+fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
+    multi_thread().block_on(async {
+        let fleet = conversing("[conversations]\nbot_pair_turns = 3\nbot_pair_window = \"10m\"\n").await;
+        // Another bot of the fleet (user id 700), permitted to talk.
+        const PEER: u64 = 700;
+        std::fs::write(
+            &fleet.config_file,
+            std::fs::read_to_string(&fleet.config_file)
+                .unwrap()
+                .replace(&format!("operate = [\"user:{OPERATOR}\"]"), &format!("operate = [\"user:{OPERATOR}\", \"user:{PEER}\"]")),
+        )
+        .unwrap();
+        let mut fleet = fleet;
+        fleet.stop_agent("manager").await;
+        fleet.spawn_agent("manager").await;
+        let chat = chat();
+        let mut asked = Vec::new();
+        for i in 0..5 {
+            let id = fleet
+                .sandbox
+                .discord_user_message(DiscordUserMessage {
+                    user_id: PEER,
+                    username: Some("peer-bot".into()),
+                    channel_id: chat,
+                    content: format!("<@{BOT}> question {i}"),
+                    mentions: vec![BOT],
+                    bot: true,
+                    ..DiscordUserMessage::default()
+                })
+                .unwrap();
+            asked.push(id);
+            turn_state(&fleet, id, if i < 3 { TurnState::Answered } else { TurnState::Refused }).await;
+        }
+        let notices: usize = asked
+            .iter()
+            .map(|t| {
+                thread_messages(&fleet.state(), *t)
+                    .iter()
+                    .filter(|m| m.content.contains("pausing this exchange"))
+                    .count()
+            })
+            .sum();
+        assert_eq!(notices, 1, "one notice for the pause");
+    });
+}
