@@ -16,7 +16,22 @@
 //! `POST /_sandbox/discord/interactions` (a [`DiscordUserCommand`]; poll
 //! `GET /_sandbox/discord/interactions/{id}`), `POST /_sandbox/discord/messages`
 //! (a [`DiscordUserMessage`]), `POST /_sandbox/discord/disconnect`. The Discord
-//! gateway is served at `/gateway` (see `gateway.rs`).
+//! gateway is served at `/gateway` (see `gateway.rs`): READY lists the sandbox's
+//! guild as unavailable, then `GUILD_CREATE` carries its text channels and active
+//! threads (with `owner_id`), a thread started over REST is dispatched as
+//! `THREAD_CREATE` (`newly_created: true`), and a played user message arrives as
+//! `MESSAGE_CREATE` with its channel's (or thread's) id and the guild's. A played
+//! message is also stored in its channel or thread, so that a bot can start a
+//! thread on it or read it back.
+//!
+//! Discord REST (`/api/v10`): `POST /channels/{id}/messages`, `GET` and `PATCH
+//! /channels/{id}/messages/{mid}` (edits counted in [`DiscordMessage::edits`]),
+//! `GET /channels/{id}/messages` (`limit` 1–100, `before`, `after`, `around`;
+//! newest first), `GET /channels/{id}`, `POST /channels/{id}/typing` (204, counted
+//! in [`DiscordChannelState::typing`] / [`DiscordThreadState::typing`], its own
+//! per-channel bucket [`DiscordLimits::channel_typing`]), `POST
+//! /channels/{id}/messages/{mid}/threads`, webhooks, interactions, commands,
+//! reactions.
 //! A web page for people: `GET /` (see [`view`]).
 
 mod discord;
@@ -421,7 +436,7 @@ impl SandboxHandle {
 
     /// Plays a Discord user posting a message; returns its id.
     pub fn discord_user_message(&self, msg: DiscordUserMessage) -> Result<u64, ControlError> {
-        self.shared.lock().gateway.post_message(msg)
+        gateway::post_message(&mut self.shared.lock(), msg)
     }
 
     /// Drops every gateway connection (the bots should resume); returns how many.

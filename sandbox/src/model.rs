@@ -126,11 +126,25 @@ pub struct DiscordMessage {
     pub components: Vec<Value>,
     pub nonce: Option<Value>,
     pub edited: bool,
+    /// How many accepted edits it has had (a streamed answer grows by edits).
+    #[serde(default)]
+    pub edits: u32,
     /// The webhook that posted it, if one did.
     pub webhook_id: Option<u64>,
     /// RFC 3339.
     pub timestamp: String,
     pub edited_timestamp: Option<String>,
+    /// Who posted it: the bot's user id (from its token), or the user the sandbox
+    /// played (`POST /_sandbox/discord/messages`); `None` for a webhook's message.
+    #[serde(default)]
+    pub author_id: Option<u64>,
+    /// The played user's name; bots' messages have none.
+    #[serde(default)]
+    pub author_name: Option<String>,
+    /// Whether the author is a bot (every message a bot token posted, and
+    /// played messages marked `bot`).
+    #[serde(default)]
+    pub author_bot: bool,
 }
 
 impl DiscordMessage {
@@ -174,6 +188,9 @@ pub struct DiscordChannelState {
     pub name: String,
     /// Oldest first; bounded (the oldest are dropped past the sandbox's cap).
     pub messages: Vec<DiscordMessage>,
+    /// Accepted `POST /channels/{id}/typing` calls (the typing indicator shown).
+    #[serde(default)]
+    pub typing: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +214,12 @@ pub struct DiscordThreadState {
     pub auto_archive_duration: u32,
     /// Oldest first; bounded like a channel's.
     pub messages: Vec<DiscordMessage>,
+    /// The bot that started it (its user id): the thread's `owner_id`.
+    #[serde(default)]
+    pub owner_id: u64,
+    /// Accepted `POST /channels/{id}/typing` calls in the thread.
+    #[serde(default)]
+    pub typing: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -216,6 +239,16 @@ impl DiscordState {
             .iter()
             .filter(|t| t.parent_id == parent_id)
             .collect()
+    }
+
+    /// A thread by its id.
+    pub fn thread(&self, id: u64) -> Option<&DiscordThreadState> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    /// A channel by its id (text channels only; see [`DiscordState::thread`]).
+    pub fn channel(&self, id: u64) -> Option<&DiscordChannelState> {
+        self.channels.iter().find(|c| c.id == id)
     }
 }
 
@@ -613,4 +646,7 @@ pub struct DiscordUserMessage {
     pub reply_to_author: Option<u64>,
     #[serde(default)]
     pub guild_id: Option<u64>,
+    /// The author is a bot (to play another bot of the fleet talking).
+    #[serde(default)]
+    pub bot: bool,
 }

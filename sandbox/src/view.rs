@@ -349,10 +349,15 @@ mod tests {
                 components: vec![],
                 nonce: None,
                 edited: false,
+                edits: 0,
                 webhook_id: None,
                 timestamp: "2026-01-01T10:00:00Z".into(),
                 edited_timestamp: None,
+                author_id: None,
+                author_name: None,
+                author_bot: true,
             }],
+            typing: 0,
         });
         state.telegram.chats.push(TelegramChatState {
             id: 3,
