@@ -1,6 +1,9 @@
 //! The sandbox's web view: a server-rendered page (`GET /`, also at
-//! `/_sandbox/view`) showing each Discord channel and each Telegram chat as they
-//! fill, newest message last, with Telegram inline keyboards rendered as buttons.
+//! `/_sandbox/view`) showing each Discord channel (with the threads started in
+//! it) and each Telegram chat as they fill, newest message last, with Telegram
+//! inline keyboards rendered as buttons. A message edited in place (a streamed
+//! answer growing) carries an edit mark with its count, and a person's message
+//! (one the sandbox played) its author's name.
 //!
 //! Each button is a plain HTML form posting to `POST /_sandbox/view/press`, which
 //! plays the approver pressing it (a [`TelegramUserAction::PressButton`]), so the
@@ -81,7 +84,9 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         "button{padding:.25rem .8rem;border:1px solid #2b88d8;background:#e8f3fc;border-radius:4px;cursor:pointer}",
         ".link{padding:.25rem .8rem;border:1px dashed #999;border-radius:4px;color:#555}",
         ".notice{background:#e6f4ea;padding:.4rem .8rem;border-radius:4px}",
-        ".empty{color:#999}.edited{color:#999;font-size:.8rem}",
+        ".empty{color:#999}.edited{color:#999;font-size:.8rem}.author{font-weight:600;margin-left:.3rem}",
+        ".thread{margin:.3rem 0 .3rem 1rem;border-left:2px solid #ccd;padding-left:.6rem}",
+        "h3{font-size:.95rem;margin:.3rem 0}h3 small{color:#777;font-weight:normal}",
         "</style></head><body><h1>switchyard sandbox</h1>\n",
     ));
     if let Some(notice) = notice {
@@ -113,7 +118,21 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         for m in &ch.messages {
             discord_message(&mut out, m);
         }
-        out.push_str("</ol></section>\n");
+        out.push_str("</ol>");
+        for t in state.discord.threads_in(ch.id) {
+            let _ = write!(
+                out,
+                "<div class=\"thread\" id=\"discord-thread-{}\"><h3>Thread {} <small>{} message(s)</small></h3><ol>",
+                t.id,
+                escape(&t.name),
+                t.messages.len()
+            );
+            for m in &t.messages {
+                discord_message(&mut out, m);
+            }
+            out.push_str("</ol></div>");
+        }
+        out.push_str("</section>\n");
     }
     for chat in &state.telegram.chats {
         let _ = write!(
@@ -142,8 +161,24 @@ fn discord_message(out: &mut String, m: &DiscordMessage) {
         m.id,
         escape(clock(&m.timestamp))
     );
-    if m.edited {
-        out.push_str(" <span class=\"edited\">(edited)</span>");
+    if !m.author_bot {
+        let name = m
+            .author_name
+            .clone()
+            .or_else(|| m.author_id.map(|id| format!("user{id}")))
+            .unwrap_or_default();
+        let _ = write!(out, "<span class=\"author\">{}</span>", escape(&name));
+    }
+    match m.edits {
+        0 if m.edited => out.push_str(" <span class=\"edited\">(edited)</span>"),
+        0 => {}
+        1 => out.push_str(" <span class=\"edited\" data-edits=\"1\">(edited)</span>"),
+        n => {
+            let _ = write!(
+                out,
+                " <span class=\"edited\" data-edits=\"{n}\">(edited {n} times)</span>"
+            );
+        }
     }
     if !m.content.is_empty() {
         let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.content));
@@ -332,7 +367,7 @@ fn url_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DiscordChannelState, TelegramChatState};
+    use crate::{DiscordChannelState, DiscordThreadState, TelegramChatState};
     use serde_json::json;
 
     #[test]
@@ -380,6 +415,74 @@ mod tests {
         assert!(!html.contains("\"'&<"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
         assert!(html.contains("value=\"a&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+    }
+
+    fn message(id: u64, content: &str) -> DiscordMessage {
+        DiscordMessage {
+            id,
+            content: content.into(),
+            embeds: vec![],
+            components: vec![],
+            nonce: None,
+            edited: false,
+            edits: 0,
+            webhook_id: None,
+            timestamp: "2026-01-01T10:00:00Z".into(),
+            edited_timestamp: None,
+            author_id: None,
+            author_name: None,
+            author_bot: true,
+        }
+    }
+
+    #[test]
+    fn threads_show_under_their_channel_with_authors_and_edit_counts() {
+        let mut state = SandboxState::default();
+        let mut question = message(10, "<@7> how are the disks?");
+        question.author_id = Some(42);
+        question.author_name = Some("ops".into());
+        question.author_bot = false;
+        state.discord.channels.push(DiscordChannelState {
+            id: 1,
+            name: "chat".into(),
+            messages: vec![question],
+            typing: 0,
+        });
+        let mut answer = message(11, "Disks are at 40%.");
+        answer.edited = true;
+        answer.edits = 3;
+        let mut once = message(12, "ok");
+        once.edited = true;
+        once.edits = 1;
+        state.discord.threads.push(DiscordThreadState {
+            id: 10,
+            parent_id: 1,
+            starter_message_id: 10,
+            name: "how are the disks?".into(),
+            auto_archive_duration: 1440,
+            messages: vec![answer, once, message(13, "untouched")],
+            owner_id: 7,
+            typing: 2,
+        });
+        let html = render(&state, None, None);
+        let thread = html.find("id=\"discord-thread-10\"").expect("the thread");
+        assert!(html[..thread].contains("<span class=\"author\">ops</span>"));
+        let section_end = html[thread..].find("</section>").unwrap() + thread;
+        let in_thread = &html[thread..section_end];
+        assert!(in_thread.contains("Disks are at 40%."), "{in_thread}");
+        assert!(
+            in_thread.contains("data-edits=\"3\">(edited 3 times)"),
+            "{in_thread}"
+        );
+        assert!(
+            in_thread.contains("data-edits=\"1\">(edited)"),
+            "{in_thread}"
+        );
+        assert_eq!(
+            in_thread.matches("class=\"edited\"").count(),
+            2,
+            "{in_thread}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use switchyard_sandbox::{self as sandbox, SandboxHandle, SandboxOptions};
 
 const BRIEFINGS: u64 = 1001;
 const ALERTS: u64 = 1002;
+const CHAT: u64 = 1006;
 const OPERATOR: i64 = 4242;
 const DISCORD_TOKEN: &str = "MTAxMjM0.fake.token";
 const TELEGRAM_TOKEN: &str = "100000001:AAwebview-test-token-0000000000000";
@@ -82,18 +83,29 @@ async fn sandbox_with_approver() -> SandboxHandle {
     .expect("sandbox starts")
 }
 
-async fn post_discord(sb: &SandboxHandle, channel: u64, body: Value) {
+/// A Discord REST call as the bot; returns the JSON answer (or null for 204).
+async fn discord(sb: &SandboxHandle, method: reqwest::Method, path: &str, body: Value) -> Value {
     let r = reqwest::Client::new()
-        .post(format!(
-            "{}/channels/{channel}/messages",
-            sb.discord_api_base()
-        ))
+        .request(method, format!("{}{path}", sb.discord_api_base()))
         .header("Authorization", format!("Bot {DISCORD_TOKEN}"))
         .json(&body)
         .send()
         .await
-        .expect("discord post");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        .expect("discord call");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn post_discord(sb: &SandboxHandle, channel: u64, body: Value) -> Value {
+    discord(
+        sb,
+        reqwest::Method::POST,
+        &format!("/channels/{channel}/messages"),
+        body,
+    )
+    .await
 }
 
 async fn telegram(sb: &SandboxHandle, method: &str, body: Value) -> Value {
@@ -179,6 +191,28 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
     )
     .await;
     let message_id = sent["message_id"].as_i64().expect("message_id");
+    // A conversation: a thread on a message in #chat, its answer streamed by edits.
+    let question = post_discord(&sb, CHAT, json!({"content": "How are the disks?"})).await;
+    let question = question["id"].as_str().unwrap().to_owned();
+    let thread = discord(
+        &sb,
+        reqwest::Method::POST,
+        &format!("/channels/{CHAT}/messages/{question}/threads"),
+        json!({"name": "disks"}),
+    )
+    .await;
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    let answer = post_discord(&sb, thread.parse().unwrap(), json!({"content": "Disks"})).await;
+    let answer = answer["id"].as_str().unwrap().to_owned();
+    for grown in ["Disks are", "Disks are at", "Disks are at 40%."] {
+        discord(
+            &sb,
+            reqwest::Method::PATCH,
+            &format!("/channels/{thread}/messages/{answer}"),
+            json!({"content": grown}),
+        )
+        .await;
+    }
 
     let profile = tempfile::tempdir().expect("profile dir");
     let url = format!("http://{}/", sb.addr());
@@ -195,6 +229,9 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         ">Approve</button>",
         ">Deny</button>",
         "Disk 85% on &lt;b id=\"injected\"&gt;web-1&lt;/b&gt;",
+        "Thread disks",
+        "Disks are at 40%.",
+        "(edited 3 times)",
     ] {
         assert!(
             dom.contains(expected),
