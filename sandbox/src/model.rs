@@ -11,11 +11,14 @@ use serde_json::Value;
 pub enum Platform {
     Discord,
     Telegram,
+    /// The OpenAI-compatible Chat Completions stand-in (`/openai/v1`).
+    Openai,
 }
 
 /// A failure to inject. Faults hit the calls that change something (Discord: every
 /// method but GET; Telegram: every method but `getUpdates`, `getMe`, `getWebhookInfo`
-/// and `deleteWebhook`), so that a count means the same whether or not a poller runs.
+/// and `deleteWebhook`; OpenAI: `POST /chat/completions`), so that a count means
+/// the same whether or not a poller runs.
 /// Several faults queue up and are served in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -85,6 +88,8 @@ pub struct PlatformStats {
 pub struct SandboxStats {
     pub discord: PlatformStats,
     pub telegram: PlatformStats,
+    #[serde(default)]
+    pub openai: PlatformStats,
 }
 
 impl SandboxStats {
@@ -92,12 +97,14 @@ impl SandboxStats {
         match platform {
             Platform::Discord => &self.discord,
             Platform::Telegram => &self.telegram,
+            Platform::Openai => &self.openai,
         }
     }
     pub(crate) fn of_mut(&mut self, platform: Platform) -> &mut PlatformStats {
         match platform {
             Platform::Discord => &mut self.discord,
             Platform::Telegram => &mut self.telegram,
+            Platform::Openai => &mut self.openai,
         }
     }
 }
@@ -319,6 +326,9 @@ pub struct SandboxState {
     /// The Discord gateway: connections, interactions and their answers, registered commands.
     #[serde(default)]
     pub gateway: GatewayState,
+    /// The OpenAI stand-in: the completion requests it answered or refused.
+    #[serde(default)]
+    pub openai: crate::OpenaiState,
 }
 
 impl SandboxState {
