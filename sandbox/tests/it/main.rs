@@ -9,6 +9,7 @@
 mod conformance;
 mod gateway;
 mod openai;
+mod openai_conformance;
 mod openapi;
 mod webview;
 mod ws;
