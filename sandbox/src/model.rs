@@ -271,6 +271,9 @@ pub struct TelegramMessage {
     pub entities: Vec<Value>,
     pub reply_markup: Option<Value>,
     pub edited: bool,
+    /// How many accepted edits it has had (a streamed answer grows by edits).
+    #[serde(default)]
+    pub edits: u32,
     /// Unix seconds.
     pub date: i64,
 }
@@ -280,6 +283,9 @@ pub struct TelegramChatState {
     pub id: i64,
     pub name: String,
     pub messages: Vec<TelegramMessage>,
+    /// Accepted `sendChatAction` calls (the "typing…" indicator shown).
+    #[serde(default)]
+    pub chat_actions: u64,
 }
 
 /// An `answerCallbackQuery` call, as recorded.

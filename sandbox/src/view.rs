@@ -169,17 +169,7 @@ fn discord_message(out: &mut String, m: &DiscordMessage) {
             .unwrap_or_default();
         let _ = write!(out, "<span class=\"author\">{}</span>", escape(&name));
     }
-    match m.edits {
-        0 if m.edited => out.push_str(" <span class=\"edited\">(edited)</span>"),
-        0 => {}
-        1 => out.push_str(" <span class=\"edited\" data-edits=\"1\">(edited)</span>"),
-        n => {
-            let _ = write!(
-                out,
-                " <span class=\"edited\" data-edits=\"{n}\">(edited {n} times)</span>"
-            );
-        }
-    }
+    edit_mark(out, m.edited, m.edits);
     if !m.content.is_empty() {
         let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.content));
     }
@@ -216,9 +206,7 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         m.message_id,
         escape(&unix_clock(m.date))
     );
-    if m.edited {
-        out.push_str(" <span class=\"edited\">(edited)</span>");
-    }
+    edit_mark(out, m.edited, m.edits);
     let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.text));
     let rows = m
         .reply_markup
@@ -258,6 +246,21 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         out.push_str("</div>");
     }
     out.push_str("</li>");
+}
+
+/// "(edited)", or "(edited N times)" when it was edited more than once.
+fn edit_mark(out: &mut String, edited: bool, edits: u32) {
+    match edits {
+        0 if edited => out.push_str(" <span class=\"edited\">(edited)</span>"),
+        0 => {}
+        1 => out.push_str(" <span class=\"edited\" data-edits=\"1\">(edited)</span>"),
+        n => {
+            let _ = write!(
+                out,
+                " <span class=\"edited\" data-edits=\"{n}\">(edited {n} times)</span>"
+            );
+        }
+    }
 }
 
 /// `HH:MM:SS` of an RFC 3339 timestamp (or the timestamp as is).
@@ -407,8 +410,10 @@ mod tests {
                     {"text": hostile, "callback_data": "a\"><script>x</script>"}
                 ]]})),
                 edited: false,
+                edits: 0,
                 date: 0,
             }],
+            chat_actions: 0,
         });
         let html = render(&state, Some(3), Some(hostile));
         assert!(!html.contains("<script"), "{html}");
@@ -502,8 +507,10 @@ mod tests {
                     {"text": "Docs", "url": "https://example.invalid"}
                 ]]})),
                 edited: false,
+                edits: 0,
                 date: 0,
             }],
+            chat_actions: 0,
         });
         let with = render(&state, Some(42), None);
         assert!(with.contains("name=\"from\" value=\"42\""));

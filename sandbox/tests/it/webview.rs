@@ -354,3 +354,46 @@ async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason(
     assert_eq!(sb.state().telegram.pending_updates, 1);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_telegram_answer_streamed_by_edits_is_counted_and_marked_on_the_page() {
+    let sb = sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox starts");
+    telegram(
+        &sb,
+        "sendChatAction",
+        json!({"chat_id": OPERATOR, "action": "typing"}),
+    )
+    .await;
+    let sent = telegram(
+        &sb,
+        "sendMessage",
+        json!({"chat_id": OPERATOR, "text": "Disks"}),
+    )
+    .await;
+    let id = sent["message_id"].as_i64().unwrap();
+    for text in ["Disks are", "Disks are at 40%."] {
+        telegram(
+            &sb,
+            "editMessageText",
+            json!({"chat_id": OPERATOR, "message_id": id, "text": text}),
+        )
+        .await;
+    }
+    let state = sb.state();
+    let chat = &state.telegram.chats[0];
+    assert_eq!(chat.chat_actions, 1);
+    assert_eq!(
+        (chat.messages[0].text.as_str(), chat.messages[0].edits),
+        ("Disks are at 40%.", 2)
+    );
+    let page = reqwest::get(format!("http://{}/", sb.addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("(edited 2 times)"), "{page}");
+    sb.shutdown().await;
+}
