@@ -3,7 +3,9 @@
 //! it) and each Telegram chat as they fill, newest message last, with Telegram
 //! inline keyboards rendered as buttons. A message edited in place (a streamed
 //! answer growing) carries an edit mark with its count, and a person's message
-//! (one the sandbox played) its author's name.
+//! (one the sandbox played) its author's name. Once the OpenAI stand-in has
+//! been asked anything, the latest requests show too: the persona and the last
+//! user message each was given, and the answer or the refusal.
 //!
 //! Each button is a plain HTML form posting to `POST /_sandbox/view/press`, which
 //! plays the approver pressing it (a [`TelegramUserAction::PressButton`]), so the
@@ -85,6 +87,7 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         ".link{padding:.25rem .8rem;border:1px dashed #999;border-radius:4px;color:#555}",
         ".notice{background:#e6f4ea;padding:.4rem .8rem;border-radius:4px}",
         ".empty{color:#999}.edited{color:#999;font-size:.8rem}.author{font-weight:600;margin-left:.3rem}",
+        ".asked{color:#555}.answer{border-left:3px solid #10a37f;padding-left:.4rem}.refused{color:#b00}",
         ".thread{margin:.3rem 0 .3rem 1rem;border-left:2px solid #ccd;padding-left:.6rem}",
         "h3{font-size:.95rem;margin:.3rem 0}h3 small{color:#777;font-weight:normal}",
         "</style></head><body><h1>switchyard sandbox</h1>\n",
@@ -150,6 +153,7 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         }
         out.push_str("</ol></section>\n");
     }
+    openai_section(&mut out, state);
     out.push_str("</main></body></html>\n");
     out
 }
@@ -246,6 +250,60 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         out.push_str("</div>");
     }
     out.push_str("</li>");
+}
+
+/// How many of the latest completion requests the page shows.
+const OPENAI_SHOWN: usize = 10;
+
+/// The model's side of the conversations: the latest completion requests, what
+/// each was asked (persona, last user message) and answered. Only once there are any.
+fn openai_section(out: &mut String, state: &SandboxState) {
+    let all = &state.openai.completions;
+    if all.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<section class=\"conversation openai\" id=\"openai\"><h2>OpenAI <small>{} request(s), the last {} shown</small></h2><ol>",
+        all.len(),
+        all.len().min(OPENAI_SHOWN)
+    );
+    for c in all.iter().skip(all.len().saturating_sub(OPENAI_SHOWN)) {
+        let _ = write!(
+            out,
+            "<li class=\"completion\" id=\"openai-{}\"><span class=\"time\">{} · {} · {}{}</span>",
+            c.seq,
+            escape(&c.model),
+            c.status,
+            if c.stream { "streamed" } else { "whole" },
+            c.system_first_line
+                .as_deref()
+                .map(|p| format!(" · persona: {}", escape(p)))
+                .unwrap_or_default()
+        );
+        if let Some(asked) = &c.last_user {
+            let _ = write!(out, "<div class=\"content asked\">{}</div>", escape(asked));
+        }
+        match (&c.answer, &c.error) {
+            (Some(answer), _) => {
+                let _ = write!(
+                    out,
+                    "<div class=\"content answer\">{}</div>",
+                    escape(answer)
+                );
+            }
+            (None, Some(error)) => {
+                let _ = write!(
+                    out,
+                    "<div class=\"content refused\">{}</div>",
+                    escape(error)
+                );
+            }
+            (None, None) => {}
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ol></section>\n");
 }
 
 /// "(edited)", or "(edited N times)" when it was edited more than once.
@@ -488,6 +546,36 @@ mod tests {
             2,
             "{in_thread}"
         );
+    }
+
+    #[test]
+    fn the_models_side_shows_only_once_it_was_asked() {
+        let mut state = SandboxState::default();
+        assert!(!render(&state, None, None).contains("id=\"openai\""));
+        state.openai.completions.push(crate::OpenaiCompletion {
+            seq: 1,
+            model: "llama3.2".into(),
+            system_first_line: Some("You are <tech-lead>.".into()),
+            last_user: Some("how are the disks?".into()),
+            answer: Some("Disks at 40%.".into()),
+            status: 200,
+            stream: true,
+            ..crate::OpenaiCompletion::default()
+        });
+        state.openai.completions.push(crate::OpenaiCompletion {
+            seq: 2,
+            status: 400,
+            error: Some("Missing required parameter: 'model'.".into()),
+            ..crate::OpenaiCompletion::default()
+        });
+        let html = render(&state, None, None);
+        let section = &html[html.find("id=\"openai\"").expect("the section")..];
+        assert!(
+            section.contains("llama3.2 · 200 · streamed · persona: You are &lt;tech-lead&gt;.")
+        );
+        assert!(section.contains("<div class=\"content asked\">how are the disks?</div>"));
+        assert!(section.contains("<div class=\"content answer\">Disks at 40%.</div>"));
+        assert!(section.contains("Missing required parameter: &#39;model&#39;."));
     }
 
     #[test]

@@ -214,6 +214,17 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         .await;
     }
 
+    // The model was asked for that answer: its side shows too.
+    let asked = reqwest::Client::new()
+        .post(format!("{}/chat/completions", sb.openai_base_url()))
+        .json(&json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "You are tech-lead."},
+            {"role": "user", "content": "How are the disks?"}]}))
+        .send()
+        .await
+        .expect("completion");
+    assert_eq!(asked.status(), 200);
+
     let profile = tempfile::tempdir().expect("profile dir");
     let url = format!("http://{}/", sb.addr());
     let dom = headless(&chromium, profile.path(), "--dump-dom", &url).await;
@@ -232,6 +243,8 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         "Thread disks",
         "Disks are at 40%.",
         "(edited 3 times)",
+        "llama3.2 · 200 · whole · persona: You are tech-lead.",
+        "persona: You are tech-lead. · turns: 1 · you said: How are the disks?",
     ] {
         assert!(
             dom.contains(expected),
