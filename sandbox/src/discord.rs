@@ -2,7 +2,8 @@
 //! executions, public threads started from a message (posted to by their id, as
 //! to a channel), the gateway URL; `MessageCreateRequest` validation with Discord's
 //! error shapes; the per-route buckets (advertised in `X-RateLimit-*`) and the
-//! global per-bot limit.
+//! global per-bot limit. The channel and guild objects, the typing indicator and
+//! the reads of a channel (get it, list its messages) are in [`channels`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -26,6 +27,9 @@ use super::{
     Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, query_pairs, serve_fault,
 };
 
+mod channels;
+pub(crate) use channels::{PlayedAuthor, guild_create};
+
 /// Discord's epoch (2015-01-01) in Unix milliseconds, for snowflakes.
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// How long `enforce_nonce` remembers a nonce ("a few minutes" in Discord's docs).
@@ -38,7 +42,7 @@ const THREAD_NAME_MAX: usize = 100;
 /// Discord's channel type of a public thread.
 const PUBLIC_THREAD: u64 = 11;
 /// The guild the sandbox's channels are in (the gateway's default guild).
-const SANDBOX_GUILD: u64 = 900_000_000_000_000_000;
+pub(crate) const SANDBOX_GUILD: u64 = 900_000_000_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum BucketKind {
@@ -46,6 +50,7 @@ enum BucketKind {
     EditMessage,
     ExecuteWebhook,
     StartThread,
+    Typing,
 }
 
 impl BucketKind {
@@ -57,6 +62,7 @@ impl BucketKind {
             BucketKind::EditMessage => "f9b5a3b0d8e6c4a2a1e3f5d7c9b1a3e5",
             BucketKind::ExecuteWebhook => "3c2e5d6f8a9b0c1d2e3f4a5b6c7d8e9f",
             BucketKind::StartThread => "7a1d3e5f7b9c1d3e5f7a9b1c3d5e7f9a",
+            BucketKind::Typing => "b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3",
         }
     }
 }
@@ -68,12 +74,18 @@ struct Channel {
     nonces: HashMap<String, (u64, Instant)>,
     /// Set when this "channel" is a thread.
     thread: Option<ThreadInfo>,
+    /// Accepted typing indicators.
+    typing: u64,
 }
 
 struct ThreadInfo {
     parent_id: u64,
     starter_message_id: u64,
     auto_archive_duration: u32,
+    /// The bot that started it.
+    owner_id: u64,
+    /// RFC 3339: `thread_metadata.archive_timestamp` and `create_timestamp`.
+    created: String,
 }
 
 pub(crate) struct World {
@@ -118,6 +130,7 @@ impl World {
                 messages: VecDeque::new(),
                 nonces: HashMap::new(),
                 thread: None,
+                typing: 0,
             })
             .name = name;
     }
@@ -140,6 +153,7 @@ impl World {
                     id: *id,
                     name: c.name.clone(),
                     messages: c.messages.iter().cloned().collect(),
+                    typing: c.typing,
                 })
                 .collect(),
             webhooks: self
@@ -163,6 +177,8 @@ impl World {
                         name: c.name.clone(),
                         auto_archive_duration: t.auto_archive_duration,
                         messages: c.messages.iter().cloned().collect(),
+                        owner_id: t.owner_id,
+                        typing: c.typing,
                     })
                 })
                 .collect(),
@@ -183,6 +199,7 @@ impl World {
             BucketKind::ExecuteWebhook => self.limits.webhook_executions,
             // Not documented separately; Discord counts thread creation like a post.
             BucketKind::StartThread => self.limits.channel_messages,
+            BucketKind::Typing => self.limits.channel_typing,
         };
         self.buckets
             .entry((kind, major))
@@ -224,6 +241,9 @@ enum Route {
     GetMessage(u64, u64),
     EditMessage(u64, u64),
     StartThread(u64, u64),
+    Typing(u64),
+    GetChannel(u64),
+    ListMessages(u64),
     GetWebhook(u64, String),
     ExecuteWebhook(u64, String),
 }
@@ -237,6 +257,9 @@ impl Route {
             Route::GetMessage(..) => "get_message",
             Route::EditMessage(..) => "update_message",
             Route::StartThread(..) => "create_thread_from_message",
+            Route::Typing(..) => "trigger_typing_indicator",
+            Route::GetChannel(..) => "get_channel",
+            Route::ListMessages(..) => "list_messages",
             Route::GetWebhook(..) => "get_webhook_by_token",
             Route::ExecuteWebhook(..) => "execute_webhook",
         }
@@ -302,8 +325,17 @@ fn parse_route(method: &Method, path: &str) -> Result<Route, Reply> {
         ["gateway"] if method == Method::GET => Ok(Route::Gateway),
         ["gateway", "bot"] if method == Method::GET => Ok(Route::GatewayBot),
         ["gateway"] | ["gateway", "bot"] => Err(not_allowed()),
+        ["channels", channel] => match *method {
+            Method::GET => Ok(Route::GetChannel(id(channel, "channel_id")?)),
+            _ => Err(not_allowed()),
+        },
+        ["channels", channel, "typing"] => match *method {
+            Method::POST => Ok(Route::Typing(id(channel, "channel_id")?)),
+            _ => Err(not_allowed()),
+        },
         ["channels", channel, "messages"] => match *method {
             Method::POST => Ok(Route::CreateMessage(id(channel, "channel_id")?)),
+            Method::GET => Ok(Route::ListMessages(id(channel, "channel_id")?)),
             _ => Err(not_allowed()),
         },
         ["channels", channel, "messages", message] => match *method {
@@ -565,7 +597,28 @@ fn handle_route(
             }
             let status = world.bucket(BucketKind::StartThread, channel_id, now);
             let reply = start_thread(world, channel_id, message_id, bot, status, body);
+            if reply.status == StatusCode::CREATED
+                && let Some(thread) = &reply.body
+            {
+                // Every connected bot's cache learns of it, as on Discord.
+                let mut event = thread.clone();
+                event["newly_created"] = json!(true);
+                inner.gateway.broadcast("THREAD_CREATE", &event);
+            }
             rate_headers(reply, BucketKind::StartThread, &status)
+        }
+        Route::Typing(channel_id) => {
+            if !world.channels.contains_key(&channel_id) {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            let status = world.bucket(BucketKind::Typing, channel_id, now);
+            let reply = channels::typing(world, channel_id, status);
+            rate_headers(reply, BucketKind::Typing, &status)
+        }
+        Route::GetChannel(channel_id) => channels::get_channel(world, channel_id),
+        Route::ListMessages(channel_id) => {
+            let bot = bot.expect("authenticated route");
+            channels::list_messages(world, channel_id, bot, query)
         }
         Route::GetWebhook(webhook_id, token) => match world.webhooks.get(&webhook_id) {
             None => plain_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook"),
@@ -694,9 +747,13 @@ fn create_message(
         components: array(&obj, "components"),
         nonce,
         edited: false,
+        edits: 0,
         webhook_id: None,
         timestamp: timestamp_now(),
         edited_timestamp: None,
+        author_id: Some(bot),
+        author_name: None,
+        author_bot: true,
     };
     let reply = Reply::ok(message_json(channel_id, &message, bot, None));
     if let Some(key) = nonce_key {
@@ -739,7 +796,7 @@ fn edit_message(
     else {
         return plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
     };
-    if message.webhook_id.is_some() {
+    if message.webhook_id.is_some() || message.author_id.is_some_and(|a| a != bot) {
         return plain_error(
             StatusCode::FORBIDDEN,
             50005,
@@ -764,6 +821,7 @@ fn edit_message(
         );
     }
     edited.edited = true;
+    edited.edits = edited.edits.saturating_add(1);
     edited.edited_timestamp = Some(timestamp_now());
     *message = edited;
     Reply::ok(message_json(channel_id, message, bot, None))
@@ -871,38 +929,23 @@ fn start_thread(
     world.channels.insert(
         message_id,
         Channel {
-            name: name.clone(),
+            name,
             messages: VecDeque::new(),
             nonces: HashMap::new(),
             thread: Some(ThreadInfo {
                 parent_id: channel_id,
                 starter_message_id: message_id,
                 auto_archive_duration: auto_archive as u32,
+                owner_id: bot,
+                created: timestamp_now(),
             }),
+            typing: 0,
         },
     );
+    let thread = &world.channels[&message_id];
     Reply::json(
         StatusCode::CREATED,
-        json!({
-            "id": message_id.to_string(),
-            "type": PUBLIC_THREAD,
-            "guild_id": SANDBOX_GUILD.to_string(),
-            "parent_id": channel_id.to_string(),
-            "owner_id": bot.to_string(),
-            "name": name,
-            "last_message_id": null,
-            "rate_limit_per_user": 0,
-            "message_count": 0,
-            "member_count": 1,
-            "total_message_sent": 0,
-            "flags": 0,
-            "thread_metadata": {
-                "archived": false,
-                "auto_archive_duration": auto_archive,
-                "archive_timestamp": timestamp_now(),
-                "locked": false,
-            },
-        }),
+        channels::channel_json(message_id, thread),
     )
 }
 
@@ -943,9 +986,13 @@ fn execute_webhook(
         components: array(&obj, "components"),
         nonce: None,
         edited: false,
+        edits: 0,
         webhook_id: Some(webhook_id),
         timestamp: timestamp_now(),
         edited_timestamp: None,
+        author_id: None,
+        author_name: None,
+        author_bot: true,
     };
     let reply = if wait {
         Reply::ok(message_json(
@@ -994,12 +1041,18 @@ fn message_json(
     author_id: u64,
     username: Option<&str>,
 ) -> Value {
+    let id = m.webhook_id.or(m.author_id).unwrap_or(author_id);
+    let default_name = if m.author_bot {
+        "switchyard-sandbox".to_owned()
+    } else {
+        format!("user{id}")
+    };
     let author = json!({
-        "id": m.webhook_id.unwrap_or(author_id).to_string(),
-        "username": username.unwrap_or("switchyard-sandbox"),
+        "id": id.to_string(),
+        "username": username.or(m.author_name.as_deref()).unwrap_or(&default_name),
         "discriminator": "0000",
         "avatar": null,
-        "bot": true,
+        "bot": m.author_bot,
         "public_flags": 0,
         "flags": 0,
         "global_name": null,

@@ -1,7 +1,9 @@
 //! The Discord gateway stand-in (`ws://…/gateway`) and the REST routes that
-//! belong to interactions: Hello, Identify (token checked), Ready, heartbeat
-//! ACK, Resume, `INTERACTION_CREATE` and `MESSAGE_CREATE` dispatch shaped like
-//! the documentation's examples; the interaction callback (204, once, within
+//! belong to interactions: Hello, Identify (token checked), Ready (listing the
+//! sandbox's guild as unavailable) then `GUILD_CREATE` (its channels and active
+//! threads, so that a client's cache knows who owns a thread), heartbeat ACK,
+//! Resume, `INTERACTION_CREATE`, `MESSAGE_CREATE` and `THREAD_CREATE` dispatch
+//! shaped like the documentation's examples; the interaction callback (204, once, within
 //! 3 s), the follow-up webhook and the edit of the original response; guild
 //! command registration (bulk overwrite and list, validated against the
 //! OpenAPI `ApplicationCommandCreateRequest` rules, creates counted per guild
@@ -21,12 +23,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Reply;
-use super::Shared;
+use super::discord::PlayedAuthor;
+use super::discord::{SANDBOX_GUILD, guild_create};
 use super::model::{
     ControlError, DiscordUserCommand, DiscordUserMessage, GatewayConnection, GatewayState,
     InteractionResponse, InteractionState, Reaction, RegisteredCommands,
 };
+use super::{Inner, Reply, Shared};
 
 /// How often the client is asked to beat. Short: tests notice a dead link quickly.
 const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
@@ -150,6 +153,13 @@ impl World {
             .is_ok()
     }
 
+    /// Sends a dispatch to every identified connection.
+    pub(crate) fn broadcast(&mut self, event: &str, d: &Value) {
+        for conn in 0..self.conns.len() {
+            self.dispatch(conn, event, d.clone());
+        }
+    }
+
     fn target_conn(&self, bot: Option<u64>) -> Result<usize, ControlError> {
         self.conns
             .iter()
@@ -169,7 +179,7 @@ impl World {
         let id = self.next();
         let token = format!("itok{id}x{:016x}", rand::random::<u64>());
         let channel_id = cmd.channel_id.unwrap_or(1_006);
-        let guild_id = cmd.guild_id.unwrap_or(900_000_000_000_000_000);
+        let guild_id = cmd.guild_id.unwrap_or(SANDBOX_GUILD);
         let user = user_json(cmd.user_id, cmd.username.as_deref(), false);
         let mut options: Vec<Value> = cmd
             .options
@@ -250,68 +260,6 @@ impl World {
         Ok(id)
     }
 
-    /// Plays a user posting a message; every connected bot sees it (each decides
-    /// by the mentions whether it is addressed). Returns the message id.
-    pub(crate) fn post_message(&mut self, msg: DiscordUserMessage) -> Result<u64, ControlError> {
-        if !self.conns.iter().any(|c| c.session.is_some()) {
-            return Err(ControlError::Gateway(
-                "no bot is connected to the gateway".into(),
-            ));
-        }
-        let id = self.next();
-        let guild_id = msg.guild_id.unwrap_or(900_000_000_000_000_000);
-        let mentions: Vec<Value> = msg
-            .mentions
-            .iter()
-            .map(|u| user_json(*u, None, true))
-            .collect();
-        let mut d = json!({
-            "id": id.to_string(),
-            "channel_id": msg.channel_id.to_string(),
-            "guild_id": guild_id.to_string(),
-            "author": user_json(msg.user_id, msg.username.as_deref(), false),
-            "member": {"roles": [], "joined_at": "2017-03-13T19:19:14.040000+00:00", "deaf": false, "mute": false, "flags": 0},
-            "content": msg.content,
-            "timestamp": super::discord::timestamp_now(),
-            "edited_timestamp": null,
-            "tts": false,
-            "mention_everyone": false,
-            "mentions": mentions,
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "reactions": [],
-            "pinned": false,
-            "type": if msg.reply_to.is_some() { 19 } else { 0 },
-        });
-        if let Some(reply_to) = msg.reply_to {
-            d["message_reference"] = json!({
-                "type": 0,
-                "message_id": reply_to.to_string(),
-                "channel_id": msg.channel_id.to_string(),
-                "guild_id": guild_id.to_string(),
-            });
-            // Discord includes the message replied to, with its author.
-            let mut referenced = d.clone();
-            let obj = referenced.as_object_mut().expect("an object");
-            obj.remove("message_reference");
-            obj.remove("member");
-            obj.insert("id".into(), json!(reply_to.to_string()));
-            obj.insert("type".into(), json!(0));
-            obj.insert("content".into(), json!(""));
-            obj.insert("mentions".into(), json!([]));
-            let author = msg.reply_to_author.unwrap_or(0);
-            let is_bot = self.conns.iter().any(|c| c.bot == author);
-            obj.insert("author".into(), user_json(author, None, is_bot));
-            d["referenced_message"] = referenced;
-        }
-        let conns: Vec<usize> = (0..self.conns.len()).collect();
-        for c in conns {
-            self.dispatch(c, "MESSAGE_CREATE", d.clone());
-        }
-        Ok(id)
-    }
-
     /// Drops every gateway connection without a clean close, as a network fault would.
     pub(crate) fn disconnect(&mut self) -> usize {
         let n = self.conns.len();
@@ -320,6 +268,81 @@ impl World {
         }
         n
     }
+}
+
+/// Plays a user posting a message: stored in its channel or thread when the
+/// sandbox has it (so that a bot can start a thread on it or read it back),
+/// then dispatched to every connected bot (each decides by the mentions whether
+/// it is addressed). Returns the message id.
+pub(crate) fn post_message(
+    inner: &mut Inner,
+    msg: DiscordUserMessage,
+) -> Result<u64, ControlError> {
+    let world = &mut inner.gateway;
+    if !world.conns.iter().any(|c| c.session.is_some()) {
+        return Err(ControlError::Gateway(
+            "no bot is connected to the gateway".into(),
+        ));
+    }
+    let id = inner.discord.message_id();
+    inner.discord.post_user_message(
+        msg.channel_id,
+        id,
+        PlayedAuthor {
+            id: msg.user_id,
+            name: msg.username.as_deref(),
+            bot: msg.bot,
+        },
+        &msg.content,
+    );
+    let guild_id = msg.guild_id.unwrap_or(SANDBOX_GUILD);
+    let mentions: Vec<Value> = msg
+        .mentions
+        .iter()
+        .map(|u| user_json(*u, None, true))
+        .collect();
+    let mut d = json!({
+        "id": id.to_string(),
+        "channel_id": msg.channel_id.to_string(),
+        "guild_id": guild_id.to_string(),
+        "author": user_json(msg.user_id, msg.username.as_deref(), msg.bot),
+        "member": {"roles": [], "joined_at": "2017-03-13T19:19:14.040000+00:00", "deaf": false, "mute": false, "flags": 0},
+        "content": msg.content,
+        "timestamp": super::discord::timestamp_now(),
+        "edited_timestamp": null,
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": mentions,
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "reactions": [],
+        "pinned": false,
+        "type": if msg.reply_to.is_some() { 19 } else { 0 },
+    });
+    if let Some(reply_to) = msg.reply_to {
+        d["message_reference"] = json!({
+            "type": 0,
+            "message_id": reply_to.to_string(),
+            "channel_id": msg.channel_id.to_string(),
+            "guild_id": guild_id.to_string(),
+        });
+        // Discord includes the message replied to, with its author.
+        let mut referenced = d.clone();
+        let obj = referenced.as_object_mut().expect("an object");
+        obj.remove("message_reference");
+        obj.remove("member");
+        obj.insert("id".into(), json!(reply_to.to_string()));
+        obj.insert("type".into(), json!(0));
+        obj.insert("content".into(), json!(""));
+        obj.insert("mentions".into(), json!([]));
+        let author = msg.reply_to_author.unwrap_or(0);
+        let is_bot = world.conns.iter().any(|c| c.bot == author);
+        obj.insert("author".into(), user_json(author, None, is_bot));
+        d["referenced_message"] = referenced;
+    }
+    world.broadcast("MESSAGE_CREATE", &d);
+    Ok(id)
 }
 
 impl Interaction {
@@ -426,7 +449,8 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
         return;
     };
     let d = &frame["d"];
-    let mut inner = shared.lock();
+    let mut guard = shared.lock();
+    let inner = &mut *guard;
     let world = &mut inner.gateway;
     let Some(pos) = world.conns.iter().position(|c| c.id == conn_id) else {
         return;
@@ -455,19 +479,26 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
             world.conns[pos].session = Some(session.clone());
             world.conns[pos].bot = bot;
             let url = format!("ws://{}/gateway", shared.addr);
+            let name = format!("bot{bot}");
+            // As Discord does: READY lists the guild as unavailable, GUILD_CREATE follows.
             world.dispatch(
                 pos,
                 "READY",
                 json!({
                     "v": 10,
-                    "user": {"id": bot.to_string(), "username": format!("bot{bot}"), "discriminator": "0",
+                    "user": {"id": bot.to_string(), "username": name, "discriminator": "0",
                              "global_name": null, "avatar": null, "bot": true, "verified": true, "flags": 0},
-                    "guilds": [],
+                    "guilds": [{"id": SANDBOX_GUILD.to_string(), "unavailable": true}],
                     "session_id": session,
                     "resume_gateway_url": url,
                     "shard": [0, 1],
                     "application": {"id": bot.to_string(), "flags": 0},
                 }),
+            );
+            world.dispatch(
+                pos,
+                "GUILD_CREATE",
+                guild_create(&inner.discord, bot, &name),
             );
         }
         Some(6) => {
@@ -964,11 +995,7 @@ pub(crate) async fn control_message(
     State(shared): State<Arc<Shared>>,
     axum::Json(msg): axum::Json<DiscordUserMessage>,
 ) -> Control {
-    let id = shared
-        .lock()
-        .gateway
-        .post_message(msg)
-        .map_err(control_error)?;
+    let id = post_message(&mut shared.lock(), msg).map_err(control_error)?;
     Ok(axum::Json(json!({"message_id": id.to_string()})).into_response())
 }
 

@@ -1,5 +1,6 @@
-//! Local stand-ins for the Discord REST API and the Telegram Bot API, for tests,
-//! benchmarks and `switchyard demo`.
+//! Local stand-ins for the Discord REST API, the Telegram Bot API, GitHub and an
+//! OpenAI-compatible Chat Completions endpoint, for tests, benchmarks and
+//! `switchyard demo`.
 //!
 //! The sandbox is honest: it refuses what the real service would refuse (the
 //! rules of the official API descriptions and the documented limits, encoded
@@ -16,7 +17,47 @@
 //! `POST /_sandbox/discord/interactions` (a [`DiscordUserCommand`]; poll
 //! `GET /_sandbox/discord/interactions/{id}`), `POST /_sandbox/discord/messages`
 //! (a [`DiscordUserMessage`]), `POST /_sandbox/discord/disconnect`. The Discord
-//! gateway is served at `/gateway` (see `gateway.rs`).
+//! gateway is served at `/gateway` (see `gateway.rs`): READY lists the sandbox's
+//! guild as unavailable, then `GUILD_CREATE` carries its text channels and active
+//! threads (with `owner_id`), a thread started over REST is dispatched as
+//! `THREAD_CREATE` (`newly_created: true`), and a played user message arrives as
+//! `MESSAGE_CREATE` with its channel's (or thread's) id and the guild's. A played
+//! message is also stored in its channel or thread, so that a bot can start a
+//! thread on it or read it back.
+//!
+//! Discord REST (`/api/v10`): `POST /channels/{id}/messages`, `GET` and `PATCH
+//! /channels/{id}/messages/{mid}` (edits counted in [`DiscordMessage::edits`]),
+//! `GET /channels/{id}/messages` (`limit` 1–100, `before`, `after`, `around`;
+//! newest first), `GET /channels/{id}`, `POST /channels/{id}/typing` (204, counted
+//! in [`DiscordChannelState::typing`] / [`DiscordThreadState::typing`], its own
+//! per-channel bucket [`DiscordLimits::channel_typing`]), `POST
+//! /channels/{id}/messages/{mid}/threads`, webhooks, interactions, commands,
+//! reactions.
+//!
+//! OpenAI-compatible Chat Completions (`/openai/v1`, a client's `base_url` is
+//! [`SandboxHandle::openai_base_url`]; `openai.rs`): `POST /chat/completions`,
+//! its body checked against OpenAI's description (400 and `{"error": {message,
+//! type, param, code}}` otherwise, "Unrecognized request argument supplied" for
+//! an unknown parameter), answered as a `chat.completion` or, with `stream:
+//! true`, as `text/event-stream` chunks flushed one by one and ended by `data:
+//! [DONE]` (a usage chunk first with `stream_options.include_usage`); `GET
+//! /models`, `GET /models/{id}`. Keys ([`SandboxOptions::openai_api_keys`]; none:
+//! no key needed) and models ([`SandboxOptions::openai_models`]; none: any) are
+//! checked; faults for [`Platform::Openai`] apply. The default answer proves
+//! what was passed: `persona: <first line of the first system message, or
+//! "none"> · turns: <user messages> · you said: <last user message>`; token
+//! counts are [`openai_token_estimate`] (a quarter of the characters, rounded
+//! up, at least 1). Directives in the last user message change it (see
+//! `openai_script.rs`): `[[sandbox:slow=MS]]`, `[[sandbox:chunk_ms=MS]]`,
+//! `[[sandbox:chunk=N]]`, `[[sandbox:long=N]]`, `[[sandbox:answer=TEXT]]`,
+//! `[[sandbox:status=CODE]]` or `[[sandbox:CODE]]` (429 with `retry-after`,
+//! `[[sandbox:retry_after=S]]`), `[[sandbox:quota]]`, `[[sandbox:broken]]` (no
+//! `finish_reason`, no `[DONE]`), `[[sandbox:reset]]` (the connection aborted),
+//! `[[sandbox:garbage]]` (a `data:` line that is not JSON). Every completion
+//! request is recorded in [`SandboxState::openai`] ([`OpenaiCompletion`]: model,
+//! messages, user messages, the persona line, stream, max tokens, directives,
+//! the answer, status), counted in [`SandboxStats::openai`].
+//!
 //! A web page for people: `GET /` (see [`view`]).
 
 mod discord;
@@ -25,6 +66,12 @@ mod gateway;
 pub mod github;
 mod limits;
 mod model;
+mod openai;
+mod openai_check;
+mod openai_errors;
+mod openai_schema;
+mod openai_script;
+mod openai_stream;
 mod telegram;
 mod telegram_html;
 pub mod view;
@@ -58,6 +105,8 @@ pub use model::{
     DiscordUserCommand, DiscordUserMessage, GatewayConnection, GatewayState, InteractionResponse,
     InteractionState, Reaction, RegisteredCommands,
 };
+pub use openai::{OpenaiCompletion, OpenaiMessage, OpenaiState};
+pub use openai_script::estimate_tokens as openai_token_estimate;
 
 /// The channels a default sandbox has (`switchyard sandbox`, the demo): the seed 002 set.
 pub const DEFAULT_DISCORD_CHANNELS: &[(u64, &str)] = &[
@@ -91,6 +140,11 @@ pub struct SandboxOptions {
     /// The Telegram user the web view's buttons press as, unless the page is
     /// opened as `/?as=USER_ID`.
     pub telegram_approver: Option<i64>,
+    /// API keys the OpenAI stand-in accepts (`Authorization: Bearer KEY`); empty:
+    /// no key is needed, as with a local Ollama or llama.cpp server.
+    pub openai_api_keys: Vec<String>,
+    /// Models the OpenAI stand-in serves; empty: any model name is accepted.
+    pub openai_models: Vec<String>,
 }
 
 impl Default for SandboxOptions {
@@ -111,6 +165,8 @@ impl Default for SandboxOptions {
             request_log: 1024,
             max_messages_per_conversation: 10_000,
             telegram_approver: None,
+            openai_api_keys: Vec::new(),
+            openai_models: Vec::new(),
         }
     }
 }
@@ -136,6 +192,7 @@ pub(crate) struct Inner {
     pub(crate) discord: discord::World,
     pub(crate) telegram: telegram::World,
     pub(crate) gateway: gateway::World,
+    pub(crate) openai: openai::World,
     stats: SandboxStats,
     faults: VecDeque<(Fault, u32)>,
     requests: VecDeque<RequestRecord>,
@@ -148,6 +205,7 @@ impl Inner {
             discord: discord::World::new(opts),
             telegram: telegram::World::new(opts),
             gateway: gateway::World::default(),
+            openai: openai::World::new(opts),
             stats: SandboxStats::default(),
             faults: VecDeque::new(),
             requests: VecDeque::with_capacity(opts.request_log.min(4096)),
@@ -244,11 +302,29 @@ pub(crate) struct Seen {
 /// Counts the request, logs it in the ring, and turns the reply into a response.
 pub(crate) fn finish(shared: &Shared, seen: Seen, reply: Reply) -> Response {
     let status = reply.status;
+    record(shared, seen, status, reply.error, reply.fault);
+    let mut response = match reply.body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    response.headers_mut().extend(reply.headers);
+    response
+}
+
+/// Counts a request and logs it in the ring (for answers that are not a
+/// [`Reply`], such as a stream).
+pub(crate) fn record(
+    shared: &Shared,
+    seen: Seen,
+    status: StatusCode,
+    error: Option<String>,
+    fault: bool,
+) {
     {
         let mut inner = shared.lock();
         let stats = inner.stats.of_mut(seen.platform);
         stats.requests += 1;
-        if reply.fault {
+        if fault {
             stats.faults_served += 1;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -266,7 +342,7 @@ pub(crate) fn finish(shared: &Shared, seen: Seen, reply: Reply) -> Response {
             path: seen.path,
             route: seen.route,
             status: status.as_u16(),
-            error: reply.error,
+            error,
         };
         tracing::debug!(
             platform = ?record.platform, route = %record.route, status = record.status,
@@ -279,12 +355,6 @@ pub(crate) fn finish(shared: &Shared, seen: Seen, reply: Reply) -> Response {
             inner.requests.push_back(record);
         }
     }
-    let mut response = match reply.body {
-        Some(body) => (status, axum::Json(body)).into_response(),
-        None => status.into_response(),
-    };
-    response.headers_mut().extend(reply.headers);
-    response
 }
 
 /// Serves a fault, or returns `None` when none is due (or `LostResponses`, which the
@@ -369,6 +439,11 @@ impl SandboxHandle {
         format!("http://{}/github", self.shared.addr)
     }
 
+    /// `http://127.0.0.1:PORT/openai/v1`, an OpenAI client's `base_url`.
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/openai/v1", self.shared.addr)
+    }
+
     /// GitHub's stand-in: its control API (move a PR through stages, outages, limits).
     pub fn github(&self) -> github::GithubSandbox {
         self.shared.github.clone()
@@ -421,7 +496,7 @@ impl SandboxHandle {
 
     /// Plays a Discord user posting a message; returns its id.
     pub fn discord_user_message(&self, msg: DiscordUserMessage) -> Result<u64, ControlError> {
-        self.shared.lock().gateway.post_message(msg)
+        gateway::post_message(&mut self.shared.lock(), msg)
     }
 
     /// Drops every gateway connection (the bots should resume); returns how many.
@@ -449,6 +524,7 @@ fn snapshot(shared: &Shared) -> SandboxState {
         stats: inner.stats,
         recent_requests: inner.requests.iter().cloned().collect(),
         gateway: inner.gateway.snapshot(),
+        openai: inner.openai.snapshot(),
     }
 }
 
@@ -568,6 +644,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v10/{*rest}", any(discord::entry))
         .route("/telegram/{*rest}", any(telegram::entry))
+        .route("/openai/{*rest}", any(openai::entry))
         .nest_service("/github", github::router(shared.github.clone()))
         .merge(view::routes())
         .fallback(|| async {

@@ -35,6 +35,10 @@ pub struct DiscordLimits {
     pub channel_messages: Rate,
     /// `PATCH /channels/{id}/messages/{mid}`, per channel (a separate bucket on Discord).
     pub channel_edits: Rate,
+    /// `POST /channels/{id}/typing`, per channel. Discord does not document this
+    /// bucket; the sandbox gives it one of its own per channel, like the other
+    /// channel writes, at the same 5 per 5 s.
+    pub channel_typing: Rate,
     /// `POST /webhooks/{id}/{token}`, per webhook.
     pub webhook_executions: Rate,
     /// Every authenticated request of one bot token (50 per second).
@@ -46,6 +50,7 @@ impl Default for DiscordLimits {
         Self {
             channel_messages: Rate::new(5, Duration::from_secs(5)),
             channel_edits: Rate::new(5, Duration::from_secs(5)),
+            channel_typing: Rate::new(5, Duration::from_secs(5)),
             webhook_executions: Rate::new(5, Duration::from_secs(5)),
             global: Rate::per_second(50),
         }
@@ -58,6 +63,7 @@ impl DiscordLimits {
         Self {
             channel_messages: Rate::unlimited(),
             channel_edits: Rate::unlimited(),
+            channel_typing: Rate::unlimited(),
             webhook_executions: Rate::unlimited(),
             global: Rate::unlimited(),
         }

@@ -11,11 +11,14 @@ use serde_json::Value;
 pub enum Platform {
     Discord,
     Telegram,
+    /// The OpenAI-compatible Chat Completions stand-in (`/openai/v1`).
+    Openai,
 }
 
 /// A failure to inject. Faults hit the calls that change something (Discord: every
 /// method but GET; Telegram: every method but `getUpdates`, `getMe`, `getWebhookInfo`
-/// and `deleteWebhook`), so that a count means the same whether or not a poller runs.
+/// and `deleteWebhook`; OpenAI: `POST /chat/completions`), so that a count means
+/// the same whether or not a poller runs.
 /// Several faults queue up and are served in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -85,6 +88,8 @@ pub struct PlatformStats {
 pub struct SandboxStats {
     pub discord: PlatformStats,
     pub telegram: PlatformStats,
+    #[serde(default)]
+    pub openai: PlatformStats,
 }
 
 impl SandboxStats {
@@ -92,12 +97,14 @@ impl SandboxStats {
         match platform {
             Platform::Discord => &self.discord,
             Platform::Telegram => &self.telegram,
+            Platform::Openai => &self.openai,
         }
     }
     pub(crate) fn of_mut(&mut self, platform: Platform) -> &mut PlatformStats {
         match platform {
             Platform::Discord => &mut self.discord,
             Platform::Telegram => &mut self.telegram,
+            Platform::Openai => &mut self.openai,
         }
     }
 }
@@ -126,11 +133,25 @@ pub struct DiscordMessage {
     pub components: Vec<Value>,
     pub nonce: Option<Value>,
     pub edited: bool,
+    /// How many accepted edits it has had (a streamed answer grows by edits).
+    #[serde(default)]
+    pub edits: u32,
     /// The webhook that posted it, if one did.
     pub webhook_id: Option<u64>,
     /// RFC 3339.
     pub timestamp: String,
     pub edited_timestamp: Option<String>,
+    /// Who posted it: the bot's user id (from its token), or the user the sandbox
+    /// played (`POST /_sandbox/discord/messages`); `None` for a webhook's message.
+    #[serde(default)]
+    pub author_id: Option<u64>,
+    /// The played user's name; bots' messages have none.
+    #[serde(default)]
+    pub author_name: Option<String>,
+    /// Whether the author is a bot (every message a bot token posted, and
+    /// played messages marked `bot`).
+    #[serde(default)]
+    pub author_bot: bool,
 }
 
 impl DiscordMessage {
@@ -174,6 +195,9 @@ pub struct DiscordChannelState {
     pub name: String,
     /// Oldest first; bounded (the oldest are dropped past the sandbox's cap).
     pub messages: Vec<DiscordMessage>,
+    /// Accepted `POST /channels/{id}/typing` calls (the typing indicator shown).
+    #[serde(default)]
+    pub typing: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +221,12 @@ pub struct DiscordThreadState {
     pub auto_archive_duration: u32,
     /// Oldest first; bounded like a channel's.
     pub messages: Vec<DiscordMessage>,
+    /// The bot that started it (its user id): the thread's `owner_id`.
+    #[serde(default)]
+    pub owner_id: u64,
+    /// Accepted `POST /channels/{id}/typing` calls in the thread.
+    #[serde(default)]
+    pub typing: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -217,6 +247,16 @@ impl DiscordState {
             .filter(|t| t.parent_id == parent_id)
             .collect()
     }
+
+    /// A thread by its id.
+    pub fn thread(&self, id: u64) -> Option<&DiscordThreadState> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    /// A channel by its id (text channels only; see [`DiscordState::thread`]).
+    pub fn channel(&self, id: u64) -> Option<&DiscordChannelState> {
+        self.channels.iter().find(|c| c.id == id)
+    }
 }
 
 /// A message the bot sent to a Telegram chat.
@@ -231,6 +271,9 @@ pub struct TelegramMessage {
     pub entities: Vec<Value>,
     pub reply_markup: Option<Value>,
     pub edited: bool,
+    /// How many accepted edits it has had (a streamed answer grows by edits).
+    #[serde(default)]
+    pub edits: u32,
     /// Unix seconds.
     pub date: i64,
 }
@@ -240,6 +283,9 @@ pub struct TelegramChatState {
     pub id: i64,
     pub name: String,
     pub messages: Vec<TelegramMessage>,
+    /// Accepted `sendChatAction` calls (the "typing…" indicator shown).
+    #[serde(default)]
+    pub chat_actions: u64,
 }
 
 /// An `answerCallbackQuery` call, as recorded.
@@ -286,6 +332,9 @@ pub struct SandboxState {
     /// The Discord gateway: connections, interactions and their answers, registered commands.
     #[serde(default)]
     pub gateway: GatewayState,
+    /// The OpenAI stand-in: the completion requests it answered or refused.
+    #[serde(default)]
+    pub openai: crate::OpenaiState,
 }
 
 impl SandboxState {
@@ -613,4 +662,7 @@ pub struct DiscordUserMessage {
     pub reply_to_author: Option<u64>,
     #[serde(default)]
     pub guild_id: Option<u64>,
+    /// The author is a bot (to play another bot of the fleet talking).
+    #[serde(default)]
+    pub bot: bool,
 }

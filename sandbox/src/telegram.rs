@@ -40,6 +40,8 @@ struct Chat {
     next_message_id: i32,
     per_chat: Option<TokenBucket>,
     per_group: Option<TokenBucket>,
+    /// Accepted `sendChatAction` calls ("typing…" shown).
+    chat_actions: u64,
 }
 
 enum ActionKind {
@@ -111,6 +113,7 @@ impl World {
                 next_message_id: 1,
                 per_chat: None,
                 per_group: None,
+                chat_actions: 0,
             })
             .name = name;
     }
@@ -124,6 +127,7 @@ impl World {
                     id: *id,
                     name: c.name.clone(),
                     messages: c.messages.iter().cloned().collect(),
+                    chat_actions: c.chat_actions,
                 })
                 .collect(),
             pending_updates: self.updates.len(),
@@ -669,8 +673,11 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
             Ok(ok(json!(true)))
         }
         "sendchataction" => {
-            resolve(world, p)?;
+            let chat_id = resolve(world, p)?;
             p.required_str("action")?;
+            if let Some(chat) = world.chats.get_mut(&chat_id) {
+                chat.chat_actions += 1;
+            }
             Ok(ok(json!(true)))
         }
         _ => Err(refused(StatusCode::NOT_FOUND, "Not Found")),
@@ -823,6 +830,7 @@ fn send_message(world: &mut World, bot: i64, p: &Params) -> Result<Reply, Reply>
         entities,
         reply_markup: markup,
         edited: false,
+        edits: 0,
         date: unix_secs(),
     };
     chat.next_message_id += 1;
@@ -876,6 +884,7 @@ fn edit_message(world: &mut World, bot: i64, p: &Params, text: bool) -> Result<R
         ));
     }
     edited.edited = true;
+    edited.edits = edited.edits.saturating_add(1);
     *message = edited.clone();
     Ok(ok(world.message_json(chat_id, &edited, bot)))
 }

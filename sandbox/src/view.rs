@@ -1,6 +1,11 @@
 //! The sandbox's web view: a server-rendered page (`GET /`, also at
-//! `/_sandbox/view`) showing each Discord channel and each Telegram chat as they
-//! fill, newest message last, with Telegram inline keyboards rendered as buttons.
+//! `/_sandbox/view`) showing each Discord channel (with the threads started in
+//! it) and each Telegram chat as they fill, newest message last, with Telegram
+//! inline keyboards rendered as buttons. A message edited in place (a streamed
+//! answer growing) carries an edit mark with its count, and a person's message
+//! (one the sandbox played) its author's name. Once the OpenAI stand-in has
+//! been asked anything, the latest requests show too: the persona and the last
+//! user message each was given, and the answer or the refusal.
 //!
 //! Each button is a plain HTML form posting to `POST /_sandbox/view/press`, which
 //! plays the approver pressing it (a [`TelegramUserAction::PressButton`]), so the
@@ -81,7 +86,10 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         "button{padding:.25rem .8rem;border:1px solid #2b88d8;background:#e8f3fc;border-radius:4px;cursor:pointer}",
         ".link{padding:.25rem .8rem;border:1px dashed #999;border-radius:4px;color:#555}",
         ".notice{background:#e6f4ea;padding:.4rem .8rem;border-radius:4px}",
-        ".empty{color:#999}.edited{color:#999;font-size:.8rem}",
+        ".empty{color:#999}.edited{color:#999;font-size:.8rem}.author{font-weight:600;margin-left:.3rem}",
+        ".asked{color:#555}.answer{border-left:3px solid #10a37f;padding-left:.4rem}.refused{color:#b00}",
+        ".thread{margin:.3rem 0 .3rem 1rem;border-left:2px solid #ccd;padding-left:.6rem}",
+        "h3{font-size:.95rem;margin:.3rem 0}h3 small{color:#777;font-weight:normal}",
         "</style></head><body><h1>switchyard sandbox</h1>\n",
     ));
     if let Some(notice) = notice {
@@ -113,7 +121,21 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         for m in &ch.messages {
             discord_message(&mut out, m);
         }
-        out.push_str("</ol></section>\n");
+        out.push_str("</ol>");
+        for t in state.discord.threads_in(ch.id) {
+            let _ = write!(
+                out,
+                "<div class=\"thread\" id=\"discord-thread-{}\"><h3>Thread {} <small>{} message(s)</small></h3><ol>",
+                t.id,
+                escape(&t.name),
+                t.messages.len()
+            );
+            for m in &t.messages {
+                discord_message(&mut out, m);
+            }
+            out.push_str("</ol></div>");
+        }
+        out.push_str("</section>\n");
     }
     for chat in &state.telegram.chats {
         let _ = write!(
@@ -131,6 +153,7 @@ pub(crate) fn render(state: &SandboxState, approver: Option<i64>, notice: Option
         }
         out.push_str("</ol></section>\n");
     }
+    openai_section(&mut out, state);
     out.push_str("</main></body></html>\n");
     out
 }
@@ -142,9 +165,15 @@ fn discord_message(out: &mut String, m: &DiscordMessage) {
         m.id,
         escape(clock(&m.timestamp))
     );
-    if m.edited {
-        out.push_str(" <span class=\"edited\">(edited)</span>");
+    if !m.author_bot {
+        let name = m
+            .author_name
+            .clone()
+            .or_else(|| m.author_id.map(|id| format!("user{id}")))
+            .unwrap_or_default();
+        let _ = write!(out, "<span class=\"author\">{}</span>", escape(&name));
     }
+    edit_mark(out, m.edited, m.edits);
     if !m.content.is_empty() {
         let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.content));
     }
@@ -181,9 +210,7 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         m.message_id,
         escape(&unix_clock(m.date))
     );
-    if m.edited {
-        out.push_str(" <span class=\"edited\">(edited)</span>");
-    }
+    edit_mark(out, m.edited, m.edits);
     let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.text));
     let rows = m
         .reply_markup
@@ -223,6 +250,75 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         out.push_str("</div>");
     }
     out.push_str("</li>");
+}
+
+/// How many of the latest completion requests the page shows.
+const OPENAI_SHOWN: usize = 10;
+
+/// The model's side of the conversations: the latest completion requests, what
+/// each was asked (persona, last user message) and answered. Only once there are any.
+fn openai_section(out: &mut String, state: &SandboxState) {
+    let all = &state.openai.completions;
+    if all.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<section class=\"conversation openai\" id=\"openai\"><h2>OpenAI <small>{} request(s), the last {} shown</small></h2><ol>",
+        all.len(),
+        all.len().min(OPENAI_SHOWN)
+    );
+    for c in all.iter().skip(all.len().saturating_sub(OPENAI_SHOWN)) {
+        let _ = write!(
+            out,
+            "<li class=\"completion\" id=\"openai-{}\"><span class=\"time\">{} · {} · {}{}</span>",
+            c.seq,
+            escape(&c.model),
+            c.status,
+            if c.stream { "streamed" } else { "whole" },
+            c.system_first_line
+                .as_deref()
+                .map(|p| format!(" · persona: {}", escape(p)))
+                .unwrap_or_default()
+        );
+        if let Some(asked) = &c.last_user {
+            let _ = write!(out, "<div class=\"content asked\">{}</div>", escape(asked));
+        }
+        match (&c.answer, &c.error) {
+            (Some(answer), _) => {
+                let _ = write!(
+                    out,
+                    "<div class=\"content answer\">{}</div>",
+                    escape(answer)
+                );
+            }
+            (None, Some(error)) => {
+                let _ = write!(
+                    out,
+                    "<div class=\"content refused\">{}</div>",
+                    escape(error)
+                );
+            }
+            (None, None) => {}
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ol></section>\n");
+}
+
+/// "(edited)", or "(edited N times)" when it was edited more than once.
+fn edit_mark(out: &mut String, edited: bool, edits: u32) {
+    match edits {
+        0 if edited => out.push_str(" <span class=\"edited\">(edited)</span>"),
+        0 => {}
+        1 => out.push_str(" <span class=\"edited\" data-edits=\"1\">(edited)</span>"),
+        n => {
+            let _ = write!(
+                out,
+                " <span class=\"edited\" data-edits=\"{n}\">(edited {n} times)</span>"
+            );
+        }
+    }
 }
 
 /// `HH:MM:SS` of an RFC 3339 timestamp (or the timestamp as is).
@@ -332,7 +428,7 @@ fn url_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DiscordChannelState, TelegramChatState};
+    use crate::{DiscordChannelState, DiscordThreadState, TelegramChatState};
     use serde_json::json;
 
     #[test]
@@ -349,10 +445,15 @@ mod tests {
                 components: vec![],
                 nonce: None,
                 edited: false,
+                edits: 0,
                 webhook_id: None,
                 timestamp: "2026-01-01T10:00:00Z".into(),
                 edited_timestamp: None,
+                author_id: None,
+                author_name: None,
+                author_bot: true,
             }],
+            typing: 0,
         });
         state.telegram.chats.push(TelegramChatState {
             id: 3,
@@ -367,14 +468,114 @@ mod tests {
                     {"text": hostile, "callback_data": "a\"><script>x</script>"}
                 ]]})),
                 edited: false,
+                edits: 0,
                 date: 0,
             }],
+            chat_actions: 0,
         });
         let html = render(&state, Some(3), Some(hostile));
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("\"'&<"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
         assert!(html.contains("value=\"a&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+    }
+
+    fn message(id: u64, content: &str) -> DiscordMessage {
+        DiscordMessage {
+            id,
+            content: content.into(),
+            embeds: vec![],
+            components: vec![],
+            nonce: None,
+            edited: false,
+            edits: 0,
+            webhook_id: None,
+            timestamp: "2026-01-01T10:00:00Z".into(),
+            edited_timestamp: None,
+            author_id: None,
+            author_name: None,
+            author_bot: true,
+        }
+    }
+
+    #[test]
+    fn threads_show_under_their_channel_with_authors_and_edit_counts() {
+        let mut state = SandboxState::default();
+        let mut question = message(10, "<@7> how are the disks?");
+        question.author_id = Some(42);
+        question.author_name = Some("ops".into());
+        question.author_bot = false;
+        state.discord.channels.push(DiscordChannelState {
+            id: 1,
+            name: "chat".into(),
+            messages: vec![question],
+            typing: 0,
+        });
+        let mut answer = message(11, "Disks are at 40%.");
+        answer.edited = true;
+        answer.edits = 3;
+        let mut once = message(12, "ok");
+        once.edited = true;
+        once.edits = 1;
+        state.discord.threads.push(DiscordThreadState {
+            id: 10,
+            parent_id: 1,
+            starter_message_id: 10,
+            name: "how are the disks?".into(),
+            auto_archive_duration: 1440,
+            messages: vec![answer, once, message(13, "untouched")],
+            owner_id: 7,
+            typing: 2,
+        });
+        let html = render(&state, None, None);
+        let thread = html.find("id=\"discord-thread-10\"").expect("the thread");
+        assert!(html[..thread].contains("<span class=\"author\">ops</span>"));
+        let section_end = html[thread..].find("</section>").unwrap() + thread;
+        let in_thread = &html[thread..section_end];
+        assert!(in_thread.contains("Disks are at 40%."), "{in_thread}");
+        assert!(
+            in_thread.contains("data-edits=\"3\">(edited 3 times)"),
+            "{in_thread}"
+        );
+        assert!(
+            in_thread.contains("data-edits=\"1\">(edited)"),
+            "{in_thread}"
+        );
+        assert_eq!(
+            in_thread.matches("class=\"edited\"").count(),
+            2,
+            "{in_thread}"
+        );
+    }
+
+    #[test]
+    fn the_models_side_shows_only_once_it_was_asked() {
+        let mut state = SandboxState::default();
+        assert!(!render(&state, None, None).contains("id=\"openai\""));
+        state.openai.completions.push(crate::OpenaiCompletion {
+            seq: 1,
+            model: "llama3.2".into(),
+            system_first_line: Some("You are <tech-lead>.".into()),
+            last_user: Some("how are the disks?".into()),
+            answer: Some("Disks at 40%.".into()),
+            status: 200,
+            stream: true,
+            ..crate::OpenaiCompletion::default()
+        });
+        state.openai.completions.push(crate::OpenaiCompletion {
+            seq: 2,
+            status: 400,
+            error: Some("Missing required parameter: 'model'.".into()),
+            ..crate::OpenaiCompletion::default()
+        });
+        let html = render(&state, None, None);
+        let section = &html[html.find("id=\"openai\"").expect("the section")..];
+        assert!(
+            section.contains("llama3.2 · 200 · streamed · persona: You are &lt;tech-lead&gt;.")
+        );
+        assert!(section.contains("<div class=\"content asked\">how are the disks?</div>"));
+        assert!(section.contains("<div class=\"content answer\">Disks at 40%.</div>"));
+        assert!(section.contains("Missing required parameter: &#39;model&#39;."));
     }
 
     #[test]
@@ -394,8 +595,10 @@ mod tests {
                     {"text": "Docs", "url": "https://example.invalid"}
                 ]]})),
                 edited: false,
+                edits: 0,
                 date: 0,
             }],
+            chat_actions: 0,
         });
         let with = render(&state, Some(42), None);
         assert!(with.contains("name=\"from\" value=\"42\""));

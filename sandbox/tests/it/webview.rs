@@ -14,6 +14,7 @@ use switchyard_sandbox::{self as sandbox, SandboxHandle, SandboxOptions};
 
 const BRIEFINGS: u64 = 1001;
 const ALERTS: u64 = 1002;
+const CHAT: u64 = 1006;
 const OPERATOR: i64 = 4242;
 const DISCORD_TOKEN: &str = "MTAxMjM0.fake.token";
 const TELEGRAM_TOKEN: &str = "100000001:AAwebview-test-token-0000000000000";
@@ -82,18 +83,29 @@ async fn sandbox_with_approver() -> SandboxHandle {
     .expect("sandbox starts")
 }
 
-async fn post_discord(sb: &SandboxHandle, channel: u64, body: Value) {
+/// A Discord REST call as the bot; returns the JSON answer (or null for 204).
+async fn discord(sb: &SandboxHandle, method: reqwest::Method, path: &str, body: Value) -> Value {
     let r = reqwest::Client::new()
-        .post(format!(
-            "{}/channels/{channel}/messages",
-            sb.discord_api_base()
-        ))
+        .request(method, format!("{}{path}", sb.discord_api_base()))
         .header("Authorization", format!("Bot {DISCORD_TOKEN}"))
         .json(&body)
         .send()
         .await
-        .expect("discord post");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        .expect("discord call");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn post_discord(sb: &SandboxHandle, channel: u64, body: Value) -> Value {
+    discord(
+        sb,
+        reqwest::Method::POST,
+        &format!("/channels/{channel}/messages"),
+        body,
+    )
+    .await
 }
 
 async fn telegram(sb: &SandboxHandle, method: &str, body: Value) -> Value {
@@ -179,6 +191,39 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
     )
     .await;
     let message_id = sent["message_id"].as_i64().expect("message_id");
+    // A conversation: a thread on a message in #chat, its answer streamed by edits.
+    let question = post_discord(&sb, CHAT, json!({"content": "How are the disks?"})).await;
+    let question = question["id"].as_str().unwrap().to_owned();
+    let thread = discord(
+        &sb,
+        reqwest::Method::POST,
+        &format!("/channels/{CHAT}/messages/{question}/threads"),
+        json!({"name": "disks"}),
+    )
+    .await;
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    let answer = post_discord(&sb, thread.parse().unwrap(), json!({"content": "Disks"})).await;
+    let answer = answer["id"].as_str().unwrap().to_owned();
+    for grown in ["Disks are", "Disks are at", "Disks are at 40%."] {
+        discord(
+            &sb,
+            reqwest::Method::PATCH,
+            &format!("/channels/{thread}/messages/{answer}"),
+            json!({"content": grown}),
+        )
+        .await;
+    }
+
+    // The model was asked for that answer: its side shows too.
+    let asked = reqwest::Client::new()
+        .post(format!("{}/chat/completions", sb.openai_base_url()))
+        .json(&json!({"model": "llama3.2", "messages": [
+            {"role": "system", "content": "You are tech-lead."},
+            {"role": "user", "content": "How are the disks?"}]}))
+        .send()
+        .await
+        .expect("completion");
+    assert_eq!(asked.status(), 200);
 
     let profile = tempfile::tempdir().expect("profile dir");
     let url = format!("http://{}/", sb.addr());
@@ -195,6 +240,11 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         ">Approve</button>",
         ">Deny</button>",
         "Disk 85% on &lt;b id=\"injected\"&gt;web-1&lt;/b&gt;",
+        "Thread disks",
+        "Disks are at 40%.",
+        "(edited 3 times)",
+        "llama3.2 · 200 · whole · persona: You are tech-lead.",
+        "persona: You are tech-lead. · turns: 1 · you said: How are the disks?",
     ] {
         assert!(
             dom.contains(expected),
@@ -315,5 +365,48 @@ async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason(
     .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(sb.state().telegram.pending_updates, 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_telegram_answer_streamed_by_edits_is_counted_and_marked_on_the_page() {
+    let sb = sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox starts");
+    telegram(
+        &sb,
+        "sendChatAction",
+        json!({"chat_id": OPERATOR, "action": "typing"}),
+    )
+    .await;
+    let sent = telegram(
+        &sb,
+        "sendMessage",
+        json!({"chat_id": OPERATOR, "text": "Disks"}),
+    )
+    .await;
+    let id = sent["message_id"].as_i64().unwrap();
+    for text in ["Disks are", "Disks are at 40%."] {
+        telegram(
+            &sb,
+            "editMessageText",
+            json!({"chat_id": OPERATOR, "message_id": id, "text": text}),
+        )
+        .await;
+    }
+    let state = sb.state();
+    let chat = &state.telegram.chats[0];
+    assert_eq!(chat.chat_actions, 1);
+    assert_eq!(
+        (chat.messages[0].text.as_str(), chat.messages[0].edits),
+        ("Disks are at 40%.", 2)
+    );
+    let page = reqwest::get(format!("http://{}/", sb.addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("(edited 2 times)"), "{page}");
     sb.shutdown().await;
 }
