@@ -25,7 +25,10 @@ pub async fn register(tg: &TelegramApprovals) {
         match tg.bot.set_my_commands(commands.clone()).await {
             Ok(_) => return,
             Err(RequestError::RetryAfter(s)) => {
-                warn!(retry_after_secs = s.duration().as_secs(), "Telegram rate-limited the command list; waiting");
+                warn!(
+                    retry_after_secs = s.duration().as_secs(),
+                    "Telegram rate-limited the command list; waiting"
+                );
                 tokio::time::sleep(s.duration()).await;
             }
             Err(e) => {

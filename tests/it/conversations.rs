@@ -45,7 +45,11 @@ async fn conversing(extra: &str) -> Fleet {
          timeout = \"20s\"\nfirst_token_timeout = \"10s\"\n\n{extra}",
         fleet.sandbox.addr()
     );
-    std::fs::write(&fleet.config_file, common::fleet_toml(&["manager"], &config)).unwrap();
+    std::fs::write(
+        &fleet.config_file,
+        common::fleet_toml(&["manager"], &config),
+    )
+    .unwrap();
     fleet.spawn_agent("manager").await;
     wait_for(Duration::from_secs(30), "the bot to connect", || {
         let g = fleet.state().gateway;
@@ -62,7 +66,11 @@ fn say(fleet: &Fleet, user: u64, channel: u64, text: &str, mention: bool) -> u64
             user_id: user,
             username: Some(format!("user{user}")),
             channel_id: channel,
-            content: if mention { format!("<@{BOT}> {text}") } else { text.into() },
+            content: if mention {
+                format!("<@{BOT}> {text}")
+            } else {
+                text.into()
+            },
             mentions: if mention { vec![BOT] } else { vec![] },
             ..DiscordUserMessage::default()
         })
@@ -79,7 +87,11 @@ fn thread_messages(state: &SandboxState, thread: u64) -> Vec<DiscordMessage> {
         .unwrap_or_default()
 }
 
-async fn turn_state(fleet: &Fleet, platform_message: u64, want: TurnState) -> switchyard::conversations::Turn {
+async fn turn_state(
+    fleet: &Fleet,
+    platform_message: u64,
+    want: TurnState,
+) -> switchyard::conversations::Turn {
     let store = fleet.store("manager").await;
     let id = TurnId(format!("turn_discord_{platform_message}"));
     let mut last = None;
@@ -115,13 +127,26 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
         assert!(turn.usage.total() > 0, "usage recorded: {:?}", turn.usage);
         let state = fleet.state();
         assert_eq!(
-            state.discord.threads.iter().filter(|t| t.parent_id == chat).count(),
+            state
+                .discord
+                .threads
+                .iter()
+                .filter(|t| t.parent_id == chat)
+                .count(),
             1,
             "one thread: the stranger's mention and the chatter opened none"
         );
-        let reacted: Vec<u64> = state.gateway.reactions.iter().map(|r| r.message_id).collect();
+        let reacted: Vec<u64> = state
+            .gateway
+            .reactions
+            .iter()
+            .map(|r| r.message_id)
+            .collect();
         assert!(reacted.contains(&asked));
-        assert!(!reacted.contains(&ignored) && !reacted.contains(&stranger), "{reacted:?}");
+        assert!(
+            !reacted.contains(&ignored) && !reacted.contains(&stranger),
+            "{reacted:?}"
+        );
         // A reply to one of the bot's messages is addressed to it; a reply to someone else's is not.
         let reply_to = |author: u64, text: &str| {
             fleet
@@ -141,7 +166,13 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
         turn_state(&fleet, ours, TurnState::Answered).await;
         let store = fleet.store("manager").await;
         for m in [ignored, stranger, not_ours] {
-            assert!(store.turn(&TurnId(format!("turn_discord_{m}"))).await.unwrap().is_none());
+            assert!(
+                store
+                    .turn(&TurnId(format!("turn_discord_{m}")))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
 
         // In its thread, the agent answers without a mention, with the history.
@@ -153,11 +184,24 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
         })
         .await;
         let second = turn_state(&fleet, follow_up, TurnState::Answered).await;
-        assert_eq!(second.conversation, turn.conversation, "the same conversation");
+        assert_eq!(
+            second.conversation, turn.conversation,
+            "the same conversation"
+        );
         // The endpoint saw both questions: the thread's history was passed.
-        let last = fleet.state().openai.completions.last().cloned().expect("a model request");
+        let last = fleet
+            .state()
+            .openai
+            .completions
+            .last()
+            .cloned()
+            .expect("a model request");
         assert_eq!(last.user_messages, 2, "{last:?}");
-        assert_eq!(fleet.state().stats.discord.rate_limited, 0, "no 429 provoked");
+        assert_eq!(
+            fleet.state().stats.discord.rate_limited,
+            0,
+            "no 429 provoked"
+        );
     });
 }
 
@@ -167,34 +211,61 @@ fn a_long_answer_is_edited_in_pages_and_a_kill_mid_stream_is_closed_after_restar
         let mut fleet = conversing("[conversations]\nedit_interval = \"300ms\"\n").await;
         let chat = chat();
         // 3,000 characters in slow pieces: two Discord messages, edited as they grow.
-        let asked = say(&fleet, OPERATOR, chat, "write a lot [[sandbox:long=3000]] [[sandbox:chunk_ms=40]]", true);
+        let asked = say(
+            &fleet,
+            OPERATOR,
+            chat,
+            "write a lot [[sandbox:long=3000]] [[sandbox:chunk_ms=40]]",
+            true,
+        );
         let turn = turn_state(&fleet, asked, TurnState::Answered).await;
         let pages = thread_messages(&fleet.state(), asked);
         assert_eq!(pages.len(), 2, "{} pages", pages.len());
         assert!(pages.iter().all(|m| m.content.chars().count() <= 2000));
         assert_eq!(turn.answer.chars().count(), 3000);
-        assert!(pages.iter().any(|m| m.edited), "the first page was edited as it grew");
-        assert_eq!(fleet.state().stats.discord.rate_limited, 0, "no 429 provoked");
+        assert!(
+            pages.iter().any(|m| m.edited),
+            "the first page was edited as it grew"
+        );
+        assert_eq!(
+            fleet.state().stats.discord.rate_limited,
+            0,
+            "no 429 provoked"
+        );
 
         // Killed while an answer streams: after restart the shown text says so, once.
-        let cut = say(&fleet, OPERATOR, chat, "again [[sandbox:long=1500]] [[sandbox:chunk_ms=200]]", true);
-        wait_for(Duration::from_secs(20), "the first text of the answer", || {
-            thread_messages(&fleet.state(), cut).into_iter().next()
-        })
+        let cut = say(
+            &fleet,
+            OPERATOR,
+            chat,
+            "again [[sandbox:long=1500]] [[sandbox:chunk_ms=200]]",
+            true,
+        );
+        wait_for(
+            Duration::from_secs(20),
+            "the first text of the answer",
+            || thread_messages(&fleet.state(), cut).into_iter().next(),
+        )
         .await;
         fleet.kill_agent("manager");
         fleet.spawn_agent("manager").await;
         let closed = turn_state(&fleet, cut, TurnState::Interrupted).await;
         let shown = wait_for(Duration::from_secs(20), "the interrupted mark", || {
             let m = thread_messages(&fleet.state(), cut);
-            let done = m.last().is_some_and(|last| last.content.ends_with(INTERRUPTED));
+            let done = m
+                .last()
+                .is_some_and(|last| last.content.ends_with(INTERRUPTED));
             done.then_some(m)
         })
         .await;
         assert_eq!(shown.len(), 1, "no second half-message: {shown:?}");
         assert_eq!(closed.messages.len(), 1);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(thread_messages(&fleet.state(), cut).len(), 1, "not answered again");
+        assert_eq!(
+            thread_messages(&fleet.state(), cut).len(),
+            1,
+            "not answered again"
+        );
     });
 }
 
@@ -206,7 +277,11 @@ fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
         // The endpoint fails: the thread says so, the turn is failed with the reason.
         let failing = say(&fleet, OPERATOR, chat, "hello [[sandbox:status=500]]", true);
         let turn = turn_state(&fleet, failing, TurnState::Failed).await;
-        assert!(turn.reason.as_deref().unwrap_or("").contains("500"), "{:?}", turn.reason);
+        assert!(
+            turn.reason.as_deref().unwrap_or("").contains("500"),
+            "{:?}",
+            turn.reason
+        );
         let notice = wait_for(Duration::from_secs(10), "the failure notice", || {
             thread_messages(&fleet.state(), failing)
                 .into_iter()
@@ -217,10 +292,20 @@ fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
         // The agent keeps answering; a broken stream is a failure too.
         let broken = say(&fleet, OPERATOR, failing, "again [[sandbox:broken]]", false);
         let turn = turn_state(&fleet, broken, TurnState::Failed).await;
-        assert!(turn.reason.as_deref().unwrap_or("").contains("broke off"), "{:?}", turn.reason);
+        assert!(
+            turn.reason.as_deref().unwrap_or("").contains("broke off"),
+            "{:?}",
+            turn.reason
+        );
         // A budget: a long answer spends most of the thread's day; the next
         // question is refused before the model is asked.
-        let long = say(&fleet, OPERATOR, failing, "a lot please [[sandbox:long=3000]]", false);
+        let long = say(
+            &fleet,
+            OPERATOR,
+            failing,
+            "a lot please [[sandbox:long=3000]]",
+            false,
+        );
         let spent = turn_state(&fleet, long, TurnState::Answered).await;
         assert!(spent.usage.total() >= 750, "{:?}", spent.usage);
         let asked_before = fleet.state().openai.completions.len();
@@ -232,11 +317,27 @@ fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
                 .find(|m| m.content.contains("token budget"))
         })
         .await;
-        assert_eq!(fleet.state().openai.completions.len(), asked_before, "the model was not asked");
+        assert_eq!(
+            fleet.state().openai.completions.len(),
+            asked_before,
+            "the model was not asked"
+        );
         // A reply item for no turn goes to failed/ with the reason.
-        fleet.drop("manager", "reply-nowhere", &json!({"kind": "reply", "to": "turn_discord_1", "text": "hi"}));
-        let r = fleet.wait_result("manager", "failed", "reply-nowhere").await;
-        assert!(r["error"].as_str().unwrap().contains("no turn"), "{r}");
+        fleet.drop(
+            "manager",
+            "reply-nowhere",
+            &json!({"kind": "reply", "to": "turn_discord_1", "text": "hi"}),
+        );
+        let r = fleet
+            .wait_result("manager", "failed", "reply-nowhere")
+            .await;
+        assert!(
+            r["reason"]["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no turn"),
+            "{r}"
+        );
     });
 }
 
@@ -270,23 +371,41 @@ fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_l
         .await;
         assert!(!answered.text.contains("who are you?"), "{}", answered.text);
         // A long answer streams; an approval asked meanwhile is prompted at once.
-        write(chat, "a long story please [[sandbox:long=8000]] [[sandbox:chunk_ms=25]]");
-        let first = wait_for(Duration::from_secs(20), "the long answer's first text", || {
-            fleet
-                .state()
-                .telegram_messages(chat)
-                .iter()
-                .rev()
-                .find(|m| m.message_id > answered.message_id && !m.text.contains("hello there"))
-                .cloned()
-        })
+        write(
+            chat,
+            "a long story please [[sandbox:long=8000]] [[sandbox:chunk_ms=25]]",
+        );
+        let first = wait_for(
+            Duration::from_secs(20),
+            "the long answer's first text",
+            || {
+                fleet
+                    .state()
+                    .telegram_messages(chat)
+                    .iter()
+                    .rev()
+                    .find(|m| m.message_id > answered.message_id && !m.text.contains("hello there"))
+                    .cloned()
+            },
+        )
         .await;
         let out = fleet
             .command()
-            .args(["approval", "request", "--summary", "Restart web-1", "--detail", "systemctl restart web"])
+            .args([
+                "approval",
+                "request",
+                "--summary",
+                "Restart web-1",
+                "--detail",
+                "systemctl restart web",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let prompt = wait_for(Duration::from_secs(20), "the prompt", || {
             fleet
@@ -300,7 +419,11 @@ fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_l
         // The prompt went out while the answer was still streaming: its second page came later.
         let store = fleet.store("manager").await;
         let turns = store.turns_in(TurnState::Answering).await.unwrap();
-        assert_eq!(turns.len(), 1, "the long answer was still streaming when the prompt was out");
+        assert_eq!(
+            turns.len(),
+            1,
+            "the long answer was still streaming when the prompt was out"
+        );
         let end = wait_for(Duration::from_secs(60), "the long answer to end", || {
             let s = fleet.state();
             let pages: Vec<_> = s
@@ -314,21 +437,29 @@ fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_l
         .await;
         assert_eq!(end.len(), 2, "8,000 characters are two Telegram messages");
         assert!(end[1].message_id > prompt.message_id);
-        assert_eq!(fleet.state().stats.telegram.rate_limited, 0, "no 429 provoked");
+        assert_eq!(
+            fleet.state().stats.telegram.rate_limited,
+            0,
+            "no 429 provoked"
+        );
     });
 }
 
 #[test]
 fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
     multi_thread().block_on(async {
-        let fleet = conversing("[conversations]\nbot_pair_turns = 3\nbot_pair_window = \"10m\"\n").await;
+        let fleet =
+            conversing("[conversations]\nbot_pair_turns = 3\nbot_pair_window = \"10m\"\n").await;
         // Another bot of the fleet (user id 700), permitted to talk.
         const PEER: u64 = 700;
         std::fs::write(
             &fleet.config_file,
             std::fs::read_to_string(&fleet.config_file)
                 .unwrap()
-                .replace(&format!("operate = [\"user:{OPERATOR}\"]"), &format!("operate = [\"user:{OPERATOR}\", \"user:{PEER}\"]")),
+                .replace(
+                    &format!("operate = [\"user:{OPERATOR}\"]"),
+                    &format!("operate = [\"user:{OPERATOR}\", \"user:{PEER}\"]"),
+                ),
         )
         .unwrap();
         let mut fleet = fleet;
@@ -350,17 +481,30 @@ fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
                 })
                 .unwrap();
             asked.push(id);
-            turn_state(&fleet, id, if i < 3 { TurnState::Answered } else { TurnState::Refused }).await;
+            turn_state(
+                &fleet,
+                id,
+                if i < 3 {
+                    TurnState::Answered
+                } else {
+                    TurnState::Refused
+                },
+            )
+            .await;
         }
-        let notices: usize = asked
+        // Refused before a thread is opened: the notice is in the channel, once.
+        let notices = fleet
+            .state()
+            .discord_messages(chat)
             .iter()
-            .map(|t| {
-                thread_messages(&fleet.state(), *t)
-                    .iter()
-                    .filter(|m| m.content.contains("pausing this exchange"))
-                    .count()
-            })
-            .sum();
+            .filter(|m| m.content.contains("pausing this exchange"))
+            .count();
+        for t in &asked[3..] {
+            assert!(
+                thread_messages(&fleet.state(), *t).is_empty(),
+                "no thread for a refused turn"
+            );
+        }
         assert_eq!(notices, 1, "one notice for the pause");
     });
 }

@@ -5,8 +5,8 @@
 
 mod agent;
 mod command_conformance;
-mod conversations;
 mod common;
+mod conversations;
 mod coord;
 mod delivery;
 mod demo;
