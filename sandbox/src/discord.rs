@@ -1034,7 +1034,8 @@ pub(crate) fn timestamp_now() -> String {
 }
 
 /// A message as Discord returns it (every field `MessageResponse` requires and
-/// serenity's `Message` needs). `author_id` is the bot, or the webhook with `username`.
+/// serenity's `Message` needs). The author is the webhook (named `username`),
+/// else the message's own author, else `author_id` (the bot asking).
 fn message_json(
     channel_id: u64,
     m: &DiscordMessage,
