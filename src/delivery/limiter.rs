@@ -47,6 +47,11 @@ struct Lane {
     bucket: Option<(u32, Instant)>,
     /// A response has taught this lane's bucket at least once.
     learned: bool,
+    /// A learned-bucket lane whose bucket is unknown (never taught, or past
+    /// its reset) lets one request go first, until its answer teaches the
+    /// bucket (or this passes): 20 requests sent at once to an unknown
+    /// bucket would find it by 429s.
+    probe_until: Option<Instant>,
     /// Senders waiting in [`RateLimiter::acquire`] for this lane: a
     /// [`RateLimiter::acquire_yielding`] sender lets them go first.
     waiting: usize,
@@ -129,6 +134,14 @@ impl RateLimiter {
                     {
                         wait = wait.max(reset_at - now);
                     }
+                    let unknown = lane.bucket.is_none_or(|(_, reset_at)| reset_at <= now);
+                    if unknown
+                        && let Some(until) = lane.probe_until
+                        && until > now
+                    {
+                        // Look again soon: the probe's answer usually comes first.
+                        wait = wait.max((until - now).min(PROBE_POLL));
+                    }
                 }
             }
         }
@@ -145,6 +158,9 @@ impl RateLimiter {
                     }
                 }
                 Rule::Learned { .. } => {
+                    if lane.bucket.is_none_or(|(_, reset_at)| reset_at <= now) {
+                        lane.probe_until = Some(now + PROBE_TTL);
+                    }
                     // Spend one of the learned slots; once the reset passed the
                     // count is unknown until the next response tells it.
                     lane.bucket = match lane.bucket {
@@ -199,6 +215,7 @@ impl RateLimiter {
         let lane = lanes.entry(lane.to_string()).or_default();
         lane.bucket = Some((remaining, Instant::now() + reset_after));
         lane.learned = true;
+        lane.probe_until = None;
     }
 
     /// A 429 said: stay away from this lane for `retry_after`.
@@ -209,6 +226,11 @@ impl RateLimiter {
         lane.blocked_until = Some(lane.blocked_until.map_or(until, |u| u.max(until)));
     }
 }
+
+/// How long an unlearned bucket's first request holds the others back at most.
+const PROBE_TTL: Duration = Duration::from_secs(2);
+/// How often a request held back by a probe looks again.
+const PROBE_POLL: Duration = Duration::from_millis(10);
 
 /// How often a yielding sender looks again while others wait.
 const YIELD_POLL: Duration = Duration::from_millis(20);
@@ -362,5 +384,27 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn an_unlearned_bucket_lets_one_request_go_until_it_is_taught() {
+        let l = RateLimiter::new();
+        let r = vec![Rule::Learned {
+            lane: "threads".into(),
+        }];
+        assert!(l.try_acquire(&r).is_ok(), "the probe goes at once");
+        assert!(
+            l.try_acquire(&r).is_err(),
+            "the rest wait for what it learns"
+        );
+        l.learn("threads", 2, Duration::from_secs(5));
+        assert!(l.try_acquire(&r).is_ok());
+        assert!(l.try_acquire(&r).is_ok());
+        assert!(l.try_acquire(&r).is_err(), "the learned bucket is spent");
+        // Past its reset the bucket is unknown again: one probe, then wait.
+        l.learn("threads", 1, Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(l.try_acquire(&r).is_ok());
+        assert!(l.try_acquire(&r).is_err());
     }
 }
