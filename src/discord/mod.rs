@@ -66,6 +66,11 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
             commands: commands::commands(),
             event_handler: |fw, event| Box::pin(mentions::on_event(fw, event)),
             on_error: |e| Box::pin(on_error(e)),
+            // A mention is a conversation, not a prefix command.
+            prefix_options: poise::PrefixFrameworkOptions {
+                mention_as_prefix: false,
+                ..Default::default()
+            },
             ..Default::default()
         })
         // On the builder: the options field is overwritten by it (INTEGRATION-NOTES §4).

@@ -465,6 +465,11 @@ fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
         let mut fleet = fleet;
         fleet.stop_agent("manager").await;
         fleet.spawn_agent("manager").await;
+        wait_for(Duration::from_secs(30), "the bot to reconnect", || {
+            let g = fleet.state().gateway;
+            (g.identifies >= 2 && !g.connections.is_empty()).then_some(())
+        })
+        .await;
         let chat = chat();
         let mut asked = Vec::new();
         for i in 0..5 {
@@ -506,5 +511,49 @@ fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
             );
         }
         assert_eq!(notices, 1, "one notice for the pause");
+    });
+}
+
+#[test]
+fn twenty_people_at_once_with_a_slow_model_are_all_answered_side_by_side_without_a_429() {
+    multi_thread().block_on(async {
+        let fleet = conversing("[conversations]\nmax_concurrent = 20\n").await;
+        let chat = chat();
+        let asked: Vec<u64> = (0..20)
+            .map(|i| {
+                say(
+                    &fleet,
+                    OPERATOR,
+                    chat,
+                    &format!("question {i} [[sandbox:slow=5000]]"),
+                    true,
+                )
+            })
+            .collect();
+        // One by one this would take 100 s; side by side, one answer's time plus the limits.
+        let limit = Duration::from_secs(45);
+        wait_for(limit, "every turn answered", || {
+            let s = fleet.state();
+            asked
+                .iter()
+                .all(|t| !thread_messages(&s, *t).is_empty())
+                .then_some(())
+        })
+        .await;
+        for t in &asked {
+            turn_state(&fleet, *t, TurnState::Answered).await;
+        }
+        let s = fleet.state();
+        let refused: Vec<String> = s
+            .recent_requests
+            .iter()
+            .filter(|r| r.status == 429)
+            .map(|r| format!("{} {}", r.method, r.route))
+            .collect();
+        assert_eq!(
+            s.stats.discord.rate_limited, 0,
+            "no 429 provoked: {refused:?}"
+        );
+        assert_eq!(s.openai.completions.len(), 20, "each question asked once");
     });
 }
