@@ -80,6 +80,36 @@ impl AgentFleet {
     }
 
     /// Log a fault under a fresh error id and hand the user only the id.
+    /// What this agent's conversations spent today (`None`: it does not converse).
+    async fn conversation_spend(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<switchyard_commands::fleet::ConversationSpend>, FleetError> {
+        let config = &self.inner.config;
+        let converses = config
+            .agents
+            .iter()
+            .any(|a| a.name == self.inner.agent && a.responder.is_some());
+        if !converses {
+            return Ok(None);
+        }
+        let midnight = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(now, |d| d.and_utc());
+        let tokens_today = self
+            .inner
+            .store
+            .tokens_since(midnight, None)
+            .await
+            .map_err(|e| self.internal("cannot sum the conversations' tokens", format!("{e:#}")))?;
+        let budget = config.conversations.tokens_per_agent_per_day;
+        Ok(Some(switchyard_commands::fleet::ConversationSpend {
+            tokens_today,
+            daily_budget: (budget > 0).then_some(budget),
+        }))
+    }
+
     fn internal(&self, what: &str, e: impl std::fmt::Display) -> FleetError {
         let error_id = crate::error::error_id();
         error!(error_id = %error_id, agent = %self.inner.agent, error = %e, "{what}");
@@ -273,6 +303,7 @@ impl Fleet for AgentFleet {
                 .iter()
                 .filter(|a| a.expires_at > now)
                 .count() as u64,
+            conversations: self.conversation_spend(now).await?,
             schedules: self
                 .inner
                 .config

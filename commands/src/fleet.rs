@@ -62,6 +62,16 @@ pub struct StatusSnapshot {
     pub locks: Vec<HeldLock>,
     /// Configured schedules and when each runs next.
     pub schedules: Vec<NextRun>,
+    /// What this agent's conversations spent today, when it converses.
+    pub conversations: Option<ConversationSpend>,
+}
+
+/// Tokens an agent's conversations spent since 00:00 UTC, and its daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConversationSpend {
+    pub tokens_today: u64,
+    /// `None`: no daily limit.
+    pub daily_budget: Option<u64>,
 }
 
 /// A schedule as `/status` shows it.

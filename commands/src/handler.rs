@@ -444,14 +444,21 @@ pub fn status_reply(s: &StatusSnapshot, now: DateTime<Utc>) -> Reply {
             None => lines.push(format!("schedule {} → {}: no next run", r.name, r.agent)),
         }
     }
-    Reply::new("Fleet status")
+    let mut reply = Reply::new("Fleet status")
         .lines(lines)
         .field("Pending deliveries", s.pending_deliveries.to_string(), true)
         .field("Failed deliveries", s.failed_deliveries.to_string(), true)
         .field("Active mutes", s.active_mutes.to_string(), true)
         .field("Pending approvals", s.pending_approvals.to_string(), true)
-        .field("Kill switch", kill, true)
-        .tone(worst)
+        .field("Kill switch", kill, true);
+    if let Some(c) = s.conversations {
+        let spent = match c.daily_budget {
+            Some(b) => format!("{} of {b}", c.tokens_today),
+            None => c.tokens_today.to_string(),
+        };
+        reply = reply.field("Tokens today (conversations)", spent, true);
+    }
+    reply.tone(worst)
 }
 
 /// The more alarming of two tones.

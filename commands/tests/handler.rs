@@ -119,6 +119,10 @@ impl Fleet for FakeFleet {
             });
         }
         Ok(StatusSnapshot {
+            conversations: Some(switchyard_commands::fleet::ConversationSpend {
+                tokens_today: 1234,
+                daily_budget: Some(200_000),
+            }),
             schedules: vec![switchyard_commands::fleet::NextRun {
                 name: "morning-briefing".into(),
                 agent: "manager".into(),
@@ -575,6 +579,10 @@ fn status_shows_heartbeat_ages_and_flags_stale_agents() {
     };
     assert_eq!(field("Pending deliveries").as_deref(), Some("10000"));
     assert_eq!(field("Kill switch").as_deref(), Some("off"));
+    assert_eq!(
+        field("Tokens today (conversations)").as_deref(),
+        Some("1234 of 200000")
+    );
     assert!(h.reply.fields.len() <= 25, "Discord allows 25 embed fields");
 
     run("/kill", ADMIN, &fleet);
