@@ -20,6 +20,8 @@ use switchyard_sandbox::{
 
 const APPROVALS: usize = 500;
 const CHAT: i64 = 4242;
+/// The bot's token, for the agent (its environment) and the sandbox (which must know it).
+const TOKEN: &str = "100000001:AAbench-token-0000000000000000000";
 
 fn config(dir: &Path, api_base: &str) -> anyhow::Result<Config> {
     let text = format!(
@@ -39,12 +41,7 @@ fn config(dir: &Path, api_base: &str) -> anyhow::Result<Config> {
 
 fn main() -> anyhow::Result<()> {
     // Set before any thread exists: the agent reads its token from the environment.
-    unsafe {
-        std::env::set_var(
-            "BENCH_APPROVALS_TELEGRAM_TOKEN",
-            "100000001:AAbench-token-0000000000000000000",
-        )
-    };
+    unsafe { std::env::set_var("BENCH_APPROVALS_TELEGRAM_TOKEN", TOKEN) };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,6 +58,7 @@ async fn run() -> anyhow::Result<()> {
             overall: Rate::unlimited(),
             ..TelegramLimits::default()
         },
+        telegram_tokens: vec![TOKEN.into()],
         ..SandboxOptions::default()
     })
     .await?;

@@ -19,6 +19,8 @@ use switchyard_routing::{Destination, EventDraft};
 use switchyard_sandbox::{self as sandbox, DiscordLimits, Rate, SandboxOptions};
 
 const MESSAGES: usize = 2_000;
+/// The bot's token; the sandbox is told it exists.
+const TOKEN: &str = "MTAxMjM0.bench.token";
 const CHANNELS: u64 = 10;
 
 #[tokio::main]
@@ -40,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
             global,
             ..DiscordLimits::default()
         },
+        discord_tokens: vec![TOKEN.into()],
         ..SandboxOptions::default()
     })
     .await?;
@@ -79,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let sink = DiscordSink::new(
         &settings,
-        Some(Secret::new("MTAxMjM0.bench.token")),
+        Some(Secret::new(TOKEN)),
         DiscordOptions::default(),
     )?;
     // Coalescing off: this measures raw throughput against the limits.

@@ -1,6 +1,7 @@
 //! The user-error vocabulary shared by the shell and the agents.
 //!
-//! Errors a user can fix are [`BadInput`] and a [`ConfigError`] (exit 2);
+//! Errors a user can fix are [`BadInput`], a [`ConfigError`] and a
+//! [`TokenRefused`] (exit 2);
 //! anything else is a failure (exit 1). An internal failure shown to a user
 //! carries an [`error_id`] that is also written in the log beside the full
 //! error. This module depends on no other module of the crate, so every
@@ -52,6 +53,39 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     BadInput(msg.into()).into()
 }
 
+/// What a platform said when asked about a bot token at start-up (Discord's
+/// `GET /users/@me`, Telegram's `getMe`). The adapters ask and answer with this;
+/// the agent decides what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// The platform knows the token: this is the bot it names (its id, not a secret).
+    Accepted { bot: String },
+    /// The platform refused the token: wrong, revoked or malformed. `reason` is what
+    /// it answered ("401 Unauthorized"); `hint` what the operator can do about it.
+    Refused {
+        status: u16,
+        reason: String,
+        hint: String,
+    },
+    /// No verdict on the token: a network error, a timeout, a 5xx or an answer
+    /// that says nothing about it. Not a refusal.
+    Unreachable { error: String },
+}
+
+/// A bot token the platform refused at start-up: the operator's to fix (exit
+/// status 2). Names the variable, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {platform} token in {variable} was refused ({reason}): {hint}")]
+pub struct TokenRefused {
+    /// "Discord" or "Telegram".
+    pub platform: &'static str,
+    /// The environment variable the token was read from.
+    pub variable: String,
+    pub status: u16,
+    pub reason: String,
+    pub hint: String,
+}
+
 /// The documented exit statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -64,7 +98,7 @@ pub enum Exit {
 impl Exit {
     pub fn of(e: &anyhow::Error) -> Exit {
         if e.chain()
-            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>())
+            .any(|c| c.is::<BadInput>() || c.is::<ConfigError>() || c.is::<TokenRefused>())
         {
             Exit::BadInput
         } else {

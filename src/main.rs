@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             Command::Approve { id } => cli::decide(config, &id, true).await,
             Command::Deny { id } => cli::decide(config, &id, false).await,
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
-            Command::Sandbox { listen } => cli::sandbox(listen).await,
+            Command::Sandbox { listen } => cli::sandbox(config, listen).await,
         }
     });
     match result {

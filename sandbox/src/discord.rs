@@ -2,7 +2,9 @@
 //! executions, public threads started from a message (posted to by their id, as
 //! to a channel), the gateway URL; `MessageCreateRequest` validation with Discord's
 //! error shapes; the per-route buckets (advertised in `X-RateLimit-*`) and the
-//! global per-bot limit. The channel and guild objects, the typing indicator and
+//! global per-bot limit; the bot's user and application (`/users/@me`,
+//! `/oauth2/applications/@me`). Only the bots whose tokens it knows are served
+//! (see `login.rs`). The channel and guild objects, the typing indicator and
 //! the reads of a channel (get it, list its messages) are in [`channels`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -237,6 +239,8 @@ impl World {
 enum Route {
     Gateway,
     GatewayBot,
+    CurrentUser,
+    CurrentApplication,
     CreateMessage(u64),
     GetMessage(u64, u64),
     EditMessage(u64, u64),
@@ -253,6 +257,8 @@ impl Route {
         match self {
             Route::Gateway => "get_gateway",
             Route::GatewayBot => "get_bot_gateway",
+            Route::CurrentUser => "get_my_user",
+            Route::CurrentApplication => "get_my_oauth2_application",
             Route::CreateMessage(..) => "create_message",
             Route::GetMessage(..) => "get_message",
             Route::EditMessage(..) => "update_message",
@@ -333,6 +339,9 @@ fn parse_route(method: &Method, path: &str) -> Result<Route, Reply> {
             Method::POST => Ok(Route::Typing(id(channel, "channel_id")?)),
             _ => Err(not_allowed()),
         },
+        ["users", "@me"] if method == Method::GET => Ok(Route::CurrentUser),
+        ["oauth2", "applications", "@me"] if method == Method::GET => Ok(Route::CurrentApplication),
+        ["users", "@me"] | ["oauth2", "applications", "@me"] => Err(not_allowed()),
         ["channels", channel, "messages"] => match *method {
             Method::POST => Ok(Route::CreateMessage(id(channel, "channel_id")?)),
             Method::GET => Ok(Route::ListMessages(id(channel, "channel_id")?)),
@@ -423,15 +432,6 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let token = value.strip_prefix("Bot ")?.trim();
-    (!token.is_empty()).then(|| token.to_owned())
 }
 
 fn rate_headers(reply: Reply, kind: BucketKind, status: &WindowStatus) -> Reply {
@@ -540,12 +540,13 @@ fn handle_route(
     body: &[u8],
 ) -> Reply {
     let now = Instant::now();
-    let token = bearer(headers);
-    // Webhook routes carry their own token; everything else needs the bot's.
-    let bot = match (&route, &token) {
-        (Route::GetWebhook(..) | Route::ExecuteWebhook(..), _) => None,
-        (_, Some(token)) => Some(bot_user_id(token)),
-        (_, None) => return plain_error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized"),
+    // Webhook routes carry their own token; everything else needs a bot's the sandbox knows.
+    let bot = match &route {
+        Route::GetWebhook(..) | Route::ExecuteWebhook(..) => None,
+        _ => match shared.tokens.discord_bot(headers) {
+            Some(bot) => Some(bot),
+            None => return plain_error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized"),
+        },
     };
     let mut inner = shared.lock();
     let world = &mut inner.discord;
@@ -562,6 +563,12 @@ fn handle_route(
             "shards": 1,
             "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
         })),
+        Route::CurrentUser => Reply::ok(super::login::current_user_json(
+            bot.expect("authenticated route"),
+        )),
+        Route::CurrentApplication => Reply::ok(super::login::application_json(
+            bot.expect("authenticated route"),
+        )),
         Route::CreateMessage(channel_id) => {
             let bot = bot.expect("authenticated route");
             if !world.channels.contains_key(&channel_id) {

@@ -462,7 +462,7 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
         Some(2) => {
             let token = d["token"].as_str().unwrap_or("").trim();
             let token = token.strip_prefix("Bot ").unwrap_or(token);
-            if token.is_empty() || token.contains(char::is_whitespace) {
+            if !shared.tokens.admits_discord(token) {
                 let _ = tx.send(Out::Close(4004, "Authentication failed."));
                 return;
             }
@@ -570,7 +570,7 @@ pub(crate) fn rest(
                 "@me",
             ],
         ) => {
-            let Some(bot) = bearer_bot(headers) else {
+            let Some(bot) = bearer_bot(shared, headers) else {
                 return Some(("create_reaction", unauthorized()));
             };
             let (Ok(channel_id), Ok(message_id)) = (channel.parse(), message.parse()) else {
@@ -588,7 +588,7 @@ pub(crate) fn rest(
             Some(("create_reaction", Reply::no_content()))
         }
         (m, ["applications", app, "guilds", guild, "commands"]) => {
-            let Some(_bot) = bearer_bot(headers) else {
+            let Some(_bot) = bearer_bot(shared, headers) else {
                 return Some(("guild_commands", unauthorized()));
             };
             let (Ok(app), Ok(guild)) = (app.parse::<u64>(), guild.parse::<u64>()) else {
@@ -630,13 +630,9 @@ fn unknown_interaction() -> Reply {
     super::discord::plain_error(StatusCode::NOT_FOUND, 10062, "Unknown interaction")
 }
 
-fn bearer_bot(headers: &HeaderMap) -> Option<u64> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let token = v.strip_prefix("Bot ")?.trim();
-    (!token.is_empty()).then(|| super::discord::bot_user_id(token))
+/// The bot a request speaks for, when the sandbox knows its token.
+fn bearer_bot(shared: &Shared, headers: &HeaderMap) -> Option<u64> {
+    shared.tokens.discord_bot(headers)
 }
 
 fn percent_decode(s: &str) -> String {

@@ -9,8 +9,24 @@
 //! Everything it holds is visible as a [`SandboxState`], in process through
 //! [`SandboxHandle::state`] and over HTTP at `GET /_sandbox/state`.
 //!
+//! Only the bots whose tokens it knows are served ([`SandboxOptions::discord_tokens`],
+//! [`SandboxOptions::telegram_tokens`], or `POST /_sandbox/tokens`); any other token
+//! is refused exactly as the platform refuses it: Discord REST 401
+//! `{"message": "401: Unauthorized", "code": 0}`, the gateway's Identify closed
+//! with 4004 "Authentication failed.", Telegram 404 Not Found for a token not
+//! shaped like `<bot id>:<secret>` and 401 Unauthorized for a well-formed unknown
+//! one; each refusal is counted ([`PlatformStats::unauthorized`]). Tokens are
+//! secrets: never logged, never in the state or the web view (the request log
+//! redacts them), and `SandboxOptions`' `Debug` counts them instead of showing them.
+//! A Discord client's login calls are served: `GET /users/@me` (the bot's user)
+//! and `GET /oauth2/applications/@me` (its application); the bot's user id is
+//! read from its token (the first segment is the id in base64), as Discord's are.
+//!
 //! Control endpoints (for a separate process): `GET /_sandbox/state`,
 //! `POST /_sandbox/faults` (a [`Fault`]), `POST /_sandbox/reset`,
+//! `POST /_sandbox/tokens` (`{"platform": "discord"|"telegram", "token": "..."}`:
+//! 201 with the bot's id, 400 when it cannot be a token of that platform; a reset
+//! keeps the tokens),
 //! `POST /_sandbox/discord/webhooks` (a [`DiscordWebhook`]),
 //! `POST /_sandbox/discord/channels` (`{id, name}`), `POST /_sandbox/telegram/chats`
 //! (`{id, name}`), `POST /_sandbox/telegram/updates` (a [`TelegramUserAction`]),
@@ -65,6 +81,7 @@ mod discord_schema;
 mod gateway;
 pub mod github;
 mod limits;
+mod login;
 mod model;
 mod openai;
 mod openai_check;
@@ -120,8 +137,9 @@ pub const DEFAULT_DISCORD_CHANNELS: &[(u64, &str)] = &[
 /// The chat a default sandbox has: the operator's private chat.
 pub const DEFAULT_TELEGRAM_CHATS: &[(i64, &str)] = &[(4242, "operator")];
 
-/// What the sandbox serves and how strictly.
-#[derive(Clone, Debug)]
+/// What the sandbox serves and how strictly. (`Debug` counts the tokens,
+/// never shows them: see `login.rs`.)
+#[derive(Clone)]
 pub struct SandboxOptions {
     /// Where to listen; `127.0.0.1:0` in tests.
     pub listen: SocketAddr,
@@ -145,6 +163,12 @@ pub struct SandboxOptions {
     pub openai_api_keys: Vec<String>,
     /// Models the OpenAI stand-in serves; empty: any model name is accepted.
     pub openai_models: Vec<String>,
+    /// The Discord bot tokens that exist (without the `Bot ` prefix); any other is
+    /// refused (401, gateway close 4004). More with [`SandboxHandle::register_discord_token`].
+    pub discord_tokens: Vec<String>,
+    /// The Telegram bot tokens that exist (`<bot id>:<secret>`); any other is
+    /// refused (401, or 404 when malformed). More with [`SandboxHandle::register_telegram_token`].
+    pub telegram_tokens: Vec<String>,
 }
 
 impl Default for SandboxOptions {
@@ -167,6 +191,8 @@ impl Default for SandboxOptions {
             telegram_approver: None,
             openai_api_keys: Vec::new(),
             openai_models: Vec::new(),
+            discord_tokens: Vec::new(),
+            telegram_tokens: Vec::new(),
         }
     }
 }
@@ -186,6 +212,8 @@ pub(crate) struct Shared {
     opts: SandboxOptions,
     /// GitHub's stand-in, served under `/github`; it keeps its own state.
     github: github::GithubSandbox,
+    /// The bot tokens that exist: configuration, kept across a reset.
+    pub(crate) tokens: login::KnownTokens,
 }
 
 pub(crate) struct Inner {
@@ -464,7 +492,8 @@ impl SandboxHandle {
         self.shared.lock().faults.clear();
     }
 
-    /// Forgets messages, updates, statistics, faults and rate-limit counters; back to the options.
+    /// Forgets messages, updates, statistics, faults and rate-limit counters; back to the
+    /// options (the bot tokens registered since stay: they are configuration).
     pub fn reset(&self) {
         reset(&self.shared);
     }
@@ -518,10 +547,12 @@ impl SandboxHandle {
 
 fn snapshot(shared: &Shared) -> SandboxState {
     let inner = shared.lock();
+    let mut stats = inner.stats;
+    (stats.discord.unauthorized, stats.telegram.unauthorized) = shared.tokens.refused();
     SandboxState {
         discord: inner.discord.snapshot(),
         telegram: inner.telegram.snapshot(),
-        stats: inner.stats,
+        stats,
         recent_requests: inner.requests.iter().cloned().collect(),
         gateway: inner.gateway.snapshot(),
         openai: inner.openai.snapshot(),
@@ -538,6 +569,7 @@ fn inject(shared: &Shared, fault: Fault) {
 
 fn reset(shared: &Shared) {
     *shared.lock() = Inner::new(&shared.opts);
+    shared.tokens.reset_counts();
     shared.updates.notify_waiters();
 }
 
@@ -550,6 +582,7 @@ pub async fn start(opts: SandboxOptions) -> anyhow::Result<SandboxHandle> {
         .local_addr()
         .context("the sandbox's listening socket has no address")?;
     let shared = Arc::new(Shared {
+        tokens: login::KnownTokens::new(&opts),
         inner: Mutex::new(Inner::new(&opts)),
         updates: Notify::new(),
         addr,
@@ -624,6 +657,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sandbox/state", get(control_state))
         .route("/_sandbox/faults", post(control_fault))
         .route("/_sandbox/reset", post(control_reset))
+        .route("/_sandbox/tokens", post(login::control_token))
         .route("/_sandbox/discord/webhooks", post(control_webhook))
         .route("/_sandbox/discord/channels", post(control_channel))
         .route("/_sandbox/telegram/chats", post(control_chat))

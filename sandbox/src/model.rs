@@ -82,6 +82,11 @@ pub struct PlatformStats {
     pub rate_limited: u64,
     /// Requests that an injected fault answered.
     pub faults_served: u64,
+    /// Refused for a token the sandbox does not know (or none): Discord's 401s and
+    /// gateway Identifies closed with 4004, Telegram's 401s and its 404s for a
+    /// malformed token. The requests among them are also counted in `rejected`.
+    #[serde(default)]
+    pub unauthorized: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -492,6 +497,9 @@ pub enum ControlError {
     /// The Discord gateway cannot do what was asked (no bot connected, ...).
     #[error("{0}")]
     Gateway(String),
+    /// What was to be registered as a bot token cannot be one (the token is not repeated).
+    #[error("not a bot token: {0}")]
+    MalformedToken(&'static str),
 }
 
 /// A bot connected to the sandbox's Discord gateway.

@@ -9,7 +9,8 @@
 //! - [`housekeeping`]: heartbeat, kill switch, breaker, schedules, once a tick;
 //! - [`peers`]: stale peers and their return (the announcer);
 //! - [`mutes`]: mute notices and the digests of held messages;
-//! - [`github`]: the GitHub monitor's output over a running agent.
+//! - [`github`]: the GitHub monitor's output over a running agent;
+//! - [`login`]: the bot tokens checked once at start-up (a refused one exits 2).
 //!
 //! Shutdown is graceful: stop intake, drain, flush the outbox, write the final
 //! status, exit within [`SHUTDOWN_DEADLINE`].
@@ -18,6 +19,7 @@ mod events;
 mod github;
 mod housekeeping;
 mod intake;
+mod login;
 mod mutes;
 mod peers;
 mod runner;
@@ -144,6 +146,14 @@ impl Agent {
         token_locks.push(TokenLock::acquire(&workspace, &agent_key)?);
         let discord_token = read_token(&agent.discord_token_env);
         let telegram_token = read_token(&agent.telegram_token_env);
+        // Once, before anything is opened: a refused token is the operator's to fix (exit 2).
+        login::check_tokens(
+            &config,
+            &agent,
+            discord_token.as_ref(),
+            telegram_token.as_ref(),
+        )
+        .await?;
         let telegram_approvals = match &telegram_token {
             Some(token)
                 if config

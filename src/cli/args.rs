@@ -111,7 +111,8 @@ pub enum Command {
         #[arg(long)]
         agent: Option<String>,
     },
-    /// Serve the stand-in Discord and Telegram APIs
+    /// Serve the stand-in Discord and Telegram APIs (with --config: that fleet's
+    /// channels, chats and the tokens of its agents set in this environment)
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: std::net::SocketAddr,

@@ -350,18 +350,45 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let opts = switchyard_sandbox::SandboxOptions {
-        listen,
-        ..crate::demo::demo_sandbox_options()?
+/// `switchyard sandbox`: with `--config` (or `SWITCHYARD_CONFIG`), the channels
+/// and chats of that configuration and the bot tokens of its agents whose
+/// variables are set in this environment; without, the demo fleet's. The demo's
+/// variables (`DEMO_*`) default to the demo's fake tokens, as `switchyard demo`
+/// hands them to its agents, so `--config config/demo.toml` serves the compose
+/// fleet of `compose.sandbox.yaml`. Any other token is refused until registered
+/// with `POST /_sandbox/tokens`.
+pub async fn sandbox(path: Option<PathBuf>, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let (opts, missing) = match path {
+        Some(path) => {
+            let config = load_config(Some(path))?;
+            crate::demo::with_agent_tokens(
+                crate::demo::sandbox_options_for(&config),
+                &config,
+                crate::demo::demo_token,
+            )
+        }
+        None => (crate::demo::demo_sandbox_options()?, Vec::new()),
     };
+    let opts = switchyard_sandbox::SandboxOptions { listen, ..opts };
+    let (discord, telegram) = (opts.discord_tokens.len(), opts.telegram_tokens.len());
+    let sandbox = switchyard_sandbox::start(opts).await?;
+    // The address bound, not the one asked for: `--listen 127.0.0.1:0` picks a port.
+    let addr = sandbox.addr();
     eprintln!(
-        "sandbox: Discord API at http://{listen}/api/v10, Telegram Bot API at http://{listen}/telegram"
+        "sandbox: Discord API at http://{addr}/api/v10, Telegram Bot API at http://{addr}/telegram, \
+         an OpenAI-compatible model at http://{addr}/openai/v1"
     );
-    switchyard_sandbox::serve(opts, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    eprintln!(
+        "sandbox: knows {discord} Discord and {telegram} Telegram bot token(s); register more with POST http://{addr}/_sandbox/tokens"
+    );
+    for var in missing {
+        eprintln!(
+            "sandbox: {var} is not set here, so its bot is refused until its token is registered"
+        );
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    sandbox.shutdown().await;
+    Ok(())
 }
 
 pub async fn demo(path: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()> {

@@ -28,55 +28,14 @@ use crate::config::{Config, ConfigSource, DEMO_TOML};
 use crate::coord::inbox::drop_item;
 use crate::coord::status::{AgentState, StatusFile};
 use crate::workers::{DockerRuntime, WORKER_IMAGE, ensure_worker_image};
-use switchyard_sandbox::{SandboxHandle, SandboxOptions, SandboxState};
+use switchyard_sandbox::{SandboxHandle, SandboxState};
 
-/// Fake tokens the sandbox accepts; set for the agent processes only.
-const DEMO_TOKENS: [(&str, &str); 4] = [
-    (
-        "DEMO_MANAGER_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAx.demo.manager-token",
-    ),
-    (
-        "DEMO_TECH_LEAD_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAy.demo.tech-lead-token",
-    ),
-    (
-        "DEMO_OPSCLAW_DISCORD_TOKEN",
-        "MTAwMDAwMDAwMDAwMDAwMDAz.demo.opsclaw-token",
-    ),
-    (
-        "DEMO_TELEGRAM_BOT_TOKEN",
-        "100000001:AAdemo-telegram-token-0000000000000",
-    ),
-];
+mod sandbox_setup;
 
-/// The sandbox options matching a configuration: its channels and chats exist.
-pub fn sandbox_options_for(config: &Config) -> SandboxOptions {
-    let mut opts = SandboxOptions::default();
-    if let Some(d) = &config.discord {
-        opts.discord_channels = d
-            .channels
-            .iter()
-            .map(|(alias, id)| (*id, alias.clone()))
-            .collect();
-    }
-    if let Some(t) = &config.telegram {
-        opts.telegram_chats = t
-            .chats
-            .iter()
-            .map(|(alias, id)| (*id, alias.clone()))
-            .collect();
-        // The web view's buttons press as the first approver, as the operator would.
-        opts.telegram_approver = t.approvers.first().copied();
-    }
-    opts
-}
-
-/// The sandbox of the embedded demo fleet (for `switchyard sandbox`).
-pub fn demo_sandbox_options() -> anyhow::Result<SandboxOptions> {
-    let config = Config::demo(&std::env::temp_dir())?;
-    Ok(sandbox_options_for(&config))
-}
+use sandbox_setup::DEMO_TOKENS;
+pub use sandbox_setup::{
+    demo_sandbox_options, demo_token, env_token, sandbox_options_for, with_agent_tokens,
+};
 
 /// How the demo runs (the command line's `--keep` and `--dir`).
 #[derive(Debug, Clone, Default)]
@@ -110,7 +69,9 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoOptions) -> anyhow::Res
         config.fleet.workspace.display()
     );
 
-    let sandbox = switchyard_sandbox::start(sandbox_options_for(&config))
+    // The sandbox knows the tokens the agents are about to be given.
+    let (options, _) = with_agent_tokens(sandbox_options_for(&config), &config, demo_token);
+    let sandbox = switchyard_sandbox::start(options)
         .await
         .context("starting the sandbox")?;
     println!(

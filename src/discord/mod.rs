@@ -8,7 +8,9 @@
 //! privileged MESSAGE_CONTENT intent), lets serenity reconnect and resume,
 //! registers the command set on the configured guild at start-up only when
 //! it changed since the last registration (its hash is stored), and shuts
-//! down on the agent's stop signal. serenity and poise types stop in this
+//! down on the agent's stop signal. Before it starts, [`check_token`] asks
+//! Discord once whether it knows the token (`GET /users/@me`) and answers in
+//! the project's own [`TokenCheck`]. serenity and poise types stop in this
 //! module.
 
 pub mod board;
@@ -26,6 +28,7 @@ use serenity::{GatewayIntents, GuildId};
 use tracing::{Instrument, info, warn};
 
 use crate::config::{DiscordSettings, Secret};
+use crate::error::TokenCheck;
 use crate::fleet::AgentFleet;
 use commands::{DEFER_AFTER, Data, Error};
 
@@ -125,6 +128,47 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
         // A stop that raced the connection is not a failure.
         Err(_) if stop.is_stopped() => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context("the Discord gateway connection failed")),
+    }
+}
+
+/// Asks Discord once whether it knows the token (`GET /users/@me`, what a client
+/// asks at login), before the gateway client starts. Only a 401 is a refusal;
+/// anything else (no connection, a timeout, a 5xx) is no verdict on the token.
+pub async fn check_token(settings: &DiscordSettings, token: &Secret) -> TokenCheck {
+    let http = match build_http(settings, token) {
+        Ok(http) => http,
+        Err(e) => {
+            return TokenCheck::Unreachable {
+                error: format!("{e:#}"),
+            };
+        }
+    };
+    match http.get_current_user().await {
+        Ok(me) => TokenCheck::Accepted {
+            bot: me.id.get().to_string(),
+        },
+        Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(r)))
+            if r.status_code.as_u16() == 401 =>
+        {
+            TokenCheck::Refused {
+                status: 401,
+                reason: "401 Unauthorized".into(),
+                hint: "check that it is the bot's current token (the Developer Portal's Bot page \
+                       resets it; the old one stops working)"
+                    .into(),
+            }
+        }
+        Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(r))) => {
+            TokenCheck::Unreachable {
+                error: format!("Discord answered {}", r.status_code),
+            }
+        }
+        Err(serenity::Error::Http(serenity::HttpError::Request(e))) => TokenCheck::Unreachable {
+            error: crate::delivery::http::describe_reqwest(&e),
+        },
+        Err(e) => TokenCheck::Unreachable {
+            error: e.to_string(),
+        },
     }
 }
 

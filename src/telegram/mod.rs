@@ -1,9 +1,11 @@
 //! The Telegram adapter for the human in the loop: approval prompts with
 //! inline buttons ([`approvals`]), the answers taken by long polling with the
 //! offset kept in the database ([`poll`]), and the chat commands
-//! ([`commands`]). teloxide types stop in this module; the rest of the
-//! runtime sees [`TelegramApprovals`] and the project's own types. (Plain
-//! outgoing messages go through the outbox's `TelegramSink`.)
+//! ([`commands`]); before the poller starts, [`check_token`] asks Telegram
+//! once whether it knows the token (`getMe`). teloxide types stop in this
+//! module; the rest of the runtime sees [`TelegramApprovals`], [`TokenCheck`]
+//! and the project's own types. (Plain outgoing messages go through the
+//! outbox's `TelegramSink`.)
 
 pub mod approvals;
 pub mod commands;
@@ -14,10 +16,12 @@ pub mod webhook;
 use std::time::Duration;
 
 use anyhow::Context;
-use teloxide::Bot;
+use teloxide::prelude::Requester as _;
 use teloxide::types::ChatId;
+use teloxide::{ApiError, Bot, RequestError};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, TelegramSettings};
+use crate::error::TokenCheck;
 
 /// Long polls wait this long on the server; the HTTP timeout is above it.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +55,68 @@ impl std::fmt::Debug for TelegramApprovals {
     }
 }
 
+/// Asks Telegram once whether it knows the token (`getMe`), before the poller
+/// starts. Telegram answers 404 Not Found to what is not shaped like a token and
+/// 401 Unauthorized to a well-formed one it does not know (teloxide reads both as
+/// `InvalidToken`; the shape tells which it was). Anything else (no connection, a
+/// timeout, a 5xx) is no verdict on the token.
+pub async fn check_token(settings: &TelegramSettings, token: &Secret) -> TokenCheck {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            return TokenCheck::Unreachable {
+                error: crate::delivery::http::describe_reqwest(&e),
+            };
+        }
+    };
+    let Ok(api) = url::Url::parse(&settings.api_base) else {
+        return TokenCheck::Unreachable {
+            error: format!("telegram.api_base {:?} is not a URL", settings.api_base),
+        };
+    };
+    let bot = Bot::with_client(token.expose(), client).set_api_url(api);
+    match bot.get_me().await {
+        Ok(me) => TokenCheck::Accepted {
+            bot: me.id.0.to_string(),
+        },
+        Err(RequestError::Api(ApiError::InvalidToken)) if is_token_shaped(token.expose()) => {
+            TokenCheck::Refused {
+                status: 401,
+                reason: "401 Unauthorized".into(),
+                hint: "check that it is the bot's current token (@BotFather's /token shows it; \
+                       /revoke makes a new one and the old one stops working)"
+                    .into(),
+            }
+        }
+        Err(RequestError::Api(ApiError::InvalidToken)) => TokenCheck::Refused {
+            status: 404,
+            reason: "404 Not Found".into(),
+            hint: "it is not shaped like <bot id>:<secret>: copy it from @BotFather again".into(),
+        },
+        Err(RequestError::Network(e)) => TokenCheck::Unreachable {
+            error: crate::delivery::http::describe_reqwest(&e),
+        },
+        Err(e) => TokenCheck::Unreachable {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// Telegram's token shape: digits, a colon, then letters, digits, `_` or `-`.
+fn is_token_shaped(token: &str) -> bool {
+    token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
 impl TelegramApprovals {
     pub fn new(config: &Config, token: &Secret) -> anyhow::Result<TelegramApprovals> {
         let settings = config.telegram.as_ref().context(
@@ -65,11 +131,20 @@ impl TelegramApprovals {
                     config.approvals.chat
                 )
             })?;
+        // Telegram refuses such a token at start-up already; this is for when it could not be asked.
         let bot_id = token
             .expose()
             .split_once(':')
             .and_then(|(id, _)| id.parse::<i64>().ok())
-            .context("the Telegram token does not look like <bot id>:<secret>; copy it from @BotFather again")?;
+            .ok_or_else(|| {
+                let variable = config
+                    .telegram_owner()
+                    .and_then(|o| o.telegram_token_env.clone())
+                    .unwrap_or_else(|| "the Telegram token variable".into());
+                crate::error::bad_input(format!(
+                    "the Telegram token in {variable} does not look like <bot id>:<secret>; copy it from @BotFather again"
+                ))
+            })?;
         let client = reqwest::Client::builder()
             .timeout(POLL_TIMEOUT + Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(10))
@@ -129,5 +204,25 @@ impl TelegramApprovals {
 
     pub(crate) fn is_approver(&self, user_id: i64) -> bool {
         self.approvers.contains(&user_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_shape_tells_telegrams_404_from_its_401() {
+        assert!(is_token_shaped("123456:AAbc-def_0"));
+        for malformed in [
+            "garbage",
+            "123456:",
+            ":abc",
+            "12a:abc",
+            "123456:not a token",
+            "+1:abc",
+        ] {
+            assert!(!is_token_shaped(malformed), "{malformed}");
+        }
     }
 }

@@ -29,6 +29,7 @@ async fn sandbox() -> SandboxHandle {
     sandbox::start(SandboxOptions {
         discord_rate: DiscordLimits::unlimited(),
         telegram_rate: TelegramLimits::unlimited(),
+        discord_tokens: vec![DISCORD_TOKEN.into()],
         ..SandboxOptions::default()
     })
     .await

@@ -702,6 +702,8 @@ mod wire {
     const SYSTEM: u64 = 900_000_000_000_000_002;
     const OPERATOR: i64 = 4242;
     const GROUP: i64 = -100_777;
+    const DISCORD_TOKEN: &str = "MTAxMjM0.sandbox.token";
+    const TELEGRAM_TOKEN: &str = "123456:TEST-token";
 
     /// Discord's shape of limits, faster: 5 per 500 ms per channel (the
     /// ratio of per-channel to global stays below one, as on Discord).
@@ -717,6 +719,8 @@ mod wire {
             discord_channels: vec![(ALERTS, "alerts".into()), (SYSTEM, "system".into())],
             telegram_chats: vec![(OPERATOR, "operator".into()), (GROUP, "ops-group".into())],
             discord_rate: discord,
+            discord_tokens: vec![DISCORD_TOKEN.into()],
+            telegram_tokens: vec![TELEGRAM_TOKEN.into()],
             ..SandboxOptions::default()
         })
         .await
@@ -739,7 +743,7 @@ mod wire {
         Arc::new(
             DiscordSink::new(
                 &settings,
-                Some(Secret::new("MTAxMjM0.sandbox.token")),
+                Some(Secret::new(DISCORD_TOKEN)),
                 DiscordOptions {
                     request_timeout: Duration::from_secs(2),
                     ..DiscordOptions::default()
@@ -764,7 +768,7 @@ mod wire {
         Arc::new(
             TelegramSink::new(
                 &settings,
-                Secret::new("123456:TEST-token"),
+                Secret::new(TELEGRAM_TOKEN),
                 TelegramOptions {
                     request_timeout,
                     ..TelegramOptions::default()

@@ -30,7 +30,11 @@ async fn sandbox() -> SandboxHandle {
 /// A sandbox with the default limits changed by `tune`. Tests that exercise a limit
 /// stretch its window to a minute, so that a slow machine cannot let it reset mid-test.
 async fn sandbox_with(tune: impl FnOnce(&mut SandboxOptions)) -> SandboxHandle {
-    let mut opts = SandboxOptions::default();
+    let mut opts = SandboxOptions {
+        discord_tokens: vec![DISCORD_TOKEN.into()],
+        telegram_tokens: vec![TELEGRAM_TOKEN.into()],
+        ..SandboxOptions::default()
+    };
     opts.telegram_chats.push((GROUP, "ops".to_owned()));
     tune(&mut opts);
     sandbox::start(opts).await.expect("the sandbox starts")
@@ -672,7 +676,17 @@ async fn telegram_error_shapes_and_case_insensitive_methods() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
+    // Telegram serves no URL for what is not shaped like a token (404), and
+    // refuses a well-formed token it does not know (401).
     let (status, body) = call(format!("{base}/botnot-a-token/getMe"), json!({})).await;
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"ok": false, "error_code": 404, "description": "Not Found"})
+        )
+    );
+    let (status, body) = call(format!("{base}/bot123456:UNKNOWN-token/getMe"), json!({})).await;
     assert_eq!(
         (status, body),
         (

@@ -26,6 +26,8 @@ async fn sandbox() -> SandboxHandle {
     sandbox::start(SandboxOptions {
         discord_rate: DiscordLimits::unlimited(),
         telegram_rate: TelegramLimits::unlimited(),
+        discord_tokens: vec![DISCORD_TOKEN.into()],
+        telegram_tokens: vec![TELEGRAM_TOKEN.into()],
         ..SandboxOptions::default()
     })
     .await
@@ -279,6 +281,52 @@ async fn discord_message_create_request_conforms_to_the_openapi_description() {
         "discord conformance: {} refusal cases derived from the spec, all refused",
         cases.len()
     );
+    sb.shutdown().await;
+}
+
+/// What a Discord client asks at login (`get_my_user`, `get_my_oauth2_application`)
+/// fits the schemas the description gives for the answers.
+#[tokio::test]
+async fn discord_login_responses_conform_to_the_openapi_description() {
+    let Some(dir) = specs() else { return };
+    let spec = load(&dir, "discord-openapi.json");
+    let api = OpenApi {
+        schemas: spec["components"]["schemas"].as_object().unwrap(),
+    };
+    let sb = sandbox().await;
+    let client = reqwest::Client::new();
+    for (path, operation) in [
+        ("/users/@me", "get_my_user"),
+        ("/oauth2/applications/@me", "get_my_oauth2_application"),
+    ] {
+        let described = &spec["paths"][path]["get"];
+        assert_eq!(
+            described["operationId"], operation,
+            "{path} in the description"
+        );
+        let schema = &described["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(
+            schema.is_object(),
+            "{path}: no 200 schema in the description"
+        );
+        let r = client
+            .get(format!("{}{path}", sb.discord_api_base()))
+            .header("Authorization", format!("Bot {DISCORD_TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body: Value = r.json().await.unwrap();
+        let mut problems = Vec::new();
+        conformance_problems(&api, &body, schema, operation, &mut problems);
+        assert!(
+            problems.is_empty(),
+            "{path} does not fit its description:\n{}",
+            problems.join("\n")
+        );
+        // The bot the token names: "MTAxMjM0" is "101234" in base64.
+        assert_eq!(body["id"], "101234", "{path}: {body}");
+    }
     sb.shutdown().await;
 }
 

@@ -74,10 +74,19 @@ async fn headless(chromium: &Path, profile: &Path, mode: &str, url: &str) -> Str
     String::from_utf8(out.stdout).expect("the DOM is UTF-8")
 }
 
+/// The sandbox knows the tokens these tests call with.
+fn known_tokens() -> SandboxOptions {
+    SandboxOptions {
+        discord_tokens: vec![DISCORD_TOKEN.into()],
+        telegram_tokens: vec![TELEGRAM_TOKEN.into()],
+        ..SandboxOptions::default()
+    }
+}
+
 async fn sandbox_with_approver() -> SandboxHandle {
     sandbox::start(SandboxOptions {
         telegram_approver: Some(OPERATOR),
-        ..SandboxOptions::default()
+        ..known_tokens()
     })
     .await
     .expect("sandbox starts")
@@ -255,6 +264,14 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         !dom.contains("<b id=\"injected\">"),
         "user text became markup:\n{dom}"
     );
+    // The bots' tokens are secrets: the page never shows one (nor its secret part).
+    for secret in [
+        DISCORD_TOKEN,
+        TELEGRAM_TOKEN,
+        TELEGRAM_TOKEN.split(':').nth(1).unwrap(),
+    ] {
+        assert!(!dom.contains(secret), "a token is on the page:\n{dom}");
+    }
 
     if let Some(shot) = std::env::var_os("SWITCHYARD_WEBVIEW_SCREENSHOT") {
         let shot = PathBuf::from(shot);
@@ -311,7 +328,7 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
 
 #[tokio::test]
 async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason() {
-    let sb = sandbox::start(SandboxOptions::default())
+    let sb = sandbox::start(known_tokens())
         .await
         .expect("sandbox starts");
     let sent = telegram(

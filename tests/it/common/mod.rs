@@ -126,6 +126,31 @@ pub fn fleet_toml(agents: &[&str], extra: &str) -> String {
     t
 }
 
+/// The agents the test fleets name; each gets a Discord token the sandbox knows.
+pub const AGENT_NAMES: [&str; 6] = ["manager", "tech-lead", "opsclaw", "alpha", "beta", "gamma"];
+/// The first agent's Telegram token (`TEST_TELEGRAM_BOT_TOKEN`).
+pub const TELEGRAM_TOKEN: &str = "100000001:AAtest-telegram-token-000000000000000";
+
+/// The variable holding an agent's Discord token (`TEST_{AGENT}_DISCORD_TOKEN`).
+pub fn discord_token_env(agent: &str) -> String {
+    format!(
+        "TEST_{}_DISCORD_TOKEN",
+        agent.to_uppercase().replace('-', "_")
+    )
+}
+
+/// The Discord token the fleets give `agent` (every test bot is user 100: "MTAw").
+pub fn discord_token(agent: &str) -> String {
+    format!("MTAw.test.{agent}-token")
+}
+
+/// The sandbox knows the fleet's tokens, as Discord and Telegram know the real ones.
+pub fn register_fleet_tokens(opts: &mut SandboxOptions) {
+    opts.discord_tokens
+        .extend(AGENT_NAMES.iter().map(|a| discord_token(a)));
+    opts.telegram_tokens.push(TELEGRAM_TOKEN.to_owned());
+}
+
 pub fn sandbox_options() -> SandboxOptions {
     SandboxOptions {
         discord_channels: DISCORD_CHANNELS
@@ -142,7 +167,9 @@ impl Fleet {
         Self::with_sandbox(agents, extra, sandbox_options()).await
     }
 
-    pub async fn with_sandbox(agents: &[&str], extra: &str, opts: SandboxOptions) -> Fleet {
+    /// A fleet against a sandbox made from `opts`, which learns the fleet's tokens.
+    pub async fn with_sandbox(agents: &[&str], extra: &str, mut opts: SandboxOptions) -> Fleet {
+        register_fleet_tokens(&mut opts);
         let gate = ModuleGate::enter();
         let dir = tempfile::tempdir().expect("tempdir");
         let config_file = dir.path().join("switchyard.toml");
@@ -177,21 +204,14 @@ impl Fleet {
                 "SWITCHYARD__TELEGRAM__API_BASE",
                 self.sandbox.telegram_api_base(),
             )
-            .env(
-                "TEST_TELEGRAM_BOT_TOKEN",
-                "100000001:AAtest-telegram-token-000000000000000",
-            )
+            .env("TEST_TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN)
             .env("SWITCHYARD_FLEET_SECRET", FLEET_SECRET)
             .env(
                 "SWITCHYARD_LOG",
                 std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             );
-        for name in ["manager", "tech-lead", "opsclaw", "alpha", "beta", "gamma"] {
-            let up = name.to_uppercase().replace('-', "_");
-            cmd.env(
-                format!("TEST_{up}_DISCORD_TOKEN"),
-                format!("MTAw.test.{name}-token"),
-            );
+        for name in AGENT_NAMES {
+            cmd.env(discord_token_env(name), discord_token(name));
         }
         cmd
     }
