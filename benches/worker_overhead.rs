@@ -74,6 +74,8 @@ async fn main() {
             args: vec!["echo hi".into()],
             timeout: Duration::from_secs(60),
             log_dir: logs.clone(),
+            stdin: None,
+            output_to: None,
         };
         let t = Instant::now();
         let out = rt.run_step(run).await.expect("step");

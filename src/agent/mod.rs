@@ -185,6 +185,7 @@ impl Agent {
         let stats = outbox.stats();
         let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));
         let conversations = crate::responders::answerer_for(&config, &agent.name)
+            .await
             .map_err(|e| crate::error::bad_input(format!("{e:#}")))?
             .map(|answerer| {
                 let mut access = std::collections::HashMap::new();

@@ -331,7 +331,8 @@ impl Config {
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
         let skills = skills::skills(&mut v, raw.skills, &fleet.secret_env);
-        let responders = responders::responders(&mut v, raw.responders);
+        let skill_names: Vec<String> = skills.keys().cloned().collect();
+        let responders = responders::responders(&mut v, raw.responders, &skill_names);
         let conversations = responders::conversations(&mut v, raw.conversations);
         for (i, a) in agents.iter().enumerate() {
             if let Some(r) = &a.responder

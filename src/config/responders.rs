@@ -23,6 +23,9 @@ pub enum ResponderKind {
     /// The turn is handed to another inbox (an agent or a program), which
     /// answers with a `reply` item within `timeout`.
     Inbox { to: String, timeout: Duration },
+    /// A skill answers: the turn as JSON on standard input, the answer on
+    /// standard output, in a container with the skill's limits.
+    Command { skill: String, timeout: Duration },
 }
 
 impl ResponderKind {
@@ -31,6 +34,7 @@ impl ResponderKind {
         match self {
             ResponderKind::OpenAi(_) => "openai",
             ResponderKind::Inbox { .. } => "inbox",
+            ResponderKind::Command { .. } => "command",
         }
     }
 }
@@ -95,6 +99,7 @@ impl Default for ConversationSettings {
 pub(super) fn responders(
     v: &mut Validator,
     raw: BTreeMap<String, RawResponder>,
+    skills: &[String],
 ) -> BTreeMap<String, ResponderSettings> {
     let mut out = BTreeMap::new();
     for (name, r) in raw {
@@ -187,23 +192,35 @@ pub(super) fn responders(
                 }
             }
             Some("command") => {
-                v.problem(
-                    &format!("{key}.kind"),
-                    "\"command\" responders are not built yet: use \"openai\" or \"inbox\"",
-                );
-                continue;
+                let Some(skill) = r.skill else {
+                    v.problem(
+                        &format!("{key}.skill"),
+                        "is missing: the [skills.NAME] whose command answers",
+                    );
+                    continue;
+                };
+                if !skills.contains(&skill) {
+                    v.problem(
+                        &format!("{key}.skill"),
+                        format!("{skill:?} is not a configured [skills.NAME]"),
+                    );
+                }
+                ResponderKind::Command {
+                    skill,
+                    timeout: v.duration(&format!("{key}.timeout"), r.timeout, "2m"),
+                }
             }
             Some(other) => {
                 v.problem(
                     &format!("{key}.kind"),
-                    format!("{other:?} is not a responder kind: use \"openai\" or \"inbox\""),
+                    format!("{other:?} is not a responder kind: use \"openai\", \"command\" or \"inbox\""),
                 );
                 continue;
             }
             None => {
                 v.problem(
                     &format!("{key}.kind"),
-                    "is missing: \"openai\" or \"inbox\"",
+                    "is missing: \"openai\", \"command\" or \"inbox\"",
                 );
                 continue;
             }

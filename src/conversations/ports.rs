@@ -70,6 +70,8 @@ pub enum ResponderError {
     Broken(String),
     #[error("the model endpoint sent something that is not an answer ({0})")]
     Garbage(String),
+    #[error("the answering command {0}")]
+    CommandFailed(String),
 }
 
 impl ResponderError {
@@ -83,6 +85,7 @@ impl ResponderError {
             ResponderError::TimedOut(_) => "timed_out",
             ResponderError::Broken(_) => "broken_stream",
             ResponderError::Garbage(_) => "garbage",
+            ResponderError::CommandFailed(_) => "command_failed",
         }
     }
 }

@@ -434,6 +434,10 @@ impl DiscordSink {
                 remaining,
                 Duration::from_secs_f64(secs.clamp(0.0, 3600.0)),
             );
+        } else {
+            // An answer without the bucket (a 500, a proxy's page): the probe is
+            // over all the same; the next request may go.
+            self.limiter.answered(lane);
         }
     }
 }
@@ -722,6 +726,22 @@ impl ChatSink for DiscordSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_headers_that_are_not_finite_numbers_are_ignored() {
+        // "NaN" and "inf" parse as f64 and would panic in Duration::from_secs_f64.
+        let mut h = reqwest::header::HeaderMap::new();
+        for (value, expected) in [
+            ("NaN", None),
+            ("inf", None),
+            ("-inf", None),
+            ("1.5", Some(1.5)),
+            ("x", None),
+        ] {
+            h.insert("retry-after", value.parse().unwrap());
+            assert_eq!(header_f64(&h, "retry-after"), expected, "{value}");
+        }
+    }
 
     #[test]
     fn webhook_urls_parse_from_any_host() {

@@ -213,9 +213,32 @@ impl RateLimiter {
     pub fn learn(&self, lane: &str, remaining: u32, reset_after: Duration) {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.entry(lane.to_string()).or_default();
-        lane.bucket = Some((remaining, Instant::now() + reset_after));
+        let now = Instant::now();
+        let reset_at = now + reset_after;
+        lane.bucket = match lane.bucket {
+            // Answers to requests sent together arrive in any order: within one
+            // window, the fewest remaining is the truth (an older answer's count
+            // would let too many go).
+            Some((known, known_reset))
+                if known_reset > now
+                    && reset_at <= known_reset + SAME_WINDOW
+                    && known_reset <= reset_at + SAME_WINDOW =>
+            {
+                Some((known.min(remaining), known_reset.max(reset_at)))
+            }
+            _ => Some((remaining, reset_at)),
+        };
         lane.learned = true;
         lane.probe_until = None;
+    }
+
+    /// A response came for a lane without teaching its bucket: the probe
+    /// it was waiting for is over.
+    pub fn answered(&self, lane: &str) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lane) = lanes.get_mut(lane) {
+            lane.probe_until = None;
+        }
     }
 
     /// A 429 said: stay away from this lane for `retry_after`.
@@ -226,6 +249,9 @@ impl RateLimiter {
         lane.blocked_until = Some(lane.blocked_until.map_or(until, |u| u.max(until)));
     }
 }
+
+/// Two resets this close are the same window (the headers' rounding).
+const SAME_WINDOW: Duration = Duration::from_millis(250);
 
 /// How long an unlearned bucket's first request holds the others back at most.
 const PROBE_TTL: Duration = Duration::from_secs(2);
@@ -406,5 +432,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(l.try_acquire(&r).is_ok());
         assert!(l.try_acquire(&r).is_err());
+    }
+
+    #[test]
+    fn an_older_answer_in_the_same_window_does_not_raise_the_count() {
+        let l = RateLimiter::new();
+        let r = vec![Rule::Learned { lane: "c".into() }];
+        l.learn("c", 1, Duration::from_secs(5));
+        // The answer to a request sent earlier arrives last, with more remaining.
+        l.learn("c", 3, Duration::from_secs(5));
+        assert!(l.try_acquire(&r).is_ok());
+        assert!(l.try_acquire(&r).is_err(), "one was left, not three");
     }
 }

@@ -449,6 +449,8 @@ impl<R: WorkerRuntime> Pipeline<R> {
                 args: step.args.clone(),
                 timeout: wanted.min(remaining),
                 log_dir: self.log_dir.clone(),
+                stdin: None,
+                output_to: None,
             };
             progress.send(Progress::StepStarted {
                 attempt,

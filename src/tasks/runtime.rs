@@ -36,6 +36,12 @@ pub struct StepRun {
     pub timeout: Duration,
     /// Where output past the in-memory bound is written.
     pub log_dir: PathBuf,
+    /// Bytes written to the command's standard input, then closed (`None`:
+    /// no standard input). A `command` responder gets its turn this way.
+    pub stdin: Option<Vec<u8>>,
+    /// Where standard output goes while the step runs, line by line (`None`:
+    /// only the outcome). A `command` responder streams its answer this way.
+    pub output_to: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl StepRun {

@@ -18,9 +18,9 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
@@ -238,10 +238,41 @@ impl DockerRuntime {
         run: &StepRun,
     ) -> Result<StepOutcome, WorkerError> {
         let started = Instant::now();
+        // Standard input is attached before the start, so nothing is missed;
+        // writing it waits for the start (the pipe is read only then).
+        let stdin = match &run.stdin {
+            Some(bytes) => {
+                let attached = self
+                    .docker
+                    .attach_container(
+                        id,
+                        Some(
+                            AttachContainerOptionsBuilder::default()
+                                .stdin(true)
+                                .stream(true)
+                                .build(),
+                        ),
+                    )
+                    .await
+                    .map_err(|e| engine("attach standard input", e))?;
+                Some((attached.input, bytes.clone()))
+            }
+            None => None,
+        };
         self.docker
             .start_container(id, None::<StartContainerOptions>)
             .await
             .map_err(|e| engine("start container", e))?;
+        if let Some((mut input, bytes)) = stdin {
+            use tokio::io::AsyncWriteExt as _;
+            let written = async {
+                input.write_all(&bytes).await?;
+                input.shutdown().await
+            };
+            if let Err(e) = written.await {
+                warn!(container = %name, error = %e, "could not write the step's standard input");
+            }
+        }
         debug!(container = %name, task = %run.task_id, step = run.step_index, "worker container started");
 
         let log_path = run.log_dir.join(format!("{name}.log"));
@@ -254,7 +285,9 @@ impl DockerRuntime {
             let mut logs = self.docker.logs(id, Some(log_options(true, None)));
             while let Some(chunk) = logs.next().await {
                 match chunk {
-                    Ok(out) => take_frame(&mut capture, out, &mut last, None),
+                    Ok(out) => {
+                        take_frame(&mut capture, out, &mut last, None, run.output_to.as_ref())
+                    }
                     Err(e) => {
                         debug!(error = %e, "the log stream ended early; catching up after exit");
                         break;
@@ -277,7 +310,7 @@ impl DockerRuntime {
         );
         while let Some(chunk) = logs.next().await {
             match chunk {
-                Ok(out) => take_frame(&mut capture, out, &mut caught, last),
+                Ok(out) => take_frame(&mut capture, out, &mut caught, last, run.output_to.as_ref()),
                 Err(e) => {
                     warn!(error = %e, "could not read all of a step's output");
                     break;
@@ -375,6 +408,7 @@ fn take_frame(
     out: LogOutput,
     last: &mut Option<chrono::DateTime<chrono::Utc>>,
     skip_until: Option<chrono::DateTime<chrono::Utc>>,
+    output_to: Option<&tokio::sync::mpsc::UnboundedSender<String>>,
 ) {
     let (stream, message) = match out {
         LogOutput::StdOut { message } => (Stream::Out, message),
@@ -389,6 +423,10 @@ fn take_frame(
     }
     if at.is_some() {
         *last = at;
+    }
+    if let (Some(to), Stream::Out) = (output_to, stream) {
+        // A receiver that is gone stopped listening; the outcome still has it all.
+        let _ = to.send(String::from_utf8_lossy(text).into_owned());
     }
     capture.push(stream, text);
 }
@@ -516,8 +554,10 @@ pub fn container_body(
         working_dir: Some("/tmp".into()),
         labels: Some(labels),
         network_disabled: Some(!skill.network),
-        attach_stdin: Some(false),
-        open_stdin: Some(false),
+        attach_stdin: Some(run.stdin.is_some()),
+        open_stdin: Some(run.stdin.is_some()),
+        // Standard input closes when the one writer (this runtime) is done.
+        stdin_once: Some(run.stdin.is_some()),
         tty: Some(false),
         host_config: Some(HostConfig {
             memory: Some(skill.memory_bytes),

@@ -344,7 +344,7 @@ fn an_unusable_workspace_or_database_exits_2_saying_what_to_fix() {
 
 /// Docker present (and the worker image built), or a loud skip — a failure
 /// under `SWITCHYARD_REQUIRE_DOCKER=1`.
-async fn docker_ready() -> bool {
+pub(crate) async fn docker_ready() -> bool {
     let settings = switchyard::config::DockerSettings {
         host: "unix:///var/run/docker.sock".into(),
     };

@@ -37,10 +37,16 @@ fn chat() -> u64 {
 /// A fleet of one agent, `manager`, answering through the sandbox's model
 /// endpoint; `extra` is more configuration (e.g. `[conversations]`).
 async fn conversing(extra: &str) -> Fleet {
+    conversing_with("local", extra).await
+}
+
+/// As [`conversing`], answering with the responder `responder` (`local` is the
+/// sandbox's model; `extra` may define others).
+async fn conversing_with(responder: &str, extra: &str) -> Fleet {
     let mut fleet = Fleet::new(&["manager"], "").await;
     // Appended right after the only [[agents]] table, so `responder` is its key.
     let config = format!(
-        "responder = \"local\"\n\n[discord.access]\nread = [\"*\"]\noperate = [\"user:{OPERATOR}\"]\n\n\
+        "responder = \"{responder}\"\n\n[discord.access]\nread = [\"*\"]\noperate = [\"user:{OPERATOR}\"]\n\n\
          [responders.local]\nkind = \"openai\"\nbase_url = \"http://{}/openai/v1\"\nmodel = \"sandbox-model\"\n\
          timeout = \"20s\"\nfirst_token_timeout = \"10s\"\n\n{extra}",
         fleet.sandbox.addr()
@@ -555,5 +561,33 @@ fn twenty_people_at_once_with_a_slow_model_are_all_answered_side_by_side_without
             "no 429 provoked: {refused:?}"
         );
         assert_eq!(s.openai.completions.len(), 20, "each question asked once");
+    });
+}
+
+#[test]
+fn a_command_responder_reads_the_turn_on_stdin_and_streams_its_answer_from_a_container() {
+    multi_thread().block_on(async {
+        if !crate::agent::docker_ready().await {
+            return;
+        }
+        // The skill reads the turn (JSON on stdin), says how many messages it
+        // saw and the question's last word, slowly, line by line.
+        let script = r#"turn=$(cat); n=$(printf %s "$turn" | grep -o '"role"' | wc -l); echo "I read $n messages."; sleep 1; echo 'SWITCHYARD_USAGE {"tokens": 42}'; echo 'Done thinking.'"#;
+        let extra = format!(
+            "[skills.answer]\nimage = \"switchyard-worker:latest\"\ncommand = [\"sh\", \"-c\", {script:?}]\nmemory = \"64m\"\ntimeout = \"30s\"\n\n\
+             [responders.script]\nkind = \"command\"\nskill = \"answer\"\ntimeout = \"20s\"\n"
+        );
+        let fleet = conversing_with("script", &extra).await;
+        let asked = say(&fleet, OPERATOR, chat(), "what do you see?", true);
+        let turn = turn_state(&fleet, asked, TurnState::Answered).await;
+        let shown = thread_messages(&fleet.state(), asked);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        let text = &shown[0].content;
+        // A system message and the question: two messages on stdin.
+        assert!(text.contains("I read 2 messages."), "{text}");
+        assert!(text.contains("Done thinking."), "{text}");
+        assert!(!text.contains("SWITCHYARD_USAGE"), "the usage line is not shown: {text}");
+        assert_eq!(turn.usage.completion_tokens, 42);
+        assert!(shown[0].edited, "the second line came as an edit of the first");
     });
 }

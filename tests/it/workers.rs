@@ -507,6 +507,8 @@ mod docker {
             args: vec![script.into()],
             timeout: Duration::from_secs(20),
             log_dir: log_dir.to_path_buf(),
+            stdin: None,
+            output_to: None,
         }
     }
 

@@ -27,6 +27,8 @@ const OPERATOR: u64 = 555;
 async fn sandbox(discord_rate: DiscordLimits) -> SandboxHandle {
     sandbox::start(SandboxOptions {
         discord_rate,
+        // The bots these tests play: the sandbox refuses every other token.
+        discord_tokens: vec![TOKEN.into(), OTHER_TOKEN.into()],
         ..SandboxOptions::default()
     })
     .await

@@ -387,7 +387,7 @@ async fn a_press_of_a_button_the_message_does_not_have_is_refused_with_a_reason(
 
 #[tokio::test]
 async fn a_telegram_answer_streamed_by_edits_is_counted_and_marked_on_the_page() {
-    let sb = sandbox::start(SandboxOptions::default())
+    let sb = sandbox::start(known_tokens())
         .await
         .expect("sandbox starts");
     telegram(
