@@ -120,11 +120,14 @@ pub trait ChatPort: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Place, PortError>>;
     /// Show the typing indicator (it lasts a few seconds).
     fn typing<'a>(&'a self, place: &'a Place) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Post a message; returns its id.
+    /// Post a message; returns its id. `once`: a key that makes a repeat
+    /// of this post (after a crash) return the first one where the
+    /// platform can (Discord's nonce); Telegram cannot, and posts again.
     fn post<'a>(
         &'a self,
         place: &'a Place,
         text: &'a str,
+        once: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, PortError>>;
     /// Replace a posted message's text. `yielding`: a streamed edit, which
     /// lets every other sender to the same place go first.

@@ -53,6 +53,12 @@ pub fn pages(text: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// The key that makes a page's post happen once, also across a crash
+/// (Discord's nonce): a restart finds the page posted before it died.
+pub fn page_key(turn: &TurnId, page: usize) -> String {
+    format!("{turn}#{page}")
+}
+
 /// Pacing of one streamed answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
@@ -98,7 +104,7 @@ pub async fn stream_answer(
     let mut last_edit;
     let mut open = true;
     loop {
-        if let Err(e) = show(port, place, &full, max, &mut shown, !open).await {
+        if let Err(e) = show(port, place, &full, max, &mut shown, !open, record.1).await {
             return (shown, Some(e));
         }
         last_edit = Instant::now();
@@ -136,6 +142,7 @@ async fn show(
     max: usize,
     shown: &mut Shown,
     last: bool,
+    turn: &TurnId,
 ) -> Result<(), PortError> {
     let wanted = pages(full, max);
     for (i, page) in wanted.iter().enumerate() {
@@ -144,7 +151,7 @@ async fn show(
         }
         match shown.pages.get(i) {
             None => {
-                let id = port.post(place, page).await?;
+                let id = port.post(place, page, Some(&page_key(turn, i))).await?;
                 shown.messages.push(id);
                 shown.pages.push(page.clone());
             }

@@ -459,10 +459,25 @@ impl DiscordSink {
 
     /// Post `text` as a plain message to a channel or thread; returns the message id.
     pub async fn post_text(&self, channel: u64, text: &str) -> Result<u64, SendError> {
+        self.post_text_once(channel, text, None).await
+    }
+
+    /// As [`DiscordSink::post_text`]; with a `nonce`, Discord's
+    /// `enforce_nonce` makes a repeat (after a crash) return the message
+    /// posted the first time instead of posting again.
+    pub async fn post_text_once(
+        &self,
+        channel: u64,
+        text: &str,
+        nonce: Option<String>,
+    ) -> Result<u64, SendError> {
         let channel = ChannelId::new(channel);
-        let message = CreateMessage::new()
+        let mut message = CreateMessage::new()
             .content(render::truncate(text, 2000))
             .allowed_mentions(CreateAllowedMentions::new());
+        if let Some(n) = nonce {
+            message = message.nonce(Nonce::String(n)).enforce_nonce(true);
+        }
         if !self.proxied {
             return self
                 .http

@@ -95,11 +95,13 @@ impl ChatPort for DiscordChat {
         &'a self,
         place: &'a Place,
         text: &'a str,
+        once: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, PortError>> {
         Box::pin(async move {
             let channel = id(place)?;
+            let nonce = once.map(crate::delivery::sink::nonce_for);
             for _ in 0..ATTEMPTS {
-                match self.sink.post_text(channel, text).await {
+                match self.sink.post_text_once(channel, text, nonce.clone()).await {
                     Ok(m) => return Ok(m.to_string()),
                     Err(e) => match e.kind {
                         SendErrorKind::RateLimited { retry_after, .. } => {

@@ -89,6 +89,7 @@ impl ChatPort for TelegramChat {
         &'a self,
         place: &'a Place,
         text: &'a str,
+        _once: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, PortError>> {
         Box::pin(async move {
             let chat = chat(place)?;

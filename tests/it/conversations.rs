@@ -303,6 +303,33 @@ fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
             "{:?}",
             turn.reason
         );
+        // Garbage in the stream, and a rate-limited endpoint: failed, with the reason.
+        let garbage = say(
+            &fleet,
+            OPERATOR,
+            failing,
+            "again [[sandbox:garbage]]",
+            false,
+        );
+        let turn = turn_state(&fleet, garbage, TurnState::Failed).await;
+        assert!(
+            turn.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("not an answer"),
+            "{:?}",
+            turn.reason
+        );
+        let limited = say(&fleet, OPERATOR, failing, "again [[sandbox:429]]", false);
+        let turn = turn_state(&fleet, limited, TurnState::Failed).await;
+        assert!(
+            turn.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("rate-limiting"),
+            "{:?}",
+            turn.reason
+        );
         // A budget: a long answer spends most of the thread's day; the next
         // question is refused before the model is asked.
         let long = say(
