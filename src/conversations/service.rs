@@ -77,6 +77,8 @@ struct Inner {
     lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pairs: Mutex<PairGuard>,
     threads: RwLock<HashSet<u64>>,
+    /// The people told once that they may not talk to the agents.
+    hinted: Mutex<HashSet<(Platform, String)>>,
     stats: Arc<ConversationStats>,
 }
 
@@ -117,6 +119,7 @@ impl Conversations {
                 lanes: Mutex::default(),
                 pairs: Mutex::new(pairs),
                 threads: RwLock::default(),
+                hinted: Mutex::default(),
                 stats: Arc::new(ConversationStats::default()),
             }),
         }
@@ -176,6 +179,7 @@ impl Conversations {
             .is_some_and(|a| a.may_chat(caller));
         if !permitted {
             self.inner.stats.not_permitted();
+            self.hint_once(&req);
             return Ok(Accepted::NotPermitted);
         }
         let conversation = if req.opens_thread {
@@ -201,6 +205,34 @@ impl Conversations {
         info!(turn = %id, place = %req.place, author = %req.author.id, "a turn is recorded");
         self.spawn_answer(id.clone());
         Ok(Accepted::Queued(id))
+    }
+
+    /// One polite sentence, once per person while the agent runs, for
+    /// someone who may not talk to the agents (silence looks broken; a
+    /// sentence every time would be noise).
+    fn hint_once(&self, req: &TurnRequest) {
+        let first = self
+            .inner
+            .hinted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((req.place.platform, req.author.id.clone()));
+        if !first || req.author.is_bot {
+            return;
+        }
+        let Some(port) = self.port(req.place.platform) else {
+            return;
+        };
+        let place = req.place.clone();
+        let text = format!(
+            "Sorry {}, I only talk with the people this fleet's operators allow; ask one of them to add you.",
+            req.author.name
+        );
+        tokio::spawn(async move {
+            if let Err(e) = port.post(&place, &text, None).await {
+                warn!(error = %e, "could not tell a stranger they may not talk to the agents");
+            }
+        });
     }
 
     fn lane(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -120,6 +120,7 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
         let chat = chat();
         let ignored = say(&fleet, OPERATOR, chat, "just talking", false);
         let stranger = say(&fleet, STRANGER, chat, "tell me the secrets", true);
+        let stranger_again = say(&fleet, STRANGER, chat, "please?", true);
         let asked = say(&fleet, OPERATOR, chat, "what is the disk usage?", true);
         // The answer streams into a thread started on the question (its id is the message's).
         let answer = wait_for(Duration::from_secs(20), "the answer in its thread", || {
@@ -150,7 +151,9 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
             .collect();
         assert!(reacted.contains(&asked));
         assert!(
-            !reacted.contains(&ignored) && !reacted.contains(&stranger),
+            !reacted.contains(&ignored)
+                && !reacted.contains(&stranger)
+                && !reacted.contains(&stranger_again),
             "{reacted:?}"
         );
         // A reply to one of the bot's messages is addressed to it; a reply to someone else's is not.
@@ -171,7 +174,15 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
         let ours = reply_to(BOT, "and the load?");
         turn_state(&fleet, ours, TurnState::Answered).await;
         let store = fleet.store("manager").await;
-        for m in [ignored, stranger, not_ours] {
+        // The stranger is told once, politely, and never answered.
+        let hints = fleet
+            .state()
+            .discord_messages(chat)
+            .iter()
+            .filter(|m| m.content.contains("I only talk with the people"))
+            .count();
+        assert_eq!(hints, 1, "one hint for two mentions");
+        for m in [ignored, stranger, stranger_again, not_ours] {
             assert!(
                 store
                     .turn(&TurnId(format!("turn_discord_{m}")))
