@@ -28,38 +28,13 @@ use serenity::model::channel::{Message, Nonce};
 use serenity::model::id::{ChannelId, MessageId, WebhookId};
 use switchyard_routing::{Destination, Platform};
 
+pub use super::discord_limiter::DiscordOptions;
+use super::discord_limiter::{CHANNEL_BUCKET_RESET, DiscordLimiter, GLOBAL_LANE, channel_lane};
 use super::http::describe_reqwest;
 use super::limiter::{RateLimiter, Rule};
 use super::render;
 use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};
 use crate::config::{DiscordSettings, Secret};
-
-const GLOBAL_LANE: &str = "discord:global";
-
-/// Tuning of the Discord sink; the defaults are Discord's documented limits.
-#[derive(Debug, Clone)]
-pub struct DiscordOptions {
-    /// A request that has not answered by then is abandoned (its outcome is unknown).
-    pub request_timeout: Duration,
-    /// Discord's global limit: requests per second per bot.
-    pub global_per_second: usize,
-    /// Webhook executions per webhook (their headers are not visible through serenity).
-    pub webhook_limit: (usize, Duration),
-    /// Added to every fixed window, so that network jitter between us and
-    /// the server cannot make two requests land closer than the limit allows.
-    pub margin: Duration,
-}
-
-impl Default for DiscordOptions {
-    fn default() -> Self {
-        DiscordOptions {
-            request_timeout: Duration::from_secs(15),
-            global_per_second: 50,
-            webhook_limit: (5, Duration::from_secs(5)),
-            margin: Duration::from_millis(50),
-        }
-    }
-}
 
 struct WebhookTarget {
     id: WebhookId,
@@ -75,117 +50,6 @@ pub struct DiscordSink {
     webhooks: BTreeMap<String, WebhookTarget>,
     limiter: Arc<RateLimiter>,
     options: DiscordOptions,
-}
-
-/// A channel bucket's usual reset: what a restarted limiter waits before
-/// the first message to a channel whose bucket it has not learned.
-const CHANNEL_BUCKET_RESET: Duration = Duration::from_secs(5);
-
-/// The outbox's Discord limiter, for the agent's other writers to the same
-/// channels (the status board, the kept GitHub status messages): every
-/// request waits its turn there, and every 429 is obeyed and counted.
-#[derive(Clone)]
-pub struct DiscordLimiter {
-    limiter: Arc<RateLimiter>,
-    proxied: bool,
-    options: DiscordOptions,
-    stats: Arc<super::stats::DeliveryStats>,
-}
-
-impl DiscordLimiter {
-    fn global(&self) -> Rule {
-        Rule::Window {
-            lane: GLOBAL_LANE.into(),
-            limit: self.options.global_per_second,
-            window: Duration::from_secs(1) + self.options.margin,
-        }
-    }
-
-    fn edit_lane(channel: u64) -> String {
-        format!("discord:edit:{channel}")
-    }
-
-    /// Wait until an edit of a message in `channel` is allowed (5 per 5 s
-    /// per channel, shared with every other edit there).
-    pub async fn before_edit(&self, channel: u64) {
-        if !self.proxied {
-            return;
-        }
-        let rules = [
-            self.global(),
-            Rule::Window {
-                lane: Self::edit_lane(channel),
-                limit: 5,
-                window: Duration::from_secs(5) + self.options.margin,
-            },
-        ];
-        self.limiter.acquire(&rules).await;
-    }
-
-    /// As [`DiscordLimiter::before_edit`], behind every other writer waiting
-    /// for `channel` (a streamed answer's edits take the free slots only).
-    pub async fn before_edit_yielding(&self, channel: u64) {
-        if !self.proxied {
-            return;
-        }
-        let rules = [
-            self.global(),
-            Rule::Window {
-                lane: Self::edit_lane(channel),
-                limit: 5,
-                window: Duration::from_secs(5) + self.options.margin,
-            },
-        ];
-        self.limiter.acquire_yielding(&rules).await;
-    }
-
-    /// Wait until the typing indicator may be shown in `channel` again
-    /// (it lasts ~10 s; one call per 5 s per channel is plenty).
-    pub async fn before_typing(&self, channel: u64) {
-        if !self.proxied {
-            return;
-        }
-        let rules = [
-            self.global(),
-            Rule::Window {
-                lane: format!("discord:typing:{channel}"),
-                limit: 1,
-                window: Duration::from_secs(5),
-            },
-        ];
-        self.limiter.acquire(&rules).await;
-    }
-
-    /// Wait until a new message in `channel` is allowed (its bucket is the
-    /// one the outbox's messages to that channel use).
-    pub async fn before_post(&self, channel: u64) {
-        if !self.proxied {
-            return;
-        }
-        let rules = [
-            self.global(),
-            Rule::Learned {
-                lane: channel_lane(ChannelId::new(channel)),
-            },
-        ];
-        self.limiter.acquire(&rules).await;
-    }
-
-    /// After a failed request to `channel`: a 429 is counted and obeyed
-    /// (the lane stays closed for its bucket's reset).
-    pub fn after_error(&self, channel: u64, edit: bool, e: &serenity::Error) {
-        if let serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) = e
-            && r.status_code.as_u16() == 429
-        {
-            self.stats.on_429(Platform::Discord);
-            let lane = if edit {
-                Self::edit_lane(channel)
-            } else {
-                channel_lane(ChannelId::new(channel))
-            };
-            self.limiter.block(&lane, CHANNEL_BUCKET_RESET);
-        }
-    }
 }
 
 impl DiscordSink {
@@ -594,10 +458,6 @@ impl DiscordSink {
 /// A snowflake `id` of a Discord object (0 when absent: the caller treats it as unknown).
 fn id_of(v: &serde_json::Value) -> u64 {
     v["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn channel_lane(channel: ChannelId) -> String {
-    format!("discord:channel:{channel}")
 }
 
 fn header_f64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<f64> {

@@ -10,6 +10,7 @@
 //! at any point loses nothing (see [`crate::store::outbox`]).
 
 pub mod discord;
+pub mod discord_limiter;
 pub mod http;
 pub mod limiter;
 pub mod render;
@@ -33,7 +34,8 @@ use crate::shutdown::Shutdown;
 use crate::store::outbox::is_ambient;
 use crate::store::{DeliveryState, Store};
 
-pub use discord::{DiscordLimiter, DiscordOptions, DiscordSink};
+pub use discord::{DiscordOptions, DiscordSink};
+pub use discord_limiter::DiscordLimiter;
 pub use sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent, Sinks};
 pub use stats::DeliveryStats;
 pub use telegram::{TelegramLimiter, TelegramLimits, TelegramOptions, TelegramSink};
