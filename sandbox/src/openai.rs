@@ -33,7 +33,8 @@ use super::openai_check::check_request;
 use super::openai_errors::{
     authenticate, fault_body, invalid, model_not_found, rate_limited, refused, status_reply,
 };
-use super::openai_script::{self as script, Directives, Turn, estimate_tokens};
+use super::openai_script::{self as script, Turn, estimate_tokens};
+use super::openai_stream::Planned;
 use super::{Fault, Platform, Reply, SandboxOptions, Seen, Shared, finish, record, serve_fault};
 
 /// How many completion requests the state keeps (the oldest are dropped).
@@ -275,33 +276,6 @@ impl RawMessage {
                 .collect::<Vec<_>>()
                 .join("\n"),
         }
-    }
-}
-
-/// What was decided for one completion, before it is sent.
-pub(crate) struct Planned {
-    pub id: String,
-    pub created: u64,
-    pub model: String,
-    pub choices: u32,
-    pub answer: String,
-    pub finish_reason: &'static str,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub include_usage: bool,
-    pub directives: Directives,
-}
-
-impl Planned {
-    pub(crate) fn usage(&self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-        })
     }
 }
 

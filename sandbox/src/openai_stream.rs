@@ -15,8 +15,34 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
-use super::openai::Planned;
-use super::openai_script::{self as script, DEFAULT_CHUNK};
+use super::openai_script::{self as script, DEFAULT_CHUNK, Directives};
+
+/// What was decided for one completion, before it is sent.
+pub(crate) struct Planned {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: u32,
+    pub answer: String,
+    pub finish_reason: &'static str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub include_usage: bool,
+    pub directives: Directives,
+}
+
+impl Planned {
+    pub(crate) fn usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        })
+    }
+}
 
 /// What a `broken` or `reset` stream sends of the answer before it stops.
 fn kept(pieces: &[String]) -> usize {
