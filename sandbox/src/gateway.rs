@@ -470,7 +470,7 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
                 let _ = tx.send(Out::Close(4005, "Already authenticated."));
                 return;
             }
-            let bot = super::discord::bot_user_id(token);
+            let bot = super::discord::ids::bot_user_id(token);
             world.identifies += 1;
             let session = format!("sess-{}", world.next());
             world
@@ -505,7 +505,7 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
             let token = d["token"].as_str().unwrap_or("");
             let token = token.strip_prefix("Bot ").unwrap_or(token);
             let session = d["session_id"].as_str().unwrap_or("").to_string();
-            let bot = super::discord::bot_user_id(token);
+            let bot = super::discord::ids::bot_user_id(token);
             match world.sessions.get(&session) {
                 Some(s) if s.bot == bot && !token.is_empty() => {
                     world.resumes += 1;

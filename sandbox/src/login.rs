@@ -20,7 +20,7 @@
 //!
 //! Also here: what a Discord client asks at login, `GET /users/@me` (the bot's
 //! user) and `GET /oauth2/applications/@me` (its application), both for the
-//! bot the token names ([`bot_user_id`](crate::discord::bot_user_id)).
+//! bot the token names ([`bot_user_id`](crate::discord::ids::bot_user_id)).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ impl KnownTokens {
             ));
         }
         self.lock().discord.insert(token.to_owned());
-        Ok(super::discord::bot_user_id(token))
+        Ok(super::discord::ids::bot_user_id(token))
     }
 
     /// Registers a Telegram bot token; returns the bot's id.
@@ -131,7 +131,7 @@ impl KnownTokens {
             .map(str::trim)
             .unwrap_or("");
         self.admits_discord(token)
-            .then(|| super::discord::bot_user_id(token))
+            .then(|| super::discord::ids::bot_user_id(token))
     }
 
     /// The bot a Telegram request (`/bot<token>/<method>`) speaks for, or Telegram's refusal (counted).
