@@ -8,11 +8,8 @@
 //! the reads of a channel (get it, list its messages) are in [`channels`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -25,7 +22,8 @@ use super::model::{
     DiscordWebhook, DiscordWebhookState,
 };
 use super::{
-    Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, query_pairs, serve_fault,
+    Inner, Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, query_pairs,
+    serve_fault,
 };
 
 mod channels;
@@ -424,39 +422,41 @@ fn too_many(retry_after: Duration, global: bool, scope: &str) -> Reply {
     }
 }
 
-pub(crate) async fn entry(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri
-        .path()
-        .strip_prefix("/api/v10")
-        .unwrap_or(uri.path())
-        .to_owned();
-    if let Some((route, reply)) = super::gateway::rest(&shared, &method, &path, &headers, &body) {
-        let seen = Seen {
-            platform: Platform::Discord,
-            method: method.to_string(),
-            path: redacted(uri.path()),
-            route: route.to_owned(),
-        };
-        return finish(&shared, seen, reply);
-    }
-    let route = parse_route(&method, &path);
-    let seen = Seen {
+/// What a REST write tells the connected bots (an event name and its data),
+/// sent while the sandbox's lock is held. Passed in by the REST front door
+/// (`discord_rest.rs`), which hands it to the gateway: the gateway builds on
+/// this module's world, so this module must not call the gateway itself.
+pub(crate) type Dispatch = fn(&mut Inner, &str, &Value);
+
+/// The request log's entry for a Discord REST request (webhook and interaction
+/// tokens hidden), under the route's name.
+pub(crate) fn seen(method: &Method, uri: &Uri, route: &str) -> Seen {
+    Seen {
         platform: Platform::Discord,
         method: method.to_string(),
         path: redacted(uri.path()),
-        route: route.as_ref().map_or("unknown", Route::name).to_owned(),
-    };
+        route: route.to_owned(),
+    }
+}
+
+/// Answers and logs a REST request that is not the gateway's (`path` is the
+/// part after `/api/v10`); `dispatch` carries the events its writes cause.
+pub(crate) async fn serve(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    dispatch: Dispatch,
+) -> Response {
+    let route = parse_route(method, path);
+    let seen = seen(method, uri, route.as_ref().map_or("unknown", Route::name));
     let reply = match route {
         Err(reply) => reply,
-        Ok(route) => handle(&shared, &method, route, uri.query(), &headers, &body).await,
+        Ok(route) => handle(shared, method, route, uri.query(), headers, body, dispatch).await,
     };
-    finish(&shared, seen, reply)
+    finish(shared, seen, reply)
 }
 
 async fn handle(
@@ -466,6 +466,7 @@ async fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
+    dispatch: Dispatch,
 ) -> Reply {
     let fault = if *method == Method::GET {
         None
@@ -486,7 +487,7 @@ async fn handle(
             };
         }
     }
-    let reply = handle_route(shared, route, query, headers, body);
+    let reply = handle_route(shared, route, query, headers, body, dispatch);
     match lost {
         Some(delay_ms) => lose_response(delay_ms, error_body).await,
         None => reply,
@@ -499,6 +500,7 @@ fn handle_route(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
+    dispatch: Dispatch,
 ) -> Reply {
     let now = Instant::now();
     // Webhook routes carry their own token; everything else needs a bot's the sandbox knows.
@@ -571,7 +573,7 @@ fn handle_route(
                 // Every connected bot's cache learns of it, as on Discord.
                 let mut event = thread.clone();
                 event["newly_created"] = json!(true);
-                inner.gateway.broadcast("THREAD_CREATE", &event);
+                dispatch(&mut inner, "THREAD_CREATE", &event);
             }
             rate_headers(reply, BucketKind::StartThread, &status)
         }

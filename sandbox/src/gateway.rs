@@ -527,7 +527,7 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
 }
 
 // ---------------------------------------------------------------------------
-// REST routes owned by interactions (called from the Discord REST entry).
+// REST routes owned by interactions (called from the Discord REST entry, `discord_rest.rs`).
 
 /// Handles the routes this module owns; `None` lets the REST stand-in handle the request.
 pub(crate) fn rest(

@@ -77,6 +77,7 @@
 //! A web page for people: `GET /` (see [`view`]).
 
 mod discord;
+mod discord_rest;
 mod discord_schema;
 mod gateway;
 pub mod github;
@@ -676,7 +677,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/_sandbox/discord/disconnect",
             post(gateway::control_disconnect),
         )
-        .route("/api/v10/{*rest}", any(discord::entry))
+        .route("/api/v10/{*rest}", any(discord_rest::entry))
         .route("/telegram/{*rest}", any(telegram::entry))
         .route("/openai/{*rest}", any(openai::entry))
         .nest_service("/github", github::router(shared.github.clone()))
