@@ -2,16 +2,17 @@
 //! against the sandbox's gateway and REST, answering through the real
 //! streaming client from the sandbox's OpenAI-compatible stand-in.
 //!
-//! 1. mention → first visible text in the thread, over N mentions (each opens
-//!    a thread) with an instant answer: median, p90, p99, max.
+//! 1. mention → first visible text in the thread, over N mentions a second
+//!    apart (each opens a thread) with an instant answer: median, p90, p99,
+//!    max; then 20 back to back, where the channel's rate bucket shows.
 //! 2. a 3,000-character streamed answer: the edits made and the 429s provoked.
 //! 3. 20 mentions at once with a model that takes 5 s: the time until the
 //!    last is answered.
 //! 4. the agent's resident memory (VmRSS) before, during and after 100
 //!    conversations.
 //!
-//! `cargo bench --bench conversations` (`SWITCHYARD_BENCH_CALLS=N` for fewer
-//! mentions in part 1; default 200).
+//! `cargo bench --bench conversations` (`SWITCHYARD_BENCH_CALLS=N` mentions
+//! in part 1, a second apart; default 60).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
@@ -100,15 +101,18 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let calls: usize = std::env::var("SWITCHYARD_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let calls: usize = std::env::var("SWITCHYARD_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
 
         // 1. mention → first visible text.
         let f = fleet("").await;
         let pid = f.agents[0].child.id();
         let rss_before = rss_kib(pid);
+        // Paced like people (one mention a second and a bit): each opens a
+        // thread in #chat, and Discord's channel bucket allows 5 per 5 s.
         let mut lat = Vec::with_capacity(calls);
         for i in 0..calls {
             let t0 = Instant::now();
+            let next = t0 + Duration::from_millis(1_050);
             let id = mention(&f, &format!("ping {i}"));
             loop {
                 if first_text(&f, id).is_some() {
@@ -117,14 +121,34 @@ fn main() {
                 tokio::time::sleep(Duration::from_micros(500)).await;
             }
             lat.push(t0.elapsed());
+            tokio::time::sleep_until(next.into()).await;
         }
         lat.sort();
         println!(
-            "mention → first visible text over {calls} mentions: median {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "mention → first visible text over {calls} mentions a second apart: median {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             pct(&lat, 0.5).as_secs_f64() * 1e3,
             pct(&lat, 0.9).as_secs_f64() * 1e3,
             pct(&lat, 0.99).as_secs_f64() * 1e3,
             lat.last().unwrap().as_secs_f64() * 1e3
+        );
+
+        // 1b. the same, 20 back to back: the channel's bucket is felt.
+        let mut burst = Vec::new();
+        for i in 0..20 {
+            let t0 = Instant::now();
+            let id = mention(&f, &format!("burst {i}"));
+            while first_text(&f, id).is_none() {
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            burst.push(t0.elapsed());
+        }
+        burst.sort();
+        println!(
+            "  20 back to back (each opens a thread; 5 per 5 s per channel): median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} 429s",
+            pct(&burst, 0.5).as_secs_f64() * 1e3,
+            pct(&burst, 0.9).as_secs_f64() * 1e3,
+            burst.last().unwrap().as_secs_f64() * 1e3,
+            f.state().stats.discord.rate_limited
         );
 
         // 2. a 3,000-character streamed answer.
