@@ -93,14 +93,10 @@ impl AgentFleet {
         if !converses {
             return Ok(None);
         }
-        let midnight = now
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .map_or(now, |d| d.and_utc());
         let tokens_today = self
             .inner
             .store
-            .tokens_since(midnight, None)
+            .tokens_since(crate::conversations::day_start(now), None)
             .await
             .map_err(|e| self.internal("cannot sum the conversations' tokens", format!("{e:#}")))?;
         let budget = config.conversations.tokens_per_agent_per_day;

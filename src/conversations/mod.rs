@@ -21,7 +21,9 @@ pub mod turn;
 pub use ports::{
     BoxFuture, ChatPort, PortError, Prompt, PromptMessage, Responder, ResponderError, Role,
 };
-pub use service::{Accepted, Answerer, Conversations, Handoff, INTERRUPTED, ReplyRefused};
+pub use service::{
+    Accepted, Answerer, Conversations, Handoff, INTERRUPTED, ReplyRefused, day_start,
+};
 pub use stats::ConversationStats;
 pub use turn::{
     Author, ConversationId, Exchange, Place, Turn, TurnId, TurnRequest, TurnState, Usage,

@@ -85,7 +85,8 @@ struct Inner {
 /// The sentence a turn cut short by a restart ends with.
 pub const INTERRUPTED: &str = "(the answer was interrupted; ask again)";
 
-fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
+/// 00:00 UTC of `now`'s day: where the daily token budgets start.
+pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now.date_naive()
         .and_hms_opt(0, 0, 0)
         .map_or(now, |d| d.and_utc())

@@ -71,38 +71,34 @@ impl DiscordLimiter {
         format!("discord:edit:{channel}")
     }
 
-    /// Wait until an edit of a message in `channel` is allowed (5 per 5 s
-    /// per channel, shared with every other edit there).
-    pub async fn before_edit(&self, channel: u64) {
-        if !self.proxied {
-            return;
-        }
-        let rules = [
+    /// The limits of an edit in `channel`: 5 per 5 s per channel, shared
+    /// with every other edit there.
+    fn edit_rules(&self, channel: u64) -> [Rule; 2] {
+        [
             self.global(),
             Rule::Window {
                 lane: Self::edit_lane(channel),
                 limit: 5,
                 window: Duration::from_secs(5) + self.options.margin,
             },
-        ];
-        self.limiter.acquire(&rules).await;
+        ]
+    }
+
+    /// Wait until an edit of a message in `channel` is allowed.
+    pub async fn before_edit(&self, channel: u64) {
+        if self.proxied {
+            self.limiter.acquire(&self.edit_rules(channel)).await;
+        }
     }
 
     /// As [`DiscordLimiter::before_edit`], behind every other writer waiting
     /// for `channel` (a streamed answer's edits take the free slots only).
     pub async fn before_edit_yielding(&self, channel: u64) {
-        if !self.proxied {
-            return;
+        if self.proxied {
+            self.limiter
+                .acquire_yielding(&self.edit_rules(channel))
+                .await;
         }
-        let rules = [
-            self.global(),
-            Rule::Window {
-                lane: Self::edit_lane(channel),
-                limit: 5,
-                window: Duration::from_secs(5) + self.options.margin,
-            },
-        ];
-        self.limiter.acquire_yielding(&rules).await;
     }
 
     /// Wait until the typing indicator may be shown in `channel` again

@@ -50,20 +50,15 @@ pub fn addressed_to(msg: &Message, bot: u64, owns_thread: bool) -> bool {
         || owns_thread
 }
 
-fn cache_thread_owner(ctx: &serenity::Context, msg: &Message) -> Option<u64> {
+/// The thread the message was posted in, as the cache knows it: `None`
+/// when it is not a thread; `Some(owner)` when it is.
+fn cached_thread(ctx: &serenity::Context, msg: &Message) -> Option<Option<u64>> {
     let guild = ctx.cache.guild(msg.guild_id?)?;
     guild
         .threads
         .iter()
         .find(|t| t.id == msg.channel_id)
-        .and_then(|t| t.owner_id)
-        .map(|u| u.get())
-}
-
-fn in_thread(ctx: &serenity::Context, msg: &Message) -> bool {
-    msg.guild_id
-        .and_then(|g| ctx.cache.guild(g))
-        .is_some_and(|g| g.threads.iter().any(|t| t.id == msg.channel_id))
+        .map(|t| t.owner_id.map(|u| u.get()))
 }
 
 /// The text without the mention of the bot itself.
@@ -81,7 +76,8 @@ async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyh
     };
     let channel = msg.channel_id.get();
     let ours = conversations.owns_thread(channel);
-    let owner = ours || cache_thread_owner(ctx, msg) == Some(data.bot_user);
+    let thread = cached_thread(ctx, msg);
+    let owner = ours || thread == Some(Some(data.bot_user));
     if !addressed_to(msg, data.bot_user, owner) {
         return Ok(());
     }
@@ -109,7 +105,7 @@ async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyh
         },
         text: text_of(msg, data.bot_user),
         // A thread (ours or one the cache knows) goes on; a channel opens one.
-        opens_thread: !owner && !in_thread(ctx, msg),
+        opens_thread: !owner && thread.is_none(),
         received_at: Utc::now(),
     };
     match conversations.accept(request, &caller).await? {

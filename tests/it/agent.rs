@@ -10,17 +10,9 @@ use std::time::Duration;
 use common::{Fleet, event, wait_for};
 use serde_json::json;
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn every_category_lands_where_seed_002_says() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let cases = [
@@ -90,7 +82,7 @@ fn every_category_lands_where_seed_002_says() {
 
 #[test]
 fn bad_inbox_files_go_to_failed_and_the_agent_keeps_going() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let inbox = fleet.agent_dir("manager").join("inbox");
@@ -132,7 +124,7 @@ fn bad_inbox_files_go_to_failed_and_the_agent_keeps_going() {
 
 #[test]
 fn kill_9_with_500_pending_deliveries_delivers_each_exactly_once() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         // Faster channel buckets than Discord's so the test takes seconds, not
         // minutes; no coalescing, so every event stays one message to count.
         let mut opts = common::sandbox_options();
@@ -193,7 +185,7 @@ fn kill_9_with_500_pending_deliveries_delivers_each_exactly_once() {
 
 #[test]
 fn a_mute_holds_events_and_the_unmute_posts_one_digest() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let out = fleet
@@ -268,7 +260,7 @@ fn a_mute_holds_events_and_the_unmute_posts_one_digest() {
 
 #[test]
 fn sigterm_shuts_down_gracefully_and_records_the_final_state() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let status = fleet.stop_agent("manager").await;
@@ -280,7 +272,7 @@ fn sigterm_shuts_down_gracefully_and_records_the_final_state() {
 
 #[test]
 fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = Fleet::new(&["manager"], "").await;
         let out = fleet.command().args(["route", "--category", "alert", "--severity", "critical"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -309,7 +301,7 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
 
 #[test]
 fn an_unusable_workspace_or_database_exits_2_saying_what_to_fix() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = Fleet::new(&["manager"], "").await;
         // A file where a directory must be: not even root can write under it.
         let blocker = fleet.dir.path().join("not-a-dir");
@@ -374,7 +366,7 @@ const SKILLS: &str = "[skills.sh]\nimage = \"switchyard-worker:latest\"\ncommand
 
 #[test]
 fn a_task_runs_in_a_container_and_a_risky_one_waits_for_approval() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }
@@ -553,7 +545,7 @@ async fn forge_decision(fleet: &Fleet, agent: &str, approval: &str, task: &str, 
 
 #[test]
 fn a_task_dropped_again_after_it_failed_is_a_new_attempt_and_both_are_kept() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }
@@ -580,7 +572,7 @@ fn a_task_dropped_again_after_it_failed_is_a_new_attempt_and_both_are_kept() {
 
 #[test]
 fn a_tasks_progress_goes_into_one_thread_and_the_channel_stays_quiet() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }
@@ -627,7 +619,7 @@ fn a_tasks_progress_goes_into_one_thread_and_the_channel_stays_quiet() {
 
 #[test]
 fn the_kill_switch_reaches_every_agent() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["alpha", "beta", "gamma"], "").await;
         for a in ["alpha", "beta", "gamma"] {
             fleet.spawn_agent(a).await;
@@ -679,7 +671,7 @@ fn the_kill_switch_reaches_every_agent() {
 
 #[test]
 fn a_schedule_drops_its_item_into_the_agents_inbox() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let schedule = "[[schedules]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nagent = \"manager\"\n\
                         item = { kind = \"event\", category = \"briefing\", title = \"Scheduled briefing\" }\n";
         let mut fleet = Fleet::new(&["manager"], schedule).await;
@@ -697,7 +689,7 @@ fn a_schedule_drops_its_item_into_the_agents_inbox() {
 
 #[test]
 fn a_task_on_a_locked_repo_waits_until_the_lock_is_released() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }
@@ -744,7 +736,7 @@ fn containers(label: &str, all: bool) -> Vec<String> {
 
 #[test]
 fn kill_9_mid_step_reaps_the_orphan_and_runs_the_task_again() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }
@@ -790,7 +782,7 @@ fn kill_9_mid_step_reaps_the_orphan_and_runs_the_task_again() {
 
 #[test]
 fn consecutive_failures_pause_the_agent_until_an_operator_resumes_it() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !docker_ready().await {
             return;
         }

@@ -18,14 +18,6 @@ const BOT: u64 = 100;
 const OPERATOR: u64 = 200;
 const STRANGER: u64 = 300;
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn chat() -> u64 {
     DISCORD_CHANNELS
         .iter()
@@ -115,7 +107,7 @@ async fn turn_state(
 
 #[test]
 fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = conversing("").await;
         let chat = chat();
         let ignored = say(&fleet, OPERATOR, chat, "just talking", false);
@@ -224,7 +216,7 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
 
 #[test]
 fn a_long_answer_is_edited_in_pages_and_a_kill_mid_stream_is_closed_after_restart() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = conversing("[conversations]\nedit_interval = \"300ms\"\n").await;
         let chat = chat();
         // 3,000 characters in slow pieces: two Discord messages, edited as they grow.
@@ -288,7 +280,7 @@ fn a_long_answer_is_edited_in_pages_and_a_kill_mid_stream_is_closed_after_restar
 
 #[test]
 fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = conversing("[conversations]\ntokens_per_conversation_per_day = 1500\n").await;
         let chat = chat();
         // The endpoint fails: the thread says so, the turn is failed with the reason.
@@ -388,7 +380,7 @@ fn a_failing_model_a_spent_budget_and_an_unknown_reply_are_said_plainly() {
 #[test]
 fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_long_answer() {
     use switchyard_sandbox::{TelegramUser, TelegramUserAction};
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = conversing("").await;
         let chat = common::OPERATOR_CHAT;
         let write = |from: i64, text: &str| {
@@ -491,7 +483,7 @@ fn in_telegram_a_message_is_a_turn_and_an_approval_prompt_is_not_held_behind_a_l
 
 #[test]
 fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet =
             conversing("[conversations]\nbot_pair_turns = 3\nbot_pair_window = \"10m\"\n").await;
         // Another bot of the fleet (user id 700), permitted to talk.
@@ -560,7 +552,7 @@ fn two_bots_addressing_each_other_stop_at_the_limit_with_one_notice() {
 
 #[test]
 fn twenty_people_at_once_with_a_slow_model_are_all_answered_side_by_side_without_a_429() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = conversing("[conversations]\nmax_concurrent = 20\n").await;
         let chat = chat();
         let asked: Vec<u64> = (0..20)
@@ -604,7 +596,7 @@ fn twenty_people_at_once_with_a_slow_model_are_all_answered_side_by_side_without
 
 #[test]
 fn a_command_responder_reads_the_turn_on_stdin_and_streams_its_answer_from_a_container() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         if !crate::agent::docker_ready().await {
             return;
         }

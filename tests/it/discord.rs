@@ -26,14 +26,6 @@ const GUILD: u64 = 900_000_000_000_000_000;
 const ACCESS: &str = "\n[discord.access]\nread = [\"role:400\", \"user:200\", \"user:424242\", \"user:500\"]\n\
                       operate = [\"user:200\"]\nadmin = [\"user:200\"]\napprovers = [\"user:500\"]\n";
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn fleet_with_manager() -> Fleet {
     let mut fleet = Fleet::new(&["manager"], ACCESS).await;
     fleet.spawn_agent("manager").await;
@@ -162,7 +154,7 @@ async fn audit_rows(fleet: &Fleet) -> Vec<switchyard::store::AuditEntry> {
 
 #[test]
 fn every_command_answers_a_permitted_user_and_refuses_a_stranger() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
 
         // Read class through a role.
@@ -284,7 +276,7 @@ fn every_command_answers_a_permitted_user_and_refuses_a_stranger() {
 
 #[test]
 fn a_discord_mute_holds_system_events_and_unmute_posts_one_digest() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
         let mute = run(
             &fleet,
@@ -373,7 +365,7 @@ fn a_discord_mute_holds_system_events_and_unmute_posts_one_digest() {
 
 #[test]
 fn muting_alerts_needs_force_and_says_why() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
         let s = run(
             &fleet,
@@ -401,7 +393,7 @@ fn muting_alerts_needs_force_and_says_why() {
 
 #[test]
 fn after_a_dropped_connection_the_agent_resumes_and_answers() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
         assert_done(&run(&fleet, cmd(OPERATOR, "status")).await);
         assert_eq!(fleet.sandbox.discord_disconnect(), 1);
@@ -417,7 +409,7 @@ fn after_a_dropped_connection_the_agent_resumes_and_answers() {
 
 #[test]
 fn a_slow_handler_defers_instead_of_missing_the_3_second_window() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
         // Hold the status file's lock: /mute must wait for it, as behind a busy peer.
         let lock_path = fleet.workspace().join("status.json.lock");
@@ -458,7 +450,7 @@ fn a_slow_handler_defers_instead_of_missing_the_3_second_window() {
 
 #[test]
 fn commands_are_registered_once_and_not_again_when_unchanged() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = fleet_with_manager().await;
         let g = fleet.state().gateway;
         let reg = &g.registered[0];
@@ -498,7 +490,7 @@ fn commands_are_registered_once_and_not_again_when_unchanged() {
 
 #[test]
 fn the_status_board_is_one_message_edited_in_place_across_restarts() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = fleet_with_manager().await;
         let system = channel("system");
         let boards = |fleet: &Fleet| {
@@ -549,7 +541,7 @@ fn the_status_board_is_one_message_edited_in_place_across_restarts() {
 
 #[test]
 fn autocomplete_offers_the_known_values() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = fleet_with_manager().await;
         let mute = run(
             &fleet,
@@ -595,7 +587,7 @@ fn autocomplete_offers_the_known_values() {
 
 #[test]
 fn tasks_are_submitted_listed_shown_and_cancelled_from_discord() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         // The task's skill must exist; the policy parks it (risk high + git push),
         // so it waits for a human and no container runs.
         let mut fleet = Fleet::new(

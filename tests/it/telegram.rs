@@ -15,14 +15,6 @@ use switchyard_sandbox::{
 const STRANGER: i64 = 777001;
 const SECOND_APPROVER: i64 = 555002;
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn operator() -> TelegramUser {
     TelegramUser {
         id: OPERATOR_CHAT,
@@ -177,7 +169,7 @@ async fn audit_rows(fleet: &Fleet, agent: &str) -> Vec<switchyard::store::AuditE
 
 #[test]
 fn approve_round_trip_with_a_double_click_and_a_stranger() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let id = request(
@@ -240,7 +232,7 @@ fn approve_round_trip_with_a_double_click_and_a_stranger() {
 
 #[test]
 fn deny_from_telegram_and_approve_from_the_shell() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let id = request(&fleet, "Drop the staging database", &["--risk", "40"]);
@@ -273,7 +265,7 @@ fn deny_from_telegram_and_approve_from_the_shell() {
 
 #[test]
 fn expiry_edits_the_prompt_and_a_later_click_is_refused() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let id = request(&fleet, "Rotate the API keys", &["--expires", "3s"]);
@@ -293,7 +285,7 @@ fn expiry_edits_the_prompt_and_a_later_click_is_refused() {
 
 #[test]
 fn two_distinct_approvers_above_the_risk_threshold() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "[approvals]\ntwo_approvers_at_risk = 80\n").await;
         let text = std::fs::read_to_string(&fleet.config_file)
             .unwrap()
@@ -339,7 +331,7 @@ fn two_distinct_approvers_above_the_risk_threshold() {
 
 #[test]
 fn forged_and_stale_callback_data_are_refused_and_audited() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let id = request(&fleet, "Delete old backups", &[]);
@@ -386,7 +378,7 @@ fn forged_and_stale_callback_data_are_refused_and_audited() {
 
 #[test]
 fn a_restart_between_prompt_and_click_decides_once() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let id = request(&fleet, "Migrate the orders table", &[]);
@@ -426,7 +418,7 @@ fn a_restart_between_prompt_and_click_decides_once() {
 
 #[test]
 fn a_request_from_an_agent_without_telegram_round_trips_through_the_inboxes() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager", "beta"], "").await;
         fleet.spawn_agent("manager").await;
         fleet.spawn_agent("beta").await;
@@ -451,7 +443,7 @@ fn a_request_from_an_agent_without_telegram_round_trips_through_the_inboxes() {
 
 #[test]
 fn a_429_delays_the_prompt_but_it_still_goes_out() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         fleet.sandbox.inject(Fault::RateLimitStorm {
@@ -504,7 +496,7 @@ async fn bot_reply(fleet: &Fleet, after: i32, needle: &str) -> TelegramMessage {
 
 #[test]
 fn telegram_commands_status_approvals_mute_unmute() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         let text = std::fs::read_to_string(&fleet.config_file).unwrap().replace(
             &format!("approvers = [{OPERATOR_CHAT}]"),
@@ -559,7 +551,7 @@ fn telegram_commands_status_approvals_mute_unmute() {
 
 #[test]
 fn a_reminder_then_an_escalation_to_discord_before_expiry() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut opts = common::sandbox_options();
         common::fast_discord_limits(&mut opts);
         let mut fleet = Fleet::with_sandbox(
@@ -587,7 +579,7 @@ fn a_reminder_then_an_escalation_to_discord_before_expiry() {
 
 #[test]
 fn webhook_mode_takes_presses_and_refuses_a_wrong_secret() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         // The webhook URL must be known before the agent starts: ask the OS for a free port.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -634,7 +626,7 @@ fn webhook_mode_takes_presses_and_refuses_a_wrong_secret() {
 
 #[test]
 fn a_second_process_for_the_same_telegram_token_refuses_to_start() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         let mut second = fleet
@@ -665,7 +657,7 @@ fn a_second_process_for_the_same_telegram_token_refuses_to_start() {
 
 #[test]
 fn a_forged_forwarded_request_is_refused_and_audited_by_the_owner() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager", "beta"], "").await;
         fleet.spawn_agent("manager").await;
         // Unsealed, but asking for the answer in beta's inbox: refused.
@@ -711,7 +703,7 @@ fn a_forged_forwarded_request_is_refused_and_audited_by_the_owner() {
 
 #[test]
 fn when_the_first_agent_dies_the_next_speaks_for_the_fleet_and_approvals_wait_durably() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager", "beta"], "").await;
         fleet.spawn_agent("manager").await;
         fleet.spawn_agent("beta").await;

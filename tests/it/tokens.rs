@@ -15,14 +15,6 @@ use serde_json::json;
 use switchyard::config::{DiscordSettings, Secret, TelegramSettings};
 use switchyard::error::TokenCheck;
 
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `switchyard run --agent NAME` with `env` over the fleet's; waits for it
 /// to exit (the limit only keeps a wrong agent that keeps running from hanging
 /// the test) and returns how it exited and what it said on stderr.
@@ -64,7 +56,7 @@ fn answered(fleet: &Fleet, route: &str, status: u16) -> usize {
 
 #[test]
 fn an_agent_whose_discord_token_is_refused_exits_2_naming_the_variable() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = Fleet::new(&["manager"], "").await;
         let wrong = "MTAw.wrong.manager-token";
         let (status, stderr) =
@@ -93,7 +85,7 @@ fn an_agent_whose_discord_token_is_refused_exits_2_naming_the_variable() {
 
 #[test]
 fn an_agent_whose_telegram_token_is_unknown_or_malformed_exits_2_naming_the_variable() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = Fleet::new(&["manager"], "").await;
         for (token, reason) in [
             // Well-formed, but not a token Telegram knows: 401.
@@ -122,7 +114,7 @@ fn an_agent_whose_telegram_token_is_unknown_or_malformed_exits_2_naming_the_vari
 
 #[test]
 fn check_config_does_not_go_online() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let fleet = Fleet::new(&["manager"], "").await;
         let out = fleet
             .command()
@@ -150,7 +142,7 @@ fn check_config_does_not_go_online() {
 
 #[test]
 fn an_agent_with_known_tokens_checks_them_and_starts() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         fleet.spawn_agent("manager").await;
         assert_eq!(
@@ -181,7 +173,7 @@ fn an_agent_with_known_tokens_checks_them_and_starts() {
 
 #[test]
 fn a_platform_that_cannot_be_asked_at_start_is_not_a_refused_token() {
-    multi_thread().block_on(async {
+    common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], "").await;
         // Nothing listens on port 1: Telegram cannot be asked. The agent starts anyway.
         let child = fleet
@@ -377,7 +369,7 @@ fn start_sandbox(
 
 #[test]
 fn switchyard_sandbox_knows_the_configured_tokens_set_in_its_environment() {
-    multi_thread().block_on(switchyard_sandbox_with_a_fleet_config());
+    common::multi_thread().block_on(switchyard_sandbox_with_a_fleet_config());
 }
 
 async fn switchyard_sandbox_with_a_fleet_config() {

@@ -96,6 +96,16 @@ impl Drop for ModuleGate {
 /// The test fleets' shared secret (what seals forwarded approvals).
 pub const FLEET_SECRET: &str = "test-fleet-secret-0123456789abcdef0123456789";
 
+/// The runtime the tests that talk to agent processes run on: two
+/// workers, like the machine.
+pub fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
 }
