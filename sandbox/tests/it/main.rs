@@ -11,6 +11,7 @@ mod gateway;
 mod openai;
 mod openai_conformance;
 mod openapi;
+mod outside;
 mod tokens;
 mod webview;
 mod ws;

@@ -1,0 +1,16 @@
+//! Client libraries nobody here wrote, pointed at the sandbox: each test starts
+//! a sandbox, runs one scripted session of a Python library from PyPI against
+//! it (`sandbox/tests/outside/*.py`, versions pinned in `requirements.txt`), and
+//! passes only when the script exits 0 (every answer accepted, every refusal the
+//! platform's own) and the sandbox's state shows what the script did.
+//!
+//! The libraries live in a virtual environment of their own, made on first use
+//! (`python3 -m venv` + `pip install -r requirements.txt`) at
+//! `$SWITCHYARD_PYCLIENTS_VENV`, by default `~/.cache/switchyard-pyclients`, and
+//! made again when `requirements.txt` changes. When it cannot be made (no
+//! python3, PyPI unreachable), a test prints `SKIPPED` loudly and passes, unless
+//! `SWITCHYARD_REQUIRE_PYCLIENTS=1` (set by `.ci/run`), where it fails.
+
+mod venv;
+
+pub use venv::run_script;
