@@ -14,3 +14,33 @@
 mod venv;
 
 pub use venv::run_script;
+
+use std::time::Duration;
+
+/// The venv holds exactly the pinned versions: a test passing against another
+/// release of a library would claim what was never checked.
+#[tokio::test]
+async fn the_outside_clients_are_the_pinned_versions() {
+    let Some(out) = run_script("versions.py", &[], Duration::from_secs(60)).await else {
+        return;
+    };
+    let pinned = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outside/requirements.txt"),
+    )
+    .expect("requirements.txt is readable");
+    let pinned: Vec<&str> = pinned
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let installed: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        installed, pinned,
+        "the venv's versions differ from the pins"
+    );
+    assert_eq!(
+        pinned.len(),
+        4,
+        "python-telegram-bot, aiogram, discord.py, openai"
+    );
+}

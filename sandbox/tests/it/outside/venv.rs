@@ -63,10 +63,18 @@ fn make_venv() -> Result<PathBuf, String> {
     step(
         "pip install -r sandbox/tests/outside/requirements.txt",
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(scripts_dir().join("requirements.txt")),
     )?;
-    std::fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    std::fs::write(&stamp, &wanted)
+        .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(python)
 }
 
