@@ -2,11 +2,19 @@
 //! Bot API server does (tdlib's `parse_markdown_v2` and `parse_markdown`): the same
 //! reserved characters, nesting rules, byte offsets in the error sentences and
 //! UTF-16 entity offsets, so that a client sees the refusal or the entities it
-//! would get from Telegram. The HTML mode lives in `telegram_html.rs`.
+//! would get from Telegram. Legacy Markdown is in `telegram_markdown/legacy.rs`,
+//! the links' rules in `telegram_markdown/links.rs`; the HTML mode lives in
+//! `telegram_html.rs`.
 
 use serde_json::{Value, json};
 
 use super::telegram_html::Parsed;
+
+mod legacy;
+mod links;
+
+pub(crate) use legacy::parse_v1;
+use links::{TgLink, checked_link, tg_link, url_until_paren};
 
 /// MarkdownV2's reserved characters: outside an entity each must be escaped with
 /// `\` (inside `code` and `pre` only the backtick is).
@@ -383,196 +391,6 @@ pub(crate) fn parse_v2(source: &str) -> Result<Parsed, String> {
     Ok(finish(out, found))
 }
 
-/// Reads a URL from `start` to the closing `)` (with `\` escapes); returns it and
-/// the index of the `)`.
-fn url_until_paren(b: &[u8], start: usize) -> Result<(String, usize), String> {
-    let mut url = Vec::new();
-    let mut i = start;
-    while i < b.len() && b[i] != b')' {
-        if b[i] == b'\\' && b.get(i + 1).is_some_and(|n| (1..=126).contains(n)) {
-            url.push(b[i + 1]);
-            i += 2;
-            continue;
-        }
-        url.push(b[i]);
-        i += 1;
-    }
-    if i >= b.len() {
-        return Err(format!("Can't find end of a URL at byte offset {start}"));
-    }
-    Ok((String::from_utf8_lossy(&url).into_owned(), i))
-}
-
-enum TgLink {
-    Emoji(i64),
-    Time(i64, String),
-}
-
-/// `tg://emoji?id=N` or `tg://time?unix=N[&format=F]` (scheme and host in any case).
-fn tg_link(url: &str) -> Option<TgLink> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower.strip_prefix("tg://")?;
-    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = &rest[..host_end];
-    let original = &url["tg://".len() + host_end..];
-    let query = original.trim_start_matches('/').strip_prefix('?')?;
-    let query = query.split('#').next().unwrap_or("");
-    let pairs = || {
-        query
-            .split('&')
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-    };
-    match host {
-        "emoji" => {
-            let (_, id) = pairs().find(|(k, _)| *k == "id")?;
-            // tdlib refuses leading zeros and 0 itself.
-            let n: i64 = id
-                .parse()
-                .ok()
-                .filter(|n| *n != 0 && !id.starts_with('0'))?;
-            Some(TgLink::Emoji(n))
-        }
-        "time" => {
-            let (_, unix) = pairs().find(|(k, _)| *k == "unix")?;
-            let n: i64 = unix
-                .parse()
-                .ok()
-                .filter(|n| *n > 0 && !unix.starts_with('0'))?;
-            let format = pairs()
-                .find(|(k, _)| *k == "format")
-                .map_or(String::new(), |(_, f)| f.to_owned());
-            Some(TgLink::Time(n, format))
-        }
-        _ => None,
-    }
-}
-
-/// A link Telegram keeps on a text link: `http://` is assumed when no scheme is
-/// given and the host must look like a domain (tdlib's `get_checked_link`; `tg:`
-/// links are kept as given).
-fn checked_link(url: &str) -> Option<String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return None;
-    }
-    if url.to_ascii_lowercase().starts_with("tg:") {
-        return Some(url.to_owned());
-    }
-    let full = if url.contains("://") {
-        url.to_owned()
-    } else {
-        format!("http://{url}")
-    };
-    let parsed = url::Url::parse(&full).ok()?;
-    if !matches!(parsed.scheme(), "http" | "https" | "ftp" | "ton") {
-        return None;
-    }
-    let host = parsed.host_str()?;
-    let domain_like = host.contains('.') || host == "localhost";
-    domain_like.then(|| parsed.to_string())
-}
-
-/// Parses legacy `Markdown` (`*bold*`, `_italic_`, `` `code` ``, ```` ```pre``` ````,
-/// `[text](url)`; no nesting, `\` escapes only `_*`[`).
-pub(crate) fn parse_v1(source: &str) -> Result<Parsed, String> {
-    let b = source.as_bytes();
-    let n = b.len();
-    let at = |i: usize| b.get(i).copied().unwrap_or(0);
-    let mut out: Vec<u8> = Vec::with_capacity(n);
-    let mut found = Vec::new();
-    let mut utf16 = 0usize;
-    let mut i = 0usize;
-    while i < n {
-        let c = b[i];
-        if c == b'\\' && matches!(at(i + 1), b'_' | b'*' | b'`' | b'[') {
-            out.push(b[i + 1]);
-            utf16 += 1;
-            i += 2;
-            continue;
-        }
-        if !matches!(c, b'_' | b'*' | b'`' | b'[') {
-            utf16 += utf16_units(c);
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        let begin = i;
-        let end_char = if c == b'[' { b']' } else { c };
-        i += 1;
-        let mut pre = false;
-        let mut language = String::new();
-        if c == b'`' && at(i) == b'`' && at(i + 1) == b'`' {
-            i += 2;
-            pre = true;
-            let mut end = i;
-            while !is_space(at(end)) && at(end) != b'`' {
-                end += 1;
-            }
-            if i != end && end < n && at(end) != b'`' {
-                language = source[i..end].to_owned();
-                i = end;
-            }
-            if matches!(at(i), b'\n' | b'\r') {
-                if matches!(at(i + 1), b'\n' | b'\r') && at(i) != at(i + 1) {
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
-        }
-        let offset = utf16;
-        while i < n && (b[i] != end_char || (pre && !(at(i + 1) == b'`' && at(i + 2) == b'`'))) {
-            utf16 += utf16_units(b[i]);
-            out.push(b[i]);
-            i += 1;
-        }
-        if i >= n {
-            return Err(format!(
-                "Can't find end of the entity starting at byte offset {begin}"
-            ));
-        }
-        if utf16 != offset {
-            let length = utf16 - offset;
-            let entity = |kind, extra: Option<(&'static str, Value)>| Found {
-                kind,
-                offset,
-                length,
-                extra: extra.into_iter().collect(),
-            };
-            match c {
-                b'_' => found.push(entity(Kind::Italic, None)),
-                b'*' => found.push(entity(Kind::Bold, None)),
-                b'[' => {
-                    let url = if at(i + 1) != b'(' {
-                        source[begin + 1..i].to_owned()
-                    } else {
-                        i += 2;
-                        let start = i;
-                        while i < n && b[i] != b')' {
-                            i += 1;
-                        }
-                        String::from_utf8_lossy(&b[start..i]).into_owned()
-                    };
-                    if let Some(url) = checked_link(&url) {
-                        found.push(entity(Kind::TextUrl, Some(("url", json!(url)))));
-                    }
-                }
-                _ if pre && !language.is_empty() => found.push(entity(
-                    Kind::PreCode,
-                    Some(("language", json!(std::mem::take(&mut language)))),
-                )),
-                _ if pre => found.push(entity(Kind::Pre, None)),
-                _ => found.push(entity(Kind::Code, None)),
-            }
-        }
-        if pre {
-            i += 2;
-        }
-        i += 1;
-    }
-    Ok(finish(out, found))
-}
-
 fn finish(out: Vec<u8>, mut found: Vec<Found>) -> Parsed {
     found.sort_by_key(|f| (f.offset, std::cmp::Reverse(f.length), f.kind.priority()));
     let entities = found
@@ -595,7 +413,10 @@ fn finish(out: Vec<u8>, mut found: Vec<Found>) -> Parsed {
 mod tests {
     use super::*;
 
-    fn v2(s: &str) -> Result<(String, Vec<(String, u64, u64)>), String> {
+    /// The text and (type, offset, length) of each entity.
+    type Outline = (String, Vec<(String, u64, u64)>);
+
+    fn v2(s: &str) -> Result<Outline, String> {
         parse_v2(s).map(|p| {
             let e = p
                 .entities
@@ -717,22 +538,14 @@ mod tests {
         assert_eq!(p.entities[0]["url"], "http://telegram.org/");
         let p = parse_v2("![👍](tg://emoji?id=25)").unwrap();
         assert_eq!(p.entities[0]["custom_emoji_id"], "25");
+        let p = parse_v2("![👍](TG://TiME/?test=1&format=R&unix=25#unix=32)a").unwrap();
+        assert_eq!(
+            p.entities[0],
+            json!({"type": "date_time", "offset": 0, "length": 2, "unix_time": 25, "date_time_format": "R"})
+        );
         assert_eq!(
             v2("![👍](tg://emoji?id=025)").unwrap_err(),
             "Invalid tg://emoji or tg://time URL specified"
         );
-    }
-
-    #[test]
-    fn legacy_markdown_escapes_only_its_four_marks() {
-        let p = parse_v1("*bold* _it_ `c` 1.0 - [l](https://example.com)").unwrap();
-        assert_eq!(p.text, "bold it c 1.0 - l");
-        assert_eq!(p.entities.len(), 4);
-        assert_eq!(p.entities[3]["type"], "text_link");
-        assert_eq!(
-            parse_v1("a *b").unwrap_err(),
-            "Can't find end of the entity starting at byte offset 2"
-        );
-        assert_eq!(parse_v1("a\\_b").unwrap().text, "a_b");
     }
 }

@@ -15,4 +15,4 @@ mod openai_py;
 mod telegram_py;
 mod venv;
 
-pub use venv::run_script;
+pub use venv::{run_script, run_session};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use switchyard_sandbox::{self as sandbox, Platform, SandboxOptions};
 
-use super::venv::run_script;
+use super::run_script;
 
 const KEY: &str = "sk-sandbox-outside-client";
 const MODEL: &str = "fleet-model";

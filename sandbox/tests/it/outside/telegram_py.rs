@@ -16,7 +16,7 @@ use switchyard_sandbox::{
     TelegramUser, TelegramUserAction,
 };
 
-use super::venv::run_session;
+use super::run_session;
 
 const BOT_ID: i64 = 5_550_001;
 const CHAT: i64 = 4242;
