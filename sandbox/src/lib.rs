@@ -92,6 +92,7 @@ mod openai_script;
 mod openai_stream;
 mod telegram;
 mod telegram_html;
+mod telegram_markdown;
 pub mod view;
 
 use std::collections::VecDeque;

@@ -2,6 +2,8 @@
 //! JSON at `GET /_sandbox/state`), injectable faults ([`Fault`]) and the user
 //! actions the sandbox can play on Telegram ([`TelegramUserAction`]).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -324,6 +326,14 @@ pub struct TelegramState {
     /// Webhook posts that failed (refused or unanswered) and were retried.
     #[serde(default)]
     pub webhook_failures: u64,
+    /// Updates a bot never received because its `allowed_updates` left their
+    /// type out when they arrived (Telegram drops them; counted once per bot).
+    #[serde(default)]
+    pub dropped_updates: u64,
+    /// Each bot's `allowed_updates` (by bot id), as last set by `getUpdates` or
+    /// `setWebhook`; a bot that never polled is not listed (it has the default).
+    #[serde(default)]
+    pub allowed_updates: BTreeMap<i64, Vec<String>>,
 }
 
 /// A snapshot of everything the sandbox holds.

@@ -1,8 +1,13 @@
 //! The Telegram Bot API stand-in (`/telegram/bot<token>/<method>`): the methods a
 //! chat-ops bot uses, their parameters checked as the Bot API checks them (required,
 //! types, lengths, HTML entities, inline keyboards), Telegram's error shape, the
-//! broadcasting limits, long polling with offsets, and users the sandbox plays.
-//! Only the bots whose tokens it knows are served (see `login.rs`).
+//! broadcasting limits, and users the sandbox plays. Only the bots whose tokens
+//! it knows are served (see `login.rs`). The update queue, `allowed_updates`,
+//! long polling and webhooks are in `telegram/updates.rs`; `parse_mode` parsing
+//! in `telegram_html.rs` and `telegram_markdown.rs`.
+
+mod text;
+mod updates;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -23,10 +28,10 @@ use super::model::{
 };
 use super::{
     Fault, Platform, Reply, SandboxOptions, Seen, Shared, finish, lose_response, serve_fault,
-    telegram_html,
 };
+use text::render_text;
+pub(crate) use updates::{webhook_done, webhook_next};
 
-const TEXT_MAX: usize = 4096;
 const CALLBACK_DATA_MAX: usize = 64;
 const CALLBACK_ANSWER_MAX: usize = 200;
 const ANSWERS_KEPT: usize = 1000;
@@ -60,7 +65,11 @@ pub(crate) struct World {
     limits: TelegramLimits,
     /// Per bot id (the token's number), all chats together.
     overall: HashMap<i64, TokenBucket>,
-    updates: VecDeque<(i64, Value)>,
+    updates: VecDeque<updates::Queued>,
+    /// Each bot's `allowed_updates` (a bit per update type; see `updates.rs`).
+    subscriptions: BTreeMap<i64, u32>,
+    /// Updates not delivered to a bot because its `allowed_updates` left them out.
+    dropped_updates: u64,
     next_update_id: i64,
     callbacks: HashMap<String, PendingCallback>,
     next_callback: u64,
@@ -76,6 +85,8 @@ pub(crate) struct World {
     pub(crate) closing: bool,
     /// `setWebhook`: the URL and the secret sent in `X-Telegram-Bot-Api-Secret-Token`.
     webhook: Option<(String, Option<String>)>,
+    /// The bot that set the webhook.
+    webhook_bot: i64,
     webhook_failures: u64,
 }
 
@@ -86,6 +97,8 @@ impl World {
             limits: opts.telegram_rate.clone(),
             overall: HashMap::new(),
             updates: VecDeque::new(),
+            subscriptions: BTreeMap::new(),
+            dropped_updates: 0,
             next_update_id: 100_000_001,
             callbacks: HashMap::new(),
             next_callback: 4_382_000_000_000_000_001,
@@ -97,6 +110,7 @@ impl World {
             waiting_polls: 0,
             closing: false,
             webhook: None,
+            webhook_bot: 0,
             webhook_failures: 0,
         };
         for (id, name) in &opts.telegram_chats {
@@ -138,6 +152,8 @@ impl World {
             waiting_polls: self.waiting_polls,
             webhook_url: self.webhook.as_ref().map(|(u, _)| u.clone()),
             webhook_failures: self.webhook_failures,
+            dropped_updates: self.dropped_updates,
+            allowed_updates: self.allowed_updates(),
         }
     }
 
@@ -183,11 +199,7 @@ impl World {
                     message["entities"] =
                         json!([{"type": "bot_command", "offset": 0, "length": len}]);
                 }
-                let update_id = self.next_update();
-                self.updates.push_back((
-                    update_id,
-                    json!({"update_id": update_id, "message": message}),
-                ));
+                let update_id = self.push_update("message", message);
                 Ok(EnqueuedUpdate {
                     update_id,
                     callback_query_id: None,
@@ -243,16 +255,12 @@ impl World {
                 self.next_callback += 1;
                 self.callbacks
                     .insert(id.clone(), PendingCallback { answered: false });
-                let update_id = self.next_update();
                 let query = json!({
                     "id": id, "from": user_json(&from), "message": message_json,
                     "chat_instance": format!("{}", chat_id.unsigned_abs().wrapping_mul(2_654_435_761)),
                     "data": callback_data,
                 });
-                self.updates.push_back((
-                    update_id,
-                    json!({"update_id": update_id, "callback_query": query}),
-                ));
+                let update_id = self.push_update("callback_query", query);
                 Ok(EnqueuedUpdate {
                     update_id,
                     callback_query_id: Some(id),
@@ -498,7 +506,8 @@ const METHOD_PARAMS: &[(&str, &[(&str, Param)])] = {
                 ("offset", Int),
                 ("limit", Int),
                 ("timeout", Int),
-                ("allowed_updates", Array),
+                // Not `allowed_updates`: the server ignores one it cannot read
+                // (the previous setting stays), it never refuses it.
             ],
         ),
         ("deletewebhook", &[("drop_pending_updates", Bool)]),
@@ -508,7 +517,6 @@ const METHOD_PARAMS: &[(&str, &[(&str, Param)])] = {
                 ("url", Str),
                 ("ip_address", Str),
                 ("max_connections", Int),
-                ("allowed_updates", Array),
                 ("drop_pending_updates", Bool),
                 ("secret_token", Str),
             ],
@@ -623,7 +631,7 @@ async fn handle(
         return reply;
     }
     let reply = if method == "getupdates" {
-        get_updates(shared, bot, &params).await
+        updates::get_updates(shared, bot, &params).await
     } else {
         let mut inner = shared.lock();
         let world = &mut inner.telegram;
@@ -643,11 +651,17 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
             "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
             "can_connect_to_business": false, "has_main_web_app": false,
         }))),
-        "getwebhookinfo" => Ok(ok(json!({
-            "url": world.webhook.as_ref().map_or("", |(u, _)| u.as_str()),
-            "has_custom_certificate": false, "pending_update_count": world.updates.len(),
-        }))),
-        "setwebhook" => set_webhook(world, p),
+        "getwebhookinfo" => {
+            let mut info = json!({
+                "url": world.webhook.as_ref().map_or("", |(u, _)| u.as_str()),
+                "has_custom_certificate": false, "pending_update_count": world.pending_for(bot),
+            });
+            if let Some(allowed) = world.webhook_allowed_updates(bot) {
+                info["allowed_updates"] = json!(allowed);
+            }
+            Ok(ok(info))
+        }
+        "setwebhook" => updates::set_webhook(world, bot, p),
         "deletewebhook" => {
             world.webhook = None;
             if p.bool("drop_pending_updates")?.unwrap_or(false) {
@@ -666,9 +680,10 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
             Ok(ok(json!(true)))
         }
         "sendchataction" => {
+            // The action is checked before the chat, as the Bot API server does.
+            let shown = text::chat_action(p)?;
             let chat_id = resolve(world, p)?;
-            p.required_str("action")?;
-            if let Some(chat) = world.chats.get_mut(&chat_id) {
+            if let Some(chat) = world.chats.get_mut(&chat_id).filter(|_| shown) {
                 chat.chat_actions += 1;
             }
             Ok(ok(json!(true)))
@@ -685,42 +700,6 @@ fn resolve(world: &World, p: &Params) -> Result<i64, Reply> {
     world
         .resolve_chat(&chat)
         .ok_or_else(|| bad_request("chat not found"))
-}
-
-/// Text and entities as Telegram will show them, or the refusal.
-fn render_text(p: &Params) -> Result<(String, String, Option<String>, Vec<Value>), Reply> {
-    let source = p
-        .str("text")?
-        .ok_or_else(|| bad_request("message text is empty"))?;
-    let parse_mode = p.str("parse_mode")?.filter(|m| !m.is_empty());
-    let (text, mut entities) = match parse_mode
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => (source.clone(), Vec::new()),
-        Some("html") => {
-            let parsed = telegram_html::parse(&source)
-                .map_err(|e| bad_request(format!("can't parse entities: {e}")))?;
-            (parsed.text, parsed.entities)
-        }
-        // Markdown modes are passed through unparsed (the fleet renders HTML).
-        Some("markdown" | "markdownv2") => (source.clone(), Vec::new()),
-        Some(_) => return Err(bad_request("unsupported parse_mode")),
-    };
-    if let Some(given) = p.json("entities")? {
-        let Value::Array(given) = given else {
-            return Err(bad_request("field \"entities\" must be of type Array"));
-        };
-        entities = given;
-    }
-    if text.trim().is_empty() {
-        return Err(bad_request("message text is empty"));
-    }
-    if text.chars().count() > TEXT_MAX {
-        return Err(bad_request("message is too long"));
-    }
-    Ok((text, source, parse_mode, entities))
 }
 
 /// Validates `reply_markup`; returns it as JSON.
@@ -915,52 +894,6 @@ fn answer_callback_query(world: &mut World, p: &Params) -> Result<Reply, Reply> 
     Ok(ok(json!(true)))
 }
 
-fn set_webhook(world: &mut World, p: &Params) -> Result<Reply, Reply> {
-    let url = p.required_str("url")?;
-    if url.is_empty() {
-        world.webhook = None;
-        return Ok(ok(json!(true)));
-    }
-    let parsed = url::Url::parse(&url).map_err(|_| bad_request("bad webhook: invalid URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad_request("bad webhook: unsupported URL protocol"));
-    }
-    let secret = p.str("secret_token")?;
-    if let Some(s) = &secret {
-        let valid = (1..=256).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            return Err(bad_request(
-                "bad webhook: secret token contains unallowed characters",
-            ));
-        }
-    }
-    if p.bool("drop_pending_updates")?.unwrap_or(false) {
-        world.updates.clear();
-    }
-    world.webhook = Some((url, secret));
-    Ok(ok(json!(true)))
-}
-
-/// The next update to POST to the webhook, if one is set and an update waits.
-pub(crate) fn webhook_next(world: &World) -> Option<(String, Option<String>, i64, Value)> {
-    let (url, secret) = world.webhook.clone()?;
-    let (id, update) = world.updates.front()?.clone();
-    Some((url, secret, id, update))
-}
-
-/// The webhook accepted update `id`: it is confirmed (or it failed: counted).
-pub(crate) fn webhook_done(world: &mut World, id: i64, accepted: bool) {
-    if accepted {
-        if world.updates.front().is_some_and(|(front, _)| *front == id) {
-            world.updates.pop_front();
-        }
-    } else {
-        world.webhook_failures += 1;
-    }
-}
-
 fn set_my_commands(world: &mut World, p: &Params) -> Result<Reply, Reply> {
     let commands = p
         .json("commands")?
@@ -994,76 +927,6 @@ fn set_my_commands(world: &mut World, p: &Params) -> Result<Reply, Reply> {
     p.str("language_code")?;
     world.commands = parsed;
     Ok(ok(json!(true)))
-}
-
-async fn get_updates(shared: &Shared, bot: i64, p: &Params) -> Reply {
-    let (offset, limit, timeout) = match (p.int("offset"), p.int("limit"), p.int("timeout")) {
-        (Ok(o), Ok(l), Ok(t)) => (
-            o,
-            l.unwrap_or(100).clamp(1, 100) as usize,
-            t.unwrap_or(0).clamp(0, POLL_TIMEOUT_MAX as i64) as u64,
-        ),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
-    };
-    if let Err(reply) = p.json("allowed_updates") {
-        return reply;
-    }
-    let deadline = Instant::now() + Duration::from_secs(timeout);
-    if shared.lock().telegram.webhook.is_some() {
-        return refused(
-            StatusCode::CONFLICT,
-            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
-        );
-    }
-    let generation = {
-        let mut inner = shared.lock();
-        let world = &mut inner.telegram;
-        let generation = world.pollers.get(&bot).copied().unwrap_or(0) + 1;
-        world.pollers.insert(bot, generation);
-        generation
-    };
-    // A newer poller ends an older one's wait (with 409).
-    shared.updates.notify_waiters();
-    loop {
-        let notified = shared.updates.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut inner = shared.lock();
-            let world = &mut inner.telegram;
-            if world.pollers.get(&bot) != Some(&generation) {
-                return refused(
-                    StatusCode::CONFLICT,
-                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
-                );
-            }
-            match offset {
-                Some(o) if o < 0 => {
-                    let keep = o.unsigned_abs() as usize;
-                    while world.updates.len() > keep {
-                        world.updates.pop_front();
-                    }
-                }
-                Some(o) => world.updates.retain(|(id, _)| *id >= o),
-                None => {}
-            }
-            let batch: Vec<Value> = world
-                .updates
-                .iter()
-                .take(limit)
-                .map(|(_, u)| u.clone())
-                .collect();
-            if !batch.is_empty() || world.closing || Instant::now() >= deadline {
-                return ok(Value::Array(batch));
-            }
-        }
-        shared.lock().telegram.waiting_polls += 1;
-        let woken = tokio::time::timeout_at(deadline, notified).await;
-        shared.lock().telegram.waiting_polls -= 1;
-        if woken.is_err() {
-            return ok(json!([]));
-        }
-    }
 }
 
 /// A chat reference: an id, or `@username`.

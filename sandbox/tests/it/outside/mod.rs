@@ -11,9 +11,11 @@
 //! python3, PyPI unreachable), a test prints `SKIPPED` loudly and passes, unless
 //! `SWITCHYARD_REQUIRE_PYCLIENTS=1` (set by `.ci/run`), where it fails.
 
+mod openai_py;
+mod telegram_py;
 mod venv;
 
-pub use venv::run_script;
+pub use venv::{run_script, run_session};
 
 use std::time::Duration;
 

@@ -126,3 +126,75 @@ pub async fn run_script(script: &str, env: &[(&str, String)], limit: Duration) -
     );
     Some(stdout)
 }
+
+/// Runs `sandbox/tests/outside/SCRIPT` as a conversation: every stdout line is
+/// handed to `on_line` as it comes, and what `on_line` returns is written back to
+/// the script's stdin as one line (so a script can print `NEED …`, wait for the
+/// test to play a user, and go on when it reads the answer). Returns the whole
+/// stdout; panics like [`run_script`] when the script fails or overruns `limit`.
+pub async fn run_session(
+    script: &str,
+    env: &[(&str, String)],
+    limit: Duration,
+    mut on_line: impl FnMut(&str) -> Option<String>,
+) -> Option<String> {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let python = tokio::task::spawn_blocking(python)
+        .await
+        .expect("the venv maker does not panic")?;
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(scripts_dir().join(script))
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{script} could not start: {e}"));
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = child.stderr.take().expect("piped");
+    // Read stderr alongside, so that a chatty script never blocks on a full pipe.
+    let stderr_task = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut stdout = String::new();
+    let talk = async {
+        while let Some(line) = lines.next_line().await.expect("stdout is readable") {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if let Some(answer) = on_line(&line) {
+                // The script may have ended already; its exit status tells.
+                let _ = stdin.write_all(format!("{answer}\n").as_bytes()).await;
+                let _ = stdin.flush().await;
+            }
+        }
+        child.wait().await
+    };
+    let status = tokio::time::timeout(limit, talk).await;
+    let stderr = match &status {
+        Ok(_) => stderr_task.await.unwrap_or_default(),
+        Err(_) => String::from("(still running)"),
+    };
+    let status = status
+        .unwrap_or_else(|_| {
+            panic!(
+                "{script} ran longer than {limit:?}:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            )
+        })
+        .unwrap_or_else(|e| panic!("{script} could not be waited for: {e}"));
+    assert!(
+        status.success(),
+        "{script} failed ({status}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    Some(stdout)
+}
