@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
         let config = switchyard::config::Config::load(&switchyard::config::ConfigSource::File(
             fleet.config_file.clone(),
         ))?;
-        let store = Store::open(&config.database_url("manager")).await?;
+        let store = Store::open_agent(&config.database_url("manager"), "manager").await?;
         let t = Instant::now();
         for i in 0..10_000 {
             let ev = EventDraft {

@@ -166,7 +166,7 @@ impl Agent {
             _ => None,
         };
 
-        let store = Store::open(&config.database_url(&agent.name))
+        let store = Store::open_agent(&config.database_url(&agent.name), &agent.name)
             .await
             .map_err(|e| {
                 crate::error::bad_input(format!(

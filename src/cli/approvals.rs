@@ -55,7 +55,7 @@ pub async fn approvals(
 ) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let agent = approvals_store_agent(&config, agent.as_deref())?;
-    let store = crate::store::Store::open(&config.database_url(&agent)).await?;
+    let store = crate::store::Store::open_agent(&config.database_url(&agent), &agent).await?;
     let list = store.approvals(None).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -90,7 +90,7 @@ pub async fn decide(path: Option<PathBuf>, id: &str, approve: bool) -> anyhow::R
     use crate::approvals::{DecideOutcome, Vote};
     let config = load_config(path)?;
     let agent = approvals_store_agent(&config, None)?;
-    let store = crate::store::Store::open(&config.database_url(&agent)).await?;
+    let store = crate::store::Store::open_agent(&config.database_url(&agent), &agent).await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     let voter = crate::store::approvals::Voter {
         id: format!("shell:{user}"),

@@ -70,7 +70,7 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
         }
         TaskCommand::List { agent, json } => {
             let agent = target_agent(&config, agent.as_deref())?;
-            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let store = crate::store::Store::open_agent(&config.database_url(agent), agent).await?;
             let rows = task_store::list(store.pool(), None, 200).await?;
             if json {
                 let out: Vec<_> = rows
@@ -96,7 +96,7 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
         }
         TaskCommand::Show { id, agent } => {
             let agent = target_agent(&config, agent.as_deref())?;
-            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let store = crate::store::Store::open_agent(&config.database_url(agent), agent).await?;
             let row = task_store::get(store.pool(), &id).await?.ok_or_else(|| {
                 bad_input(format!(
                     "no task {id:?} on {agent}: `switchyard task list` shows them"
@@ -129,7 +129,7 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
         }
         TaskCommand::Cancel { id, agent } => {
             let agent = target_agent(&config, agent.as_deref())?;
-            let store = crate::store::Store::open(&config.database_url(agent)).await?;
+            let store = crate::store::Store::open_agent(&config.database_url(agent), agent).await?;
             let row = task_store::get(store.pool(), &id)
                 .await?
                 .ok_or_else(|| bad_input(format!("no task {id:?} on {agent}")))?;
@@ -185,7 +185,9 @@ pub async fn registry(path: Option<PathBuf>, cmd: RegistryCommand) -> anyhow::Re
                 if mine.is_empty() {
                     continue;
                 }
-                let store = crate::store::Store::open(&config.database_url(&agent.name)).await?;
+                let store =
+                    crate::store::Store::open_agent(&config.database_url(&agent.name), &agent.name)
+                        .await?;
                 gh_store::upsert_tasks(store.pool(), &mine, now).await?;
                 println!("{}: tracking {} task(s)", agent.name, mine.len());
             }
@@ -194,11 +196,13 @@ pub async fn registry(path: Option<PathBuf>, cmd: RegistryCommand) -> anyhow::Re
             let mut all = Vec::new();
             for agent in &config.agents {
                 let db = config.database_url(&agent.name);
-                let db_path = db.trim_start_matches("sqlite://");
-                if !Path::new(db_path).exists() {
+                // An agent that never ran has no SQLite file: nothing to export.
+                if let Some(db_path) = db.strip_prefix("sqlite://")
+                    && !Path::new(db_path).exists()
+                {
                     continue;
                 }
-                let store = crate::store::Store::open(&db).await?;
+                let store = crate::store::Store::open_agent(&db, &agent.name).await?;
                 all.extend(gh_store::list_tasks(store.pool(), Some(&agent.name)).await?);
             }
             registry::export(&file, &all)?;

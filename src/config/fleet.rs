@@ -57,16 +57,18 @@ pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetS
             let d = raw
                 .database
                 .unwrap_or_else(|| "sqlite://{workspace}/agents/{agent}/state.db".into());
-            if !d.starts_with("sqlite:") {
+            let sqlite = d.starts_with("sqlite:");
+            let postgres = d.starts_with("postgres://") || d.starts_with("postgresql://");
+            if !sqlite && !postgres {
                 v.problem(
                     "fleet.database",
-                    "only sqlite:// URLs are supported by this build",
+                    "must be a sqlite:// URL (one file per agent) or a postgres:// URL (one shared database, a schema per agent)",
                 );
             }
-            if !d.contains("{agent}") {
+            if sqlite && !d.contains("{agent}") {
                 v.problem(
                     "fleet.database",
-                    "must contain {agent}: each agent has its own database",
+                    "must contain {agent}: each agent has its own SQLite file",
                 );
             }
             d

@@ -1,4 +1,4 @@
-//! Persistence of the GitHub monitor over `&sqlx::SqlitePool`
+//! Persistence of the GitHub monitor over `&sqlx::AnyPool`
 //! (`migrations/0003_github.sql`): tracked tasks, per-task monitor state and
 //! the ETag cache. sqlx rows stop here; callers get project types.
 
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::client::CachedBody;
 use super::monitor::TaskState;
@@ -14,7 +14,7 @@ use super::registry::{TaskRecord, TrackedTask};
 
 /// Inserts or replaces tasks (one transaction): `registry import`.
 pub async fn upsert_tasks(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     tasks: &[TrackedTask],
     now_ms: i64,
 ) -> anyhow::Result<()> {
@@ -42,10 +42,7 @@ pub async fn upsert_tasks(
 }
 
 /// Tasks in id order; only those the named agent monitors when `agent` is given.
-pub async fn list_tasks(
-    pool: &SqlitePool,
-    agent: Option<&str>,
-) -> anyhow::Result<Vec<TrackedTask>> {
+pub async fn list_tasks(pool: &AnyPool, agent: Option<&str>) -> anyhow::Result<Vec<TrackedTask>> {
     let rows: Vec<(String, String)> = match agent {
         Some(a) => {
             sqlx::query_as("SELECT id, record FROM github_tasks WHERE agent = $1 ORDER BY id")
@@ -69,7 +66,7 @@ pub async fn list_tasks(
         .collect()
 }
 
-pub async fn remove_task(pool: &SqlitePool, id: &str) -> anyhow::Result<bool> {
+pub async fn remove_task(pool: &AnyPool, id: &str) -> anyhow::Result<bool> {
     let done = sqlx::query("DELETE FROM github_tasks WHERE id = $1")
         .bind(id)
         .execute(pool)
@@ -78,21 +75,21 @@ pub async fn remove_task(pool: &SqlitePool, id: &str) -> anyhow::Result<bool> {
 }
 
 /// `switchyard registry import FILE`: validates the whole file, then stores it.
-pub async fn import_file(pool: &SqlitePool, path: &Path, now_ms: i64) -> anyhow::Result<usize> {
+pub async fn import_file(pool: &AnyPool, path: &Path, now_ms: i64) -> anyhow::Result<usize> {
     let tasks = super::registry::import(path)?;
     upsert_tasks(pool, &tasks, now_ms).await?;
     Ok(tasks.len())
 }
 
 /// `switchyard registry export FILE`.
-pub async fn export_file(pool: &SqlitePool, path: &Path) -> anyhow::Result<usize> {
+pub async fn export_file(pool: &AnyPool, path: &Path) -> anyhow::Result<usize> {
     let tasks = list_tasks(pool, None).await?;
     super::registry::export(path, &tasks)?;
     Ok(tasks.len())
 }
 
 pub async fn save_state(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     task_id: &str,
     state: &TaskState,
     now_ms: i64,
@@ -110,7 +107,7 @@ pub async fn save_state(
     Ok(())
 }
 
-pub async fn load_states(pool: &SqlitePool) -> anyhow::Result<HashMap<String, TaskState>> {
+pub async fn load_states(pool: &AnyPool) -> anyhow::Result<HashMap<String, TaskState>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT task_id, state FROM github_monitor_state")
             .fetch_all(pool)
@@ -125,11 +122,7 @@ pub async fn load_states(pool: &SqlitePool) -> anyhow::Result<HashMap<String, Ta
         .collect()
 }
 
-pub async fn save_etags(
-    pool: &SqlitePool,
-    entries: &[CachedBody],
-    now_ms: i64,
-) -> anyhow::Result<()> {
+pub async fn save_etags(pool: &AnyPool, entries: &[CachedBody], now_ms: i64) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     for e in entries {
         sqlx::query(
@@ -147,7 +140,7 @@ pub async fn save_etags(
     Ok(())
 }
 
-pub async fn load_etags(pool: &SqlitePool) -> anyhow::Result<Vec<CachedBody>> {
+pub async fn load_etags(pool: &AnyPool) -> anyhow::Result<Vec<CachedBody>> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT url, etag, body FROM github_etags ORDER BY url")
             .fetch_all(pool)
@@ -159,7 +152,7 @@ pub async fn load_etags(pool: &SqlitePool) -> anyhow::Result<Vec<CachedBody>> {
 }
 
 /// Drops cache entries not refreshed since `before_ms` (old head shas).
-pub async fn prune_etags(pool: &SqlitePool, before_ms: i64) -> anyhow::Result<u64> {
+pub async fn prune_etags(pool: &AnyPool, before_ms: i64) -> anyhow::Result<u64> {
     let done = sqlx::query("DELETE FROM github_etags WHERE fetched_at < $1")
         .bind(before_ms)
         .execute(pool)

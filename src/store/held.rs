@@ -100,6 +100,7 @@ impl Store {
             };
             insert_delivery(
                 &mut tx,
+                self.backend,
                 &new_id("dd"),
                 None,
                 &d.destination,

@@ -1,8 +1,13 @@
-//! The agent's own durable state (sqlx; SQLite in WAL mode by default).
+//! The agent's own durable state (sqlx): SQLite in WAL mode by default, or
+//! PostgreSQL, where every agent of a fleet keeps its tables in a schema of its
+//! own (`agent_<name>`) of one shared database.
 //!
-//! This module owns opening the database, running the migrations under a
-//! cross-process file lock, and the core table families: events, the outbox
-//! (`deliveries`), held messages and the audit log. The outbox queries the
+//! This module owns opening the database (either backend, through sqlx's `Any`
+//! driver, so that every query is written once), running the backend's
+//! migrations (`migrations/sqlite`, `migrations/postgres`; SQLite's under a
+//! cross-process file lock, PostgreSQL's under sqlx's advisory lock), and the
+//! core table families: events, the outbox (`deliveries`), held messages and
+//! the audit log. The outbox queries the
 //! delivery worker uses live in [`outbox`]. Sibling modules written for other
 //! tables reach the pool through [`Store::pool`]. sqlx rows stop here: callers
 //! get the project's own types.
@@ -14,31 +19,34 @@ mod held;
 pub mod outbox;
 pub mod tasks;
 
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+pub use outbox::{HELD_DIGEST_EVENT_TYPE, HeldDigest};
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
-
-use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
-pub use outbox::{HELD_DIGEST_EVENT_TYPE, HeldDigest};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use switchyard_routing::{Category, Destination, Event, Hold, MuteId, Severity};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+mod backend;
+pub use backend::Backend;
 
 /// The agent's database. Cheap to clone: it wraps the connection pool.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl fmt::Debug for Store {
+    // The URL may carry a password: it is never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -275,73 +283,137 @@ fn sqlite_file(options: &SqliteConnectOptions) -> Option<PathBuf> {
     (!name.as_os_str().is_empty() && name != Path::new(":memory:")).then(|| name.to_path_buf())
 }
 
-impl Store {
-    /// Open (creating it and its parent directories if needed) the database,
-    /// switch it to WAL and bring its schema up to date. Migrations run under
-    /// an exclusive lock on `<db>.migrate-lock`: several agents may start at
-    /// once, and SQLite's migrator does not lock by itself.
-    pub async fn open(database_url: &str) -> anyhow::Result<Store> {
-        if !database_url.starts_with("sqlite:") {
-            bail!(
-                "database URL {database_url:?} is not a sqlite: URL; this build supports SQLite only"
-            );
+/// Opens (creating the file and its directories if needed) a SQLite database
+/// in WAL mode and migrates it under an exclusive lock on `<db>.migrate-lock`:
+/// several agents may start at once, and SQLite's migrator does not lock by itself.
+async fn open_sqlite(database_url: &str) -> anyhow::Result<AnyPool> {
+    let options = SqliteConnectOptions::from_str(database_url)
+        .with_context(|| format!("database URL {database_url:?} is not a valid SQLite URL"))?;
+    let file = sqlite_file(&options);
+    if let Some(parent) = file
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!("cannot create the database directory {}", parent.display())
+        })?;
+    }
+    // The Any driver takes a URL: `mode=rwc` creates a missing file; the
+    // pragmas the URL cannot carry are set on every new connection.
+    let url = match &file {
+        Some(_) if !database_url.contains("mode=") => {
+            let sep = if database_url.contains('?') { '&' } else { '?' };
+            format!("{database_url}{sep}mode=rwc")
         }
-        let options = SqliteConnectOptions::from_str(database_url)
-            .with_context(|| format!("database URL {database_url:?} is not a valid SQLite URL"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let file = sqlite_file(&options);
-        if let Some(parent) = file
-            .as_deref()
-            .and_then(Path::parent)
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("cannot create the database directory {}", parent.display())
-            })?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot open the database {database_url}"))?;
-
-        let lock = match &file {
-            Some(db) => {
-                let mut lock_path = db.clone().into_os_string();
-                lock_path.push(".migrate-lock");
-                let lock_path = PathBuf::from(lock_path);
-                Some(
-                    tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
-                        let f = std::fs::OpenOptions::new()
-                            .create(true)
-                            .truncate(false)
-                            .write(true)
-                            .open(&lock_path)
-                            .with_context(|| {
-                                format!("cannot open the migration lock {}", lock_path.display())
-                            })?;
-                        f.lock()
-                            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-                        Ok(f)
-                    })
-                    .await
-                    .context("the migration lock task panicked")??,
+        _ => database_url.to_owned(),
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
                 )
-            }
-            None => None,
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {database_url}"))?;
+    let lock = match &file {
+        Some(db) => {
+            let mut lock_path = db.clone().into_os_string();
+            lock_path.push(".migrate-lock");
+            let lock_path = PathBuf::from(lock_path);
+            Some(
+                tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .with_context(|| {
+                            format!("cannot open the migration lock {}", lock_path.display())
+                        })?;
+                    f.lock()
+                        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+                    Ok(f)
+                })
+                .await
+                .context("the migration lock task panicked")??,
+            )
+        }
+        None => None,
+    };
+    let migrated = backend::SQLITE_MIGRATOR.run(&pool).await;
+    drop(lock);
+    migrated.with_context(|| format!("cannot migrate the database {database_url}"))?;
+    Ok(pool)
+}
+
+impl Store {
+    /// Open the database at `database_url` (`sqlite:` or `postgres:`), creating
+    /// it if needed, and bring its schema up to date. On PostgreSQL the tables
+    /// live in the database's default schema; agents use [`Store::open_agent`].
+    pub async fn open(database_url: &str) -> anyhow::Result<Store> {
+        Self::open_in(database_url, None).await
+    }
+
+    /// Open one agent's store: on SQLite the file the URL names (one per
+    /// agent), on PostgreSQL the schema `agent_<name>` of the shared database.
+    pub async fn open_agent(database_url: &str, agent: &str) -> anyhow::Result<Store> {
+        let schema = Backend::of(database_url)?.agent_schema(agent);
+        Self::open_in(database_url, schema.as_deref()).await
+    }
+
+    async fn open_in(database_url: &str, schema: Option<&str>) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(database_url)?;
+        let pool = match backend {
+            Backend::Sqlite => open_sqlite(database_url).await?,
+            Backend::Postgres => backend::open_postgres(database_url, schema).await?,
         };
-        let migrated = MIGRATOR.run(&pool).await;
-        drop(lock);
-        migrated.with_context(|| format!("cannot migrate the database {database_url}"))?;
-        Ok(Store { pool })
+        Ok(Store { pool, backend })
+    }
+
+    /// A transaction that decides approvals one at a time: SQLite's writer
+    /// lock taken at `BEGIN IMMEDIATE`, or PostgreSQL's lock on the approvals
+    /// table (reads still go on), so "first decision wins" holds on both.
+    pub(crate) async fn begin_approvals(
+        &self,
+    ) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        use sqlx::Executor;
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .context("cannot start a transaction"),
+            Backend::Postgres => {
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .context("cannot start a transaction")?;
+                tx.execute("LOCK TABLE approvals IN EXCLUSIVE MODE")
+                    .await
+                    .context("cannot lock the approvals")?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Which database this store is on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The connection pool, for sibling store modules (tasks, approvals).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -402,6 +474,7 @@ impl Store {
             };
             insert_delivery(
                 &mut tx,
+                self.backend,
                 &id,
                 Some(ev.event_id.as_str()),
                 &d.destination,
@@ -463,6 +536,7 @@ impl Store {
             .context("cannot start a transaction")?;
         insert_delivery(
             &mut tx,
+            self.backend,
             &id,
             None,
             destination,
@@ -583,7 +657,8 @@ pub(crate) struct Content<'a> {
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_delivery(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut AnyConnection,
+    backend: Backend,
     id: &str,
     event_id: Option<&str>,
     destination: &Destination,
@@ -593,7 +668,9 @@ pub(crate) async fn insert_delivery(
     mute_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    // seq is taken inside the writing transaction; SQLite has one writer at a time.
+    // seq is taken inside the writing transaction: SQLite has one writer at a
+    // time, and on PostgreSQL the table is locked against other writers first.
+    backend.lock_outbox(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO deliveries (id, seq, event_id, destination, rule, state, category, severity, source, event_type, \
          title, body, occurred_at, mute_id, next_attempt_at, created_at, updated_at) \

@@ -290,6 +290,7 @@ impl Store {
         };
         insert_delivery(
             &mut tx,
+            self.backend,
             &id,
             None,
             &head.destination,

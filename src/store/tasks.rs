@@ -1,11 +1,11 @@
 //! Task rows: the spec, its state and attempts, and its intent → receipt →
-//! verification records. Functions over a `SqlitePool` (the lead wires them
+//! verification records. Functions over an `AnyPool` (the lead wires them
 //! into `Store`); sqlx rows stop here and callers get [`TaskRow`].
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::tasks::pipeline::TaskReport;
 use crate::tasks::{PolicyReport, TaskSpec, TaskState};
@@ -113,7 +113,7 @@ macro_rules! columns {
 
 /// Store a new task, `queued`, with its intent (spec and policy verdict).
 pub async fn insert(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     spec: &TaskSpec,
     policy: &PolicyReport,
     now: DateTime<Utc>,
@@ -146,7 +146,7 @@ pub async fn insert(
 /// verdict, its attempts, reason, approval and item cleared, its intent
 /// replaced (the earlier run's files stay in done/ or failed/ under a suffix).
 pub async fn restart(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     spec: &TaskSpec,
     policy: &PolicyReport,
     now: DateTime<Utc>,
@@ -194,7 +194,7 @@ pub async fn restart(
 
 /// Record where a parked task's inbox item was filed.
 pub async fn set_item_file(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     task_id: &str,
     stem: &str,
 ) -> Result<(), TaskStoreError> {
@@ -208,7 +208,7 @@ pub async fn set_item_file(
 
 /// Bind a task to the approval request that decides it.
 pub async fn set_approval_id(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     task_id: &str,
     approval_id: &str,
 ) -> Result<(), TaskStoreError> {
@@ -226,7 +226,7 @@ pub async fn set_approval_id(
 /// Move a task to `to` if its current state allows it (compare-and-set, so
 /// two writers cannot both move it).
 pub async fn transition(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: &str,
     to: TaskState,
     reason: Option<&str>,
@@ -266,7 +266,7 @@ pub async fn transition(
 
 /// Store a finished (or gated) pipeline report: state, attempts, reason, records.
 pub async fn save_report(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     report: &TaskReport,
     now: DateTime<Utc>,
 ) -> Result<(), TaskStoreError> {
@@ -305,7 +305,7 @@ pub async fn save_report(
 }
 
 async fn put_record_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     kind: RecordKind,
     body: &serde_json::Value,
@@ -325,7 +325,7 @@ async fn put_record_in(
 }
 
 pub async fn record(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: &str,
     kind: RecordKind,
 ) -> Result<Option<serde_json::Value>, TaskStoreError> {
@@ -344,7 +344,7 @@ pub async fn record(
     .transpose()
 }
 
-pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<TaskRow>, TaskStoreError> {
+pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<TaskRow>, TaskStoreError> {
     let row: Option<Row> =
         sqlx::query_as(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
             .bind(id)
@@ -355,7 +355,7 @@ pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<TaskRow>, TaskSto
 
 /// Newest first; all states when `state` is `None`.
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     state: Option<TaskState>,
     limit: u32,
 ) -> Result<Vec<TaskRow>, TaskStoreError> {
@@ -389,7 +389,7 @@ pub async fn list(
 /// or failed with a reason when not, never silently lost. Returns them with
 /// their new state.
 pub async fn recover_interrupted(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     max_attempts: u32,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, TaskState)>, TaskStoreError> {

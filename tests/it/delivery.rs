@@ -1,4 +1,6 @@
-//! The store and the outbox: core tests against an in-memory fake sink.
+//! The store and the outbox: core tests against an in-memory fake sink, each
+//! on both backends (`NAME::sqlite`, `NAME::postgres`), and the wire tests
+//! against the sandbox.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ use switchyard::shutdown::ShutdownHandle;
 use switchyard::store::{DeliveryState, NewDelivery, NewDeliveryState, Recorded, Store};
 use switchyard_routing::{Destination, Event, EventDraft, Hold, Platform};
 use tokio::sync::watch;
+
+use crate::common::TestDb;
 
 fn event(id: &str, category: &str, title: &str) -> Event {
     EventDraft {
@@ -51,6 +55,7 @@ fn settings(max_attempts: u32, coalesce_after: usize) -> DeliverySettings {
     }
 }
 
+/// A SQLite store in `dir` (the wire tests exercise the platforms, not the backends).
 async fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&format!(
         "sqlite://{}/agents/a/state.db",
@@ -188,10 +193,8 @@ async fn drained(store: &Store) -> BTreeMap<DeliveryState, u64> {
     );
 }
 
-#[tokio::test]
-async fn event_and_deliveries_are_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn event_and_deliveries_are_stored_once(db: TestDb) {
+    let store = db.open().await;
     let ev = event("evt_1", "alert", "disk full");
     let r = store
         .record_event(
@@ -239,10 +242,8 @@ async fn concurrent_opens_of_a_fresh_file_all_migrate() {
     assert!(dir.path().join("x/state.db.migrate-lock").exists());
 }
 
-#[tokio::test]
-async fn held_messages_are_released_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn held_messages_are_released_once(db: TestDb) {
+    let store = db.open().await;
     for i in 0..3 {
         let held = NewDelivery {
             destination: Destination::discord("system"),
@@ -286,10 +287,8 @@ async fn held_messages_are_released_once() {
     );
 }
 
-#[tokio::test]
-async fn pending_goes_to_sent_with_the_platform_id_and_a_stable_nonce() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn pending_goes_to_sent_with_the_platform_id_and_a_stable_nonce(db: TestDb) {
+    let store = db.open().await;
     let fake = FakeSink::new(Platform::Discord, true);
     let run = start(&store, Sinks::new().with(fake.clone()), settings(3, 100));
     store
@@ -331,10 +330,8 @@ async fn pending_goes_to_sent_with_the_platform_id_and_a_stable_nonce() {
     );
 }
 
-#[tokio::test]
-async fn retries_with_backoff_then_fail_with_the_last_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn retries_with_backoff_then_fail_with_the_last_error(db: TestDb) {
+    let store = db.open().await;
     let fake = FakeSink::new(Platform::Discord, true);
     fake.script(
         "discord:alerts",
@@ -378,10 +375,8 @@ async fn retries_with_backoff_then_fail_with_the_last_error() {
     assert_eq!(fake.titles("discord:alerts"), ["after"]);
 }
 
-#[tokio::test]
-async fn a_retrying_head_is_not_overtaken() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn a_retrying_head_is_not_overtaken(db: TestDb) {
+    let store = db.open().await;
     let fake = FakeSink::new(Platform::Discord, true);
     fake.script(
         "discord:chat",
@@ -425,10 +420,8 @@ async fn a_retrying_head_is_not_overtaken() {
     assert_eq!(head.attempts, 2);
 }
 
-#[tokio::test]
-async fn unknown_outcome_on_telegram_is_ambiguous_and_not_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn unknown_outcome_on_telegram_is_ambiguous_and_not_replayed(db: TestDb) {
+    let store = db.open().await;
     let tg = FakeSink::new(Platform::Telegram, false);
     tg.script(
         "telegram:operator",
@@ -467,10 +460,8 @@ async fn unknown_outcome_on_telegram_is_ambiguous_and_not_replayed() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_resumes_pending_and_recovers_sending_by_platform() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn a_restart_resumes_pending_and_recovers_sending_by_platform(db: TestDb) {
+    let store = db.open().await;
     for i in 0..20 {
         store
             .record_event(
@@ -488,7 +479,7 @@ async fn a_restart_resumes_pending_and_recovers_sending_by_platform() {
     }
     drop(store);
 
-    let store = open(&dir).await;
+    let store = db.open().await;
     let discord = FakeSink::new(Platform::Discord, true);
     let telegram = FakeSink::new(Platform::Telegram, false);
     let run = start(
@@ -518,10 +509,8 @@ async fn a_restart_resumes_pending_and_recovers_sending_by_platform() {
     );
 }
 
-#[tokio::test]
-async fn an_ambient_backlog_is_coalesced_into_one_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn an_ambient_backlog_is_coalesced_into_one_message(db: TestDb) {
+    let store = db.open().await;
     let fake = FakeSink::new(Platform::Discord, true);
     fake.open.send_replace(false);
     let run = start(&store, Sinks::new().with(fake.clone()), settings(3, 5));
@@ -568,9 +557,12 @@ async fn an_ambient_backlog_is_coalesced_into_one_message() {
 }
 
 /// `n` ambient messages wait for a closed channel; the channel opens.
-async fn backlog_of(n: usize, settings: DeliverySettings) -> (Vec<String>, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn backlog_of(
+    db: TestDb,
+    n: usize,
+    settings: DeliverySettings,
+) -> (Vec<String>, Vec<String>) {
+    let store = db.open().await;
     let fake = FakeSink::new(Platform::Discord, true);
     fake.open.send_replace(false);
     let run = start(&store, Sinks::new().with(fake.clone()), settings);
@@ -601,21 +593,19 @@ async fn backlog_of(n: usize, settings: DeliverySettings) -> (Vec<String>, Vec<S
     (titles, received)
 }
 
-#[tokio::test]
-async fn a_backlog_that_drains_in_seconds_is_not_coalesced() {
+async fn a_backlog_that_drains_in_seconds_is_not_coalesced(db: TestDb) {
     // 40 briefings at one message a second drain in ~40 s: under two minutes.
     let mut s = settings(3, 5);
     s.coalesce_backlog = Duration::from_secs(120);
-    let (titles, received) = backlog_of(40, s).await;
+    let (titles, received) = backlog_of(db, 40, s).await;
     assert_eq!(received.len(), 40, "each briefing is its own message");
     for (t, r) in titles.iter().zip(&received) {
         assert!(r.starts_with(t.as_str()), "{r}");
     }
 }
 
-#[tokio::test]
-async fn a_coalesced_backlog_names_every_message_it_stands_for() {
-    let (titles, received) = backlog_of(300, settings(3, 5)).await;
+async fn a_coalesced_backlog_names_every_message_it_stands_for(db: TestDb) {
+    let (titles, received) = backlog_of(db, 300, settings(3, 5)).await;
     assert!(
         received.len() >= 2,
         "300 titles need more than one summary: {}",
@@ -635,10 +625,8 @@ async fn a_coalesced_backlog_names_every_message_it_stands_for() {
     }
 }
 
-#[tokio::test]
-async fn a_destination_without_a_sink_fails_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn a_destination_without_a_sink_fails_with_a_reason(db: TestDb) {
+    let store = db.open().await;
     let run = start(
         &store,
         Sinks::new().with(FakeSink::new(Platform::Discord, true)),
@@ -666,10 +654,8 @@ async fn a_destination_without_a_sink_fails_with_a_reason() {
     );
 }
 
-#[tokio::test]
-async fn audit_rows_are_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn audit_rows_are_written(db: TestDb) {
+    let store = db.open().await;
     store
         .audit(switchyard::store::AuditEntry {
             actor: "user:1".into(),
@@ -688,6 +674,21 @@ async fn audit_rows_are_written() {
 
 // ---------------------------------------------------------------------------
 // Wire tests: the real serenity and teloxide clients against the sandbox.
+
+crate::on_both_backends!(
+    event_and_deliveries_are_stored_once,
+    held_messages_are_released_once,
+    pending_goes_to_sent_with_the_platform_id_and_a_stable_nonce,
+    retries_with_backoff_then_fail_with_the_last_error,
+    a_retrying_head_is_not_overtaken,
+    unknown_outcome_on_telegram_is_ambiguous_and_not_replayed,
+    a_restart_resumes_pending_and_recovers_sending_by_platform,
+    an_ambient_backlog_is_coalesced_into_one_message,
+    a_destination_without_a_sink_fails_with_a_reason,
+    audit_rows_are_written,
+    a_backlog_that_drains_in_seconds_is_not_coalesced,
+    a_coalesced_backlog_names_every_message_it_stands_for,
+);
 
 mod wire {
     use super::*;

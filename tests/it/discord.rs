@@ -146,7 +146,7 @@ async fn audit_rows(fleet: &Fleet) -> Vec<switchyard::store::AuditEntry> {
         fleet.config_file.clone(),
     ))
     .expect("config");
-    let store = switchyard::store::Store::open(&config.database_url("manager"))
+    let store = switchyard::store::Store::open_agent(&config.database_url("manager"), "manager")
         .await
         .expect("open the agent's database");
     store.recent_audit(1000).await.expect("audit rows")

@@ -762,16 +762,12 @@ async fn the_run_loop_stops_on_shutdown_and_keeps_what_it_learned() {
 // ---------------------------------------------------------------------------
 // Storage.
 
-#[tokio::test]
-async fn tasks_state_and_etags_survive_a_restart() {
+crate::on_both_backends!(tasks_state_and_etags_survive_a_restart);
+
+async fn tasks_state_and_etags_survive_a_restart(db: crate::common::TestDb) {
     use switchyard::github::{monitor::TaskState, store};
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("state.db").display()
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::migrate!().run(&pool).await.unwrap();
+    let pool = db.open().await.pool().clone();
 
     let reg = dir.path().join("active-tasks.json");
     std::fs::write(

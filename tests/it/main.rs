@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod github;
 mod sandbox_login;
 mod sandbox_wire;
+mod store_backends;
 mod telegram;
 mod tokens;
 mod upgrade;

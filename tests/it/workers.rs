@@ -1182,30 +1182,18 @@ mod pipeline {
 mod store {
     use std::collections::BTreeMap;
 
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     use switchyard::config::PolicySettings;
     use switchyard::store::tasks::{self, RecordKind, TaskStoreError};
     use switchyard::tasks::{
         BreakerSettings, FakeRuntime, Pipeline, StepOutcome, TaskSpec, TaskState, policy,
     };
 
-    async fn pool(dir: &std::path::Path) -> sqlx::SqlitePool {
-        let opts = SqliteConnectOptions::new()
-            .filename(dir.join("state.db"))
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        sqlx::migrate!().run(&pool).await.unwrap();
-        pool
-    }
+    crate::on_both_backends!(tasks_keep_state_attempts_and_records_and_survive_a_restart);
 
-    #[tokio::test]
-    async fn tasks_keep_state_attempts_and_records_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = pool(dir.path()).await;
+    async fn tasks_keep_state_attempts_and_records_and_survive_a_restart(
+        db: crate::common::TestDb,
+    ) {
+        let pool = db.open().await.pool().clone();
         let spec = TaskSpec::parse(
             br#"{"id":"tsk_s","title":"Stored","risk":"low","skills":["sh"],"steps":[{"skill":"sh","args":["echo ok"]}]}"#,
         )

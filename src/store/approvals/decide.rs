@@ -18,11 +18,7 @@ impl Store {
         force: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<DecideOutcome> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("cannot start a transaction")?;
+        let mut tx = self.begin_approvals().await?;
         let row: Option<DecideRow> = sqlx::query_as(
             "SELECT status, decided_by, decided_at, expires_at, required_approvers FROM approvals WHERE id = $1",
         )
@@ -184,11 +180,7 @@ impl Store {
         .context("cannot look for expired approvals")?;
         let mut expired = Vec::new();
         for (id,) in due {
-            let mut tx = self
-                .pool()
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .context("cannot start a transaction")?;
+            let mut tx = self.begin_approvals().await?;
             let changed = set_final(&mut tx, &id, ApprovalStatus::Expired, "expiry", now).await?;
             if changed {
                 insert_audit(
@@ -222,11 +214,7 @@ impl Store {
         if !status.is_final() {
             bail!("a decision is approved, denied or expired, not pending");
         }
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("cannot start a transaction")?;
+        let mut tx = self.begin_approvals().await?;
         let changed = set_final(&mut tx, id, status, by, at).await?;
         insert_audit(
             &mut tx,

@@ -1,6 +1,6 @@
 //! Approvals as records (`approvals`, `approval_votes`, `telegram_offsets`):
 //! inserting a request, the compare-and-set that decides it (the first valid
-//! decision wins, in one `BEGIN IMMEDIATE` transaction), expiry, and the
+//! decision wins, in one transaction that holds the approvals alone: `BEGIN IMMEDIATE` on SQLite, a table lock on PostgreSQL), expiry, and the
 //! bookkeeping of the loops that prompt, remind, escalate, forward and
 //! finalise. Every change leaves an audit row whose target is the approval id.
 
@@ -318,7 +318,7 @@ fn audit_entry(
     }
 }
 
-async fn insert_audit(tx: &mut sqlx::SqliteConnection, e: &AuditEntry) -> anyhow::Result<()> {
+async fn insert_audit(tx: &mut sqlx::AnyConnection, e: &AuditEntry) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO audit (id, at, actor, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(new_id("au"))
         .bind(millis(e.at))
@@ -346,11 +346,7 @@ impl Store {
         }
         let expires =
             now + chrono::Duration::from_std(a.expires_in).unwrap_or(chrono::Duration::minutes(30));
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("cannot start a transaction")?;
+        let mut tx = self.begin_approvals().await?;
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, summary, detail, task_id, requested_by, risk, reasons, created_at, expires_at, status, \
              required_approvers, token, reply_to, origin, updated_at) \
@@ -488,7 +484,7 @@ impl Store {
 
 /// Pending → `status`, in the caller's transaction. Returns whether it changed.
 async fn set_final(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     id: &str,
     status: ApprovalStatus,
     by: &str,
@@ -506,172 +502,4 @@ async fn set_final(
     .await
     .context("cannot decide the approval")?;
     Ok(r.rows_affected() == 1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/state.db", dir.path().display()))
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
-    fn new(id: &str, required: u8) -> NewApproval {
-        NewApproval {
-            id: id.into(),
-            origin: ApprovalOrigin::Inbox,
-            summary: "Deploy".into(),
-            detail: "deploy.sh".into(),
-            task_id: None,
-            requested_by: "tech-lead".into(),
-            risk: 90,
-            reasons: vec!["risky".into()],
-            expires_in: Duration::from_secs(600),
-            required_approvers: required,
-            reply_to: None,
-        }
-    }
-
-    fn voter(i: usize) -> Voter {
-        Voter {
-            id: format!("telegram:{i}"),
-            name: format!("@u{i}"),
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_votes_decide_once() {
-        let (_dir, store) = store().await;
-        let now = Utc::now();
-        assert!(store.insert_approval(&new("apr_1", 1), now).await.unwrap());
-        assert!(
-            !store.insert_approval(&new("apr_1", 1), now).await.unwrap(),
-            "the same id twice stores once"
-        );
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let store = store.clone();
-                let vote = if i % 2 == 0 {
-                    Vote::Approve
-                } else {
-                    Vote::Deny
-                };
-                tokio::spawn(async move {
-                    store
-                        .decide_approval("apr_1", &voter(i), vote, false, Utc::now())
-                        .await
-                })
-            })
-            .collect();
-        let mut decided = 0;
-        let mut already = 0;
-        for t in tasks {
-            match t.await.unwrap().unwrap() {
-                DecideOutcome::Decided { .. } => decided += 1,
-                DecideOutcome::AlreadyDecided { .. } => already += 1,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!((decided, already), (1, 15));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_approvers_must_be_distinct_and_concurrent_approvals_decide_once() {
-        let (_dir, store) = store().await;
-        let now = Utc::now();
-        store.insert_approval(&new("apr_2", 2), now).await.unwrap();
-        assert_eq!(
-            store
-                .decide_approval("apr_2", &voter(1), Vote::Approve, false, now)
-                .await
-                .unwrap(),
-            DecideOutcome::Awaiting {
-                approvals: 1,
-                required: 2
-            }
-        );
-        assert_eq!(
-            store
-                .decide_approval("apr_2", &voter(1), Vote::Approve, false, now)
-                .await
-                .unwrap(),
-            DecideOutcome::AlreadyVoted
-        );
-        let tasks: Vec<_> = (2..10)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .decide_approval("apr_2", &voter(i), Vote::Approve, false, Utc::now())
-                        .await
-                })
-            })
-            .collect();
-        let mut decided = Vec::new();
-        for t in tasks {
-            if let DecideOutcome::Decided { by, status, .. } = t.await.unwrap().unwrap() {
-                assert_eq!(status, ApprovalStatus::Approved);
-                decided.push(by);
-            }
-        }
-        assert_eq!(decided.len(), 1, "{decided:?}");
-        assert!(decided[0].starts_with("@u1 + @u"), "{decided:?}");
-    }
-
-    #[tokio::test]
-    async fn a_prompt_being_sent_is_not_sent_again_until_its_lease_ends() {
-        let (_dir, store) = store().await;
-        let now = Utc::now();
-        store
-            .insert_approval(&new("apr_lease", 1), now)
-            .await
-            .unwrap();
-        assert_eq!(store.approvals_to_prompt(now).await.unwrap().len(), 1);
-        // Sending (then a crash before the message id is recorded).
-        store
-            .lease_prompt("apr_lease", now + chrono::Duration::seconds(60))
-            .await
-            .unwrap();
-        assert!(
-            store.approvals_to_prompt(now).await.unwrap().is_empty(),
-            "not sent twice at once"
-        );
-        let later = now + chrono::Duration::seconds(61);
-        assert_eq!(
-            store.approvals_to_prompt(later).await.unwrap().len(),
-            1,
-            "nobody answered: sent again"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_vote_after_expiry_expires_the_request() {
-        let (_dir, store) = store().await;
-        let then = Utc::now() - chrono::Duration::hours(1);
-        store.insert_approval(&new("apr_3", 1), then).await.unwrap();
-        assert!(matches!(
-            store
-                .decide_approval("apr_3", &voter(1), Vote::Approve, false, Utc::now())
-                .await
-                .unwrap(),
-            DecideOutcome::Expired { .. }
-        ));
-        let a = store.approval("apr_3").await.unwrap().unwrap();
-        assert_eq!(a.status, ApprovalStatus::Expired);
-        assert!(
-            store
-                .expire_due_approvals(Utc::now())
-                .await
-                .unwrap()
-                .is_empty(),
-            "expired once"
-        );
-        let audit = store.approval_audit("apr_3").await.unwrap();
-        assert!(audit.iter().any(|e| e.action == "approval.expire"));
-        assert!(audit.iter().any(|e| e.outcome == "refused"));
-    }
 }

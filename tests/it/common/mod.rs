@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use switchyard_sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, SandboxState};
 
+mod postgres;
+// The benches include this harness too and use neither.
+#[allow(unused_imports)]
+pub use postgres::{TestDb, fresh_database};
+
 pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
     ("briefings", 900000000000000001),
     ("alerts", 900000000000000002),
