@@ -1,5 +1,4 @@
-//! The two databases a store can be on, and what differs between them: the
-//! migrations (`migrations/sqlite`, `migrations/postgres`), where an agent's
+//! The two databases a store can be on, and what differs between them: where an agent's
 //! tables live on a shared PostgreSQL database (a schema per agent), and the
 //! one lock the outbox needs on PostgreSQL to number its rows. Every query is
 //! otherwise the same text on both (portable SQL, `$N` placeholders).
@@ -12,8 +11,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
-pub(super) static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+/// One set of migrations for both backends: the SQL is portable (see
+/// `migrations/README.md`); a backend gets a folder of its own only when its
+/// SQL must differ.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// Which database engine a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,7 @@ pub(super) async fn open_postgres(
         .connect(database_url)
         .await
         .context("cannot connect to the PostgreSQL database")?;
-    POSTGRES_MIGRATOR
+    MIGRATOR
         .run(&pool)
         .await
         .context("cannot migrate the PostgreSQL database")?;

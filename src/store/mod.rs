@@ -3,8 +3,8 @@
 //! own (`agent_<name>`) of one shared database.
 //!
 //! This module owns opening the database (either backend, through sqlx's `Any`
-//! driver, so that every query is written once), running the backend's
-//! migrations (`migrations/sqlite`, `migrations/postgres`; SQLite's under a
+//! driver, so that every query is written once), running the
+//! migrations (`migrations/`, portable SQL for both; SQLite's under a
 //! cross-process file lock, PostgreSQL's under sqlx's advisory lock), and the
 //! core table families: events, the outbox (`deliveries`), held messages and
 //! the audit log. The outbox queries the
@@ -349,7 +349,7 @@ async fn open_sqlite(database_url: &str) -> anyhow::Result<AnyPool> {
         }
         None => None,
     };
-    let migrated = backend::SQLITE_MIGRATOR.run(&pool).await;
+    let migrated = backend::MIGRATOR.run(&pool).await;
     drop(lock);
     migrated.with_context(|| format!("cannot migrate the database {database_url}"))?;
     Ok(pool)

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::common::TestDb;
 
-fn event(id: &str, category: &str, title: &str) -> Event {
+pub(crate) fn event(id: &str, category: &str, title: &str) -> Event {
     EventDraft {
         event_id: Some(id.into()),
         category: Some(category.into()),
@@ -36,7 +36,7 @@ fn event(id: &str, category: &str, title: &str) -> Event {
     .unwrap()
 }
 
-fn to(dest: &str) -> NewDelivery {
+pub(crate) fn to(dest: &str) -> NewDelivery {
     NewDelivery {
         destination: dest.parse().unwrap(),
         rule: "test".into(),

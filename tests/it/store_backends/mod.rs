@@ -10,32 +10,15 @@ mod approvals;
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use switchyard::store::{Backend, NewDelivery, NewDeliveryState, Recorded, Store};
-use switchyard_routing::{Event, EventDraft};
+use switchyard::store::{Backend, Recorded, Store};
+use switchyard_routing::Event;
 
 use crate::common::{TestDb, fresh_database};
+use crate::delivery::to;
 
+/// An alert event with `id` as its id and title.
 fn event(id: &str) -> Event {
-    EventDraft {
-        event_id: Some(id.into()),
-        category: Some("alert".into()),
-        title: Some(format!("title of {id}")),
-        source: Some("test".into()),
-        ..Default::default()
-    }
-    .validate(
-        Utc::now(),
-        switchyard_routing::EventId::generate(Utc::now(), 0),
-    )
-    .unwrap()
-}
-
-fn to(dest: &str) -> NewDelivery {
-    NewDelivery {
-        destination: dest.parse().unwrap(),
-        rule: "test".into(),
-        state: NewDeliveryState::Pending,
-    }
+    crate::delivery::event(id, "alert", id)
 }
 
 /// (table, column) of every table the migrations made, and the indexes' names.
