@@ -1,4 +1,5 @@
-//! The Discord REST stand-in (`/api/v10`): messages in channels, edits, webhook
+//! The Discord REST stand-in (`/api/v10`): messages in channels, edits, deletes
+//! (a bot's own messages), reactions (checked in [`reactions`]), webhook
 //! executions, public threads started from a message (posted to by their id, as
 //! to a channel), the gateway URL; `MessageCreateRequest` validation with Discord's
 //! error shapes; the per-route buckets (advertised in `X-RateLimit-*`) and the
@@ -28,6 +29,7 @@ use super::{
 
 mod channels;
 pub(crate) mod ids;
+pub(crate) mod reactions;
 pub(crate) use channels::{PlayedAuthor, guild_create};
 
 /// Discord's epoch (2015-01-01) in Unix milliseconds, for snowflakes.
@@ -51,6 +53,8 @@ enum BucketKind {
     ExecuteWebhook,
     StartThread,
     Typing,
+    Reaction,
+    DeleteMessage,
 }
 
 impl BucketKind {
@@ -63,6 +67,8 @@ impl BucketKind {
             BucketKind::ExecuteWebhook => "3c2e5d6f8a9b0c1d2e3f4a5b6c7d8e9f",
             BucketKind::StartThread => "7a1d3e5f7b9c1d3e5f7a9b1c3d5e7f9a",
             BucketKind::Typing => "b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3",
+            BucketKind::Reaction => "5e7a9c1b3d5f7e9a1c3b5d7f9e1a3c5b",
+            BucketKind::DeleteMessage => "d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1",
         }
     }
 }
@@ -200,6 +206,9 @@ impl World {
             // Not documented separately; Discord counts thread creation like a post.
             BucketKind::StartThread => self.limits.channel_messages,
             BucketKind::Typing => self.limits.channel_typing,
+            BucketKind::Reaction => self.limits.channel_reactions,
+            // Deletes have a bucket of their own on Discord, at the edits' pace.
+            BucketKind::DeleteMessage => self.limits.channel_edits,
         };
         self.buckets
             .entry((kind, major))
@@ -242,6 +251,7 @@ enum Route {
     CreateMessage(u64),
     GetMessage(u64, u64),
     EditMessage(u64, u64),
+    DeleteMessage(u64, u64),
     StartThread(u64, u64),
     Typing(u64),
     GetChannel(u64),
@@ -260,6 +270,7 @@ impl Route {
             Route::CreateMessage(..) => "create_message",
             Route::GetMessage(..) => "get_message",
             Route::EditMessage(..) => "update_message",
+            Route::DeleteMessage(..) => "delete_message",
             Route::StartThread(..) => "create_thread_from_message",
             Route::Typing(..) => "trigger_typing_indicator",
             Route::GetChannel(..) => "get_channel",
@@ -354,6 +365,10 @@ fn parse_route(method: &Method, path: &str) -> Result<Route, Reply> {
                 id(channel, "channel_id")?,
                 id(message, "message_id")?,
             )),
+            Method::DELETE => Ok(Route::DeleteMessage(
+                id(channel, "channel_id")?,
+                id(message, "message_id")?,
+            )),
             _ => Err(not_allowed()),
         },
         ["channels", channel, "messages", message, "threads"] => match *method {
@@ -406,6 +421,13 @@ fn rate_headers(reply: Reply, kind: BucketKind, status: &WindowStatus) -> Reply 
         .header("x-ratelimit-bucket", kind.hash())
 }
 
+/// A 429 as Discord sends it: the body's `retry_after` in seconds (ms
+/// precision), `Retry-After` in whole seconds, `X-RateLimit-Scope`, and
+/// `X-RateLimit-Global` on the global limit. A route's 429 also carries its
+/// bucket's `X-RateLimit-*` (added by [`rate_headers`]); a global one has no
+/// bucket. `Via` is what every answer through Discord's front carries, and
+/// what clients such as discord.py look for before they trust a 429 as
+/// Discord's (one without it is taken for a proxy's or Cloudflare's ban).
 fn too_many(retry_after: Duration, global: bool, scope: &str) -> Reply {
     let secs = (retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0;
     let reply = Reply::refused(
@@ -414,12 +436,57 @@ fn too_many(retry_after: Duration, global: bool, scope: &str) -> Reply {
         format!("rate limited ({scope}), retry after {secs:.3} s"),
     )
     .header("retry-after", retry_after.as_secs_f64().ceil().max(1.0) as u64)
-    .header("x-ratelimit-scope", scope);
+    .header("x-ratelimit-scope", scope)
+    .header("via", "1.1 google");
     if global {
         reply.header("x-ratelimit-global", "true")
     } else {
         reply
     }
+}
+
+/// `DELETE /channels/{id}/messages/{mid}`: a bot deletes its own messages
+/// (another's needs Manage Messages, which the sandbox's bots do not have).
+fn delete_message(
+    world: &mut World,
+    channel_id: u64,
+    message_id: u64,
+    bot: u64,
+    status: WindowStatus,
+) -> Reply {
+    if let Some(wait) = status.refused {
+        return too_many(wait, false, "user");
+    }
+    let channel = world.channels.get_mut(&channel_id).expect("checked");
+    let Some(at) = channel.messages.iter().position(|m| m.id == message_id) else {
+        return plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    };
+    if channel.messages[at].author_id != Some(bot) {
+        return plain_error(StatusCode::FORBIDDEN, 50013, "Missing Permissions");
+    }
+    channel.messages.remove(at);
+    Reply::no_content()
+}
+
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a REST write tells the connected bots (an event name and its data),
@@ -559,6 +626,23 @@ fn handle_route(
             let status = world.bucket(BucketKind::EditMessage, channel_id, now);
             let reply = edit_message(world, channel_id, message_id, bot, status, headers, body);
             rate_headers(reply, BucketKind::EditMessage, &status)
+        }
+        Route::DeleteMessage(channel_id, message_id) => {
+            let bot = bot.expect("authenticated route");
+            if !world.channels.contains_key(&channel_id) {
+                return plain_error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            let status = world.bucket(BucketKind::DeleteMessage, channel_id, now);
+            let reply = delete_message(world, channel_id, message_id, bot, status);
+            if reply.status == StatusCode::NO_CONTENT {
+                let event = json!({
+                    "id": message_id.to_string(),
+                    "channel_id": channel_id.to_string(),
+                    "guild_id": SANDBOX_GUILD.to_string(),
+                });
+                dispatch(&mut inner, "MESSAGE_DELETE", &event);
+            }
+            rate_headers(reply, BucketKind::DeleteMessage, &status)
         }
         Route::StartThread(channel_id, message_id) => {
             let bot = bot.expect("authenticated route");

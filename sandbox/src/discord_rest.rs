@@ -1,6 +1,7 @@
 //! The front door of the Discord REST stand-in (`/api/v10`): each request is
 //! offered first to the routes the gateway owns (interaction callbacks and
-//! follow-ups, commands, reactions: `gateway.rs`), then to the channel,
+//! follow-ups, commands, reactions — checked against the channels by
+//! `discord/reactions.rs`: `gateway.rs`), then to the channel,
 //! message, webhook and login routes (`discord.rs`).
 //!
 //! It sits above both so that they import one way: the gateway builds on the
@@ -31,7 +32,9 @@ pub(crate) async fn entry(
         .strip_prefix("/api/v10")
         .unwrap_or(uri.path())
         .to_owned();
-    if let Some((route, reply)) = gateway::rest(&shared, &method, &path, &headers, &body) {
+    if let Some((route, reply)) =
+        gateway::rest(&shared, &method, &path, uri.query(), &headers, &body)
+    {
         return finish(&shared, discord::seen(&method, &uri, route), reply);
     }
     discord::serve(&shared, &method, &uri, &path, &headers, &body, broadcast).await

@@ -2,12 +2,14 @@
 //! belong to interactions: Hello, Identify (token checked), Ready (listing the
 //! sandbox's guild as unavailable) then `GUILD_CREATE` (its channels and active
 //! threads, so that a client's cache knows who owns a thread), heartbeat ACK,
-//! Resume, `INTERACTION_CREATE`, `MESSAGE_CREATE` and `THREAD_CREATE` dispatch
-//! shaped like the documentation's examples; the interaction callback (204, once, within
-//! 3 s), the follow-up webhook and the edit of the original response; guild
-//! command registration (bulk overwrite and list, validated against the
-//! OpenAPI `ApplicationCommandCreateRequest` rules, creates counted per guild
-//! and day); reactions. The sandbox plays a user through control endpoints:
+//! Resume, `INTERACTION_CREATE` (with its `channel` object), `MESSAGE_CREATE`,
+//! `MESSAGE_DELETE` and `THREAD_CREATE` dispatch shaped like the
+//! documentation's examples; the interaction callback (once, within 3 s: 204,
+//! or 200 and the callback object with `?with_response`), the follow-up
+//! webhook and the edit of the original response; guild command registration
+//! (bulk overwrite and list, validated against the OpenAPI
+//! `ApplicationCommandCreateRequest` rules, creates counted per guild and day);
+//! the record of reactions (checked by `discord/reactions.rs`). The sandbox plays a user through control endpoints:
 //! run a slash command, post a message, drop the gateway connection.
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,6 +72,9 @@ struct Interaction {
     acknowledged: bool,
     responses: Vec<InteractionResponse>,
 }
+
+/// Where a played slash command runs when the request names no channel.
+const DEFAULT_COMMAND_CHANNEL: u64 = 1_006;
 
 #[derive(Default)]
 pub(crate) struct World {
@@ -173,12 +178,18 @@ impl World {
     }
 
     /// Plays a user running a slash command; returns the interaction id.
-    pub(crate) fn run_command(&mut self, cmd: DiscordUserCommand) -> Result<u64, ControlError> {
+    /// Plays a user running a slash command; `channel` is the channel object
+    /// the interaction carries (`None` when the sandbox does not have it).
+    pub(crate) fn run_command(
+        &mut self,
+        cmd: DiscordUserCommand,
+        channel: Option<Value>,
+    ) -> Result<u64, ControlError> {
         let conn = self.target_conn(cmd.bot_id)?;
         let app = self.conns[conn].bot;
         let id = self.next();
         let token = format!("itok{id}x{:016x}", rand::random::<u64>());
-        let channel_id = cmd.channel_id.unwrap_or(1_006);
+        let channel_id = cmd.channel_id.unwrap_or(DEFAULT_COMMAND_CHANNEL);
         let guild_id = cmd.guild_id.unwrap_or(SANDBOX_GUILD);
         let user = user_json(cmd.user_id, cmd.username.as_deref(), false);
         let mut options: Vec<Value> = cmd
@@ -232,6 +243,10 @@ impl World {
             "context": 0,
             "attachment_size_limit": 8_388_608,
         });
+        let mut d = d;
+        if let Some(channel) = channel {
+            d["channel"] = channel;
+        }
         self.interactions.insert(
             id,
             Interaction {
@@ -268,6 +283,15 @@ impl World {
         }
         n
     }
+}
+
+/// Plays a user running a slash command in a channel (the interaction carries
+/// the channel's object when the sandbox has that channel, as Discord's do).
+pub(crate) fn run_command(inner: &mut Inner, cmd: DiscordUserCommand) -> Result<u64, ControlError> {
+    let channel = inner
+        .discord
+        .interaction_channel(cmd.channel_id.unwrap_or(DEFAULT_COMMAND_CHANNEL));
+    inner.gateway.run_command(cmd, channel)
 }
 
 /// Plays a user posting a message: stored in its channel or thread when the
@@ -534,6 +558,7 @@ pub(crate) fn rest(
     shared: &Shared,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<(&'static str, Reply)> {
@@ -542,7 +567,14 @@ pub(crate) fn rest(
     let world = &mut inner.gateway;
     match (method.clone(), segs.as_slice()) {
         (Method::POST, ["interactions", id, token, "callback"]) => {
-            Some(("interaction_callback", callback(world, id, token, body)))
+            let with_response = super::query_pairs(query)
+                .iter()
+                // A query boolean: discord.py sends "1", others "true".
+                .any(|(k, v)| k == "with_response" && (v == "1" || v.eq_ignore_ascii_case("true")));
+            Some((
+                "interaction_callback",
+                callback(world, id, token, body, with_response),
+            ))
         }
         (Method::POST, ["webhooks", _app, token]) if world.by_token.contains_key(*token) => {
             let id = world.by_token[*token];
@@ -571,21 +603,24 @@ pub(crate) fn rest(
             ],
         ) => {
             let Some(bot) = bearer_bot(shared, headers) else {
-                return Some(("create_reaction", unauthorized()));
+                return Some(("add_my_message_reaction", unauthorized()));
             };
-            let (Ok(channel_id), Ok(message_id)) = (channel.parse(), message.parse()) else {
-                return Some((
-                    "create_reaction",
-                    super::discord::plain_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
-                ));
-            };
-            world.reactions.push(Reaction {
-                channel_id,
-                message_id,
-                emoji: percent_decode(emoji),
-                user_id: bot,
-            });
-            Some(("create_reaction", Reply::no_content()))
+            let (reply, accepted) = super::discord::reactions::add(
+                &mut inner.discord,
+                channel,
+                message,
+                emoji,
+                Instant::now(),
+            );
+            if let Some(r) = accepted {
+                inner.gateway.reactions.push(Reaction {
+                    channel_id: r.channel_id,
+                    message_id: r.message_id,
+                    emoji: r.emoji,
+                    user_id: bot,
+                });
+            }
+            Some(("add_my_message_reaction", reply))
         }
         (m, ["applications", app, "guilds", guild, "commands"]) => {
             let Some(_bot) = bearer_bot(shared, headers) else {
@@ -635,28 +670,10 @@ fn bearer_bot(shared: &Shared, headers: &HeaderMap) -> Option<u64> {
     shared.tokens.discord_bot(headers)
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn callback(world: &mut World, id: &str, token: &str, body: &[u8]) -> Reply {
+/// The interaction callback: 204, or with `?with_response=true` 200 and the
+/// `InteractionCallbackResponse` (the interaction, and for a message the
+/// message it made).
+fn callback(world: &mut World, id: &str, token: &str, body: &[u8], with_response: bool) -> Reply {
     let Some(interaction) = id
         .parse::<u64>()
         .ok()
@@ -696,8 +713,52 @@ fn callback(world: &mut World, id: &str, token: &str, body: &[u8]) -> Reply {
         }
     }
     interaction.acknowledged = true;
-    interaction.record("callback", 204, body);
-    Reply::no_content()
+    let kind = body["type"].as_u64().unwrap_or(0);
+    if !with_response {
+        interaction.record("callback", 204, body);
+        return Reply::no_content();
+    }
+    let message_id = 1_300_000_000_000_000_000 + interaction.id % 1_000_000_000_000;
+    let mut answer = json!({
+        "interaction": {
+            "id": interaction.id.to_string(),
+            "type": 2,
+            "activity_instance_id": null,
+            "response_message_id": message_id.to_string(),
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": body["data"]["flags"].as_u64().unwrap_or(0) & 64 != 0,
+            "channel_id": interaction.channel_id.to_string(),
+            "guild_id": super::discord::SANDBOX_GUILD.to_string(),
+        }
+    });
+    if matches!(kind, 4 | 7) {
+        let data = &body["data"];
+        answer["resource"] = json!({
+            "type": kind,
+            "message": {
+                "id": message_id.to_string(),
+                "channel_id": interaction.channel_id.to_string(),
+                "type": 20,
+                "content": data["content"].as_str().unwrap_or(""),
+                "embeds": data.get("embeds").cloned().unwrap_or(json!([])),
+                "components": data.get("components").cloned().unwrap_or(json!([])),
+                "attachments": [],
+                "mentions": [],
+                "mention_roles": [],
+                "mention_everyone": false,
+                "pinned": false,
+                "tts": false,
+                "flags": data["flags"].as_u64().unwrap_or(0),
+                "timestamp": super::discord::timestamp_now(),
+                "edited_timestamp": null,
+                "author": super::login::current_user_json(interaction.application_id),
+                "application_id": interaction.application_id.to_string(),
+                "webhook_id": interaction.application_id.to_string(),
+            }
+        });
+    }
+    interaction.record("callback", 200, body);
+    Reply::ok(answer)
 }
 
 fn followup(world: &mut World, id: u64, kind: &str, body: &[u8]) -> Reply {
@@ -966,11 +1027,7 @@ pub(crate) async fn control_interaction(
     State(shared): State<Arc<Shared>>,
     axum::Json(cmd): axum::Json<DiscordUserCommand>,
 ) -> Control {
-    let id = shared
-        .lock()
-        .gateway
-        .run_command(cmd)
-        .map_err(control_error)?;
+    let id = run_command(&mut shared.lock(), cmd).map_err(control_error)?;
     Ok(axum::Json(json!({"interaction_id": id.to_string()})).into_response())
 }
 
@@ -1062,13 +1119,19 @@ mod tests {
         let (mut w, id, token) = world_with_interaction();
         let early = followup(&mut w, id, "followup", b"{}");
         assert_eq!(early.status, StatusCode::BAD_REQUEST);
-        let wrong = callback(&mut w, &id.to_string(), "other-token", br#"{"type":4}"#);
+        let wrong = callback(
+            &mut w,
+            &id.to_string(),
+            "other-token",
+            br#"{"type":4}"#,
+            false,
+        );
         assert_eq!(wrong.status, StatusCode::NOT_FOUND);
-        let bad = callback(&mut w, &id.to_string(), &token, br#"{"type":42}"#);
+        let bad = callback(&mut w, &id.to_string(), &token, br#"{"type":42}"#, false);
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-        let first = callback(&mut w, &id.to_string(), &token, br#"{"type":5}"#);
+        let first = callback(&mut w, &id.to_string(), &token, br#"{"type":5}"#, false);
         assert_eq!(first.status, StatusCode::NO_CONTENT);
-        let again = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#);
+        let again = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#, false);
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         assert_eq!(again.body.unwrap()["code"], 40060);
         let later = followup(&mut w, id, "followup", br#"{"content":"done"}"#);
@@ -1091,18 +1154,41 @@ mod tests {
     }
 
     #[test]
+    fn with_response_answers_200_with_the_interaction_and_its_message() {
+        let (mut w, id, token) = world_with_interaction();
+        let body = br#"{"type":4,"data":{"content":"hello","flags":64}}"#;
+        let answer = callback(&mut w, &id.to_string(), &token, body, true);
+        assert_eq!(answer.status, StatusCode::OK);
+        let answer = answer.body.unwrap();
+        assert_eq!(answer["interaction"]["id"], id.to_string());
+        assert_eq!(answer["interaction"]["type"], 2);
+        assert_eq!(answer["interaction"]["response_message_ephemeral"], true);
+        assert_eq!(answer["resource"]["type"], 4);
+        assert_eq!(answer["resource"]["message"]["content"], "hello");
+        assert_eq!(
+            answer["resource"]["message"]["id"],
+            answer["interaction"]["response_message_id"]
+        );
+        let (mut w, id, token) = world_with_interaction();
+        let deferred = callback(&mut w, &id.to_string(), &token, br#"{"type":5}"#, true);
+        let deferred = deferred.body.unwrap();
+        assert_eq!(deferred["interaction"]["response_message_loading"], true);
+        assert!(deferred.get("resource").is_none(), "{deferred}");
+    }
+
+    #[test]
     fn a_callback_after_3_seconds_is_an_unknown_interaction() {
         let (mut w, id, token) = world_with_interaction();
         w.interactions.get_mut(&id).unwrap().dispatched =
             Instant::now() - INITIAL_RESPONSE_WINDOW - Duration::from_millis(1);
-        let late = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#);
+        let late = callback(&mut w, &id.to_string(), &token, br#"{"type":4}"#, false);
         assert_eq!(late.status, StatusCode::NOT_FOUND);
         assert_eq!(late.body.unwrap()["code"], 10062);
     }
 
     #[test]
     fn emoji_in_the_path_are_decoded() {
-        assert_eq!(percent_decode("%F0%9F%91%80"), "👀");
-        assert_eq!(percent_decode("ok"), "ok");
+        assert_eq!(crate::discord::percent_decode("%F0%9F%91%80"), "👀");
+        assert_eq!(crate::discord::percent_decode("ok"), "ok");
     }
 }

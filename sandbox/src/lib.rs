@@ -517,7 +517,7 @@ impl SandboxHandle {
 
     /// Plays a Discord user running a slash command; returns the interaction id to poll.
     pub fn discord_run_command(&self, cmd: DiscordUserCommand) -> Result<u64, ControlError> {
-        self.shared.lock().gateway.run_command(cmd)
+        gateway::run_command(&mut self.shared.lock(), cmd)
     }
 
     /// An interaction and the answers received so far.

@@ -41,6 +41,10 @@ pub struct DiscordLimits {
     pub channel_typing: Rate,
     /// `POST /webhooks/{id}/{token}`, per webhook.
     pub webhook_executions: Rate,
+    /// `PUT /channels/{id}/messages/{mid}/reactions/{emoji}/@me`, per channel.
+    /// Discord does not publish it; its bucket headers on a reaction say one
+    /// per 250 ms.
+    pub channel_reactions: Rate,
     /// Every authenticated request of one bot token (50 per second).
     pub global: Rate,
 }
@@ -52,6 +56,7 @@ impl Default for DiscordLimits {
             channel_edits: Rate::new(5, Duration::from_secs(5)),
             channel_typing: Rate::new(5, Duration::from_secs(5)),
             webhook_executions: Rate::new(5, Duration::from_secs(5)),
+            channel_reactions: Rate::new(1, Duration::from_millis(250)),
             global: Rate::per_second(50),
         }
     }
@@ -65,6 +70,7 @@ impl DiscordLimits {
             channel_edits: Rate::unlimited(),
             channel_typing: Rate::unlimited(),
             webhook_executions: Rate::unlimited(),
+            channel_reactions: Rate::unlimited(),
             global: Rate::unlimited(),
         }
     }

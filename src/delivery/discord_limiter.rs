@@ -47,6 +47,22 @@ pub(super) fn channel_lane(channel: ChannelId) -> String {
     format!("discord:channel:{channel}")
 }
 
+/// Which of a channel's buckets a request used (each has a lane of its own,
+/// so that a 429 closes only the bucket that refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBucket {
+    /// New messages (the outbox's lane for the channel).
+    Post,
+    /// Edits of messages.
+    Edit,
+    /// Reactions added by the bot.
+    Reaction,
+}
+
+/// Reactions in one channel: Discord allows about one per 250 ms
+/// (it does not publish the figure; its bucket headers on a reaction say so).
+const REACTION_WINDOW: Duration = Duration::from_millis(250);
+
 /// The outbox's Discord limiter, for the agent's other writers to the same
 /// channels (the status board, the kept GitHub status messages): every
 /// request waits its turn there, and every 429 is obeyed and counted.
@@ -118,6 +134,28 @@ impl DiscordLimiter {
         self.limiter.acquire(&rules).await;
     }
 
+    /// Wait until the bot may add a reaction in `channel` (one per 250 ms
+    /// per channel: twenty mentions at once are acknowledged one after
+    /// another, never refused).
+    pub async fn before_reaction(&self, channel: u64) {
+        if !self.proxied {
+            return;
+        }
+        let rules = [
+            self.global(),
+            Rule::Window {
+                lane: Self::reaction_lane(channel),
+                limit: 1,
+                window: REACTION_WINDOW + self.options.margin,
+            },
+        ];
+        self.limiter.acquire(&rules).await;
+    }
+
+    fn reaction_lane(channel: u64) -> String {
+        format!("discord:reaction:{channel}")
+    }
+
     /// Wait until a new message in `channel` is allowed (its bucket is the
     /// one the outbox's messages to that channel use).
     pub async fn before_post(&self, channel: u64) {
@@ -135,17 +173,19 @@ impl DiscordLimiter {
 
     /// After a failed request to `channel`: a 429 is counted and obeyed
     /// (the lane stays closed for its bucket's reset).
-    pub fn after_error(&self, channel: u64, edit: bool, e: &serenity::Error) {
+    pub fn after_error(&self, channel: u64, bucket: ChannelBucket, e: &serenity::Error) {
         if let serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) = e
             && r.status_code.as_u16() == 429
         {
             self.stats.on_429(Platform::Discord);
-            let lane = if edit {
-                Self::edit_lane(channel)
-            } else {
-                channel_lane(ChannelId::new(channel))
+            let (lane, reset) = match bucket {
+                ChannelBucket::Edit => (Self::edit_lane(channel), CHANNEL_BUCKET_RESET),
+                ChannelBucket::Post => {
+                    (channel_lane(ChannelId::new(channel)), CHANNEL_BUCKET_RESET)
+                }
+                ChannelBucket::Reaction => (Self::reaction_lane(channel), REACTION_WINDOW),
             };
-            self.limiter.block(&lane, CHANNEL_BUCKET_RESET);
+            self.limiter.block(&lane, reset);
         }
     }
 }

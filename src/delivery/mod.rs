@@ -35,7 +35,7 @@ use crate::store::outbox::is_ambient;
 use crate::store::{DeliveryState, Store};
 
 pub use discord::{DiscordOptions, DiscordSink};
-pub use discord_limiter::DiscordLimiter;
+pub use discord_limiter::{ChannelBucket, DiscordLimiter};
 pub use sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent, Sinks};
 pub use stats::DeliveryStats;
 pub use telegram::{TelegramLimiter, TelegramLimits, TelegramOptions, TelegramSink};

@@ -17,7 +17,7 @@ use serenity::{ChannelId, CreateEmbedFooter, CreateMessage, EditMessage, Message
 use switchyard_commands::{Fleet, status_reply};
 use tracing::{debug, info, warn};
 
-use crate::delivery::DiscordLimiter;
+use crate::delivery::{ChannelBucket, DiscordLimiter};
 use crate::fleet::AgentFleet;
 
 /// The board's title, also how readers (and tests) recognise it.
@@ -95,7 +95,7 @@ pub async fn run(
                 }
                 Err(e) => {
                     if let Some(l) = &limits {
-                        l.after_error(channel, true, &e);
+                        l.after_error(channel, ChannelBucket::Edit, &e);
                     }
                     warn!(channel, error = %e, "the status board was not updated");
                     continue;
@@ -126,7 +126,7 @@ pub async fn run(
             }
             Err(e) => {
                 if let Some(l) = &limits {
-                    l.after_error(channel, false, &e);
+                    l.after_error(channel, ChannelBucket::Post, &e);
                 }
                 warn!(channel, error = %e, "the status board was not posted")
             }

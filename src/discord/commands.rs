@@ -50,6 +50,8 @@ pub struct Data {
     pub defer_after: Duration,
     /// The agent's conversations, when it has a responder.
     pub conversations: Option<crate::conversations::Conversations>,
+    /// The outbox's limiter: the acknowledging reactions wait their turn there.
+    pub limits: Option<crate::delivery::DiscordLimiter>,
 }
 
 pub type Error = anyhow::Error;

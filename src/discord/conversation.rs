@@ -9,7 +9,7 @@ use poise::serenity_prelude as serenity;
 use serenity::{ChannelId, CreateAllowedMentions, EditMessage, Http, MessageId};
 
 use crate::conversations::{BoxFuture, ChatPort, Place, PortError};
-use crate::delivery::{DiscordLimiter, DiscordSink, SendErrorKind};
+use crate::delivery::{ChannelBucket, DiscordLimiter, DiscordSink, SendErrorKind};
 
 /// Discord's limit on a message's content.
 pub const MAX_CHARS: usize = 2000;
@@ -85,7 +85,7 @@ impl ChatPort for DiscordChat {
                 .broadcast_typing(ChannelId::new(channel))
                 .await
                 .map_err(|e| {
-                    self.limits.after_error(channel, false, &e);
+                    self.limits.after_error(channel, ChannelBucket::Post, &e);
                     PortError(e.to_string())
                 })
         })
@@ -147,9 +147,11 @@ impl ChatPort for DiscordChat {
                     .await
                 {
                     Ok(_) => return Ok(()),
-                    Err(e) if is_429(&e) => self.limits.after_error(channel, true, &e),
+                    Err(e) if is_429(&e) => {
+                        self.limits.after_error(channel, ChannelBucket::Edit, &e)
+                    }
                     Err(e) => {
-                        self.limits.after_error(channel, true, &e);
+                        self.limits.after_error(channel, ChannelBucket::Edit, &e);
                         return Err(PortError(e.to_string()));
                     }
                 }

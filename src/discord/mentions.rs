@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::commands::{Data, Error};
 use crate::conversations::{Accepted, Author, Place, TurnRequest};
+use crate::delivery::ChannelBucket;
 
 /// The reaction that says "seen, queued".
 pub const ACK_EMOJI: &str = "👀";
@@ -70,6 +71,24 @@ fn text_of(msg: &Message, bot: u64) -> String {
         .to_string()
 }
 
+/// The 👀 reaction, in the channel's reaction bucket (Discord refuses a
+/// second reaction in a channel within ~250 ms: a burst of mentions would
+/// otherwise be answered with 429s).
+async fn acknowledge(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyhow::Result<()> {
+    let channel = msg.channel_id.get();
+    if let Some(limits) = &data.limits {
+        limits.before_reaction(channel).await;
+    }
+    let reacted = msg
+        .react(&ctx.http, ReactionType::Unicode(ACK_EMOJI.into()))
+        .await;
+    if let (Err(e), Some(limits)) = (&reacted, &data.limits) {
+        limits.after_error(channel, ChannelBucket::Reaction, e);
+    }
+    reacted?;
+    Ok(())
+}
+
 async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyhow::Result<()> {
     let Some(conversations) = &data.conversations else {
         return Ok(());
@@ -111,8 +130,7 @@ async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyh
     match conversations.accept(request, &caller).await? {
         Accepted::Queued(turn) => {
             info!(turn = %turn, discord_channel = channel, "a message for the agent is a turn");
-            msg.react(&ctx.http, ReactionType::Unicode(ACK_EMOJI.into()))
-                .await?;
+            acknowledge(ctx, data, msg).await?;
         }
         Accepted::Duplicate(turn) => {
             info!(turn = %turn, "a message seen before; not answered again")

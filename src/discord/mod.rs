@@ -103,6 +103,7 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
                     bot_user: ready.user.id.get(),
                     defer_after: DEFER_AFTER,
                     conversations,
+                    limits,
                 })
             })
         })

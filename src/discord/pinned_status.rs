@@ -18,6 +18,7 @@ use serenity::{
 use tracing::{debug, info};
 
 use crate::config::{DiscordSettings, Secret};
+use crate::delivery::ChannelBucket;
 use crate::store::Store;
 
 /// Discord's limit on an embed description.
@@ -112,7 +113,7 @@ impl PinnedMessages {
                 }
                 Err(e) => {
                     if let Some(l) = &self.limits {
-                        l.after_error(channel.get(), true, &e);
+                        l.after_error(channel.get(), ChannelBucket::Edit, &e);
                     }
                     return Err(anyhow::Error::new(e))
                         .with_context(|| format!("editing message {mid} in discord:{alias}"));
@@ -132,7 +133,7 @@ impl PinnedMessages {
             .await
             .inspect_err(|e| {
                 if let Some(l) = &self.limits {
-                    l.after_error(channel.get(), false, e);
+                    l.after_error(channel.get(), ChannelBucket::Post, e);
                 }
             })
             .with_context(|| format!("posting to discord:{alias}"))?;

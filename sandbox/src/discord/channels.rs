@@ -36,6 +36,16 @@ const EVERYONE_PERMISSIONS: u64 = (1 << 3) | (1 << 10) | (1 << 11) | (1 << 35) |
 const LIST_DEFAULT: usize = 50;
 const LIST_MAX: u64 = 100;
 
+impl World {
+    /// The channel object an interaction carries as `channel` (the
+    /// channel's or thread's object, with the permissions the bot has there).
+    pub(crate) fn interaction_channel(&self, id: u64) -> Option<Value> {
+        let mut channel = channel_json(id, self.channels.get(&id)?);
+        channel["permissions"] = json!(EVERYONE_PERMISSIONS.to_string());
+        Some(channel)
+    }
+}
+
 /// The channel object of a text channel or of a thread (`ThreadResponse`).
 pub(super) fn channel_json(id: u64, c: &Channel) -> Value {
     let last_message_id = c.messages.back().map(|m| m.id.to_string());

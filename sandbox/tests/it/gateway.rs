@@ -15,16 +15,16 @@ use switchyard_sandbox::{self as sandbox, DiscordLimits, SandboxHandle, SandboxO
 use crate::openapi::{self, OpenApi, conformance_problems, load};
 use crate::ws::Ws;
 
-const TOKEN: &str = "MTAxMjM0.fake.token";
+pub(crate) const TOKEN: &str = "MTAxMjM0.fake.token";
 /// The user id in `TOKEN` (base64 of "101234").
-const BOT: u64 = 101_234;
+pub(crate) const BOT: u64 = 101_234;
 /// A second bot: base64 of "202468".
 const OTHER_TOKEN: &str = "MjAyNDY4.fake.token";
-const GUILD: &str = "900000000000000000";
-const CHAT: u64 = 1006;
-const OPERATOR: u64 = 555;
+pub(crate) const GUILD: &str = "900000000000000000";
+pub(crate) const CHAT: u64 = 1006;
+pub(crate) const OPERATOR: u64 = 555;
 
-async fn sandbox(discord_rate: DiscordLimits) -> SandboxHandle {
+pub(crate) async fn sandbox(discord_rate: DiscordLimits) -> SandboxHandle {
     sandbox::start(SandboxOptions {
         discord_rate,
         // The bots these tests play: the sandbox refuses every other token.
@@ -36,7 +36,7 @@ async fn sandbox(discord_rate: DiscordLimits) -> SandboxHandle {
 }
 
 /// Connects and identifies; returns the socket, READY's `d` and GUILD_CREATE's `d`.
-async fn identify(sb: &SandboxHandle, token: &str) -> (Ws, Value, Value) {
+pub(crate) async fn identify(sb: &SandboxHandle, token: &str) -> (Ws, Value, Value) {
     let mut ws = Ws::connect(sb.addr(), "/gateway").await;
     let hello = ws.recv_json().await;
     assert_eq!(hello["op"], 10, "{hello}");
@@ -55,7 +55,7 @@ async fn identify(sb: &SandboxHandle, token: &str) -> (Ws, Value, Value) {
     (ws, ready["d"].clone(), guild["d"].clone())
 }
 
-async fn rest(
+pub(crate) async fn rest(
     sb: &SandboxHandle,
     method: reqwest::Method,
     path: &str,
@@ -73,7 +73,7 @@ async fn rest(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn play(sb: &SandboxHandle, channel_id: u64, content: &str) -> u64 {
+pub(crate) async fn play(sb: &SandboxHandle, channel_id: u64, content: &str) -> u64 {
     let r = reqwest::Client::new()
         .post(format!("http://{}/_sandbox/discord/messages", sb.addr()))
         .json(
@@ -89,7 +89,7 @@ async fn play(sb: &SandboxHandle, channel_id: u64, content: &str) -> u64 {
 }
 
 /// Holds `value` against a schema of Discord's OpenAPI description, when present.
-fn conforms(api: Option<&OpenApi>, value: &Value, schema: &str) {
+pub(crate) fn conforms(api: Option<&OpenApi>, value: &Value, schema: &str) {
     let Some(api) = api else { return };
     let mut problems = Vec::new();
     conformance_problems(api, value, &api.schemas[schema], schema, &mut problems);

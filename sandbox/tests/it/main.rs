@@ -10,6 +10,7 @@
 //! not even for its tests.
 
 mod conformance;
+mod discord_rules;
 mod gateway;
 mod openai;
 mod openai_conformance;

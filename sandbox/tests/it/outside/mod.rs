@@ -11,6 +11,7 @@
 //! python3, PyPI unreachable), a test prints `SKIPPED` loudly and passes, unless
 //! `SWITCHYARD_REQUIRE_PYCLIENTS=1` (set by `.ci/run`), where it fails.
 
+mod discord_py;
 mod openai_py;
 mod telegram_py;
 mod venv;
