@@ -606,6 +606,11 @@ fn handle_route(
             }
             let status = world.bucket(BucketKind::CreateMessage, channel_id, now);
             let reply = create_message(world, channel_id, bot, status, headers, body, now);
+            if reply.status == StatusCode::OK
+                && let Some(message) = &reply.body
+            {
+                dispatch(&mut inner, "MESSAGE_CREATE", &in_guild(message));
+            }
             rate_headers(reply, BucketKind::CreateMessage, &status)
         }
         Route::GetMessage(channel_id, message_id) => {
@@ -625,6 +630,11 @@ fn handle_route(
             }
             let status = world.bucket(BucketKind::EditMessage, channel_id, now);
             let reply = edit_message(world, channel_id, message_id, bot, status, headers, body);
+            if reply.status == StatusCode::OK
+                && let Some(message) = &reply.body
+            {
+                dispatch(&mut inner, "MESSAGE_UPDATE", &in_guild(message));
+            }
             rate_headers(reply, BucketKind::EditMessage, &status)
         }
         Route::DeleteMessage(channel_id, message_id) => {
@@ -699,6 +709,15 @@ fn handle_route(
             let reply = execute_webhook(
                 world, channel_id, webhook_id, &name, wait, status, headers, body,
             );
+            if reply.status.is_success() {
+                let posted = world.channels[&channel_id]
+                    .messages
+                    .back()
+                    .map(|m| message_json(channel_id, m, webhook_id, Some(&name)));
+                if let Some(message) = posted {
+                    dispatch(&mut inner, "MESSAGE_CREATE", &in_guild(&message));
+                }
+            }
             rate_headers(reply, BucketKind::ExecuteWebhook, &status)
         }
     }
@@ -1085,6 +1104,13 @@ fn embeds_out(obj: &Map<String, Value>) -> Vec<Value> {
 
 pub(crate) fn timestamp_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// A message as the gateway dispatches it: the REST object with its guild.
+fn in_guild(message: &Value) -> Value {
+    let mut message = message.clone();
+    message["guild_id"] = json!(SANDBOX_GUILD.to_string());
+    message
 }
 
 /// A message as Discord returns it (every field `MessageResponse` requires and

@@ -59,6 +59,50 @@ struct Conn {
 struct Session {
     bot: u64,
     seq: u64,
+    /// The gateway intents of its Identify (a Resume keeps them).
+    intents: u64,
+}
+
+/// `GUILD_MESSAGES`: message events in guild channels.
+const GUILD_MESSAGES: u64 = 1 << 9;
+/// `MESSAGE_CONTENT` (privileged): the content of messages that neither
+/// mention the bot nor are its own.
+const MESSAGE_CONTENT: u64 = 1 << 15;
+/// Every intent Discord defines (bits 0–25); a bit above is "Invalid intent(s)".
+const KNOWN_INTENTS: u64 = (1 << 26) - 1;
+
+/// What a connection with `intents` is sent of a dispatch, as Discord filters
+/// it: guild message events only with `GUILD_MESSAGES`, and without
+/// `MESSAGE_CONTENT` a message's content, embeds, attachments and components
+/// are empty unless the bot wrote it or is mentioned in it. `None`: not sent.
+fn as_seen_by(event: &str, d: &Value, bot: u64, intents: u64) -> Option<Value> {
+    if !matches!(
+        event,
+        "MESSAGE_CREATE" | "MESSAGE_UPDATE" | "MESSAGE_DELETE"
+    ) {
+        return Some(d.clone());
+    }
+    if d.get("guild_id").is_some_and(|g| !g.is_null()) && intents & GUILD_MESSAGES == 0 {
+        return None;
+    }
+    if event == "MESSAGE_DELETE" || intents & MESSAGE_CONTENT != 0 {
+        return Some(d.clone());
+    }
+    let me = bot.to_string();
+    let own = d["author"]["id"].as_str() == Some(me.as_str());
+    let mentioned = d["mentions"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|u| u["id"].as_str() == Some(me.as_str())));
+    let mut d = d.clone();
+    if !own && !mentioned {
+        d["content"] = json!("");
+        for field in ["embeds", "attachments", "components"] {
+            if d.get(field).is_some() {
+                d[field] = json!([]);
+            }
+        }
+    }
+    Some(d)
 }
 
 struct Interaction {
@@ -158,10 +202,20 @@ impl World {
             .is_ok()
     }
 
-    /// Sends a dispatch to every identified connection.
+    /// Sends a dispatch to every identified connection, as its intents let it see it.
     pub(crate) fn broadcast(&mut self, event: &str, d: &Value) {
         for conn in 0..self.conns.len() {
-            self.dispatch(conn, event, d.clone());
+            let Some(intents) = self.conns[conn]
+                .session
+                .as_ref()
+                .and_then(|s| self.sessions.get(s))
+                .map(|s| s.intents)
+            else {
+                continue;
+            };
+            if let Some(seen) = as_seen_by(event, d, self.conns[conn].bot, intents) {
+                self.dispatch(conn, event, seen);
+            }
         }
     }
 
@@ -494,12 +548,22 @@ fn on_frame(shared: &Shared, conn_id: u64, tx: &mpsc::UnboundedSender<Out>, text
                 let _ = tx.send(Out::Close(4005, "Already authenticated."));
                 return;
             }
+            // Intents are required since API v8; bits Discord does not define are refused.
+            let Some(intents) = d["intents"].as_u64().filter(|i| i & !KNOWN_INTENTS == 0) else {
+                let _ = tx.send(Out::Close(4013, "Invalid intent(s)."));
+                return;
+            };
             let bot = super::discord::ids::bot_user_id(token);
             world.identifies += 1;
             let session = format!("sess-{}", world.next());
-            world
-                .sessions
-                .insert(session.clone(), Session { bot, seq: 0 });
+            world.sessions.insert(
+                session.clone(),
+                Session {
+                    bot,
+                    seq: 0,
+                    intents,
+                },
+            );
             world.conns[pos].session = Some(session.clone());
             world.conns[pos].bot = bot;
             let url = format!("ws://{}/gateway", shared.addr);

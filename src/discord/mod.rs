@@ -32,10 +32,14 @@ use crate::error::TokenCheck;
 use crate::fleet::AgentFleet;
 use commands::{DEFER_AFTER, Data, Error};
 
-/// The intents the adapter asks for: guild events (threads, channels) and
-/// guild messages (mentions).
+/// The intents the adapter asks for: guild events (threads, channels),
+/// guild messages (mentions) and their content. `MESSAGE_CONTENT` is
+/// privileged (turned on in the Developer Portal, or the gateway refuses
+/// the connection with 4014): without it Discord sends an empty text for
+/// every message that does not mention the bot, so a conversation going on
+/// in a thread the agent owns would be read as blank.
 pub fn intents() -> GatewayIntents {
-    GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES
+    GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
 }
 
 /// What the adapter needs from the agent.

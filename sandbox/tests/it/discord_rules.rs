@@ -4,7 +4,11 @@
 //! every header the documentation lists on a 429 (a route's and the global
 //! limit's); a bot deletes its own message (`MESSAGE_DELETE` to the bots) and
 //! only its own; the interaction callback's `?with_response` (200 and the
-//! `InteractionCallbackResponse`) and the interaction's `channel` object.
+//! `InteractionCallbackResponse`) and the interaction's `channel` object; the
+//! gateway's intents (no guild message events without `GUILD_MESSAGES`, no
+//! text of others' messages without `MESSAGE_CONTENT` unless the bot is
+//! mentioned, undefined bits refused with 4013), and a bot's own posts and
+//! edits dispatched to the bots.
 //! Shapes are held against Discord's OpenAPI description where present.
 
 use std::path::PathBuf;
@@ -14,8 +18,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use switchyard_sandbox::{DiscordLimits, Rate, SandboxHandle};
 
-use crate::gateway::{BOT, CHAT, TOKEN, conforms, identify, play, sandbox};
+use crate::gateway::{BOT, CHAT, OTHER_TOKEN, TOKEN, conforms, identify, play, sandbox};
 use crate::openapi::{self, OpenApi, load};
+use crate::ws::Ws;
 
 /// A request as the bot; the status, the headers and the JSON body.
 async fn call(
@@ -347,4 +352,127 @@ async fn an_interaction_carries_its_channel_and_with_response_answers_the_callba
     assert_eq!(body["interaction"]["id"], interaction["id"]);
     assert_eq!(body["resource"]["message"]["content"], "all green");
     sb.shutdown().await;
+}
+
+/// Connects and identifies with `intents`; the socket after READY and GUILD_CREATE.
+async fn identify_with(sb: &SandboxHandle, token: &str, intents: u64) -> Ws {
+    let mut ws = Ws::connect(sb.addr(), "/gateway").await;
+    assert_eq!(ws.recv_json().await["op"], 10);
+    ws.send_json(&json!({"op": 2, "d": {
+        "token": token, "intents": intents,
+        "properties": {"os": "linux", "browser": "test", "device": "test"},
+    }}))
+    .await;
+    ws.dispatch("READY").await;
+    ws.dispatch("GUILD_CREATE").await;
+    ws
+}
+
+/// The message events a connection was sent before the answer to a
+/// heartbeat (sent now: the gateway answers in order, after what it queued).
+async fn messages_until_ack(ws: &mut Ws) -> Vec<Value> {
+    ws.send_json(&json!({"op": 1, "d": null})).await;
+    let mut seen = Vec::new();
+    loop {
+        let frame = ws.recv_json().await;
+        if frame["op"] == 11 {
+            return seen;
+        }
+        if frame["op"] == 0
+            && frame["t"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("MESSAGE_"))
+        {
+            seen.push(frame);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_sends_messages_as_the_intents_allow() {
+    const GUILDS: u64 = 1;
+    const GUILD_MESSAGES: u64 = 1 << 9;
+    const MESSAGE_CONTENT: u64 = 1 << 15;
+    let sb = sandbox(DiscordLimits::unlimited()).await;
+    let mut without_content = identify_with(&sb, TOKEN, GUILDS | GUILD_MESSAGES).await;
+    let mut with_content =
+        identify_with(&sb, OTHER_TOKEN, GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT).await;
+
+    // A person's message that mentions nobody.
+    play_mentioning(&sb, CHAT, "deploy is green", &[]).await;
+    let seen = messages_until_ack(&mut without_content).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0]["d"]["content"], "",
+        "no MESSAGE_CONTENT: the text is withheld"
+    );
+    let seen = messages_until_ack(&mut with_content).await;
+    assert_eq!(seen[0]["d"]["content"], "deploy is green");
+    // One that mentions the bot without the intent: it sees the text.
+    play_mentioning(&sb, CHAT, "are you there?", &[BOT]).await;
+    let seen = messages_until_ack(&mut without_content).await;
+    assert_eq!(seen[0]["d"]["content"], "are you there?");
+    messages_until_ack(&mut with_content).await;
+
+    // A bot's post and its edit reach the other bots, as on Discord; the
+    // author sees its own text whatever its intents.
+    let (status, _, sent) = call(
+        &sb,
+        reqwest::Method::POST,
+        &format!("/channels/{CHAT}/messages"),
+        Some(json!({"content": "from the bot"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let own = messages_until_ack(&mut without_content).await;
+    assert_eq!(
+        (own[0]["t"].as_str(), own[0]["d"]["content"].as_str()),
+        (Some("MESSAGE_CREATE"), Some("from the bot"))
+    );
+    let other = messages_until_ack(&mut with_content).await;
+    assert_eq!(other[0]["d"]["id"], sent["id"]);
+    assert_eq!(other[0]["d"]["guild_id"], crate::gateway::GUILD);
+    let (status, _, _) = call(
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("/channels/{CHAT}/messages/{}", sent["id"].as_str().unwrap()),
+        Some(json!({"content": "edited"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let other = messages_until_ack(&mut with_content).await;
+    assert_eq!(
+        (other[0]["t"].as_str(), other[0]["d"]["content"].as_str()),
+        (Some("MESSAGE_UPDATE"), Some("edited"))
+    );
+
+    // Without GUILD_MESSAGES no guild message event arrives at all.
+    let mut guilds_only = identify_with(&sb, OTHER_TOKEN, GUILDS).await;
+    play_mentioning(&sb, CHAT, "anyone?", &[]).await;
+    assert!(messages_until_ack(&mut guilds_only).await.is_empty());
+
+    // Bits Discord does not define are refused at Identify.
+    let mut ws = Ws::connect(sb.addr(), "/gateway").await;
+    ws.recv_json().await;
+    ws.send_json(
+        &json!({"op": 2, "d": {"token": TOKEN, "intents": 1u64 << 40,
+        "properties": {"os": "linux", "browser": "test", "device": "test"}}}),
+    )
+    .await;
+    assert_eq!(ws.recv().await, Err(4013), "Invalid intent(s)");
+    sb.shutdown().await;
+}
+
+/// Plays a person's message in `channel` mentioning `mentions`.
+async fn play_mentioning(sb: &SandboxHandle, channel: u64, content: &str, mentions: &[u64]) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/_sandbox/discord/messages", sb.addr()))
+        .json(
+            &json!({"user_id": 555, "username": "ops", "channel_id": channel,
+                      "content": content, "mentions": mentions}),
+        )
+        .send()
+        .await
+        .expect("control call");
+    assert_eq!(r.status(), 200);
 }

@@ -19,7 +19,7 @@ pub(crate) const TOKEN: &str = "MTAxMjM0.fake.token";
 /// The user id in `TOKEN` (base64 of "101234").
 pub(crate) const BOT: u64 = 101_234;
 /// A second bot: base64 of "202468".
-const OTHER_TOKEN: &str = "MjAyNDY4.fake.token";
+pub(crate) const OTHER_TOKEN: &str = "MjAyNDY4.fake.token";
 pub(crate) const GUILD: &str = "900000000000000000";
 pub(crate) const CHAT: u64 = 1006;
 pub(crate) const OPERATOR: u64 = 555;
