@@ -1,11 +1,13 @@
 //! Inbox intake: claims items one at a time, in arrival order, and sends each
 //! to the room its kind belongs to (events, tasks, approvals). Refused items
-//! go to `failed/` with the reason; nothing is dropped.
+//! go to `failed/` with the reason; nothing is dropped. The items come from
+//! the agent's inbox directory, or, when the fleet coordinates through
+//! PostgreSQL, from its queue there ([`Source::Shared`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use switchyard_routing::{EventId, RepeatLimiter};
 use tracing::{Instrument, debug, error, info, warn};
@@ -14,74 +16,191 @@ use super::Shared;
 use super::events::handle_event;
 use super::runner::{Accepted, TaskIntakeError};
 use super::tasks::{request_task_approval, run_task};
-use crate::coord::{Claimed, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
+use crate::coord::queue::{POLL_FALLBACK, SharedClaim, SharedQueue};
+use crate::coord::{Claimed, CoordError, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
 use crate::error::error_id;
 use crate::health::Readiness;
 use crate::shutdown::Shutdown;
+
+/// Where the agent's items come from.
+pub(super) enum Source {
+    /// Its inbox directory in the workspace.
+    Files(Inbox),
+    /// Its queue in the coordination database.
+    Shared(SharedQueue),
+}
+
+/// Where a parked task's item is recorded as being, for a queued item: the
+/// drop id behind this prefix (a file's stem never has a `:`).
+pub(super) const QUEUED_ITEM: &str = "queue:";
+
+/// An item this process holds, from either source.
+pub(super) struct Taken {
+    pub id: String,
+    pub bytes: Vec<u8>,
+    pub attempt: u32,
+    pub first_claimed_at: DateTime<Utc>,
+    hold: Hold,
+}
+
+enum Hold {
+    File(Claimed),
+    Shared(SharedClaim),
+}
+
+impl Taken {
+    fn file(c: Claimed) -> Taken {
+        Taken {
+            id: c.id.clone(),
+            bytes: c.bytes.clone(),
+            attempt: c.attempt,
+            first_claimed_at: c.first_claimed_at,
+            hold: Hold::File(c),
+        }
+    }
+
+    fn shared(c: SharedClaim) -> Taken {
+        Taken {
+            id: c.id.clone(),
+            bytes: c.bytes.clone(),
+            attempt: c.attempt,
+            first_claimed_at: c.first_claimed_at,
+            hold: Hold::Shared(c),
+        }
+    }
+
+    /// Ends the item; where it now is, for a parked task to settle later
+    /// (a file's stem in `done/`, or [`QUEUED_ITEM`] and its drop id).
+    async fn finish(self, outcome: Outcome) -> Result<String, CoordError> {
+        match self.hold {
+            Hold::File(c) => {
+                let path = c.finish(outcome)?;
+                Ok(path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default())
+            }
+            Hold::Shared(c) => {
+                let drop = format!("{QUEUED_ITEM}{}", c.drop_id);
+                c.finish(outcome).await?;
+                Ok(drop)
+            }
+        }
+    }
+}
+
+impl Source {
+    async fn depth(&self) -> usize {
+        match self {
+            Source::Files(inbox) => inbox.depth().unwrap_or(0),
+            Source::Shared(queue) => queue.depth().await.unwrap_or(0),
+        }
+    }
+}
 
 /// Claim inbox items one at a time and handle them; stop taking new items on
 /// the stop signal or while the kill switch is on.
 pub(super) async fn intake_loop(
     shared: Arc<Shared>,
-    inbox: Inbox,
+    mut source: Source,
     mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
-    let mut watcher = inbox.watch(WatchOptions::default())?;
-    info!(backend = ?watcher.backend(), "watching the inbox");
-    loop {
-        let path = tokio::select! {
-            biased;
-            _ = stop.stopped() => break,
-            p = watcher.next() => p,
-        };
-        // Housekeeping keeps the kill switch in the readiness flag (every 0.5 s):
-        // no status-file read per item.
-        if shared.ready.get() == Readiness::Paused {
-            // Leave the item where it is; it is picked up after `resume`.
-            if stop.sleep(Duration::from_millis(500)).await {
-                continue;
-            }
-            break;
+    let mut watcher = match &source {
+        Source::Files(inbox) => {
+            let w = inbox.watch(WatchOptions::default())?;
+            info!(backend = ?w.backend(), "watching the inbox");
+            Some(w)
         }
-        let claimed = match inbox.claim(&path) {
+        Source::Shared(_) => None,
+    };
+    let mut waker = match &source {
+        Source::Shared(queue) => {
+            info!("taking items from the fleet's queue in PostgreSQL");
+            queue.listen().await
+        }
+        Source::Files(_) => None,
+    };
+    loop {
+        // Housekeeping keeps the kill switch in the readiness flag (every 0.5 s):
+        // no status read per item. A paused agent leaves items where they are
+        // (a file in the inbox, a queued item for after `resume`).
+        let paused = || shared.ready.get() == Readiness::Paused;
+        let claim = match &mut source {
+            Source::Files(inbox) => {
+                let watcher = watcher.as_mut().expect("a file source has a watcher");
+                let path = tokio::select! {
+                    biased;
+                    _ = stop.stopped() => break,
+                    p = watcher.next() => p,
+                };
+                if paused() {
+                    if stop.sleep(Duration::from_millis(500)).await {
+                        continue;
+                    }
+                    break;
+                }
+                inbox.claim(&path).map(|c| c.map(Taken::file))
+            }
+            Source::Shared(queue) => {
+                if paused() {
+                    if stop.sleep(Duration::from_millis(500)).await {
+                        continue;
+                    }
+                    break;
+                }
+                match queue.claim().await {
+                    Ok(None) => {
+                        let wait = async {
+                            match &mut waker {
+                                Some(w) => w.wait(POLL_FALLBACK).await,
+                                None => tokio::time::sleep(POLL_FALLBACK).await,
+                            }
+                        };
+                        tokio::select! {
+                            biased;
+                            _ = stop.stopped() => break,
+                            () = wait => continue,
+                        }
+                    }
+                    other => other.map(|c| c.map(Taken::shared)),
+                }
+            }
+        };
+        let claimed = match claim {
             Ok(Some(c)) => c,
             Ok(None) => continue, // another claimer won, or it went away
             Err(e) if e.is_rejected_item() => {
                 // Already moved to failed/ with its reason beside it.
-                warn!(item = %path.display(), error = %e, "rejected an inbox entry");
+                warn!(error = %e, "rejected an inbox entry");
                 shared.metrics.count_inbox("failed");
                 continue;
             }
             Err(e) => {
-                error!(item = %path.display(), error = %e, "could not claim an inbox entry; will retry");
+                error!(error = %e, "could not claim an inbox entry; will retry");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
         let started = Instant::now();
+        let id = claimed.id.clone();
         let outcome = match handle_item(&shared, &claimed, &mut repeat).await {
             Handled::Now(outcome) => outcome,
             Handled::Parked { task_id, outcome } => {
                 // Done for now; where it was filed is kept so that it can end
                 // in failed/ if the task is blocked or fails later.
                 shared.metrics.count_inbox("done");
-                match claimed.finish(outcome) {
-                    Ok(path) => {
-                        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-                        if let Some(stem) = stem
-                            && let Err(e) = crate::store::tasks::set_item_file(
-                                shared.store.pool(),
-                                &task_id,
-                                &stem,
-                            )
-                            .await
+                match claimed.finish(outcome).await {
+                    Ok(stem) => {
+                        if let Err(e) =
+                            crate::store::tasks::set_item_file(shared.store.pool(), &task_id, &stem)
+                                .await
                         {
                             warn!(task = %task_id, error = %e, "could not record where a parked task's item is");
                         }
                     }
                     Err(e) => {
-                        error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/")
+                        error!(item = %id, error = format!("{e:#}"), "could not record a parked task's item as done")
                     }
                 }
                 continue;
@@ -92,10 +211,10 @@ pub(super) async fn intake_loop(
                 tokio::spawn(
                     async move {
                         let outcome = run_task(&shared, *spec, approved).await;
-                        if let Err(e) = claimed.finish(outcome) {
+                        if let Err(e) = claimed.finish(outcome).await {
                             error!(
                                 error = format!("{e:#}"),
-                                "could not move a task item out of running/"
+                                "could not record a task item's outcome"
                             );
                         }
                     }
@@ -113,13 +232,10 @@ pub(super) async fn intake_loop(
             Outcome::Failed(_) => "failed",
         };
         shared.metrics.count_inbox(label);
-        if let Err(e) = claimed.finish(outcome) {
-            error!(item = %path.display(), error = format!("{e:#}"), "could not move the item out of running/");
+        if let Err(e) = claimed.finish(outcome).await {
+            error!(item = %id, error = format!("{e:#}"), "could not record an item's outcome");
         }
-        shared
-            .metrics
-            .inbox_depth
-            .set(inbox.depth().unwrap_or(0) as i64);
+        shared.metrics.inbox_depth.set(source.depth().await as i64);
     }
     debug!("intake stopped");
     Ok(())
@@ -139,7 +255,7 @@ enum Handled {
     },
 }
 
-async fn handle_item(shared: &Shared, claimed: &Claimed, repeat: &mut RepeatLimiter) -> Handled {
+async fn handle_item(shared: &Shared, claimed: &Taken, repeat: &mut RepeatLimiter) -> Handled {
     let item = match parse_item(&claimed.bytes) {
         Ok(item) => item,
         Err(e) => {
@@ -253,7 +369,7 @@ async fn reply(shared: &Shared, v: &serde_json::Value) -> Outcome {
     }
 }
 
-fn task_refusal(claimed: &Claimed, e: TaskIntakeError) -> Outcome {
+fn task_refusal(claimed: &Taken, e: TaskIntakeError) -> Outcome {
     match e {
         TaskIntakeError::Invalid(reason) => {
             warn!(item = %claimed.id, reason = %reason, "refused a task item");

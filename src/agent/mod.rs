@@ -36,7 +36,7 @@ use crate::coord::{AgentState, Heartbeat, Inbox, StatusFile, TokenLock};
 use crate::delivery::{Outbox, OutboxNotify, Sinks};
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
-use crate::shutdown::{SHUTDOWN_DEADLINE, ShutdownHandle};
+use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown, ShutdownHandle};
 use crate::store::Store;
 use runner::TaskRunner;
 use switchyard_routing::Router;
@@ -174,7 +174,11 @@ impl Agent {
                     agent.name
                 ))
             })?;
-        let status = StatusFile::open(&workspace)?;
+        let status = StatusFile::for_fleet(&config.fleet).map_err(|e| {
+            crate::error::bad_input(format!(
+                "cannot reach the fleet's status ({e}): check [fleet] coordination"
+            ))
+        })?;
         let router = config.router()?;
         let crate::delivery::PlatformSinks {
             sinks,
@@ -322,21 +326,52 @@ impl Agent {
                 .in_current_span(),
             );
         }
-        let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
-        for r in inbox.recover()? {
-            warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
-        }
-        // Leases on claimed items are renewed while this process lives, so a
-        // restarted agent can tell a dead holder's items from its own.
-        let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
-        {
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                stop.stopped().await;
-                renewal.abort();
-            });
-        }
-        tasks.spawn(intake::intake_loop(shared.clone(), inbox, stop.clone()).in_current_span());
+        let source = match &shared.config.fleet.coordination {
+            None => {
+                let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
+                for r in inbox.recover()? {
+                    warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
+                }
+                // Leases on claimed items are renewed while this process lives, so a
+                // restarted agent can tell a dead holder's items from its own.
+                let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
+                abort_on_stop(&stop, renewal);
+                intake::Source::Files(inbox)
+            }
+            Some(url) => {
+                let db = crate::coord::shared_db::CoordDb::open(url)?;
+                let queue = crate::coord::queue::SharedQueue::new(
+                    db.clone(),
+                    &shared.agent.name,
+                    crate::coord::DEFAULT_LEASE_TTL,
+                );
+                for drop in queue.recover().await? {
+                    warn!(drop = %drop, "put back a queued item left running by a previous process");
+                }
+                abort_on_stop(
+                    &stop,
+                    queue.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3),
+                );
+                // Files dropped into this host's inbox directories join the queues.
+                let agents = shared
+                    .config
+                    .agents
+                    .iter()
+                    .map(|a| a.name.to_string())
+                    .collect();
+                tasks.spawn(
+                    crate::coord::dropbox::run(
+                        db,
+                        shared.config.fleet.workspace.clone(),
+                        agents,
+                        stop.clone(),
+                    )
+                    .in_current_span(),
+                );
+                intake::Source::Shared(queue)
+            }
+        };
+        tasks.spawn(intake::intake_loop(shared.clone(), source, stop.clone()).in_current_span());
         tasks
             .spawn(housekeeping::housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
         tasks
@@ -537,4 +572,13 @@ fn probe_writable(dir: &std::path::Path) -> std::io::Result<()> {
 /// Where an agent's files live, for tests and the demo.
 pub fn agent_workspace(config: &Config, agent: &str) -> PathBuf {
     config.agent_dir(agent)
+}
+
+/// Aborts `task` when `stop` fires.
+fn abort_on_stop(stop: &Shutdown, task: tokio::task::JoinHandle<()>) {
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        stop.stopped().await;
+        task.abort();
+    });
 }

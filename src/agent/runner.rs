@@ -362,7 +362,7 @@ impl TaskRunner {
     /// Take a fleet lock for a task, waiting (up to the task time box) while
     /// another holder has it. Released when the guard drops.
     async fn hold_lock(&self, name: &str, task: &str) -> anyhow::Result<LockGuard> {
-        let status = crate::coord::StatusFile::open(&self.config.fleet.workspace)?;
+        let status = crate::coord::StatusFile::for_fleet(&self.config.fleet)?;
         let holder = format!("{}/{task}", self.agent);
         let ttl = BreakerSettings::default().task_timeout;
         let deadline = tokio::time::Instant::now() + ttl;

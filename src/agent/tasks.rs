@@ -109,7 +109,7 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
                         if let Outcome::Failed(e) = &outcome {
                             warn!(error = %e, "an approved task did not succeed");
                         }
-                        settle_item(&shared, item.as_deref(), outcome);
+                        settle_item(&shared, item.as_deref(), outcome).await;
                     }
                     .in_current_span(),
                 );
@@ -124,7 +124,8 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
                         "task_id": row.id, "status": "blocked", "approval_id": approval.id,
                         "reason": format!("{} by {by}", if decision == ApprovalDecision::Expired { "approval expired" } else { "denied" }),
                     })),
-                );
+                )
+                .await;
             }
             Err(e) => warn!(task = %row.id, error = %e, "could not apply an approval decision"),
         }
@@ -133,8 +134,34 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
 }
 
 /// A parked task's item, done since it was parked, ends where the task ends.
-fn settle_item(shared: &Shared, item: Option<&str>, outcome: Outcome) {
+async fn settle_item(shared: &Shared, item: Option<&str>, outcome: Outcome) {
     let Some(stem) = item else { return };
+    if let Some(drop) = stem.strip_prefix(super::intake::QUEUED_ITEM) {
+        let settled = match &shared.config.fleet.coordination {
+            Some(url) => match crate::coord::shared_db::CoordDb::open(url) {
+                Ok(db) => {
+                    crate::coord::queue::SharedQueue::new(
+                        db,
+                        &shared.agent.name,
+                        crate::coord::DEFAULT_LEASE_TTL,
+                    )
+                    .settle(drop, outcome)
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+            None => {
+                return warn!(
+                    item = stem,
+                    "a queued item, but the fleet has no coordination database now"
+                );
+            }
+        };
+        if let Err(e) = settled {
+            warn!(item = stem, error = %e, "could not give a parked task's queued item its final outcome");
+        }
+        return;
+    }
     let settled = crate::coord::Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)
         .and_then(|inbox| inbox.settle(stem, outcome));
     if let Err(e) = settled {

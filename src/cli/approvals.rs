@@ -9,7 +9,6 @@ use chrono::Utc;
 use super::args::ApprovalCommand;
 use super::load_config;
 use crate::config::{Config, parse_duration};
-use crate::coord::drop_item;
 use crate::error::bad_input;
 
 /// The agent whose database holds the fleet's approvals: the Telegram owner,
@@ -42,8 +41,8 @@ pub fn approval(path: Option<PathBuf>, cmd: ApprovalCommand) -> anyhow::Result<(
         "risk": args.risk, "reasons": args.reasons, "requested_by": args.requested_by,
         "expires_in": humantime::format_duration(expires).to_string(),
     });
-    drop_item(&config.fleet.workspace, &owner, &id, &item)
-        .with_context(|| format!("cannot drop the request into {owner}'s inbox"))?;
+    crate::coord::queue::hand_in(&config.fleet, &owner, &id, &item)
+        .with_context(|| format!("cannot hand the request to {owner}"))?;
     println!("{id}");
     Ok(())
 }

@@ -20,7 +20,8 @@ use chrono::Utc;
 use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity};
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
-use crate::coord::{CoordError, Status, StatusFile, drop_item};
+use crate::coord::queue::hand_in;
+use crate::coord::{CoordError, Status, StatusFile};
 use crate::error::bad_input;
 
 /// `--config`, else `switchyard.toml` in the working directory.
@@ -86,14 +87,9 @@ pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
     let value = serde_json::to_value(&event).context("encoding the event")?;
     let mut value = value;
     value["kind"] = "event".into();
-    let path = drop_item(
-        &config.fleet.workspace,
-        agent,
-        event.event_id.as_str(),
-        &value,
-    )
-    .with_context(|| format!("dropping the event into {agent}'s inbox"))?;
-    println!("{} → {}", event.event_id, path.display());
+    let handed = hand_in(&config.fleet, agent, event.event_id.as_str(), &value)
+        .with_context(|| format!("handing the event to {agent}"))?;
+    println!("{} → {handed}", event.event_id);
     Ok(())
 }
 
@@ -139,7 +135,7 @@ pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
         labels: &labels,
     };
     let decision = router.route(&input);
-    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let status = StatusFile::for_fleet(&config.fleet)?.read()?;
     let now = Utc::now();
     for line in decision.explain() {
         println!("{line}");
@@ -205,7 +201,7 @@ pub fn unmute(path: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
 
 pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let status = StatusFile::for_fleet(&config.fleet)?.read()?;
     let now = Utc::now();
     let active: Vec<_> = status.mutes.iter().filter(|m| m.expires_at > now).collect();
     if json {
@@ -232,7 +228,7 @@ pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
 
 pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let status = StatusFile::open(&config.fleet.workspace)?.read()?;
+    let status = StatusFile::for_fleet(&config.fleet)?.read()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -260,7 +256,7 @@ pub fn kill(
         )));
     }
     let by = shell_actor();
-    let file = StatusFile::open(&config.fleet.workspace)?;
+    let file = StatusFile::for_fleet(&config.fleet)?;
     let scope = agent.as_deref().unwrap_or("the whole fleet");
     if on {
         file.kill(agent.as_deref(), &by, reason.as_deref().unwrap_or(""))?;
@@ -274,7 +270,7 @@ pub fn kill(
 
 pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let file = StatusFile::open(&config.fleet.workspace)?;
+    let file = StatusFile::for_fleet(&config.fleet)?;
     match cmd {
         LockCommand::Acquire {
             name,

@@ -9,7 +9,6 @@ use chrono::Utc;
 use super::args::{PolicyCommand, RegistryCommand, TaskCommand};
 use super::{agent_names, load_config, shell_actor, target_agent};
 use crate::config::Config;
-use crate::coord::drop_item;
 use crate::error::bad_input;
 
 fn read_spec(
@@ -54,12 +53,13 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
                 value["kind"] = "task".into();
             }
             let report = crate::tasks::score(&spec, &config.policy, &config.skills);
-            let dropped = drop_item(&config.fleet.workspace, agent, spec.id.as_str(), &value)
-                .with_context(|| format!("dropping the task into {agent}'s inbox"))?;
+            let dropped =
+                crate::coord::queue::hand_in(&config.fleet, agent, spec.id.as_str(), &value)
+                    .with_context(|| format!("handing the task to {agent}"))?;
             println!(
                 "{} → {} (risk {}{})",
                 spec.id,
-                dropped.display(),
+                dropped,
                 report.score,
                 if report.needs_approval {
                     ", needs a human approval"

@@ -13,6 +13,10 @@ pub struct FleetSettings {
     pub workspace: PathBuf,
     /// A template with `{workspace}` and `{agent}`.
     pub database: String,
+    /// `postgres://...` when the fleet's status (heartbeats, locks, mutes,
+    /// the kill switch) lives in PostgreSQL, shared between hosts; `None`:
+    /// in the workspace directory.
+    pub coordination: Option<String>,
     pub heartbeat_interval: Duration,
     /// A peer whose last heartbeat is older than this is stale.
     pub stale_after: Duration,
@@ -73,6 +77,14 @@ pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetS
             }
             d
         },
+        coordination: raw.coordination.inspect(|url| {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                v.problem(
+                    "fleet.coordination",
+                    "must be a postgres:// URL (the fleet's status in PostgreSQL, shared between hosts); leave it out to coordinate through the workspace directory",
+                );
+            }
+        }),
         heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.heartbeat_interval, "5s"),
         stale_after: v.duration("fleet.stale_after", raw.stale_after, "30s"),
         stale_temp_after: v.duration("fleet.stale_temp_after", raw.stale_temp_after, "1h"),

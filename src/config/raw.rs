@@ -43,6 +43,7 @@ pub struct RawConfig {
 pub struct RawFleet {
     pub workspace: Option<String>,
     pub database: Option<String>,
+    pub coordination: Option<String>,
     pub heartbeat_interval: Option<String>,
     pub stale_after: Option<String>,
     pub secret_env: Option<String>,

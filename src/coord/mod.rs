@@ -5,14 +5,19 @@
 //!
 //! Everything here is plain files with atomic renames and `flock`-style locks,
 //! so it works for processes on one host and for compose services sharing a
-//! volume, with no broker. The calls are blocking (small file operations);
+//! volume, with no broker. A fleet across hosts puts the status in PostgreSQL
+//! instead (`fleet.coordination`, [`shared_db`]), with the same meaning. The calls are blocking (small file operations);
 //! async callers wrap the slow ones (`StatusFile::update`, which may wait for
 //! the lock) in `tokio::task::spawn_blocking`.
 
+pub mod dropbox;
 pub mod inbox;
 pub mod item;
 pub mod mutes;
+pub mod queue;
+pub mod shared_db;
 pub mod status;
+mod status_file;
 pub mod token_lock;
 
 use std::fs::{self, File};
@@ -114,6 +119,18 @@ pub enum CoordError {
         env: String,
         holder: Option<String>,
         path: PathBuf,
+    },
+    #[error(
+        "item {id:?} is {bytes} bytes, more than the inbox takes ({limit}): put the bulk in a file and name it in the item"
+    )]
+    ItemTooBig { id: String, bytes: u64, limit: u64 },
+    #[error(
+        "the fleet's coordination database (fleet.coordination): could not {what}: {source}; check that the server is reachable and the URL's user may create a schema"
+    )]
+    Database {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
     },
 }
 

@@ -96,7 +96,7 @@ pub fn create(
     };
     let mute = Mute::new(new_id(now), request, now)
         .map_err(|e| MuteCreateError::Refused(e.to_string()))?;
-    let file = StatusFile::open(&config.fleet.workspace).map_err(anyhow::Error::from)?;
+    let file = StatusFile::for_fleet(&config.fleet).map_err(anyhow::Error::from)?;
     let stored = mute.clone();
     file.update(move |s| {
         sweep(s, now);
@@ -109,7 +109,7 @@ pub fn create(
 
 /// End a mute now. Returns it, or `None` when no active mute has that id.
 pub fn lift(config: &Config, id: &str, now: DateTime<Utc>) -> anyhow::Result<Option<Mute>> {
-    let file = StatusFile::open(&config.fleet.workspace)?;
+    let file = StatusFile::for_fleet(&config.fleet)?;
     let lifted = file.update(|s| {
         let m = s
             .mutes
@@ -229,11 +229,25 @@ fn configured_destinations(config: &Config) -> Vec<String> {
     out
 }
 /// The fleet's mutes as this agent last read them, for routing: re-read only
-/// when `status.json` was replaced since (it is always replaced by rename, so
-/// its inode, size and modification time say so), never parsed per event.
+/// when the status changed since, never parsed per event. A `status.json`
+/// is always replaced by rename, so its inode, size and modification time
+/// say so; the shared status (`fleet.coordination`) says so by its version,
+/// asked at most every [`SHARED_RECHECK`].
 #[derive(Debug, Default)]
 pub struct MuteSnapshot {
-    cached: std::sync::Mutex<Option<(FileStamp, Arc<Vec<Mute>>)>>,
+    cached: std::sync::Mutex<Option<(Stamp, Arc<Vec<Mute>>)>>,
+}
+
+/// How stale a shared status's mutes may be before the version is asked
+/// again: a mute made on another host holds here within this.
+pub const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What identifies one version of the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    File(FileStamp),
+    /// The shared status's version, and when it was asked.
+    Shared(i64, std::time::Instant),
 }
 
 /// What identifies one version of the status file on disk.
@@ -257,14 +271,26 @@ impl FileStamp {
 }
 
 impl MuteSnapshot {
-    /// The current mutes: the cached list while the file is unchanged.
+    /// The current mutes: the cached list while the status is unchanged.
     pub fn current(&self, status: &StatusFile) -> Result<Arc<Vec<Mute>>, crate::coord::CoordError> {
-        let stamp = FileStamp::of(status.path());
-        if let Some(stamp) = stamp
-            && let Some((seen, mutes)) = self.lock().as_ref()
-            && *seen == stamp
-        {
-            return Ok(mutes.clone());
+        let cached = self.lock().clone();
+        let stamp = match (status.shared_version(), &cached) {
+            (None, _) => FileStamp::of(status.path()).map(Stamp::File),
+            (Some(_), Some((Stamp::Shared(_, at), mutes))) if at.elapsed() < SHARED_RECHECK => {
+                return Ok(mutes.clone());
+            }
+            (Some(version), _) => Some(Stamp::Shared(version?, std::time::Instant::now())),
+        };
+        if let (Some(stamp), Some((seen, mutes))) = (stamp, &cached) {
+            let same = match (stamp, seen) {
+                (Stamp::File(a), Stamp::File(b)) => a == *b,
+                (Stamp::Shared(a, _), Stamp::Shared(b, _)) => a == *b,
+                _ => false,
+            };
+            if same {
+                *self.lock() = Some((stamp, mutes.clone()));
+                return Ok(mutes.clone());
+            }
         }
         let mutes = Arc::new(status.read()?.mutes);
         if let Some(stamp) = stamp {
@@ -273,7 +299,7 @@ impl MuteSnapshot {
         Ok(mutes)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(FileStamp, Arc<Vec<Mute>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Stamp, Arc<Vec<Mute>>)>> {
         self.cached.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

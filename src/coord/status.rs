@@ -10,25 +10,25 @@
 //! directory is not fsynced after the rename: after a power loss the file is
 //! whole but may be one update old, which heartbeats repair within seconds
 //! (and it halves the cost of an update).
-//! Expired locks are swept on every update.
+//! Expired locks are swept on every update. The handle that reads and
+//! changes it, on either home (the workspace directory or PostgreSQL), is
+//! [`StatusFile`] (`status_file.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CoordError, Durability, host_name, write_atomic};
+use super::host_name;
+pub use super::status_file::StatusFile;
 
 /// The schema this build writes and understands.
 pub const STATUS_SCHEMA: u32 = 1;
 /// Kill/resume records kept for audit in the file (the agents' databases keep the full trail).
 const HISTORY_LEN: usize = 100;
-const MAX_LOCK_NAME: usize = 128;
+pub(super) const MAX_LOCK_NAME: usize = 128;
 
 /// What an agent is doing, as its heartbeat says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -253,11 +253,11 @@ impl Status {
         self.locks.iter().filter(move |(_, l)| l.expires_at > now)
     }
 
-    fn sweep(&mut self, now: DateTime<Utc>) {
+    pub(super) fn sweep(&mut self, now: DateTime<Utc>) {
         self.locks.retain(|_, l| l.expires_at > now);
     }
 
-    fn record(&mut self, record: KillRecord) {
+    pub(super) fn record(&mut self, record: KillRecord) {
         self.history.push(record);
         if self.history.len() > HISTORY_LEN {
             let extra = self.history.len() - HISTORY_LEN;
@@ -375,260 +375,6 @@ impl Status {
 /// Keeps a table cell on one line and its pipes from breaking the table.
 fn cell(s: &str) -> String {
     s.replace(['\n', '\r'], " ").replace('|', "\\|")
-}
-
-/// Handle on `<workspace>/status.json`.
-#[derive(Debug, Clone)]
-pub struct StatusFile {
-    dir: PathBuf,
-    path: PathBuf,
-    lock_path: PathBuf,
-    stale_after: Duration,
-}
-
-impl StatusFile {
-    /// Opens (does not create) the status file of the workspace; the
-    /// workspace directory is created if missing.
-    pub fn open(workspace: &Path) -> Result<StatusFile, CoordError> {
-        fs::create_dir_all(workspace).map_err(CoordError::io("create the workspace", workspace))?;
-        Ok(StatusFile {
-            dir: workspace.to_path_buf(),
-            path: workspace.join("status.json"),
-            lock_path: workspace.join("status.json.lock"),
-            stale_after: Duration::from_secs(30),
-        })
-    }
-
-    /// The age after which STATUS.md marks an agent stale (`fleet.stale_after`).
-    pub fn with_stale_after(mut self, stale_after: Duration) -> StatusFile {
-        self.stale_after = stale_after;
-        self
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn markdown_path(&self) -> PathBuf {
-        self.dir.join("STATUS.md")
-    }
-
-    /// The current state, without locking. A missing file is an empty fleet.
-    pub fn read(&self) -> Result<Status, CoordError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Status::default()),
-            Err(e) => return Err(CoordError::io("read", &self.path)(e)),
-        };
-        let status: Status =
-            serde_json::from_slice(&bytes).map_err(|e| CoordError::CorruptStatus {
-                path: self.path.clone(),
-                why: e.to_string(),
-            })?;
-        if status.schema > STATUS_SCHEMA {
-            return Err(CoordError::UnsupportedSchema {
-                found: status.schema,
-                supported: STATUS_SCHEMA,
-            });
-        }
-        Ok(status)
-    }
-
-    /// Changes the state under the exclusive lock and writes it back
-    /// (status.json durably, then STATUS.md). Blocks while another process
-    /// holds the lock.
-    pub fn update<R>(&self, change: impl FnOnce(&mut Status) -> R) -> Result<R, CoordError> {
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(CoordError::io("open", &self.lock_path))?;
-        lock.lock()
-            .map_err(CoordError::io("lock", &self.lock_path))?;
-        let result = self.update_locked(change);
-        // Dropping the file releases the lock too; unlocking first is explicit.
-        let _ = File::unlock(&lock);
-        result
-    }
-
-    fn update_locked<R>(&self, change: impl FnOnce(&mut Status) -> R) -> Result<R, CoordError> {
-        let mut status = self.read()?;
-        let now = Utc::now();
-        status.schema = STATUS_SCHEMA;
-        status.sweep(now);
-        let r = change(&mut status);
-        status.updated_at = Some(now);
-        let bytes = serde_json::to_vec_pretty(&status).expect("the status serializes");
-        write_atomic(&self.dir, "status.json", &bytes, Durability::Content)?;
-        let md = status.render_markdown(now, self.stale_after);
-        if let Err(e) = write_atomic(&self.dir, "STATUS.md", md.as_bytes(), Durability::None) {
-            // status.json is the truth; a stale STATUS.md is redrawn by the next update.
-            tracing::warn!(error = %e, "could not write STATUS.md");
-        }
-        Ok(r)
-    }
-
-    /// Takes lock `name` for `holder` until now + `ttl`. Held and unexpired
-    /// by someone else: refused, naming them. Held by `holder`: renewed.
-    pub fn acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-        reason: &str,
-    ) -> Result<LockInfo, CoordError> {
-        if name.is_empty()
-            || name.chars().count() > MAX_LOCK_NAME
-            || name.chars().any(char::is_control)
-        {
-            return Err(CoordError::InvalidLockName(name.to_string()));
-        }
-        self.update(|s| {
-            let now = Utc::now();
-            if let Some(l) = s.locks.get(name)
-                && l.expires_at > now
-                && l.holder != holder
-            {
-                return Err(CoordError::LockHeld {
-                    name: name.to_string(),
-                    holder: l.holder.clone(),
-                    reason: l.reason.clone(),
-                    until: l.expires_at,
-                });
-            }
-            let acquired_at = s
-                .locks
-                .get(name)
-                .filter(|l| l.holder == holder)
-                .map_or(now, |l| l.acquired_at);
-            let info = LockInfo {
-                holder: holder.to_string(),
-                reason: reason.to_string(),
-                acquired_at,
-                expires_at: super::inbox::after(now, ttl),
-            };
-            s.locks.insert(name.to_string(), info.clone());
-            Ok(info)
-        })?
-    }
-
-    /// Releases lock `name` held by `holder`.
-    pub fn release(&self, name: &str, holder: &str) -> Result<LockInfo, CoordError> {
-        self.update(|s| match s.locks.get(name) {
-            None => Err(CoordError::LockNotHeld {
-                name: name.to_string(),
-            }),
-            Some(l) if l.holder != holder => Err(CoordError::LockNotYours {
-                name: name.to_string(),
-                holder: l.holder.clone(),
-                requester: holder.to_string(),
-            }),
-            Some(_) => Ok(s.locks.remove(name).expect("present")),
-        })?
-    }
-
-    /// Releases lock `name` whoever holds it (operator override).
-    pub fn force_release(&self, name: &str) -> Result<Option<LockInfo>, CoordError> {
-        self.update(|s| s.locks.remove(name))
-    }
-
-    /// Unexpired locks, by name.
-    pub fn list(&self) -> Result<Vec<(String, LockInfo)>, CoordError> {
-        let now = Utc::now();
-        Ok(self
-            .read()?
-            .active_locks(now)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    /// Pulls the kill switch for one agent or (`None`) the whole fleet.
-    pub fn kill(
-        &self,
-        agent: Option<&str>,
-        by: &str,
-        reason: &str,
-    ) -> Result<KillInfo, CoordError> {
-        self.update(|s| {
-            let info = KillInfo {
-                by: by.to_string(),
-                reason: reason.to_string(),
-                at: Utc::now(),
-            };
-            match agent {
-                None => s.kill.fleet = Some(info.clone()),
-                Some(a) => {
-                    s.kill.agents.insert(a.to_string(), info.clone());
-                }
-            }
-            s.record(KillRecord {
-                action: KillAction::Kill,
-                agent: agent.map(str::to_string),
-                by: info.by.clone(),
-                reason: info.reason.clone(),
-                at: info.at,
-            });
-            tracing::warn!(
-                agent = agent.unwrap_or("fleet"),
-                by,
-                reason,
-                "kill switch pulled"
-            );
-            info
-        })
-    }
-
-    /// Resumes one agent, or (`None`) the whole fleet: the fleet-wide flag
-    /// and every per-agent kill are cleared. Returns whether anything was killed.
-    pub fn resume(&self, agent: Option<&str>, by: &str, reason: &str) -> Result<bool, CoordError> {
-        self.update(|s| {
-            let was = match agent {
-                None => {
-                    let was = s.kill.fleet.is_some() || !s.kill.agents.is_empty();
-                    s.kill = KillSwitch::default();
-                    was
-                }
-                Some(a) => s.kill.agents.remove(a).is_some(),
-            };
-            s.record(KillRecord {
-                action: KillAction::Resume,
-                agent: agent.map(str::to_string),
-                by: by.to_string(),
-                reason: reason.to_string(),
-                at: Utc::now(),
-            });
-            tracing::info!(
-                agent = agent.unwrap_or("fleet"),
-                by,
-                reason,
-                "kill switch released"
-            );
-            was
-        })
-    }
-
-    /// Whether `agent` must stop: the fleet-wide kill or its own.
-    pub fn is_killed(&self, agent: &str) -> Result<Option<KillInfo>, CoordError> {
-        Ok(self.read()?.is_killed(agent).cloned())
-    }
-
-    /// Records `agent`'s heartbeat.
-    pub fn beat(&self, agent: &str, heartbeat: Heartbeat) -> Result<(), CoordError> {
-        self.update(|s| {
-            s.agents.insert(agent.to_string(), heartbeat);
-        })
-    }
-
-    /// Agents whose last beat is older than `stale_after`.
-    pub fn stale_peers(
-        &self,
-        now: DateTime<Utc>,
-        stale_after: Duration,
-    ) -> Result<Vec<StalePeer>, CoordError> {
-        Ok(self.read()?.stale_peers(now, stale_after))
-    }
 }
 
 /// The notices already posted for one mute.

@@ -187,7 +187,7 @@ async fn stop_agents(agents: Vec<(String, Child)>) {
 /// The scripted part: events in, a mute, and where everything landed.
 async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
     let first = &config.agents[0].name;
-    let status = StatusFile::open(&config.fleet.workspace)?;
+    let status = StatusFile::for_fleet(&config.fleet)?;
     wait_until(Duration::from_secs(20), "the agents to start", || {
         let s = status.read().ok()?;
         config
@@ -464,7 +464,7 @@ async fn stale_peer(
     let child = spawn_agent(config_file, VICTIM, sandbox, &config.fleet.secret_env)?;
     let pid = child.id();
     agents.push((VICTIM.to_owned(), child));
-    let status = StatusFile::open(&config.fleet.workspace)?;
+    let status = StatusFile::for_fleet(&config.fleet)?;
     wait_until(Duration::from_secs(20), "opsclaw to restart", || {
         let s = status.read().ok()?;
         (s.agents.get(VICTIM).map(|hb| hb.pid) == pid).then_some(())
@@ -476,7 +476,7 @@ async fn stale_peer(
 
 /// Pulls the fleet-wide kill switch, shows every agent report `killed`, resumes.
 async fn kill_switch(config: &Config) -> anyhow::Result<()> {
-    let status = StatusFile::open(&config.fleet.workspace)?;
+    let status = StatusFile::for_fleet(&config.fleet)?;
     let names: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
     let states = |s: &crate::coord::status::Status| {
         names

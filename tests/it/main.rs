@@ -8,6 +8,7 @@ mod command_conformance;
 mod common;
 mod conversations;
 mod coord;
+mod coord_shared;
 mod delivery;
 mod demo;
 mod discord;

@@ -1,0 +1,419 @@
+//! The fleet's status on PostgreSQL (`fleet.coordination`), as two hosts
+//! see it: two workspaces that share nothing on disk, one coordination
+//! database. Concurrent changes from both lose nothing; a mute, a kill and
+//! a lock made with the CLI on one host hold on the other; an agent on one
+//! host beats into the shared status and obeys a kill made on the other.
+//! The inbox queue: claimed once by one of racing holders, a lapsed lease
+//! back with its attempt counted; a file dropped on one host handled on the
+//! other, its result filed beside it; `send` from a host without an agent.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard::coord::queue::{self, Queued, SharedQueue};
+use switchyard::coord::shared_db::CoordDb;
+use switchyard::coord::{Outcome, ProcessId, StatusFile};
+
+use crate::common::{Fleet, event, fresh_database, multi_thread, wait_for};
+
+/// The variable that puts a test fleet's coordination on PostgreSQL.
+const COORDINATION: &str = "SWITCHYARD__FLEET__COORDINATION";
+
+fn shared(workspace: &Path, url: &str) -> StatusFile {
+    StatusFile::open_shared(workspace, url).expect("the coordination database opens")
+}
+
+#[test]
+fn two_hosts_change_one_status_1000_times_at_once_and_lose_nothing() {
+    let Some(url) = multi_thread().block_on(fresh_database()) else {
+        return;
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hosts = [shared(a.path(), &url), shared(b.path(), &url)];
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let status = hosts[t % 2].clone();
+            s.spawn(move || {
+                for i in 0..250 {
+                    status
+                        .acquire(
+                            &format!("t{t}-{i}"),
+                            &format!("host{}", t % 2),
+                            Duration::from_secs(3600),
+                            "test",
+                        )
+                        .expect("a fresh lock is granted");
+                }
+            });
+        }
+    });
+    for host in &hosts {
+        let status = host.read().unwrap();
+        assert_eq!(
+            status.locks.len(),
+            1000,
+            "every change is kept, seen from either host"
+        );
+    }
+    // Neither workspace has a status.json: the status is in the database.
+    // Each draws STATUS.md for the people on its host.
+    for dir in [a.path(), b.path()] {
+        assert!(!dir.join("status.json").exists());
+        let md = std::fs::read_to_string(dir.join("STATUS.md")).unwrap();
+        assert!(md.contains("t3-249") || md.contains("t2-249"), "{md}");
+    }
+    // A lock held on one host is refused on the other, naming the holder.
+    hosts[0]
+        .acquire("deploy", "ana", Duration::from_secs(60), "release")
+        .unwrap();
+    let refused = hosts[1]
+        .acquire("deploy", "bo", Duration::from_secs(60), "hotfix")
+        .unwrap_err();
+    assert!(refused.to_string().contains("held by ana"), "{refused}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_shared_status_is_usable_from_inside_a_runtime() {
+    // The CLI and the tests call the blocking API from async code too.
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let status = shared(dir.path(), &url);
+    status.kill(None, "test", "drill").unwrap();
+    assert!(status.is_killed("anyone").unwrap().is_some());
+    assert!(status.resume(None, "test", "over").unwrap());
+    assert!(status.read().unwrap().kill.fleet.is_none());
+}
+
+/// `switchyard ARGS` on the host of `fleet`, coordinating through `url`.
+fn shell(fleet: &Fleet, url: &str, args: &[&str]) -> String {
+    let out = fleet
+        .command()
+        .env(COORDINATION, url)
+        .args(args)
+        .output()
+        .expect("run switchyard");
+    assert!(
+        out.status.success(),
+        "switchyard {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status_json(fleet: &Fleet, url: &str) -> Value {
+    serde_json::from_str(&shell(fleet, url, &["status", "--json"])).expect("status --json is JSON")
+}
+
+#[test]
+fn an_agent_on_one_host_answers_to_the_cli_on_another() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        // Host A runs the agent; host B only has the CLI and its own workspace.
+        let host_a = Fleet::new(&["manager"], "").await;
+        let host_b = Fleet::new(&["manager"], "").await;
+        let mut agent = host_a
+            .command()
+            .env(COORDINATION, &url)
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the agent");
+        let pid = u64::from(agent.id());
+        wait_for(
+            Duration::from_secs(30),
+            "the agent's heartbeat, seen from host B",
+            || {
+                (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(pid))
+                    .then_some(())
+            },
+        )
+        .await;
+        assert!(
+            !host_a.workspace().join("status.json").exists(),
+            "the status is not in A's files"
+        );
+
+        // A mute made on B holds for the agent on A: the event is held, not posted.
+        shell(
+            &host_b,
+            &url,
+            &["mute", "system", "--for", "1h", "--reason", "maintenance"],
+        );
+        let mutes: Value =
+            serde_json::from_str(&shell(&host_a, &url, &["mutes", "--json"])).unwrap();
+        assert_eq!(mutes.as_array().map(Vec::len), Some(1), "{mutes}");
+        // The agent sees a mute within its recheck interval.
+        tokio::time::sleep(switchyard::coord::mutes::SHARED_RECHECK * 2).await;
+        host_a.drop(
+            "manager",
+            "held-1",
+            &event("held-1", "system", "info", "disk at 70%"),
+        );
+        let held = host_a.wait_result("manager", "done", "held-1").await;
+        assert!(held.to_string().contains("held"), "{held}");
+
+        // A kill made on B stops A's agent from taking items; a resume lets it go on.
+        shell(
+            &host_b,
+            &url,
+            &["kill", "--agent", "manager", "--reason", "drill"],
+        );
+        wait_for(
+            Duration::from_secs(15),
+            "the agent to report killed",
+            || (status_json(&host_b, &url)["agents"]["manager"]["state"] == "killed").then_some(()),
+        )
+        .await;
+        host_a.drop(
+            "manager",
+            "after-kill",
+            &event("after-kill", "briefing", "info", "waits"),
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            host_a.result("manager", "done", "after-kill").is_none(),
+            "a killed agent takes nothing"
+        );
+        shell(
+            &host_b,
+            &url,
+            &["resume", "--agent", "manager", "--reason", "over"],
+        );
+        host_a.wait_result("manager", "done", "after-kill").await;
+
+        agent.kill().ok();
+        agent.wait().ok();
+    });
+}
+
+/// A queue of `agent` as a second process would hold it.
+fn holder(queue: &SharedQueue, n: u32) -> SharedQueue {
+    queue.clone().as_holder(ProcessId {
+        pid: 4_000_000 + n,
+        host: "another-host".into(),
+        incarnation: format!("holder-{n}"),
+    })
+}
+
+#[test]
+fn two_holders_race_for_1000_queued_items_and_each_is_claimed_once() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let db = CoordDb::open(&url).unwrap();
+        for i in 0..1000 {
+            let body = serde_json::json!({"kind": "event", "n": i}).to_string();
+            let queued = queue::enqueue(
+                db.pool(),
+                "manager",
+                &format!("i{i:04}"),
+                &body,
+                &format!("d{i}"),
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(queued, Queued::New);
+        }
+        // The same drop again, and another drop with an id that waits: neither is queued.
+        assert_eq!(
+            queue::enqueue(db.pool(), "manager", "i0000", "{}", "d0", None)
+                .await
+                .unwrap(),
+            Queued::Again
+        );
+        assert_eq!(
+            queue::enqueue(db.pool(), "manager", "i0000", "{}", "other", None)
+                .await
+                .unwrap(),
+            Queued::IdWaiting
+        );
+        let base = SharedQueue::new(db.clone(), "manager", Duration::from_secs(60));
+        assert_eq!(base.depth().await.unwrap(), 1000);
+        let mut racers = tokio::task::JoinSet::new();
+        for n in 0..2 {
+            let q = holder(&base, n);
+            racers.spawn(async move {
+                let mut got = Vec::new();
+                while let Some(c) = q.claim().await.unwrap() {
+                    assert_eq!(c.attempt, 1);
+                    got.push(c.id.clone());
+                    c.finish(Outcome::Done(serde_json::json!({"by": n})))
+                        .await
+                        .unwrap();
+                }
+                got
+            });
+        }
+        let mut all = Vec::new();
+        let mut per_holder = Vec::new();
+        while let Some(got) = racers.join_next().await {
+            let got = got.unwrap();
+            per_holder.push(got.len());
+            all.extend(got);
+        }
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(
+            (all.len(), unique.len()),
+            (1000, 1000),
+            "each item claimed exactly once"
+        );
+        assert!(
+            per_holder.iter().all(|n| *n > 0),
+            "both holders took items: {per_holder:?}"
+        );
+        assert_eq!(base.depth().await.unwrap(), 0);
+        // Finished, the id may be queued again.
+        assert_eq!(
+            queue::enqueue(db.pool(), "manager", "i0000", "{}", "later", None)
+                .await
+                .unwrap(),
+            Queued::New
+        );
+    });
+}
+
+#[test]
+fn a_lapsed_lease_comes_back_with_its_attempt_counted_and_the_old_holder_loses_it() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let db = CoordDb::open(&url).unwrap();
+        queue::enqueue(db.pool(), "manager", "slow", "{}", "d-slow", None)
+            .await
+            .unwrap();
+        let base = SharedQueue::new(db, "manager", Duration::from_millis(300));
+        let (hung, other) = (holder(&base, 1), holder(&base, 2));
+        let first = hung.claim().await.unwrap().expect("the item");
+        assert_eq!(first.attempt, 1);
+        assert!(other.claim().await.unwrap().is_none(), "held: not offered");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let second = other
+            .claim()
+            .await
+            .unwrap()
+            .expect("the lease lapsed: it comes back");
+        assert_eq!((second.id.as_str(), second.attempt), ("slow", 2));
+        assert_eq!(second.first_claimed_at, first.first_claimed_at);
+        let lost = first
+            .finish(Outcome::Done(serde_json::json!({})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(lost, switchyard::coord::CoordError::LostLease { .. }),
+            "{lost}"
+        );
+        second
+            .finish(Outcome::Failed(serde_json::json!({"why": "test"})))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_it() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        // The manager runs on host A; host B runs the tech-lead, whose
+        // process imports B's drop-boxes, the manager's among them.
+        let host_a = Fleet::new(&["manager", "tech-lead"], "").await;
+        let host_b = Fleet::new(&["manager", "tech-lead"], "").await;
+        let mut agents = Vec::new();
+        for (fleet, name) in [(&host_a, "manager"), (&host_b, "tech-lead")] {
+            agents.push(
+                fleet
+                    .command()
+                    .env(COORDINATION, &url)
+                    .args(["run", "--agent", name])
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn an agent"),
+            );
+        }
+        wait_for(Duration::from_secs(30), "both agents' heartbeats", || {
+            let s = status_json(&host_a, &url);
+            (s["agents"]["manager"]["pid"].is_u64() && s["agents"]["tech-lead"]["pid"].is_u64())
+                .then_some(())
+        })
+        .await;
+        host_b.drop(
+            "manager",
+            "from-b",
+            &event("from-b", "briefing", "info", "dropped on host B"),
+        );
+        let result = host_b.wait_result("manager", "done", "from-b").await;
+        assert_eq!(result["result"]["status"], "routed", "{result}");
+        assert!(
+            host_b
+                .agent_dir("manager")
+                .join("done/from-b.json")
+                .exists(),
+            "the file beside its result"
+        );
+        assert!(
+            host_a.result("manager", "done", "from-b").is_none(),
+            "nothing on host A's disk"
+        );
+        wait_for(
+            Duration::from_secs(15),
+            "the manager on host A to post it",
+            || {
+                crate::common::discord_texts(&host_a.state(), "briefings")
+                    .iter()
+                    .any(|t| t.contains("dropped on host B"))
+                    .then_some(())
+            },
+        )
+        .await;
+        // `send` from host B goes into the queue directly.
+        let sent = shell(
+            &host_b,
+            &url,
+            &[
+                "send",
+                "--category",
+                "briefing",
+                "--title",
+                "sent from host B",
+                "--to",
+                "manager",
+            ],
+        );
+        assert!(sent.contains("the fleet's queue"), "{sent}");
+        wait_for(
+            Duration::from_secs(15),
+            "the manager to post the sent event",
+            || {
+                crate::common::discord_texts(&host_a.state(), "briefings")
+                    .iter()
+                    .any(|t| t.contains("sent from host B"))
+                    .then_some(())
+            },
+        )
+        .await;
+        // A bad file is refused where it was dropped, with its reason.
+        std::fs::write(
+            host_b.agent_dir("manager").join("inbox/broken.json"),
+            b"{not json",
+        )
+        .unwrap();
+        let refused = host_b.wait_result("manager", "failed", "broken").await;
+        assert!(
+            refused.to_string().contains("JSON") || refused.to_string().contains("json"),
+            "{refused}"
+        );
+        for mut a in agents {
+            a.kill().ok();
+            a.wait().ok();
+        }
+    });
+}
