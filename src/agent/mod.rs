@@ -53,11 +53,60 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
             info!("shutdown requested");
             on_signal.stop();
         });
+        // Across hosts, one process per agent: a second one waits here as a standby.
+        if let Some(url) = &config.fleet.coordination {
+            match take_lease(&config, &agent, url, &shutdown).await? {
+                Some(lease) => drop(lease.watch(shutdown.clone())),
+                None => return Ok(()), // stopped while waiting
+            }
+        }
         let agent_handle = Agent::start(config, agent, shutdown).await?;
         agent_handle.wait().await
     }
     .instrument(span)
     .await
+}
+
+/// The agent's lease in the coordination database, waiting as a hot
+/// standby while another process holds it; `None` when stopped meanwhile.
+async fn take_lease(
+    config: &Config,
+    agent: &AgentSettings,
+    url: &str,
+    shutdown: &ShutdownHandle,
+) -> anyhow::Result<Option<crate::coord::agent_lease::AgentLease>> {
+    use crate::coord::agent_lease::{AgentLease, StandbyRefused};
+    let db = crate::coord::shared_db::CoordDb::open(url).map_err(|e| {
+        crate::error::bad_input(format!(
+            "cannot reach the fleet's coordination database: {e}"
+        ))
+    })?;
+    let shared_state =
+        crate::store::Backend::of(&config.fleet.database)? == crate::store::Backend::Postgres;
+    match AgentLease::acquire(
+        &db,
+        &agent.name,
+        &config.fingerprint(),
+        shared_state,
+        shutdown.listen(),
+    )
+    .await
+    {
+        Ok(Some(lease)) => {
+            info!(
+                fencing = lease.fencing,
+                took_over_from = lease.took_over_from.as_deref().unwrap_or("nobody"),
+                "holding the agent's lease"
+            );
+            Ok(Some(lease))
+        }
+        Ok(None) => {
+            info!("stopped while waiting as a standby");
+            Ok(None)
+        }
+        Err(StandbyRefused::Coord(e)) => Err(e.into()),
+        Err(e) => Err(crate::error::bad_input(e.to_string())),
+    }
 }
 
 fn read_token(env: &Option<String>) -> Option<Secret> {

@@ -229,13 +229,31 @@ pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
 pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let status = StatusFile::for_fleet(&config.fleet)?.read()?;
+    // Hot standbys exist only with a coordination database.
+    let standbys = match &config.fleet.coordination {
+        Some(url) => {
+            let db = crate::coord::shared_db::CoordDb::open(url)?;
+            crate::coord::shared_db::block(crate::coord::agent_lease::standbys(&db))?
+        }
+        None => Vec::new(),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        let mut value = serde_json::to_value(&status)?;
+        if !standbys.is_empty() {
+            value["standbys"] = standbys
+                .iter()
+                .map(|(agent, who)| serde_json::json!({"agent": agent, "process": who}))
+                .collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!(
             "{}",
             render_status_table(&status, Utc::now(), config.fleet.stale_after)
         );
+        for (agent, who) in &standbys {
+            println!("standby for {agent}: {who}");
+        }
     }
     Ok(())
 }

@@ -214,6 +214,20 @@ impl Config {
             .ok_or_else(|| BadInput(format!("no agent named {name:?} in {}", self.source_name)))
     }
 
+    /// What an agent decides by, as one number: its routes, routing,
+    /// policy, skills and approvals settings (not paths, addresses or
+    /// tokens, which differ between hosts). A standby must have the same.
+    pub fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.routes, self.routing, self.policy, self.skills, self.approvals
+        )
+        .hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
     /// The database URL of one agent, from the `fleet.database` template.
     pub fn database_url(&self, agent: &str) -> String {
         self.fleet

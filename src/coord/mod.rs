@@ -10,6 +10,7 @@
 //! async callers wrap the slow ones (`StatusFile::update`, which may wait for
 //! the lock) in `tokio::task::spawn_blocking`.
 
+pub mod agent_lease;
 pub mod dropbox;
 pub mod inbox;
 pub mod item;

@@ -417,3 +417,102 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
         }
     });
 }
+
+/// The agent `manager` of `fleet` on its host, with its state and the
+/// fleet's coordination in `url` and its platforms those of `platforms`.
+/// Its stderr is captured only for a process expected to exit at once (an
+/// unread pipe would block a long-lived one once full).
+fn shared_agent(
+    fleet: &Fleet,
+    platforms: &Fleet,
+    url: &str,
+    database: Option<&str>,
+    capture: bool,
+) -> std::process::Child {
+    let mut cmd = fleet.command();
+    cmd.env(COORDINATION, url)
+        .env(
+            "SWITCHYARD__DISCORD__API_BASE",
+            platforms.sandbox.discord_api_base(),
+        )
+        .env(
+            "SWITCHYARD__TELEGRAM__API_BASE",
+            platforms.sandbox.telegram_api_base(),
+        )
+        .args(["run", "--agent", "manager"])
+        .stdin(std::process::Stdio::null());
+    if capture {
+        cmd.stderr(std::process::Stdio::piped());
+    }
+    if let Some(db) = database {
+        cmd.env("SWITCHYARD__FLEET__DATABASE", db);
+    }
+    cmd.spawn().expect("spawn the agent")
+}
+
+fn briefings_with(fleet: &Fleet, text: &str) -> usize {
+    crate::common::discord_texts(&fleet.state(), "briefings")
+        .iter()
+        .filter(|t| t.contains(text))
+        .count()
+}
+
+#[test]
+fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let host_a = Fleet::new(&["manager"], "").await;
+        let host_b = Fleet::new(&["manager"], "").await;
+        let mut holder = shared_agent(&host_a, &host_a, &url, Some(&url), false);
+        let holder_pid = u64::from(holder.id());
+        wait_for(Duration::from_secs(30), "the holder's heartbeat", || {
+            (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(holder_pid)).then_some(())
+        })
+        .await;
+        let mut standby = shared_agent(&host_b, &host_a, &url, Some(&url), false);
+        let standby_pid = u64::from(standby.id());
+        wait_for(Duration::from_secs(30), "the standby in `status`", || {
+            let s = status_json(&host_a, &url);
+            let listed = s["standbys"].as_array().is_some_and(|l| {
+                l.iter().any(|w| w["agent"] == "manager" && w["process"].as_str().is_some_and(|p| p.contains(&standby_pid.to_string())))
+            });
+            listed.then_some(())
+        })
+        .await;
+
+        // A standby with another configuration, or over a local SQLite file, is refused.
+        let other = Fleet::new(&["manager"], "[[routes]]\nname = \"extra\"\nmatch = { category = \"briefing\" }\nto = [\"discord:system\"]\n").await;
+        for (fleet, database, says) in [(&other, Some(url.as_str()), "same one"), (&host_b, None, "SQLite")] {
+            let refused = shared_agent(fleet, &host_a, &url, database, true).wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert_eq!(refused.status.code(), Some(2), "{stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+        }
+
+        shell(&host_b, &url, &["send", "--category", "briefing", "--title", "before the failover", "--to", "manager"]);
+        wait_for(Duration::from_secs(15), "the holder to post", || {
+            (briefings_with(&host_a, "before the failover") == 1).then_some(())
+        })
+        .await;
+
+        holder.kill().expect("kill -9 the holder");
+        holder.wait().unwrap();
+        wait_for(Duration::from_secs(30), "the standby to take over", || {
+            (status_json(&host_a, &url)["agents"]["manager"]["pid"].as_u64() == Some(standby_pid)).then_some(())
+        })
+        .await;
+        shell(&host_a, &url, &["send", "--category", "briefing", "--title", "after the failover", "--to", "manager"]);
+        wait_for(Duration::from_secs(15), "the new holder to post", || {
+            (briefings_with(&host_a, "after the failover") == 1).then_some(())
+        })
+        .await;
+        // The outbox resumed from the shared database: the first post was not sent again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(briefings_with(&host_a, "before the failover"), 1);
+        assert_eq!(briefings_with(&host_a, "after the failover"), 1);
+        standby.kill().ok();
+        standby.wait().ok();
+    });
+}
