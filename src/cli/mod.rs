@@ -233,7 +233,9 @@ pub fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let standbys = match &config.fleet.coordination {
         Some(url) => {
             let db = crate::coord::shared_db::CoordDb::open(url)?;
-            crate::coord::shared_db::block(crate::coord::agent_lease::standbys(&db))?
+            crate::coord::shared_db::block(async move {
+                crate::coord::agent_lease::standbys(&db).await
+            })?
         }
         None => Vec::new(),
     };

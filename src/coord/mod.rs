@@ -210,11 +210,15 @@ fn pid_is_dead(pid: u32) -> bool {
 }
 
 /// The host name, read once. Used in leases, heartbeats and lock holders.
+/// `SWITCHYARD_HOST` names the host instead (a container whose host name
+/// changes at every start, or several "hosts" on one machine in tests).
 pub fn host_name() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
-        fs::read_to_string("/proc/sys/kernel/hostname")
+        std::env::var("SWITCHYARD_HOST")
             .ok()
+            .filter(|h| !h.trim().is_empty())
+            .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
             .or_else(|| std::env::var("HOSTNAME").ok())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())

@@ -469,8 +469,9 @@ pub fn hand_in(
     }
     let db = CoordDb::open(url)?;
     let drop_id = format!("direct|{agent}|{id}|{:016x}", rand::random::<u64>());
-    let queued = super::shared_db::block(async {
-        enqueue(db.pool(), agent, id, &body, &drop_id, None).await
+    let (agent_owned, id_owned) = (agent.to_owned(), id.to_owned());
+    let queued = super::shared_db::block(async move {
+        enqueue(db.pool(), &agent_owned, &id_owned, &body, &drop_id, None).await
     })?;
     match queued {
         Queued::New | Queued::Again => Ok(HandedIn::Queue),

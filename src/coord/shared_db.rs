@@ -9,9 +9,8 @@
 //! `migrations/coordination/`), apart from the agents' own schemas, so one
 //! database can hold both. The coordination layer's API is blocking (small
 //! operations, called from the CLI and from `spawn_blocking`), so its
-//! queries run on a small runtime of its own, one per process, which is
-//! never dropped: a caller inside another runtime hands the query to a
-//! short-lived thread rather than blocking that runtime's thread on itself.
+//! queries run as tasks on a runtime of its own, one thread per process
+//! that only drives them; a caller waits for the answer on a channel.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,10 +29,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/coordina
 /// Serializes creating the schema between processes starting at once.
 const SCHEMA_LOCK: i64 = 7_311_052;
 
-/// A connection to the fleet's coordination database.
+/// A connection to the fleet's coordination database: two pools. The
+/// blocking API's queries (the status) run on the coordination runtime
+/// with a pool of their own, so that a caller blocked on one never waits
+/// for a connection held by an async task of its own runtime (which, its
+/// threads blocked, could not give it back: a deadlock until the acquire
+/// timeout). The async users (the queue, the leases, the listeners) share
+/// the other, whose connections are made by the runtime that asks.
 #[derive(Clone)]
 pub struct CoordDb {
     pool: PgPool,
+    status_pool: PgPool,
 }
 
 impl std::fmt::Debug for CoordDb {
@@ -43,36 +49,37 @@ impl std::fmt::Debug for CoordDb {
     }
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+/// The coordination runtime: one thread of its own that only drives its
+/// tasks, never blocked by a caller.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("switchyard-coord")
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("the coordination runtime starts")
+            .expect("the coordination runtime starts");
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("switchyard-coord".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .expect("the coordination thread starts");
+        handle
     })
 }
 
-/// Runs `f` to completion on the coordination runtime, from any thread.
+/// Runs `f` as a task of the coordination runtime and waits for its
+/// output, from any thread (inside another runtime too: the caller's
+/// thread waits on a channel, it never drives a runtime itself).
 pub(crate) fn block<F>(f: F) -> F::Output
 where
-    F: Future + Send,
-    F::Output: Send,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
 {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // Blocking a runtime's own thread on a future is refused by tokio;
-        // a scoped thread waits instead (only the CLI and tests get here:
-        // agents call the coordination layer from `spawn_blocking`).
-        std::thread::scope(|s| {
-            s.spawn(|| runtime().block_on(f))
-                .join()
-                .expect("a coordination query does not panic")
-        })
-    } else {
-        runtime().block_on(f)
-    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().expect("a coordination query does not panic")
 }
 
 fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
@@ -124,7 +131,7 @@ impl CoordDb {
         &self,
         change: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, R), CoordError>,
     ) -> Result<R, CoordError> {
-        let pool = self.pool.clone();
+        let pool = self.status_pool.clone();
         let (tx, current) = block(async move {
             let mut tx = pool
                 .begin()
@@ -171,7 +178,7 @@ impl CoordDb {
     /// How many times the status was changed: a cheap question that tells a
     /// reader whether its copy is still current.
     pub(super) fn status_version(&self) -> Result<i64, CoordError> {
-        let pool = self.pool.clone();
+        let pool = self.status_pool.clone();
         block(async move {
             let row: Option<(i64,)> =
                 sqlx::query_as("SELECT version FROM fleet_status WHERE id = 1")
@@ -202,27 +209,36 @@ async fn connect(url: &str) -> Result<CoordDb, CoordError> {
         .await
         .map_err(db_error("create the schema switchyard_coord"))?;
     sqlx::Connection::close(conn).await.ok();
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("SET search_path TO switchyard_coord").await?;
-                Ok(())
+    let options = || {
+        PgPoolOptions::new()
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET search_path TO switchyard_coord").await?;
+                    Ok(())
+                })
             })
-        })
+    };
+    let status_pool = options()
+        .max_connections(4)
         .connect(url)
         .await
         .map_err(db_error("connect to the coordination database"))?;
     MIGRATOR
-        .run(&pool)
+        .run(&status_pool)
         .await
         .map_err(|e| CoordError::Database {
             what: "migrate the coordination database",
             source: sqlx::Error::Migrate(Box::new(e)),
         })?;
-    Ok(CoordDb { pool })
+    // Two listeners hold a connection each for good (the inbox's and the
+    // results'); the rest serve claims, renewals and outcomes.
+    let pool = options()
+        .max_connections(10)
+        .connect_lazy(url)
+        .map_err(db_error("connect to the coordination database"))?;
+    Ok(CoordDb { pool, status_pool })
 }
 
 /// The status as stored: `None` is an empty fleet.

@@ -418,38 +418,6 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
     });
 }
 
-/// The agent `manager` of `fleet` on its host, with its state and the
-/// fleet's coordination in `url` and its platforms those of `platforms`.
-/// Its stderr is captured only for a process expected to exit at once (an
-/// unread pipe would block a long-lived one once full).
-fn shared_agent(
-    fleet: &Fleet,
-    platforms: &Fleet,
-    url: &str,
-    database: Option<&str>,
-    capture: bool,
-) -> std::process::Child {
-    let mut cmd = fleet.command();
-    cmd.env(COORDINATION, url)
-        .env(
-            "SWITCHYARD__DISCORD__API_BASE",
-            platforms.sandbox.discord_api_base(),
-        )
-        .env(
-            "SWITCHYARD__TELEGRAM__API_BASE",
-            platforms.sandbox.telegram_api_base(),
-        )
-        .args(["run", "--agent", "manager"])
-        .stdin(std::process::Stdio::null());
-    if capture {
-        cmd.stderr(std::process::Stdio::piped());
-    }
-    if let Some(db) = database {
-        cmd.env("SWITCHYARD__FLEET__DATABASE", db);
-    }
-    cmd.spawn().expect("spawn the agent")
-}
-
 fn briefings_with(fleet: &Fleet, text: &str) -> usize {
     crate::common::discord_texts(&fleet.state(), "briefings")
         .iter()
@@ -465,13 +433,13 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         };
         let host_a = Fleet::new(&["manager"], "").await;
         let host_b = Fleet::new(&["manager"], "").await;
-        let mut holder = shared_agent(&host_a, &host_a, &url, Some(&url), false);
+        let mut holder = host_a.spawn_shared("host-a", &host_a, &url, Some(&url), false);
         let holder_pid = u64::from(holder.id());
         wait_for(Duration::from_secs(30), "the holder's heartbeat", || {
             (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(holder_pid)).then_some(())
         })
         .await;
-        let mut standby = shared_agent(&host_b, &host_a, &url, Some(&url), false);
+        let mut standby = host_b.spawn_shared("host-b", &host_a, &url, Some(&url), false);
         let standby_pid = u64::from(standby.id());
         wait_for(Duration::from_secs(30), "the standby in `status`", || {
             let s = status_json(&host_a, &url);
@@ -485,7 +453,7 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         // A standby with another configuration, or over a local SQLite file, is refused.
         let other = Fleet::new(&["manager"], "[[routes]]\nname = \"extra\"\nmatch = { category = \"briefing\" }\nto = [\"discord:system\"]\n").await;
         for (fleet, database, says) in [(&other, Some(url.as_str()), "same one"), (&host_b, None, "SQLite")] {
-            let refused = shared_agent(fleet, &host_a, &url, database, true).wait_with_output().unwrap();
+            let refused = fleet.spawn_shared("host-c", &host_a, &url, database, true).wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&refused.stderr);
             assert_eq!(refused.status.code(), Some(2), "{stderr}");
             assert!(stderr.contains(says), "{stderr}");

@@ -303,6 +303,43 @@ impl Fleet {
             .expect("open the agent's database")
     }
 
+    /// The agent `manager` of this fleet on its host, with its state and the
+    /// fleet's coordination in `url` and its platforms those of `platforms`.
+    /// Its stderr is captured only for a process expected to exit at once (an
+    /// unread pipe would block a long-lived one once full). `host` is the
+    /// name it gives its host (`SWITCHYARD_HOST`): two names on this machine
+    /// are two hosts to the leases, which then cannot tell a dead holder
+    /// from a live one but by its lease lapsing.
+    pub fn spawn_shared(
+        &self,
+        host: &str,
+        platforms: &Fleet,
+        url: &str,
+        database: Option<&str>,
+        capture: bool,
+    ) -> std::process::Child {
+        let mut cmd = self.command();
+        cmd.env("SWITCHYARD__FLEET__COORDINATION", url)
+            .env("SWITCHYARD_HOST", host)
+            .env(
+                "SWITCHYARD__DISCORD__API_BASE",
+                platforms.sandbox.discord_api_base(),
+            )
+            .env(
+                "SWITCHYARD__TELEGRAM__API_BASE",
+                platforms.sandbox.telegram_api_base(),
+            )
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null());
+        if capture {
+            cmd.stderr(std::process::Stdio::piped());
+        }
+        if let Some(db) = database {
+            cmd.env("SWITCHYARD__FLEET__DATABASE", db);
+        }
+        cmd.spawn().expect("spawn the agent")
+    }
+
     /// Run `switchyard ARGS` against this fleet; panics unless it succeeds.
     pub fn shell(&self, args: &[&str]) -> String {
         let out = self.command().args(args).output().expect("run switchyard");
