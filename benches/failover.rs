@@ -57,7 +57,7 @@ fn main() {
         let db = switchyard::coord::shared_db::CoordDb::open(&url).unwrap();
         let platforms = &hosts[0];
         let mut holder = hosts[0].spawn_shared("host-0", platforms, &url, Some(&url), false);
-        let pid = u64::from(holder.id());
+        let pid = holder.pid();
         until(Duration::from_secs(60), || holder_pid(&status) == Some(pid)).await;
         let (mut to_heartbeat, mut to_post) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -69,12 +69,12 @@ fn main() {
                 Some(&url),
                 false,
             );
-            let standby_pid = u64::from(standby.id());
+            let standby_pid = standby.pid();
             // Let the standby start and register as one.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            holder.kill().expect("kill -9");
+            holder.child.kill().expect("kill -9");
             let killed = Instant::now();
-            holder.wait().ok();
+            holder.child.wait().ok();
             let title = format!("after failover {round}");
             let item = common::event(&format!("fo-{round}"), "briefing", "info", &title);
             let id = format!("fo-{round}");
@@ -102,8 +102,7 @@ fn main() {
             );
             holder = standby;
         }
-        holder.kill().ok();
-        holder.wait().ok();
+        drop(holder);
         for (what, mut v) in [
             ("kill -9 -> new holder's heartbeat", to_heartbeat),
             ("kill -9 -> first post by the new holder", to_post),

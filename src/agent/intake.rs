@@ -16,7 +16,7 @@ use super::Shared;
 use super::events::handle_event;
 use super::runner::{Accepted, TaskIntakeError};
 use super::tasks::{request_task_approval, run_task};
-use crate::coord::queue::{POLL_FALLBACK, SharedClaim, SharedQueue};
+use crate::coord::queue::{POLL_FALLBACK, QUEUED_ITEM, SharedClaim, SharedQueue};
 use crate::coord::{Claimed, CoordError, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
 use crate::error::error_id;
 use crate::health::Readiness;
@@ -29,10 +29,6 @@ pub(super) enum Source {
     /// Its queue in the coordination database.
     Shared(SharedQueue),
 }
-
-/// Where a parked task's item is recorded as being, for a queued item: the
-/// drop id behind this prefix (a file's stem never has a `:`).
-pub(super) const QUEUED_ITEM: &str = "queue:";
 
 /// An item this process holds, from either source.
 pub(super) struct Taken {
@@ -49,20 +45,21 @@ enum Hold {
 }
 
 impl Taken {
-    fn file(c: Claimed) -> Taken {
+    // The bytes move out of the claim: finishing it does not need them.
+    fn file(mut c: Claimed) -> Taken {
         Taken {
             id: c.id.clone(),
-            bytes: c.bytes.clone(),
+            bytes: std::mem::take(&mut c.bytes),
             attempt: c.attempt,
             first_claimed_at: c.first_claimed_at,
             hold: Hold::File(c),
         }
     }
 
-    fn shared(c: SharedClaim) -> Taken {
+    fn shared(mut c: SharedClaim) -> Taken {
         Taken {
             id: c.id.clone(),
-            bytes: c.bytes.clone(),
+            bytes: std::mem::take(&mut c.bytes),
             attempt: c.attempt,
             first_claimed_at: c.first_claimed_at,
             hold: Hold::Shared(c),

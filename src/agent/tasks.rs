@@ -135,37 +135,16 @@ pub(super) async fn resume_parked_tasks(shared: &Arc<Shared>) -> anyhow::Result<
 
 /// A parked task's item, done since it was parked, ends where the task ends.
 async fn settle_item(shared: &Shared, item: Option<&str>, outcome: Outcome) {
-    let Some(stem) = item else { return };
-    if let Some(drop) = stem.strip_prefix(super::intake::QUEUED_ITEM) {
-        let settled = match &shared.config.fleet.coordination {
-            Some(url) => match crate::coord::shared_db::CoordDb::open(url) {
-                Ok(db) => {
-                    crate::coord::queue::SharedQueue::new(
-                        db,
-                        &shared.agent.name,
-                        crate::coord::DEFAULT_LEASE_TTL,
-                    )
-                    .settle(drop, outcome)
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            None => {
-                return warn!(
-                    item = stem,
-                    "a queued item, but the fleet has no coordination database now"
-                );
-            }
-        };
-        if let Err(e) = settled {
-            warn!(item = stem, error = %e, "could not give a parked task's queued item its final outcome");
-        }
-        return;
-    }
-    let settled = crate::coord::Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)
-        .and_then(|inbox| inbox.settle(stem, outcome));
+    let Some(place) = item else { return };
+    let settled = crate::coord::queue::settle_parked(
+        &shared.config.fleet,
+        &shared.agent.name,
+        place,
+        outcome,
+    )
+    .await;
     if let Err(e) = settled {
-        warn!(item = stem, error = %e, "could not file a parked task's item with its final outcome");
+        warn!(item = place, error = %e, "could not file a parked task's item with its final outcome");
     }
 }
 

@@ -20,6 +20,9 @@ use crate::shutdown::ShutdownHandle;
 /// How long a lease lasts without renewal: a `kill -9` of the holder is
 /// taken over within this and one standby poll.
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
+/// A holder that has not renewed for this long exits: well before the
+/// lease lapses (by the server's clock) and a standby may take over.
+const FENCE_AFTER: Duration = Duration::from_secs(3);
 /// How often a standby asks whether the lease lapsed.
 pub const STANDBY_POLL: Duration = Duration::from_millis(500);
 
@@ -207,16 +210,26 @@ impl AgentLease {
     /// holders must never post at once. Its supervisor restarts it, as a
     /// standby.
     pub fn watch(self, stop: ShutdownHandle) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+        // On the coordination runtime with a pool of its own: the agent's
+        // own runtime may be busy, and a renewal it delays could let the
+        // lease lapse under a live holder.
+        super::shared_db::spawn(async move {
             let mut last_ok = Instant::now();
             let mut tick = tokio::time::interval(LEASE_TTL / 5);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 if stop.is_stopped() {
                     self.release().await;
                     return;
                 }
-                match self.renew().await {
+                // A renewal that hangs counts as a failed one once the
+                // holder's deadline has passed.
+                let deadline = (last_ok + FENCE_AFTER).saturating_duration_since(Instant::now());
+                let renewed = tokio::time::timeout(deadline, self.renew())
+                    .await
+                    .unwrap_or(Err(CoordError::LeaseRenewalTimedOut));
+                match renewed {
                     Ok(true) => last_ok = Instant::now(),
                     Ok(false) => {
                         tracing::error!(agent = %self.agent, fencing = self.fencing, "the agent's lease was taken by another process: exiting now");
@@ -224,7 +237,7 @@ impl AgentLease {
                     }
                     Err(e) => {
                         tracing::warn!(agent = %self.agent, error = %e, "could not renew the agent's lease");
-                        if last_ok.elapsed() > LEASE_TTL * 3 / 5 {
+                        if last_ok.elapsed() >= FENCE_AFTER {
                             tracing::error!(agent = %self.agent, "the agent's lease could not be renewed in time: exiting before it lapses");
                             std::process::exit(1);
                         }
@@ -243,7 +256,7 @@ impl AgentLease {
         .bind(&self.me.incarnation)
         .bind(LEASE_TTL.as_millis() as i64)
         .bind(self.fencing)
-        .execute(self.db.pool())
+        .execute(self.db.lease_pool())
         .await
         .map_err(db_error("renew the agent's lease"))?
         .rows_affected();
@@ -258,7 +271,7 @@ impl AgentLease {
         .bind(&self.agent)
         .bind(&self.me.incarnation)
         .bind(self.fencing)
-        .execute(self.db.pool())
+        .execute(self.db.lease_pool())
         .await;
         if let Err(e) = released {
             tracing::warn!(agent = %self.agent, error = %e, "could not release the agent's lease; it lapses by itself");

@@ -104,7 +104,7 @@ async fn import(
     claimed: Claimed,
     held: &tokio::sync::mpsc::UnboundedSender<(String, Claimed)>,
 ) {
-    let Ok(body) = String::from_utf8(claimed.bytes.clone()) else {
+    let Ok(body) = std::str::from_utf8(&claimed.bytes).map(str::to_owned) else {
         let reason = json!({"error": "the file is not UTF-8 text", "fix": "inbox items are JSON objects in UTF-8"});
         if let Err(e) = claimed.finish(Outcome::Failed(reason)) {
             tracing::warn!(error = %e, "could not file a refused drop-box file");

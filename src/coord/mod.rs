@@ -122,6 +122,14 @@ pub enum CoordError {
         path: PathBuf,
     },
     #[error(
+        "the item {place:?} is in the fleet's queue, but [fleet] coordination is not set any more: set it back to settle the item"
+    )]
+    NoCoordination { place: String },
+    #[error(
+        "the coordination database did not answer a lease renewal in time; check that the server is reachable and not overloaded"
+    )]
+    LeaseRenewalTimedOut,
+    #[error(
         "item {id:?} is {bytes} bytes, more than the inbox takes ({limit}): put the bulk in a file and name it in the item"
     )]
     ItemTooBig { id: String, bytes: u64, limit: u64 },

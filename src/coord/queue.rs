@@ -424,6 +424,34 @@ pub async fn finished(
         .collect())
 }
 
+/// Where a parked task's item is recorded as being, for a queued item: the
+/// drop id behind this prefix (a file's stem never has a `:`).
+pub const QUEUED_ITEM: &str = "queue:";
+
+/// Gives a parked task's item, finished as done when the task was parked,
+/// the outcome the task ended with, wherever it is: `place` is a file's stem
+/// in `agent`'s `done/`, or [`QUEUED_ITEM`] and a drop id in its queue.
+pub async fn settle_parked(
+    fleet: &crate::config::FleetSettings,
+    agent: &str,
+    place: &str,
+    outcome: Outcome,
+) -> Result<(), CoordError> {
+    let Some(drop) = place.strip_prefix(QUEUED_ITEM) else {
+        return super::Inbox::open(&fleet.workspace, agent)
+            .and_then(|inbox| inbox.settle(place, outcome))
+            .map(|_| ());
+    };
+    let Some(url) = &fleet.coordination else {
+        return Err(CoordError::NoCoordination {
+            place: place.to_owned(),
+        });
+    };
+    SharedQueue::new(CoordDb::open(url)?, agent, super::DEFAULT_LEASE_TTL)
+        .settle(drop, outcome)
+        .await
+}
+
 /// Where [`hand_in`] put an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandedIn {

@@ -26,6 +26,9 @@ use super::status::Status;
 /// The coordination tables' migrations (PostgreSQL only).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/coordination");
 
+/// How long a renewal waits for a connection: well inside a lease's life.
+const LEASE_ACQUIRE: Duration = Duration::from_secs(1);
+
 /// Serializes creating the schema between processes starting at once.
 const SCHEMA_LOCK: i64 = 7_311_052;
 
@@ -34,12 +37,16 @@ const SCHEMA_LOCK: i64 = 7_311_052;
 /// with a pool of their own, so that a caller blocked on one never waits
 /// for a connection held by an async task of its own runtime (which, its
 /// threads blocked, could not give it back: a deadlock until the acquire
-/// timeout). The async users (the queue, the leases, the listeners) share
-/// the other, whose connections are made by the runtime that asks.
+/// timeout). The async users (the queue, the standbys, the listeners) share
+/// a second, whose connections are made by the runtime that asks. The
+/// holders' lease renewals have a third, on the coordination runtime too,
+/// so that neither a busy agent nor a burst of claims can delay a renewal
+/// until the lease lapses under a live holder.
 #[derive(Clone)]
 pub struct CoordDb {
     pool: PgPool,
     status_pool: PgPool,
+    lease_pool: PgPool,
 }
 
 impl std::fmt::Debug for CoordDb {
@@ -82,6 +89,16 @@ where
     rx.recv().expect("a coordination query does not panic")
 }
 
+/// Runs `f` as a task of the coordination runtime, apart from the caller's
+/// runtime: for work whose timing must not depend on how busy that is.
+pub(crate) fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().spawn(f)
+}
+
 fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
     move |source| CoordError::Database { what, source }
 }
@@ -110,16 +127,21 @@ impl CoordDb {
         &self.pool
     }
 
+    /// The pool of the lease renewals: used only from [`spawn`]ed tasks.
+    pub(super) fn lease_pool(&self) -> &PgPool {
+        &self.lease_pool
+    }
+
     /// The fleet's status document; an empty fleet when none was written yet.
-    pub(super) fn read_status(&self) -> Result<Option<Vec<u8>>, CoordError> {
-        let pool = self.pool.clone();
+    pub(super) fn read_status(&self) -> Result<Option<String>, CoordError> {
+        let pool = self.status_pool.clone();
         block(async move {
             let row: Option<(String,)> =
                 sqlx::query_as("SELECT doc FROM fleet_status WHERE id = 1")
                     .fetch_optional(&pool)
                     .await
                     .map_err(db_error("read the fleet's status"))?;
-            Ok(row.map(|(doc,)| doc.into_bytes()))
+            Ok(row.map(|(doc,)| doc))
         })
     }
 
@@ -129,7 +151,7 @@ impl CoordDb {
     /// one to store with its result; an `Err` leaves the row as it was.
     pub(super) fn update_status<R>(
         &self,
-        change: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, R), CoordError>,
+        change: impl FnOnce(Option<&str>) -> Result<(String, R), CoordError>,
     ) -> Result<R, CoordError> {
         let pool = self.status_pool.clone();
         let (tx, current) = block(async move {
@@ -152,7 +174,7 @@ impl CoordDb {
                     .map_err(db_error("lock the fleet's status"))?;
             Ok::<(Transaction<'static, Postgres>, String), CoordError>((tx, doc))
         })?;
-        let stored = (!current.is_empty()).then_some(current.as_bytes());
+        let stored = (!current.is_empty()).then_some(current.as_str());
         let (doc, result) = match change(stored) {
             Ok(v) => v,
             Err(e) => {
@@ -160,7 +182,6 @@ impl CoordDb {
                 return Err(e);
             }
         };
-        let doc = String::from_utf8(doc).expect("the status serializes to UTF-8");
         block(async move {
             let mut tx = tx;
             sqlx::query("UPDATE fleet_status SET doc = $1, version = version + 1, updated_at = now() WHERE id = 1")
@@ -238,14 +259,24 @@ async fn connect(url: &str) -> Result<CoordDb, CoordError> {
         .max_connections(10)
         .connect_lazy(url)
         .map_err(db_error("connect to the coordination database"))?;
-    Ok(CoordDb { pool, status_pool })
+    // Made here, on the coordination runtime, which then drives its I/O.
+    let lease_pool = options()
+        .max_connections(2)
+        .acquire_timeout(LEASE_ACQUIRE)
+        .connect_lazy(url)
+        .map_err(db_error("connect to the coordination database"))?;
+    Ok(CoordDb {
+        pool,
+        status_pool,
+        lease_pool,
+    })
 }
 
 /// The status as stored: `None` is an empty fleet.
-pub(super) fn parse(doc: Option<&[u8]>) -> Result<Status, CoordError> {
+pub(super) fn parse(doc: Option<&str>) -> Result<Status, CoordError> {
     match doc {
         None => Ok(Status::default()),
-        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| CoordError::CorruptStatus {
+        Some(doc) => serde_json::from_str(doc).map_err(|e| CoordError::CorruptStatus {
             path: "postgres: switchyard_coord.fleet_status".into(),
             why: e.to_string(),
         }),

@@ -159,8 +159,8 @@ impl StatusFile {
             status.sweep(now);
             let r = change(&mut status);
             status.updated_at = Some(now);
-            let bytes = serde_json::to_vec(&status).expect("the status serializes");
-            Ok((bytes, (r, status.render_markdown(now, self.stale_after))))
+            let doc = serde_json::to_string(&status).expect("the status serializes");
+            Ok((doc, (r, status.render_markdown(now, self.stale_after))))
         })?;
         if let Err(e) = write_atomic(&self.dir, "STATUS.md", md.as_bytes(), Durability::None) {
             tracing::warn!(error = %e, "could not write STATUS.md");

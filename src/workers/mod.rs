@@ -181,7 +181,25 @@ impl DockerRuntime {
         Ok(killed)
     }
 
+    /// Removes a container, trying again a few times: under load the engine
+    /// can refuse a forced removal while the container's processes are still
+    /// being reaped (a fork bomb's thousands), and a container left behind
+    /// would hold its name and its label until the next start's reaping.
     async fn remove(&self, id: &str) -> Result<(), WorkerError> {
+        let mut attempt = 1;
+        loop {
+            match self.remove_once(id).await {
+                Err(e) if attempt < 4 => {
+                    warn!(container = %id, error = %e, attempt, "could not remove a worker container; trying again");
+                    tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn remove_once(&self, id: &str) -> Result<(), WorkerError> {
         match self
             .docker
             .remove_container(

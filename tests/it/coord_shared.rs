@@ -329,15 +329,16 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
         let host_b = Fleet::new(&["manager", "tech-lead"], "").await;
         let mut agents = Vec::new();
         for (fleet, name) in [(&host_a, "manager"), (&host_b, "tech-lead")] {
-            agents.push(
-                fleet
+            agents.push(crate::common::AgentProcess {
+                name: name.to_owned(),
+                child: fleet
                     .command()
                     .env(COORDINATION, &url)
                     .args(["run", "--agent", name])
                     .stdin(std::process::Stdio::null())
                     .spawn()
                     .expect("spawn an agent"),
-            );
+            });
         }
         wait_for(Duration::from_secs(30), "both agents' heartbeats", || {
             let s = status_json(&host_a, &url);
@@ -366,12 +367,7 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
         wait_for(
             Duration::from_secs(15),
             "the manager on host A to post it",
-            || {
-                crate::common::discord_texts(&host_a.state(), "briefings")
-                    .iter()
-                    .any(|t| t.contains("dropped on host B"))
-                    .then_some(())
-            },
+            || (briefings_with(&host_a, "dropped on host B") >= 1).then_some(()),
         )
         .await;
         // `send` from host B goes into the queue directly.
@@ -392,12 +388,7 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
         wait_for(
             Duration::from_secs(15),
             "the manager to post the sent event",
-            || {
-                crate::common::discord_texts(&host_a.state(), "briefings")
-                    .iter()
-                    .any(|t| t.contains("sent from host B"))
-                    .then_some(())
-            },
+            || (briefings_with(&host_a, "sent from host B") >= 1).then_some(()),
         )
         .await;
         // A bad file is refused where it was dropped, with its reason.
@@ -411,10 +402,7 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
             refused.to_string().contains("JSON") || refused.to_string().contains("json"),
             "{refused}"
         );
-        for mut a in agents {
-            a.kill().ok();
-            a.wait().ok();
-        }
+        drop(agents);
     });
 }
 
@@ -434,13 +422,13 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         let host_a = Fleet::new(&["manager"], "").await;
         let host_b = Fleet::new(&["manager"], "").await;
         let mut holder = host_a.spawn_shared("host-a", &host_a, &url, Some(&url), false);
-        let holder_pid = u64::from(holder.id());
+        let holder_pid = holder.pid();
         wait_for(Duration::from_secs(30), "the holder's heartbeat", || {
             (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(holder_pid)).then_some(())
         })
         .await;
-        let mut standby = host_b.spawn_shared("host-b", &host_a, &url, Some(&url), false);
-        let standby_pid = u64::from(standby.id());
+        let standby = host_b.spawn_shared("host-b", &host_a, &url, Some(&url), false);
+        let standby_pid = standby.pid();
         wait_for(Duration::from_secs(30), "the standby in `status`", || {
             let s = status_json(&host_a, &url);
             let listed = s["standbys"].as_array().is_some_and(|l| {
@@ -453,9 +441,8 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         // A standby with another configuration, or over a local SQLite file, is refused.
         let other = Fleet::new(&["manager"], "[[routes]]\nname = \"extra\"\nmatch = { category = \"briefing\" }\nto = [\"discord:system\"]\n").await;
         for (fleet, database, says) in [(&other, Some(url.as_str()), "same one"), (&host_b, None, "SQLite")] {
-            let refused = fleet.spawn_shared("host-c", &host_a, &url, database, true).wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&refused.stderr);
-            assert_eq!(refused.status.code(), Some(2), "{stderr}");
+            let (code, stderr) = fleet.spawn_shared("host-c", &host_a, &url, database, true).finish();
+            assert_eq!(code, Some(2), "{stderr}");
             assert!(stderr.contains(says), "{stderr}");
         }
 
@@ -465,8 +452,7 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         })
         .await;
 
-        holder.kill().expect("kill -9 the holder");
-        holder.wait().unwrap();
+        holder.kill();
         wait_for(Duration::from_secs(30), "the standby to take over", || {
             (status_json(&host_a, &url)["agents"]["manager"]["pid"].as_u64() == Some(standby_pid)).then_some(())
         })
@@ -480,7 +466,6 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(briefings_with(&host_a, "before the failover"), 1);
         assert_eq!(briefings_with(&host_a, "after the failover"), 1);
-        standby.kill().ok();
-        standby.wait().ok();
+        drop(standby);
     });
 }

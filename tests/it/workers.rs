@@ -531,6 +531,20 @@ mod docker {
             .collect()
     }
 
+    /// What the engine says of containers a test expected gone: their name,
+    /// state and times, so that a failure tells where they came from.
+    fn inspect(ids: &[String]) -> String {
+        if ids.is_empty() {
+            return String::new();
+        }
+        let out = Command::new("docker")
+            .args(["inspect", "--format", "{{.Name}} {{.State.Status}} exit={{.State.ExitCode}} created={{.Created}} finished={{.State.FinishedAt}}"])
+            .args(ids)
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     async fn until_running(agent: &str) {
         for _ in 0..200 {
             if !labelled(agent, false).is_empty() {
@@ -704,7 +718,12 @@ mod docker {
             matches!(out.status, StepStatus::Succeeded | StepStatus::TimedOut),
             "{out:?}"
         );
-        assert!(labelled("t-bomb", true).is_empty(), "the container is gone");
+        let left = labelled("t-bomb", true);
+        assert!(
+            left.is_empty(),
+            "the container is gone; left: {}",
+            inspect(&left)
+        );
     }
 
     #[tokio::test]

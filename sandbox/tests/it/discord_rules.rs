@@ -14,37 +14,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use switchyard_sandbox::{DiscordLimits, Rate, SandboxHandle};
 
-use crate::gateway::{BOT, CHAT, OTHER_TOKEN, TOKEN, conforms, identify, play, sandbox};
+use crate::gateway::{BOT, CHAT, OTHER_TOKEN, TOKEN, call, conforms, identify, play, sandbox};
 use crate::openapi::{self, OpenApi, load};
 use crate::ws::Ws;
-
-/// A request as the bot; the status, the headers and the JSON body.
-async fn call(
-    sb: &SandboxHandle,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, HeaderMap, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", sb.discord_api_base()))
-        .header("Authorization", format!("Bot {TOKEN}"));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let r = request.send().await.expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
-}
 
 fn spec() -> Option<Value> {
     openapi::specs(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs"))

@@ -55,12 +55,13 @@ pub(crate) async fn identify(sb: &SandboxHandle, token: &str) -> (Ws, Value, Val
     (ws, ready["d"].clone(), guild["d"].clone())
 }
 
-pub(crate) async fn rest(
+/// A request as the bot: the status, the headers and the JSON body.
+pub(crate) async fn call(
     sb: &SandboxHandle,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
-) -> (u16, Value) {
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}{path}", sb.discord_api_base()))
         .header("Authorization", format!("Bot {TOKEN}"));
@@ -69,8 +70,24 @@ pub(crate) async fn rest(
     }
     let r = request.send().await.expect("request");
     let status = r.status().as_u16();
+    let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// A request as the bot: the status and the JSON body.
+pub(crate) async fn rest(
+    sb: &SandboxHandle,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (status, _, body) = call(sb, method, path, body).await;
+    (status, body)
 }
 
 pub(crate) async fn play(sb: &SandboxHandle, channel_id: u64, content: &str) -> u64 {

@@ -40,6 +40,31 @@ pub struct AgentProcess {
     pub child: Child,
 }
 
+impl AgentProcess {
+    pub fn pid(&self) -> u64 {
+        u64::from(self.child.id())
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9 the agent");
+        self.child.wait().expect("wait for the killed agent");
+    }
+
+    /// Waits for a process expected to exit by itself: its exit code and
+    /// the stderr it printed (when it was spawned capturing it).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("read the agent's stderr");
+        }
+        let code = self.child.wait().expect("wait for the agent").code();
+        (code, stderr)
+    }
+}
+
+/// A test that fails part-way must not leave its agents running (they
+/// would go on polling and logging into the next tests' output).
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -317,7 +342,7 @@ impl Fleet {
         url: &str,
         database: Option<&str>,
         capture: bool,
-    ) -> std::process::Child {
+    ) -> AgentProcess {
         let mut cmd = self.command();
         cmd.env("SWITCHYARD__FLEET__COORDINATION", url)
             .env("SWITCHYARD_HOST", host)
@@ -337,7 +362,10 @@ impl Fleet {
         if let Some(db) = database {
             cmd.env("SWITCHYARD__FLEET__DATABASE", db);
         }
-        cmd.spawn().expect("spawn the agent")
+        AgentProcess {
+            name: format!("manager on {host}"),
+            child: cmd.spawn().expect("spawn the agent"),
+        }
     }
 
     /// Run `switchyard ARGS` against this fleet; panics unless it succeeds.
