@@ -1,10 +1,10 @@
 //! The agent's operational endpoints on its `listen` address: `/healthz`
-//! (the process is alive), `/readyz` (it has started and is not killed or
-//! shutting down) and `/metrics` (Prometheus).
+//! (the process is alive), `/readyz` (it has started, is not killed or
+//! shutting down, and reaches its databases) and `/metrics` (Prometheus).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::Router;
@@ -26,16 +26,33 @@ pub enum Readiness {
     Stopping = 3,
 }
 
-/// Shared, lock-free readiness flag.
+/// Shared readiness: the state, lock-free, and what is degraded (a
+/// database out of reach), which `/readyz` reports while it lasts.
 #[derive(Clone, Default)]
-pub struct ReadyFlag(Arc<AtomicU8>);
+pub struct ReadyFlag {
+    state: Arc<AtomicU8>,
+    degraded: Arc<Mutex<Option<String>>>,
+}
 
 impl ReadyFlag {
     pub fn set(&self, r: Readiness) {
-        self.0.store(r as u8, Ordering::Relaxed);
+        self.state.store(r as u8, Ordering::Relaxed);
     }
+
+    /// What is degraded now, in a sentence; `None` when nothing is.
+    pub fn set_degraded(&self, why: Option<String>) {
+        *self.degraded.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn get(&self) -> Readiness {
-        match self.0.load(Ordering::Relaxed) {
+        match self.state.load(Ordering::Relaxed) {
             1 => Readiness::Ready,
             2 => Readiness::Paused,
             3 => Readiness::Stopping,
@@ -110,11 +127,20 @@ async fn healthz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
-    match s.ready.get() {
-        Readiness::Ready => (StatusCode::OK, "ready\n"),
-        Readiness::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused (kill switch)\n"),
-        Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
-        Readiness::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+    let state = match s.ready.get() {
+        Readiness::Ready => "ready",
+        Readiness::Paused => "paused (kill switch)",
+        Readiness::Starting => "starting",
+        Readiness::Stopping => "stopping",
+    };
+    match (s.ready.get(), s.ready.degraded()) {
+        (Readiness::Ready, None) => (StatusCode::OK, "ready\n".to_owned()),
+        (_, None) => (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n")),
+        // Still running and keeping what arrives; said so until it recovers.
+        (_, Some(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {why}\n{state}\n"),
+        ),
     }
 }
 

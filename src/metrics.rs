@@ -22,6 +22,12 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatabaseLabel {
+    /// `store` (fleet.database) or `coordination` (fleet.coordination).
+    pub database: String,
+}
+
 /// Every metric an agent exports. Cloning shares the same counters.
 #[derive(Clone)]
 pub struct Metrics {
@@ -33,6 +39,7 @@ pub struct Metrics {
     pub inbox_depth: Gauge,
     pub inbox_stale_temp_files: Gauge,
     pub intake_latency: Histogram,
+    pub database_up: Family<DatabaseLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -53,6 +60,7 @@ impl Metrics {
         let inbox_depth = Gauge::default();
         let inbox_stale_temp_files = Gauge::default();
         let intake_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let database_up = Family::<DatabaseLabel, Gauge>::default();
         registry.register("events", "Events accepted, by category", events.clone());
         registry.register(
             "unmatched_events",
@@ -84,6 +92,11 @@ impl Metrics {
             "Time from claiming an inbox item to its event being durably stored",
             intake_latency.clone(),
         );
+        registry.register(
+            "database_up",
+            "1 while the agent reaches the database (store: fleet.database, coordination: fleet.coordination), 0 while it does not",
+            database_up.clone(),
+        );
         more(&mut registry);
         Metrics {
             registry: Arc::new(registry),
@@ -94,6 +107,7 @@ impl Metrics {
             inbox_depth,
             inbox_stale_temp_files,
             intake_latency,
+            database_up,
         }
     }
 

@@ -1,8 +1,9 @@
 //! The agent's stop signal: one [`ShutdownHandle`] that asks every loop to
 //! stop, and the [`Shutdown`] each loop listens on (as mini-redis's
 //! `Shutdown`), with the deadline shutdown may take, the wait for SIGINT or
-//! SIGTERM, and [`Ticker`], the "every N ms until stopped" skeleton the
-//! periodic loops share.
+//! SIGTERM, [`Ticker`], the "every N ms until stopped" skeleton the
+//! periodic loops share, and [`start_over`], the abrupt stop of a holder
+//! that lost its lease.
 
 use std::time::Duration;
 
@@ -134,6 +135,27 @@ pub async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Ends everything this process is doing at once and starts it over in
+/// place: the same program, arguments and environment, under the same pid
+/// (`exec`), so a supervisor sees it keep running. For a holder that lost
+/// its agent's lease: nothing it was doing may go on, not even a graceful
+/// drain, and what it does next (wait as a standby, or for the database)
+/// is what a fresh start does. Files and sockets are closed by the exec
+/// (Rust opens them close-on-exec). Falls back to exiting with status 1.
+pub fn start_over() -> ! {
+    use std::os::unix::process::CommandExt;
+    match std::env::current_exe() {
+        Ok(exe) => {
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            tracing::error!(error = %err, "could not start over in place: exiting");
+        }
+        Err(e) => tracing::error!(error = %e, "could not find this program to start over: exiting"),
+    }
+    std::process::exit(1)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! Shutdown is graceful: stop intake, drain, flush the outbox, write the final
 //! status, exit within [`SHUTDOWN_DEADLINE`].
 
+mod db_watch;
 mod events;
 mod github;
 mod housekeeping;
@@ -76,11 +77,17 @@ async fn take_lease(
     shutdown: &ShutdownHandle,
 ) -> anyhow::Result<Option<crate::coord::agent_lease::AgentLease>> {
     use crate::coord::agent_lease::{AgentLease, StandbyRefused};
-    let db = crate::coord::shared_db::CoordDb::open(url).map_err(|e| {
-        crate::error::bad_input(format!(
-            "cannot reach the fleet's coordination database: {e}"
-        ))
-    })?;
+    let mut stop = shutdown.listen();
+    let open = || async { Ok(crate::coord::shared_db::CoordDb::open(url)?) };
+    let db = match db_watch::open_when_reachable("coordination", &mut stop, open).await {
+        Ok(Some(db)) => db,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(crate::error::bad_input(format!(
+                "cannot use the fleet's coordination database: {e:#}"
+            )));
+        }
+    };
     let shared_state =
         crate::store::Backend::of(&config.fleet.database)? == crate::store::Backend::Postgres;
     match AgentLease::acquire(
@@ -88,6 +95,7 @@ async fn take_lease(
         &agent.name,
         &config.fingerprint(),
         shared_state,
+        config.fleet.lease_ttl,
         shutdown.listen(),
     )
     .await
@@ -215,14 +223,19 @@ impl Agent {
             _ => None,
         };
 
-        let store = Store::open_agent(&config.database_url(&agent.name), &agent.name)
-            .await
-            .map_err(|e| {
-                crate::error::bad_input(format!(
+        let database_url = config.database_url(&agent.name);
+        let mut waiting = stop.clone();
+        let open = || Store::open_agent(&database_url, &agent.name);
+        let store = match db_watch::open_when_reachable("store", &mut waiting, open).await {
+            Ok(Some(store)) => store,
+            Ok(None) => anyhow::bail!("stopped while waiting for the agent's database"),
+            Err(e) => {
+                return Err(crate::error::bad_input(format!(
                     "cannot open the database of agent {} ({e:#}): check [fleet] database and that this user may write there",
                     agent.name
-                ))
-            })?;
+                )));
+            }
+        };
         let status = StatusFile::for_fleet(&config.fleet).map_err(|e| {
             crate::error::bad_input(format!(
                 "cannot reach the fleet's status ({e}): check [fleet] coordination"
@@ -421,6 +434,20 @@ impl Agent {
             }
         };
         tasks.spawn(intake::intake_loop(shared.clone(), source, stop.clone()).in_current_span());
+        let coordination = match &shared.config.fleet.coordination {
+            Some(url) => Some(crate::coord::shared_db::CoordDb::open(url)?),
+            None => None,
+        };
+        tasks.spawn(
+            db_watch::run(
+                shared.store.clone(),
+                coordination,
+                shared.ready.clone(),
+                shared.metrics.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
         tasks
             .spawn(housekeeping::housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
         tasks

@@ -58,7 +58,26 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Resul
         config.discord.as_ref().map_or(0, |d| d.channels.len()),
         config.telegram.as_ref().map_or(0, |t| t.chats.len()),
     );
+    for note in fleet_notes(&config)? {
+        println!("note: {note}");
+    }
     Ok(())
+}
+
+/// What the fleet's databases allow, where an operator could expect more:
+/// said by `check-config`, never an error (each is a valid way to run).
+fn fleet_notes(config: &Config) -> anyhow::Result<Vec<&'static str>> {
+    use crate::store::Backend;
+    let state_shared = Backend::of(&config.fleet.database)? == Backend::Postgres;
+    Ok(match (&config.fleet.coordination, state_shared) {
+        (Some(_), false) => vec![
+            "fleet.coordination is on PostgreSQL but fleet.database is a local SQLite file: each agent's state stays on the host it runs on, so a standby for an agent (`switchyard run --agent NAME` on another host) would be refused; put fleet.database on PostgreSQL to run standbys",
+        ],
+        (None, true) => vec![
+            "fleet.database is on PostgreSQL but fleet.coordination is not set: the agents coordinate through the workspace directory, so the fleet stays on this host; set fleet.coordination to run agents and the CLI on several hosts",
+        ],
+        _ => Vec::new(),
+    })
 }
 
 pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {

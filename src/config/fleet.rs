@@ -17,6 +17,11 @@ pub struct FleetSettings {
     /// the kill switch) lives in PostgreSQL, shared between hosts; `None`:
     /// in the workspace directory.
     pub coordination: Option<String>,
+    /// How long an agent's lease lasts unrenewed (`fleet.coordination`
+    /// only): a `kill -9` is taken over by a standby within about this; a
+    /// database out of reach for more than 3/5 of it makes the holder start
+    /// over.
+    pub lease_ttl: Duration,
     pub heartbeat_interval: Duration,
     /// A peer whose last heartbeat is older than this is stale.
     pub stale_after: Duration,
@@ -85,6 +90,16 @@ pub(super) fn fleet(v: &mut Validator, raw: RawFleet, base_dir: &Path) -> FleetS
                 );
             }
         }),
+        lease_ttl: {
+            let ttl = v.duration("fleet.lease_ttl", raw.lease_ttl, "5s");
+            if !(Duration::from_secs(2)..=Duration::from_secs(600)).contains(&ttl) {
+                v.problem(
+                    "fleet.lease_ttl",
+                    "must be between 2s and 10m: shorter leases are taken over sooner, longer ones ride out longer database outages",
+                );
+            }
+            ttl
+        },
         heartbeat_interval: v.duration("fleet.heartbeat_interval", raw.heartbeat_interval, "5s"),
         stale_after: v.duration("fleet.stale_after", raw.stale_after, "30s"),
         stale_temp_after: v.duration("fleet.stale_temp_after", raw.stale_temp_after, "1h"),

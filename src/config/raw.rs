@@ -44,6 +44,7 @@ pub struct RawFleet {
     pub workspace: Option<String>,
     pub database: Option<String>,
     pub coordination: Option<String>,
+    pub lease_ttl: Option<String>,
     pub heartbeat_interval: Option<String>,
     pub stale_after: Option<String>,
     pub secret_env: Option<String>,

@@ -1,13 +1,14 @@
 //! One process per agent across hosts (`fleet.coordination`): the per-host
-//! token lock becomes a lease in the coordination database. The holder
-//! renews it every [`LEASE_TTL`] / 5; a second process for the same agent
+//! token lock becomes a lease in the coordination database, lasting
+//! `fleet.lease_ttl` ([`DEFAULT_LEASE_TTL`]). The holder renews it every
+//! fifth of that; a second process for the same agent
 //! does not fail but waits as a hot standby (listed in `switchyard status`)
 //! and takes over once the lease lapses, with the fencing number raised.
 //!
 //! No double posting rests on two things: the lease's time is the server's
-//! (`clock_timestamp()`), and a holder that cannot renew stops itself
-//! before its lease can lapse ([`AgentLease::watch`]), so two holdings
-//! never overlap; and the outbox is in the shared database, where a
+//! (`clock_timestamp()`), and a holder that cannot renew stops all it does
+//! before its lease can lapse ([`AgentLease::watch`]) and starts over in
+//! place, so two holdings never overlap; and the outbox is in the shared database, where a
 //! delivery already marked sent is never sent again (Discord's nonce also
 //! covers a send that was in flight at a `kill -9`).
 
@@ -17,12 +18,16 @@ use super::shared_db::CoordDb;
 use super::{CoordError, ProcessId};
 use crate::shutdown::ShutdownHandle;
 
-/// How long a lease lasts without renewal: a `kill -9` of the holder is
-/// taken over within this and one standby poll.
-pub const LEASE_TTL: Duration = Duration::from_secs(5);
-/// A holder that has not renewed for this long exits: well before the
+/// How long a lease lasts without renewal unless `fleet.lease_ttl` says
+/// otherwise: a `kill -9` of the holder is taken over within this and one
+/// standby poll.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// A holder that has not renewed for this long stops: well before the
 /// lease lapses (by the server's clock) and a standby may take over.
-const FENCE_AFTER: Duration = Duration::from_secs(3);
+fn fence_after(ttl: Duration) -> Duration {
+    ttl * 3 / 5
+}
 /// How often a standby asks whether the lease lapsed.
 pub const STANDBY_POLL: Duration = Duration::from_millis(500);
 
@@ -40,6 +45,7 @@ pub struct AgentLease {
     db: CoordDb,
     agent: String,
     me: ProcessId,
+    ttl: Duration,
     /// Raised at every takeover.
     pub fencing: i64,
     /// The holder this process took over from, if the lease was held before.
@@ -61,8 +67,9 @@ async fn try_take(
     agent: &str,
     me: &ProcessId,
     fingerprint: &str,
+    ttl: Duration,
 ) -> Result<Try, CoordError> {
-    let ttl_ms = LEASE_TTL.as_millis() as i64;
+    let ttl_ms = ttl.as_millis() as i64;
     let mut tx = db
         .pool()
         .begin()
@@ -127,6 +134,7 @@ async fn try_take(
         db: db.clone(),
         agent: agent.to_owned(),
         me: me.clone(),
+        ttl,
         fencing,
         took_over_from,
     }))
@@ -156,12 +164,13 @@ impl AgentLease {
         agent: &str,
         fingerprint: &str,
         shared_state: bool,
+        ttl: Duration,
         mut stop: crate::shutdown::Shutdown,
     ) -> Result<Option<AgentLease>, StandbyRefused> {
         let me = ProcessId::current().clone();
         let mut announced = false;
         loop {
-            match try_take(db, agent, &me, fingerprint).await? {
+            match try_take(db, agent, &me, fingerprint, ttl).await? {
                 Try::Held(lease) => return Ok(Some(lease)),
                 Try::Busy {
                     holder,
@@ -205,17 +214,20 @@ impl AgentLease {
 
     /// Renews the lease while the process runs. A renewal that finds the
     /// lease taken, or no renewal for most of the lease's life (the database
-    /// unreachable), ends the process at once (exit status 1), without the
+    /// unreachable), ends what the process does at once, without the
     /// graceful drain: its lease may lapse and a standby take over, and two
-    /// holders must never post at once. Its supervisor restarts it, as a
-    /// standby.
+    /// holders must never post at once. The process then starts over in
+    /// place ([`crate::shutdown::start_over`]): it waits for the database,
+    /// takes the lease back if nobody took it meanwhile (a lease of its own
+    /// pid is its own), or waits as the standby.
     pub fn watch(self, stop: ShutdownHandle) -> tokio::task::JoinHandle<()> {
         // On the coordination runtime with a pool of its own: the agent's
         // own runtime may be busy, and a renewal it delays could let the
         // lease lapse under a live holder.
         super::shared_db::spawn(async move {
+            let fence = fence_after(self.ttl);
             let mut last_ok = Instant::now();
-            let mut tick = tokio::time::interval(LEASE_TTL / 5);
+            let mut tick = tokio::time::interval(self.ttl / 5);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -225,21 +237,21 @@ impl AgentLease {
                 }
                 // A renewal that hangs counts as a failed one once the
                 // holder's deadline has passed.
-                let deadline = (last_ok + FENCE_AFTER).saturating_duration_since(Instant::now());
+                let deadline = (last_ok + fence).saturating_duration_since(Instant::now());
                 let renewed = tokio::time::timeout(deadline, self.renew())
                     .await
-                    .unwrap_or(Err(CoordError::LeaseRenewalTimedOut));
+                    .unwrap_or(Err(CoordError::Unanswered));
                 match renewed {
                     Ok(true) => last_ok = Instant::now(),
                     Ok(false) => {
-                        tracing::error!(agent = %self.agent, fencing = self.fencing, "the agent's lease was taken by another process: exiting now");
-                        std::process::exit(1);
+                        tracing::error!(agent = %self.agent, fencing = self.fencing, "the agent's lease was taken by another process: starting over as a standby");
+                        crate::shutdown::start_over();
                     }
                     Err(e) => {
                         tracing::warn!(agent = %self.agent, error = %e, "could not renew the agent's lease");
-                        if last_ok.elapsed() >= FENCE_AFTER {
-                            tracing::error!(agent = %self.agent, "the agent's lease could not be renewed in time: exiting before it lapses");
-                            std::process::exit(1);
+                        if last_ok.elapsed() >= fence {
+                            tracing::error!(agent = %self.agent, "the agent's lease could not be renewed in time: stopping everything before it lapses, and starting over");
+                            crate::shutdown::start_over();
                         }
                     }
                 }
@@ -254,7 +266,7 @@ impl AgentLease {
         )
         .bind(&self.agent)
         .bind(&self.me.incarnation)
-        .bind(LEASE_TTL.as_millis() as i64)
+        .bind(self.ttl.as_millis() as i64)
         .bind(self.fencing)
         .execute(self.db.lease_pool())
         .await

@@ -126,9 +126,9 @@ pub enum CoordError {
     )]
     NoCoordination { place: String },
     #[error(
-        "the coordination database did not answer a lease renewal in time; check that the server is reachable and not overloaded"
+        "the coordination database did not answer in time; check that the server is reachable and not overloaded"
     )]
-    LeaseRenewalTimedOut,
+    Unanswered,
     #[error(
         "item {id:?} is {bytes} bytes, more than the inbox takes ({limit}): put the bulk in a file and name it in the item"
     )]

@@ -10,7 +10,8 @@
 //! database can hold both. The coordination layer's API is blocking (small
 //! operations, called from the CLI and from `spawn_blocking`), so its
 //! queries run as tasks on a runtime of its own, one thread per process
-//! that only drives them; a caller waits for the answer on a channel.
+//! that only drives them; a caller waits for the answer on a channel (from
+//! a runtime's worker, in `block_in_place`, so the worker's other tasks go on).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -86,7 +87,15 @@ where
     runtime().spawn(async move {
         let _ = tx.send(f.await);
     });
-    rx.recv().expect("a coordination query does not panic")
+    let wait = move || rx.recv().expect("a coordination query does not panic");
+    // On a worker of a multi-threaded runtime (the agent's loops), the
+    // worker's other tasks move to another thread while this one waits: a
+    // query that waits out a database outage must not stall the agent (its
+    // health probes, gateway heartbeats and timers with it).
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
 }
 
 /// Runs `f` as a task of the coordination runtime, apart from the caller's
@@ -130,6 +139,21 @@ impl CoordDb {
     /// The pool of the lease renewals: used only from [`spawn`]ed tasks.
     pub(super) fn lease_pool(&self) -> &PgPool {
         &self.lease_pool
+    }
+
+    /// Whether the server answers, on the coordination runtime (whatever the
+    /// caller's runtime is doing).
+    pub async fn ping(&self) -> Result<(), CoordError> {
+        let pool = self.status_pool.clone();
+        spawn(async move {
+            sqlx::query("SELECT 1")
+                .execute(&pool)
+                .await
+                .map(drop)
+                .map_err(db_error("reach the coordination database"))
+        })
+        .await
+        .unwrap_or_else(|_| Err(CoordError::Unanswered))
     }
 
     /// The fleet's status document; an empty fleet when none was written yet.

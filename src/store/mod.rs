@@ -407,6 +407,15 @@ impl Store {
         }
     }
 
+    /// Whether the database answers: one round trip on a pooled connection.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("the agent's database (fleet.database) does not answer")?;
+        Ok(())
+    }
+
     /// Which database this store is on.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -469,3 +469,207 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         drop(standby);
     });
 }
+
+/// Every distinct answer of `/readyz`, in order: status and body.
+type Answers = std::sync::Arc<std::sync::Mutex<Vec<(u16, String)>>>;
+
+/// Polls an agent's `/readyz` until aborted, keeping every distinct answer.
+fn watch_readyz(addr: String) -> (Answers, tokio::task::JoinHandle<()>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u16, String)>::new()));
+    let keep = seen.clone();
+    let task = tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        loop {
+            if let Ok(r) = client.get(format!("http://{addr}/readyz")).send().await {
+                let code = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                let mut seen = keep.lock().unwrap();
+                if seen
+                    .last()
+                    .is_none_or(|(c, b)| (*c, b.as_str()) != (code, body.as_str()))
+                {
+                    seen.push((code, body));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    (seen, task)
+}
+
+/// The agent's health address and pid, from the shared status.
+fn health_of(fleet: &Fleet, url: &str) -> Option<(u64, String)> {
+    let s = status_json(fleet, url);
+    let me = &s["agents"]["manager"];
+    Some((me["pid"].as_u64()?, me["health"].as_str()?.to_owned()))
+}
+
+/// One outage of the test's own server under a running agent: the agent
+/// keeps its pid, imports the file dropped meanwhile and posts it once.
+/// Returns every answer `/readyz` gave from just before the outage on.
+async fn outage(
+    cluster: &crate::common::OwnCluster,
+    host: &Fleet,
+    pid: u64,
+    down_for: Duration,
+    id: &str,
+) -> Vec<(u16, String)> {
+    let url = &cluster.url;
+    let (_, health) = wait_for(Duration::from_secs(30), "the agent's heartbeat", || {
+        health_of(host, url).filter(|(p, _)| *p == pid)
+    })
+    .await;
+    let (seen, poller) = watch_readyz(health);
+    wait_for(Duration::from_secs(15), "/readyz to say ready", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(c, _)| *c == 200)
+            .then_some(())
+    })
+    .await;
+    cluster.halt();
+    let halted = std::time::Instant::now();
+    let title = format!("dropped during outage {id}");
+    host.drop("manager", id, &event(id, "briefing", "info", &title));
+    while halted.elapsed() < down_for {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.resume();
+    // Back: the file dropped meanwhile is imported, handled and filed.
+    let result = host.wait_result("manager", "done", id).await;
+    assert_eq!(result["result"]["status"], "routed", "{result}");
+    wait_for(
+        Duration::from_secs(30),
+        "the post of the dropped file",
+        || (briefings_with(host, &title) == 1).then_some(()),
+    )
+    .await;
+    // The same process, under its pid, and ready again.
+    let (after, health) = wait_for(
+        Duration::from_secs(30),
+        "the agent's heartbeat after",
+        || health_of(host, url),
+    )
+    .await;
+    assert_eq!(after, pid, "the agent kept running under its pid");
+    poller.abort();
+    let mut answers = seen.lock().unwrap().clone();
+    let (seen, poller) = watch_readyz(health);
+    wait_for(
+        Duration::from_secs(15),
+        "/readyz to say ready again",
+        || {
+            let seen = seen.lock().unwrap();
+            seen.iter()
+                .any(|(c, b)| *c == 200 && b == "ready\n")
+                .then(|| answers.extend(seen.iter().cloned()))
+        },
+    )
+    .await;
+    poller.abort();
+    answers
+}
+
+#[test]
+fn postgresql_stopped_under_a_running_agent_and_started_again_loses_nothing_and_doubles_nothing() {
+    multi_thread().block_on(async {
+        // A server of the test's own: it is stopped and started again.
+        let Some(cluster) = crate::common::OwnCluster::start() else {
+            return;
+        };
+        let url = cluster.url.clone();
+        let host = Fleet::new(&["manager"], "").await;
+
+        // A lease long enough to ride out the outage: the agent says it is
+        // degraded on /readyz all along, and goes on when the server is back.
+        let agent = host.spawn_shared_with(
+            "host-a",
+            &host,
+            &url,
+            Some(&url),
+            false,
+            &[("SWITCHYARD__FLEET__LEASE_TTL", "60s")],
+        );
+        let pid = agent.pid();
+        wait_for(Duration::from_secs(30), "the agent's heartbeat", || {
+            health_of(&host, &url).filter(|(p, _)| *p == pid)
+        })
+        .await;
+        shell(
+            &host,
+            &url,
+            &[
+                "send",
+                "--category",
+                "briefing",
+                "--title",
+                "before the outage",
+                "--to",
+                "manager",
+            ],
+        );
+        wait_for(Duration::from_secs(15), "the first post", || {
+            (briefings_with(&host, "before the outage") == 1).then_some(())
+        })
+        .await;
+        let answers = outage(&cluster, &host, pid, Duration::from_secs(4), "during-1").await;
+        assert!(
+            answers.iter().any(|(c, b)| *c == 503
+                && b.starts_with("degraded: ")
+                && b.contains("the coordination database (fleet.coordination) has not answered")
+                && b.contains("the store database (fleet.database) has not answered")),
+            "/readyz said it was degraded: {answers:?}"
+        );
+        drop(agent);
+
+        // The default lease (5 s): an outage of 6 s makes the holder stop
+        // everything and start over in place; it comes back holding its lease.
+        let agent = host.spawn_shared("host-a", &host, &url, Some(&url), false);
+        let pid = agent.pid();
+        outage(&cluster, &host, pid, Duration::from_secs(6), "during-2").await;
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for title in [
+            "before the outage",
+            "dropped during outage during-1",
+            "dropped during outage during-2",
+        ] {
+            assert_eq!(briefings_with(&host, title), 1, "{title}: posted once");
+        }
+        drop(agent);
+    });
+}
+
+#[test]
+fn check_config_says_what_a_mix_of_backends_allows() {
+    multi_thread().block_on(async {
+        let fleet = Fleet::new(&["manager"], "").await;
+        let pg = "postgres://switchyard@db.invalid/fleet";
+        let check = |coordination: Option<&str>, database: Option<&str>| {
+            let mut cmd = fleet.command();
+            cmd.arg("check-config");
+            if let Some(c) = coordination {
+                cmd.env(COORDINATION, c);
+            }
+            if let Some(d) = database {
+                cmd.env("SWITCHYARD__FLEET__DATABASE", d);
+            }
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let mixed = check(Some(pg), None);
+        assert!(mixed.contains("note: fleet.coordination is on PostgreSQL but fleet.database is a local SQLite file"), "{mixed}");
+        assert!(mixed.contains("a standby for an agent"), "{mixed}");
+        let local = check(None, Some(pg));
+        assert!(local.contains("note: fleet.database is on PostgreSQL but fleet.coordination is not set"), "{local}");
+        let both = check(Some(pg), Some(pg));
+        assert!(!both.contains("note:"), "{both}");
+        let neither = check(None, None);
+        assert!(!neither.contains("note:"), "{neither}");
+    });
+}

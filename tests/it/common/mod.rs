@@ -13,7 +13,7 @@ use switchyard_sandbox::{Fault, Platform, SandboxHandle, SandboxOptions, Sandbox
 mod postgres;
 // The benches include this harness too and use neither.
 #[allow(unused_imports)]
-pub use postgres::{TestDb, fresh_database};
+pub use postgres::{OwnCluster, TestDb, fresh_database};
 
 pub const DISCORD_CHANNELS: [(&str, u64); 6] = [
     ("briefings", 900000000000000001),
@@ -343,7 +343,21 @@ impl Fleet {
         database: Option<&str>,
         capture: bool,
     ) -> AgentProcess {
+        self.spawn_shared_with(host, platforms, url, database, capture, &[])
+    }
+
+    /// [`Fleet::spawn_shared`] with more environment (configuration overrides).
+    pub fn spawn_shared_with(
+        &self,
+        host: &str,
+        platforms: &Fleet,
+        url: &str,
+        database: Option<&str>,
+        capture: bool,
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let mut cmd = self.command();
+        cmd.envs(env.iter().copied());
         cmd.env("SWITCHYARD__FLEET__COORDINATION", url)
             .env("SWITCHYARD_HOST", host)
             .env(

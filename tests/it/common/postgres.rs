@@ -25,13 +25,22 @@ fn server() -> &'static Result<String, String> {
     })
 }
 
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres-cluster")
+}
+
 fn start_cluster() -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres-cluster");
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("switchyard-test-pg-{}", std::process::id()));
+    start_cluster_in(
+        &std::env::temp_dir().join(format!("switchyard-test-pg-{}", std::process::id())),
+    )
+}
+
+/// Starts a cluster in `dir`, stopped and removed once this process is gone.
+fn start_cluster_in(dir: &Path) -> Result<String, String> {
+    let script = script();
     let out = Command::new(&script)
         .arg("start")
-        .arg(&dir)
+        .arg(dir)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
@@ -57,6 +66,69 @@ fn start_cluster() -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("cannot start the cluster's watchdog: {e}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A PostgreSQL cluster of one test's own, for a test that stops and
+/// restarts the server under running agents (the shared test server must
+/// stay up for the others). Removed when dropped, or by a watchdog when the
+/// test process ends first.
+pub struct OwnCluster {
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl OwnCluster {
+    /// `None` after saying loudly why there is none (a failure under
+    /// `SWITCHYARD_REQUIRE_POSTGRES=1`).
+    pub fn start() -> Option<OwnCluster> {
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-test-own-pg-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match start_cluster_in(&dir) {
+            Ok(url) => Some(OwnCluster { dir, url }),
+            Err(why) => {
+                eprintln!(
+                    "\n!!!!!!!! SKIPPED: no PostgreSQL cluster of the test's own: {why} !!!!!!!!\n"
+                );
+                assert!(
+                    std::env::var("SWITCHYARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "SWITCHYARD_REQUIRE_POSTGRES=1 but no PostgreSQL cluster could be started: {why}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Stops the server (fast shutdown), keeping its data.
+    pub fn halt(&self) {
+        self.script("halt");
+    }
+
+    /// Starts the halted server again, on the same port.
+    pub fn resume(&self) {
+        self.script("start");
+    }
+
+    fn script(&self, cmd: &str) {
+        let out = Command::new(script())
+            .arg(cmd)
+            .arg(&self.dir)
+            .output()
+            .expect("run scripts/postgres-cluster");
+        assert!(
+            out.status.success(),
+            "scripts/postgres-cluster {cmd} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).output();
+    }
 }
 
 /// A fresh, empty database on the test server, as a URL; `None` after saying
