@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::shared_db::CoordDb;
+use super::shared_db::{CoordDb, db_error};
 use super::{CoordError, ProcessId};
 use crate::shutdown::ShutdownHandle;
 
@@ -30,10 +30,6 @@ fn fence_after(ttl: Duration) -> Duration {
 }
 /// How often a standby asks whether the lease lapsed.
 pub const STANDBY_POLL: Duration = Duration::from_millis(500);
-
-fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
-    move |source| CoordError::Database { what, source }
-}
 
 fn pid(me: &ProcessId) -> i32 {
     i32::try_from(me.pid).unwrap_or(i32::MAX)
@@ -202,7 +198,7 @@ impl AgentLease {
                     .bind(&me.incarnation)
                     .execute(db.pool())
                     .await
-                    .map_err(|e| StandbyRefused::Coord(CoordError::Database { what: "announce the standby", source: e }))?;
+                    .map_err(|e| StandbyRefused::Coord(db_error("announce the standby")(e)))?;
                 }
             }
             if stop.sleep(STANDBY_POLL).await {

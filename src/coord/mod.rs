@@ -126,6 +126,10 @@ pub enum CoordError {
     )]
     NoCoordination { place: String },
     #[error(
+        "this host's database role may not {what} ({why}): it connects as a producer's or a worker's host (docs/HOSTS.md); do this from an operator's host"
+    )]
+    NotAllowed { what: &'static str, why: String },
+    #[error(
         "the coordination database did not answer in time; check that the server is reachable and not overloaded"
     )]
     Unanswered,

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::shared_db::CoordDb;
+use super::shared_db::{CoordDb, db_error};
 use super::{CoordError, Outcome, ProcessId};
 
 /// The channel a queued item is announced on (payload: the agent).
@@ -27,10 +27,6 @@ pub const INBOX_CHANNEL: &str = "switchyard_inbox";
 pub const RESULT_CHANNEL: &str = "switchyard_inbox_result";
 /// How often the queue is looked at without a notification.
 pub const POLL_FALLBACK: Duration = Duration::from_secs(1);
-
-fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
-    move |source| CoordError::Database { what, source }
-}
 
 /// What queueing an item did.
 #[derive(Debug, Clone, PartialEq, Eq)]

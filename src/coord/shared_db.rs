@@ -108,8 +108,19 @@ where
     runtime().spawn(f)
 }
 
-fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
-    move |source| CoordError::Database { what, source }
+/// A failed query as the coordination layer reports it: a refused
+/// privilege (SQLSTATE 42501: a producer's or worker's role, or the kill
+/// switch's guard) is said as such, apart from the database being away.
+pub(super) fn db_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> CoordError {
+    move |source| match &source {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+            CoordError::NotAllowed {
+                what,
+                why: db.message().to_owned(),
+            }
+        }
+        _ => CoordError::Database { what, source },
+    }
 }
 
 impl CoordDb {
@@ -239,20 +250,30 @@ async fn connect(url: &str) -> Result<CoordDb, CoordError> {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .map_err(db_error("connect to the coordination database"))?;
-    let mut tx = sqlx::Connection::begin(&mut conn)
-        .await
-        .map_err(db_error("start a transaction"))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SCHEMA_LOCK)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("take the schema lock"))?;
-    tx.execute("CREATE SCHEMA IF NOT EXISTS switchyard_coord")
-        .await
-        .map_err(db_error("create the schema switchyard_coord"))?;
-    tx.commit()
-        .await
-        .map_err(db_error("create the schema switchyard_coord"))?;
+    // Asked first: a producer's or worker's role may use the schema but not
+    // create one, and PostgreSQL checks that right even for IF NOT EXISTS.
+    let (exists,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'switchyard_coord')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(db_error("look for the schema switchyard_coord"))?;
+    if !exists {
+        let mut tx = sqlx::Connection::begin(&mut conn)
+            .await
+            .map_err(db_error("start a transaction"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SCHEMA_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("take the schema lock"))?;
+        tx.execute("CREATE SCHEMA IF NOT EXISTS switchyard_coord")
+            .await
+            .map_err(db_error("create the schema switchyard_coord"))?;
+        tx.commit()
+            .await
+            .map_err(db_error("create the schema switchyard_coord"))?;
+    }
     sqlx::Connection::close(conn).await.ok();
     let options = || {
         PgPoolOptions::new()
@@ -270,13 +291,19 @@ async fn connect(url: &str) -> Result<CoordDb, CoordError> {
         .connect(url)
         .await
         .map_err(db_error("connect to the coordination database"))?;
-    MIGRATOR
-        .run(&status_pool)
-        .await
-        .map_err(|e| CoordError::Database {
-            what: "migrate the coordination database",
-            source: sqlx::Error::Migrate(Box::new(e)),
+    // Tables already current are not touched: the migrator would create its
+    // own table first, which only the owner may.
+    if !migrated(&status_pool).await {
+        MIGRATOR.run(&status_pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(source) => {
+                db_error("migrate the coordination database")(source)
+            }
+            e => CoordError::Database {
+                what: "migrate the coordination database",
+                source: sqlx::Error::Migrate(Box::new(e)),
+            },
         })?;
+    }
     // Two listeners hold a connection each for good (the inbox's and the
     // results'); the rest serve claims, renewals and outcomes.
     let pool = options()
@@ -294,6 +321,22 @@ async fn connect(url: &str) -> Result<CoordDb, CoordError> {
         status_pool,
         lease_pool,
     })
+}
+
+/// Whether every migration this build knows has been applied.
+async fn migrated(pool: &PgPool) -> bool {
+    let applied: Result<Vec<(i64,)>, _> =
+        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await;
+    let Ok(applied) = applied else {
+        return false;
+    };
+    let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| applied.contains(&m.version))
 }
 
 /// The status as stored: `None` is an empty fleet.

@@ -673,3 +673,83 @@ fn check_config_says_what_a_mix_of_backends_allows() {
         assert!(!neither.contains("note:"), "{neither}");
     });
 }
+
+/// `switchyard ARGS` against the coordination at `url`: exit code and stderr.
+fn try_shell(fleet: &Fleet, url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = fleet
+        .command()
+        .env(COORDINATION, url)
+        .args(args)
+        .output()
+        .expect("run switchyard");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_producers_host_only_queues_and_only_an_operator_lifts_the_kill_switch() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let host = Fleet::new(&["manager"], "").await;
+        // The owner's first use makes the schema; then the roles of docs/HOSTS.md.
+        shell(&host, &url, &["status"]);
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/coordination-roles.sql"),
+        )
+        .unwrap();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        let tag = format!("{:08x}", rand::random::<u32>());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut conn).await.unwrap();
+        let mut urls = std::collections::HashMap::new();
+        for group in ["producer", "agent", "operator"] {
+            let login = format!("sy_{group}_{tag}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE ROLE {login} LOGIN IN ROLE switchyard_{group}"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            urls.insert(group, url.replacen("postgres@", &format!("{login}@"), 1));
+        }
+
+        // A producer queues and reads the status...
+        shell(&host, &urls["producer"], &["send", "--category", "briefing", "--title", "from a producer", "--to", "manager"]);
+        let (queued,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM switchyard_coord.inbox_items WHERE agent = 'manager' AND state = 'ready'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(queued, 1, "the producer's item is queued");
+        shell(&host, &urls["producer"], &["status"]);
+        // ...and changes nothing else: the database refuses, the CLI says why.
+        for args in [
+            &["kill", "--reason", "a producer"][..],
+            &["mute", "briefing", "--for", "1h"][..],
+        ] {
+            let (code, stderr) = try_shell(&host, &urls["producer"], args);
+            assert_ne!(code, Some(0), "{args:?} from a producer: {stderr}");
+            assert!(stderr.contains("this host's database role may not"), "{args:?}: {stderr}");
+            assert!(stderr.contains("docs/HOSTS.md"), "{stderr}");
+        }
+
+        // A worker's agent role pulls the kill switch but cannot lift it.
+        shell(&host, &urls["agent"], &["kill", "--reason", "drill"]);
+        let (code, stderr) = try_shell(&host, &urls["agent"], &["resume", "--reason", "mine"]);
+        assert_ne!(code, Some(0), "{stderr}");
+        assert!(stderr.contains("only an operator may lift the kill switch"), "{stderr}");
+        let killed = |u: &str| {
+            let s = status_json(&host, u);
+            s["kill"]["fleet"].is_object()
+        };
+        assert!(killed(&url), "still killed after the refused resume");
+        // An operator lifts it.
+        shell(&host, &urls["operator"], &["resume", "--reason", "over"]);
+        assert!(!killed(&url), "lifted by the operator");
+        sqlx::Connection::close(conn).await.ok();
+    });
+}
