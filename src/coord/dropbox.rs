@@ -6,6 +6,9 @@
 //! for its agent, wherever that agent runs, and holds the file in
 //! `running/` until the item is finished. Then the file and its
 //! `<id>.result.json` land in that same directory's `done/` or `failed/`.
+//! An item done for now as a parked task (waiting for a human) is filed
+//! in `done/` and filed again where the task ends: its result rewritten in
+//! `done/`, or moved to `failed/` when the task fails or is blocked.
 //!
 //! Every agent process on a host imports every agent's drop-box in its
 //! workspace: several importers race for a file by rename, as claimers do,
@@ -49,7 +52,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let workspace = workspace.as_path();
     let dropbox = dropbox_name(workspace);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Claimed)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Imported>();
     let mut tasks = tokio::task::JoinSet::new();
     for agent in agents {
         let inbox = Inbox::open(workspace, &agent)?;
@@ -91,7 +94,7 @@ pub async fn run(
         });
     }
     drop(tx);
-    file_outcomes(db, &mut rx, stop).await;
+    file_outcomes(db, workspace, &mut rx, stop).await;
     tasks.shutdown().await;
     Ok(())
 }
@@ -102,7 +105,7 @@ async fn import(
     dropbox: &str,
     agent: &str,
     claimed: Claimed,
-    held: &tokio::sync::mpsc::UnboundedSender<(String, Claimed)>,
+    held: &tokio::sync::mpsc::UnboundedSender<Imported>,
 ) {
     let Ok(body) = std::str::from_utf8(&claimed.bytes).map(str::to_owned) else {
         let reason = json!({"error": "the file is not UTF-8 text", "fix": "inbox items are JSON objects in UTF-8"});
@@ -116,7 +119,11 @@ async fn import(
         match queue::enqueue(db.pool(), agent, &claimed.id, &body, &drop, Some(dropbox)).await {
             Ok(Queued::New | Queued::Again) => {
                 tracing::debug!(agent, item = %claimed.id, "a drop-box file is queued");
-                let _ = held.send((drop, claimed));
+                let _ = held.send(Imported {
+                    drop,
+                    agent: agent.to_owned(),
+                    claimed,
+                });
                 return;
             }
             Ok(Queued::IdWaiting) => {
@@ -138,14 +145,36 @@ async fn import(
     }
 }
 
+/// A file queued from a drop-box, held in `running/` until its item ends.
+struct Imported {
+    drop: String,
+    agent: String,
+    claimed: Claimed,
+}
+
+/// A file filed in `done/` for a parked task: where it lies and the result
+/// it was filed with, to file it again when the task ends.
+struct Parked {
+    agent: String,
+    stem: String,
+    result: String,
+}
+
+/// Whether an item's result is a task's, parked until a human decides.
+fn is_parked(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Done(v) if v["status"] == "awaiting_approval")
+}
+
 /// Files each imported item's outcome beside its file, as soon as it is
 /// announced (or found by a poll every second).
 async fn file_outcomes(
     db: CoordDb,
-    imported: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Claimed)>,
+    workspace: &Path,
+    imported: &mut tokio::sync::mpsc::UnboundedReceiver<Imported>,
     mut stop: Shutdown,
 ) {
-    let mut held: HashMap<String, Claimed> = HashMap::new();
+    let mut held: HashMap<String, (String, Claimed)> = HashMap::new();
+    let mut parked: HashMap<String, Parked> = HashMap::new();
     let mut listener = match PgListener::connect_with(db.pool()).await {
         Ok(mut l) => match l.listen(RESULT_CHANNEL).await {
             Ok(()) => Some(l),
@@ -167,22 +196,45 @@ async fn file_outcomes(
             biased;
             _ = stop.stopped() => break,
             got = imported.recv(), if open => match got {
-                Some((drop, claimed)) => { held.insert(drop, claimed); }
+                Some(i) => { held.insert(i.drop, (i.agent, i.claimed)); }
                 None => open = false,
             },
             () = announced => {}
         }
-        if held.is_empty() {
+        if held.is_empty() && parked.is_empty() {
             continue;
         }
-        let ids: Vec<String> = held.keys().cloned().collect();
+        let ids: Vec<String> = held.keys().chain(parked.keys()).cloned().collect();
         match queue::finished(db.pool(), &ids).await {
             Ok(done) => {
                 for (drop, outcome) in done {
-                    if let Some(claimed) = held.remove(&drop)
-                        && let Err(e) = claimed.finish(outcome)
+                    if let Some((agent, claimed)) = held.remove(&drop) {
+                        let result = outcome_text(&outcome);
+                        let parks = is_parked(&outcome);
+                        match claimed.finish(outcome) {
+                            Ok(path) if parks => {
+                                let stem =
+                                    path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                                if let Some(stem) = stem {
+                                    parked.insert(
+                                        drop,
+                                        Parked {
+                                            agent,
+                                            stem,
+                                            result,
+                                        },
+                                    );
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not file a drop-box item's outcome")
+                            }
+                        }
+                    } else if let Some(mut p) = parked.remove(&drop)
+                        && refile(workspace, &mut p, outcome)
                     {
-                        tracing::warn!(error = %e, "could not file a drop-box item's outcome");
+                        parked.insert(drop, p);
                     }
                 }
             }
@@ -191,4 +243,27 @@ async fn file_outcomes(
     }
     // Still held: their files stay in running/ and a later import files them.
     std::mem::forget(held);
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done(v) => format!("done {v}"),
+        Outcome::Failed(v) => format!("failed {v}"),
+    }
+}
+
+/// Files a parked task's file again once its item's outcome changed;
+/// whether it is still parked (and so still watched).
+fn refile(workspace: &Path, p: &mut Parked, outcome: Outcome) -> bool {
+    let result = outcome_text(&outcome);
+    if result == p.result {
+        return true;
+    }
+    let still_parked = is_parked(&outcome);
+    p.result = result;
+    let settled = Inbox::open(workspace, &p.agent).and_then(|inbox| inbox.settle(&p.stem, outcome));
+    if let Err(e) = settled {
+        tracing::warn!(agent = %p.agent, item = %p.stem, error = %e, "could not file a parked task's drop-box file where the task ended");
+    }
+    still_parked
 }

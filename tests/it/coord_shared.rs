@@ -753,3 +753,70 @@ fn a_producers_host_only_queues_and_only_an_operator_lifts_the_kill_switch() {
         sqlx::Connection::close(conn).await.ok();
     });
 }
+
+#[test]
+fn a_parked_task_dropped_on_one_host_ends_in_failed_there_when_it_is_denied() {
+    multi_thread().block_on(async {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        const SKILLS: &str = "[skills.sh]\nimage = \"switchyard-worker:latest\"\ncommand = [\"sh\", \"-c\"]\nmemory = \"64m\"\ntimeout = \"30s\"\n";
+        // The manager (the approvals' owner) runs on host A; host B runs
+        // the tech-lead, whose process imports B's drop-boxes.
+        let host_a = Fleet::new(&["manager", "tech-lead"], SKILLS).await;
+        let host_b = Fleet::new(&["manager", "tech-lead"], SKILLS).await;
+        let mut agents = Vec::new();
+        for (fleet, name) in [(&host_a, "manager"), (&host_b, "tech-lead")] {
+            agents.push(crate::common::AgentProcess {
+                name: name.to_owned(),
+                child: fleet
+                    .command()
+                    .env(COORDINATION, &url)
+                    .env("SWITCHYARD__FLEET__DATABASE", &url)
+                    .args(["run", "--agent", name])
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn an agent"),
+            });
+        }
+        wait_for(Duration::from_secs(30), "both agents' heartbeats", || {
+            let s = status_json(&host_a, &url);
+            (s["agents"]["manager"]["pid"].is_u64() && s["agents"]["tech-lead"]["pid"].is_u64())
+                .then_some(())
+        })
+        .await;
+        let risky = serde_json::json!({
+            "kind": "task", "id": "tsk_rm", "title": "Clean", "priority": "low", "risk": "low",
+            "skills": ["sh"], "steps": [{"skill": "sh", "args": ["rm -rf /"]}]
+        });
+        host_b.drop("manager", "tsk_rm", &risky);
+        let parked = host_b.wait_result("manager", "done", "tsk_rm").await;
+        assert_eq!(parked["result"]["status"], "awaiting_approval", "{parked}");
+
+        // Denied from host B's shell: the task is blocked, and the file
+        // dropped on B moves from done/ to failed/ there, with the reason.
+        let store = switchyard::store::Store::open_agent(&url, "manager").await.unwrap();
+        let started = std::time::Instant::now();
+        let approval = loop {
+            let row = switchyard::store::tasks::get(store.pool(), "tsk_rm").await.unwrap();
+            if let Some(id) = row.and_then(|t| t.approval_id) {
+                break id;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the parked task names its approval");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut deny = host_b.command();
+        deny.env(COORDINATION, &url).env("SWITCHYARD__FLEET__DATABASE", &url).args(["deny", &approval]);
+        let out = deny.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let blocked = wait_for(Duration::from_secs(30), "tsk_rm in B's failed/", || {
+            host_b.result("manager", "failed", "tsk_rm")
+        })
+        .await;
+        assert_eq!(blocked["reason"]["status"], "blocked", "{blocked}");
+        assert!(host_b.result("manager", "done", "tsk_rm").is_none(), "nothing left in B's done/");
+        assert!(host_b.agent_dir("manager").join("failed/tsk_rm.json").exists());
+        assert!(host_a.result("manager", "failed", "tsk_rm").is_none(), "nothing on A's disk");
+        drop(agents);
+    });
+}
