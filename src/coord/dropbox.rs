@@ -54,7 +54,7 @@ pub async fn run(
     let dropbox = dropbox_name(workspace);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Imported>();
     let mut tasks = tokio::task::JoinSet::new();
-    for agent in agents {
+    for agent in agents.clone() {
         let inbox = Inbox::open(workspace, &agent)?;
         for r in inbox.recover()? {
             tracing::info!(agent = %agent, item = %r.id, "a drop-box file left by a previous import is imported again");
@@ -94,7 +94,7 @@ pub async fn run(
         });
     }
     drop(tx);
-    file_outcomes(db, workspace, &mut rx, stop).await;
+    file_outcomes(db, workspace, &agents, &mut rx, stop).await;
     tasks.shutdown().await;
     Ok(())
 }
@@ -165,16 +165,55 @@ fn is_parked(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Done(v) if v["status"] == "awaiting_approval")
 }
 
+/// The parked tasks' files an earlier import left in `done/`: found by the
+/// `queued_as` their result carries.
+fn parked_on_disk(workspace: &Path, agents: &[String]) -> HashMap<String, Parked> {
+    let mut parked = HashMap::new();
+    for agent in agents {
+        let Ok(inbox) = Inbox::open(workspace, agent) else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(inbox.done_dir()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".result.json") else {
+                continue;
+            };
+            let Some(result) = std::fs::read(entry.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            else {
+                continue;
+            };
+            let outcome = Outcome::Done(result["result"].clone());
+            if let (Some(drop), true) = (result["queued_as"].as_str(), is_parked(&outcome)) {
+                parked.insert(
+                    drop.to_owned(),
+                    Parked {
+                        agent: agent.clone(),
+                        stem: stem.to_owned(),
+                        result: outcome_text(&outcome),
+                    },
+                );
+            }
+        }
+    }
+    parked
+}
+
 /// Files each imported item's outcome beside its file, as soon as it is
 /// announced (or found by a poll every second).
 async fn file_outcomes(
     db: CoordDb,
     workspace: &Path,
+    agents: &[String],
     imported: &mut tokio::sync::mpsc::UnboundedReceiver<Imported>,
     mut stop: Shutdown,
 ) {
     let mut held: HashMap<String, (String, Claimed)> = HashMap::new();
-    let mut parked: HashMap<String, Parked> = HashMap::new();
+    let mut parked = parked_on_disk(workspace, agents);
     let mut listener = match PgListener::connect_with(db.pool()).await {
         Ok(mut l) => match l.listen(RESULT_CHANNEL).await {
             Ok(()) => Some(l),
@@ -211,7 +250,7 @@ async fn file_outcomes(
                     if let Some((agent, claimed)) = held.remove(&drop) {
                         let result = outcome_text(&outcome);
                         let parks = is_parked(&outcome);
-                        match claimed.finish(outcome) {
+                        match claimed.finish_queued(outcome, &drop) {
                             Ok(path) if parks => {
                                 let stem =
                                     path.file_stem().map(|s| s.to_string_lossy().into_owned());

@@ -792,6 +792,27 @@ fn a_parked_task_dropped_on_one_host_ends_in_failed_there_when_it_is_denied() {
         host_b.drop("manager", "tsk_rm", &risky);
         let parked = host_b.wait_result("manager", "done", "tsk_rm").await;
         assert_eq!(parked["result"]["status"], "awaiting_approval", "{parked}");
+        assert!(parked["queued_as"].is_string(), "{parked}");
+
+        // B's importer restarts meanwhile: the new one finds the parked file.
+        let mut importer = agents.pop().unwrap();
+        let old_pid = importer.pid();
+        importer.kill();
+        importer.child = host_b
+            .command()
+            .env(COORDINATION, &url)
+            .env("SWITCHYARD__FLEET__DATABASE", &url)
+            .args(["run", "--agent", "tech-lead"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the tech-lead again");
+        let new_pid = importer.pid();
+        agents.push(importer);
+        wait_for(Duration::from_secs(30), "the new importer's heartbeat", || {
+            let pid = status_json(&host_a, &url)["agents"]["tech-lead"]["pid"].as_u64();
+            (pid == Some(new_pid) && pid != Some(old_pid)).then_some(())
+        })
+        .await;
 
         // Denied from host B's shell: the task is blocked, and the file
         // dropped on B moves from done/ to failed/ there, with the reason.

@@ -8,7 +8,22 @@ use super::*;
 impl Claimed {
     /// Moves the item to `done/` or `failed/` with `<id>.result.json` beside
     /// it and drops the lease. Returns the item's final path.
-    pub fn finish(mut self, outcome: Outcome) -> Result<PathBuf, CoordError> {
+    pub fn finish(self, outcome: Outcome) -> Result<PathBuf, CoordError> {
+        self.finish_with(outcome, None)
+    }
+
+    /// [`Claimed::finish`] for a drop-box file whose item was queued as
+    /// `drop` (its result says so in `queued_as`): a parked task's file can
+    /// then be found and filed again after a restart.
+    pub fn finish_queued(self, outcome: Outcome, drop: &str) -> Result<PathBuf, CoordError> {
+        self.finish_with(outcome, Some(drop))
+    }
+
+    fn finish_with(
+        mut self,
+        outcome: Outcome,
+        queued_as: Option<&str>,
+    ) -> Result<PathBuf, CoordError> {
         self.finished = true;
         let inner = self.inner.clone();
         let (dir, key, value, label) = match outcome {
@@ -31,6 +46,9 @@ impl Claimed {
             "handled_by": { "pid": me.pid, "host": me.host },
         });
         result[key] = value;
+        if let Some(drop) = queued_as {
+            result["queued_as"] = json!(drop);
+        }
         let moved = file_away(dir, &self.id, ".json", &self.path, &mut result);
         let target = match moved {
             Ok(target) => target,
