@@ -20,6 +20,7 @@ mod events;
 mod github;
 mod housekeeping;
 mod intake;
+mod lease;
 mod login;
 mod mutes;
 mod peers;
@@ -56,7 +57,7 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
         });
         // Across hosts, one process per agent: a second one waits here as a standby.
         if let Some(url) = &config.fleet.coordination {
-            match take_lease(&config, &agent, url, &shutdown).await? {
+            match lease::take_lease(&config, &agent, url, &shutdown).await? {
                 Some(lease) => drop(lease.watch(shutdown.clone())),
                 None => return Ok(()), // stopped while waiting
             }
@@ -66,55 +67,6 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
     }
     .instrument(span)
     .await
-}
-
-/// The agent's lease in the coordination database, waiting as a hot
-/// standby while another process holds it; `None` when stopped meanwhile.
-async fn take_lease(
-    config: &Config,
-    agent: &AgentSettings,
-    url: &str,
-    shutdown: &ShutdownHandle,
-) -> anyhow::Result<Option<crate::coord::agent_lease::AgentLease>> {
-    use crate::coord::agent_lease::{AgentLease, StandbyRefused};
-    let mut stop = shutdown.listen();
-    let open = || async { Ok(crate::coord::shared_db::CoordDb::open(url)?) };
-    let db = match db_watch::open_when_reachable("coordination", &mut stop, open).await {
-        Ok(Some(db)) => db,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            return Err(crate::error::bad_input(format!(
-                "cannot use the fleet's coordination database: {e:#}"
-            )));
-        }
-    };
-    let shared_state =
-        crate::store::Backend::of(&config.fleet.database)? == crate::store::Backend::Postgres;
-    match AgentLease::acquire(
-        &db,
-        &agent.name,
-        &config.fingerprint(),
-        shared_state,
-        config.fleet.lease_ttl,
-        shutdown.listen(),
-    )
-    .await
-    {
-        Ok(Some(lease)) => {
-            info!(
-                fencing = lease.fencing,
-                took_over_from = lease.took_over_from.as_deref().unwrap_or("nobody"),
-                "holding the agent's lease"
-            );
-            Ok(Some(lease))
-        }
-        Ok(None) => {
-            info!("stopped while waiting as a standby");
-            Ok(None)
-        }
-        Err(StandbyRefused::Coord(e)) => Err(e.into()),
-        Err(e) => Err(crate::error::bad_input(e.to_string())),
-    }
 }
 
 fn read_token(env: &Option<String>) -> Option<Secret> {
