@@ -182,8 +182,9 @@ where
     }
 }
 
-/// A database that cannot be reached now, as opposed to one that refuses
-/// this client (a wrong password, a missing database: the operator's to fix).
+/// A PostgreSQL server that cannot be reached now, as opposed to one that
+/// refuses this client (a wrong password, a missing database: the
+/// operator's to fix). Asked only of PostgreSQL: a SQLite file is not waited for.
 pub fn is_unreachable(e: &anyhow::Error) -> bool {
     e.chain()
         .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
@@ -192,4 +193,28 @@ pub fn is_unreachable(e: &anyhow::Error) -> bool {
             Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("57P")),
             _ => false,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unreachable;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_waited_for_and_a_bad_url_is_not() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens there now: a server that is away.
+        let away = sqlx::PgConnection::connect(&format!("postgres://u@127.0.0.1:{port}/db"))
+            .await
+            .unwrap_err();
+        assert!(is_unreachable(&anyhow::Error::new(away).context("open")));
+        let bad = sqlx::PgConnection::connect("postgres://u@127.0.0.1:notaport/db")
+            .await
+            .unwrap_err();
+        assert!(!is_unreachable(&anyhow::Error::new(bad)));
+    }
 }

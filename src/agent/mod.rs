@@ -178,7 +178,14 @@ impl Agent {
         let database_url = config.database_url(&agent.name);
         let mut waiting = stop.clone();
         let open = || Store::open_agent(&database_url, &agent.name);
-        let store = match db_watch::open_when_reachable("store", &mut waiting, open).await {
+        // A server may be restarting: waited for. A SQLite file's errors are the operator's.
+        let opened = match crate::store::Backend::of(&database_url)? {
+            crate::store::Backend::Postgres => {
+                db_watch::open_when_reachable("store", &mut waiting, open).await
+            }
+            crate::store::Backend::Sqlite => open().await.map(Some),
+        };
+        let store = match opened {
             Ok(Some(store)) => store,
             Ok(None) => anyhow::bail!("stopped while waiting for the agent's database"),
             Err(e) => {
