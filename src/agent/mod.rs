@@ -69,6 +69,28 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// How long since the agent last sent to Discord, by its outbox (its own
+/// previous life's sends, or the holder's it took over from); `None` when
+/// it cannot tell.
+async fn discord_quiet_for(store: &Store) -> Option<std::time::Duration> {
+    match store
+        .last_sent_to(switchyard_routing::Platform::Discord)
+        .await
+    {
+        // A clock that went back counts as just now.
+        Ok(Some(last)) => Some((Utc::now() - last).to_std().unwrap_or_default()),
+        // Never sent through the outbox: other writers may have, so cautious.
+        Ok(None) => None,
+        Err(e) => {
+            warn!(
+                error = format!("{e:#}"),
+                "cannot tell when the agent last sent to Discord; its limiter starts cautious"
+            );
+            None
+        }
+    }
+}
+
 fn read_token(env: &Option<String>) -> Option<Secret> {
     env.as_ref()
         .and_then(|e| std::env::var(e).ok())
@@ -205,7 +227,12 @@ impl Agent {
             sinks,
             discord: discord_sink,
             telegram: telegram_sink,
-        } = Sinks::from_config_with_platforms(&config, discord_token, telegram_token)?;
+        } = Sinks::from_config_with_platforms(
+            &config,
+            discord_token,
+            telegram_token,
+            discord_quiet_for(&store).await,
+        )?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
         let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));

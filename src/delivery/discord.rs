@@ -127,7 +127,10 @@ impl DiscordSink {
             proxied,
             channels,
             webhooks,
-            limiter: Arc::new(RateLimiter::after_restart(CHANNEL_BUCKET_RESET)),
+            limiter: Arc::new(RateLimiter::after_quiet(
+                CHANNEL_BUCKET_RESET,
+                options.quiet_for,
+            )),
             options,
         })
     }

@@ -26,6 +26,10 @@ pub struct DiscordOptions {
     /// Added to every fixed window, so that network jitter between us and
     /// the server cannot make two requests land closer than the limit allows.
     pub margin: Duration,
+    /// How long since this bot last sent, by the agent's outbox (`None`:
+    /// not known): a limiter starting after a restart or a takeover waits
+    /// only what is left of the channel buckets' reset since then.
+    pub quiet_for: Option<Duration>,
 }
 
 impl Default for DiscordOptions {
@@ -35,6 +39,7 @@ impl Default for DiscordOptions {
             global_per_second: 50,
             webhook_limit: (5, Duration::from_secs(5)),
             margin: Duration::from_millis(50),
+            quiet_for: None,
         }
     }
 }

@@ -76,9 +76,24 @@ impl RateLimiter {
     /// counts as full at this instant, and a bucket not yet learned counts as
     /// spent for `learned_reset` (Discord's per-channel bucket resets within 5 s).
     pub fn after_restart(learned_reset: Duration) -> Self {
+        Self::after_quiet(learned_reset, None)
+    }
+
+    /// [`RateLimiter::after_restart`] for a process that knows its platform
+    /// has not been sent to for `quiet_for` (its outbox says when the last
+    /// send was, its previous life's or another host's): what has passed
+    /// since counts, so a takeover long after the last send waits nothing.
+    /// `None`: not known, as after a plain restart.
+    pub fn after_quiet(learned_reset: Duration, quiet_for: Option<Duration>) -> Self {
+        let now = Instant::now();
+        let caution = match quiet_for {
+            None => Some((now, learned_reset)),
+            // Quiet for longer than the clock reaches back: nothing is left to wait.
+            Some(q) => now.checked_sub(q).map(|born| (born, learned_reset)),
+        };
         RateLimiter {
             lanes: Mutex::default(),
-            caution: Some((Instant::now(), learned_reset)),
+            caution,
         }
     }
 
@@ -364,6 +379,32 @@ mod tests {
                 .try_acquire(&[Rule::Learned { lane: "r".into() }])
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_quiet_time_known_from_the_outbox_counts_toward_the_caution() {
+        let learned = [Rule::Learned {
+            lane: "route".into(),
+        }];
+        // Last sent 2 s ago: 3 s of the 5 s reset are left.
+        let recent = RateLimiter::after_quiet(Duration::from_secs(5), Some(Duration::from_secs(2)));
+        let wait = recent.try_acquire(&learned).expect_err("3 s are left");
+        assert!(
+            wait <= Duration::from_secs(3) && wait > Duration::from_secs(2),
+            "{wait:?}"
+        );
+        waits_about(
+            recent.try_acquire(&[window("w", 3, 10_000)]),
+            Duration::from_secs(8),
+        );
+        // Last sent a minute ago (a takeover long after the last post): nothing to wait.
+        let long_ago =
+            RateLimiter::after_quiet(Duration::from_secs(5), Some(Duration::from_secs(60)));
+        assert!(long_ago.try_acquire(&learned).is_ok());
+        assert!(long_ago.try_acquire(&[window("w", 3, 10_000)]).is_ok());
+        // Not known: as after a plain restart.
+        let unknown = RateLimiter::after_quiet(Duration::from_secs(5), None);
+        waits_about(unknown.try_acquire(&learned), Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -55,16 +55,19 @@ impl Sinks {
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
     ) -> anyhow::Result<Sinks> {
-        Ok(Self::from_config_with_platforms(cfg, discord_token, telegram_token)?.sinks)
+        Ok(Self::from_config_with_platforms(cfg, discord_token, telegram_token, None)?.sinks)
     }
 
     /// As [`Sinks::from_config`], also handing back each platform's sink
     /// itself (task threads, the status board, approval prompts send through
     /// them, sharing their rate limiters).
+    /// `discord_quiet_for`: how long since the agent last sent to Discord
+    /// (see [`DiscordOptions::quiet_for`]).
     pub fn from_config_with_platforms(
         cfg: &Config,
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
+        discord_quiet_for: Option<Duration>,
     ) -> anyhow::Result<PlatformSinks> {
         let mut sinks = Sinks::new();
         let mut discord = None;
@@ -72,8 +75,15 @@ impl Sinks {
             && (discord_token.is_some() || !settings.webhooks.is_empty())
         {
             let sink = Arc::new(
-                DiscordSink::new(settings, discord_token, DiscordOptions::default())
-                    .context("cannot set up the Discord sink")?,
+                DiscordSink::new(
+                    settings,
+                    discord_token,
+                    DiscordOptions {
+                        quiet_for: discord_quiet_for,
+                        ..DiscordOptions::default()
+                    },
+                )
+                .context("cannot set up the Discord sink")?,
             );
             discord = Some(sink.clone());
             sinks = sinks.with(sink);

@@ -119,6 +119,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// When this agent last sent (or was sending) to `platform`, by its
+    /// outbox; `None` when it never did. A limiter that starts after a
+    /// restart or a takeover waits out only what that send may still hold.
+    pub async fn last_sent_to(
+        &self,
+        platform: switchyard_routing::Platform,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let (last,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MAX(updated_at) FROM deliveries WHERE destination LIKE $1 AND state IN ($2, $3)",
+        )
+        .bind(format!("{}:%", platform.as_str()))
+        .bind(DeliveryState::Sending.as_str())
+        .bind(DeliveryState::Sent.as_str())
+        .fetch_one(self.pool())
+        .await
+        .context("cannot read when the outbox last sent")?;
+        Ok(last.map(super::from_millis))
+    }
+
     /// Destinations with at least one pending row.
     pub async fn pending_destinations(&self) -> anyhow::Result<Vec<Destination>> {
         let rows: Vec<(String,)> = sqlx::query_as(
