@@ -24,6 +24,9 @@ pub enum Readiness {
     Ready = 1,
     Paused = 2,
     Stopping = 3,
+    /// Alive, waiting for the agent's lease (another process holds it) or
+    /// for the coordination database, before starting.
+    Standby = 4,
 }
 
 /// Shared readiness: the state, lock-free, and what is degraded (a
@@ -56,6 +59,7 @@ impl ReadyFlag {
             1 => Readiness::Ready,
             2 => Readiness::Paused,
             3 => Readiness::Stopping,
+            4 => Readiness::Standby,
             _ => Readiness::Starting,
         }
     }
@@ -80,6 +84,51 @@ pub async fn serve(
     serve_with(listen, agent, metrics, ready, shutdown, Router::new()).await
 }
 
+/// Serves the endpoints while the process waits to start (as a standby,
+/// or for its database), until `done` resolves; the address is free again
+/// when the returned task ends. A supervisor's healthcheck sees it alive.
+pub async fn serve_while_waiting(
+    listen: SocketAddr,
+    agent: String,
+    ready: ReadyFlag,
+    done: Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = bind(listen).await?;
+    let app = routes(agent, Metrics::default(), ready);
+    let mut done = done;
+    Ok(tokio::spawn(async move {
+        let stop = async move { done.stopped().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(error = %e, "health endpoint stopped");
+        }
+    }))
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} for /healthz and /metrics (is another agent using it?)"
+            )
+        })
+}
+
+fn routes(agent: String, metrics: Metrics, ready: ReadyFlag) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Arc::new(HealthState {
+            agent,
+            metrics,
+            ready,
+        }))
+}
+
 /// [`serve`] with more routes on the same address (the Telegram webhook).
 pub async fn serve_with(
     listen: SocketAddr,
@@ -89,24 +138,9 @@ pub async fn serve_with(
     shutdown: Shutdown,
     extra: Router,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {listen} for /healthz and /metrics (is another agent using it?)"
-            )
-        })?;
+    let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(Arc::new(HealthState {
-            agent,
-            metrics,
-            ready,
-        }))
-        .merge(extra);
+    let app = routes(agent, metrics, ready).merge(extra);
     let mut shutdown = shutdown;
     tokio::spawn(async move {
         let stop = async move {
@@ -132,6 +166,9 @@ async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
         Readiness::Paused => "paused (kill switch)",
         Readiness::Starting => "starting",
         Readiness::Stopping => "stopping",
+        Readiness::Standby => {
+            "standby (waiting for the agent's lease, held by another process, or for the coordination database)"
+        }
     };
     match (s.ready.get(), s.ready.degraded()) {
         (Readiness::Ready, None) => (StatusCode::OK, "ready\n".to_owned()),

@@ -55,9 +55,32 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
             info!("shutdown requested");
             on_signal.stop();
         });
-        // Across hosts, one process per agent: a second one waits here as a standby.
+        // Across hosts, one process per agent: a second one waits here as a
+        // standby, its health endpoints saying so meanwhile.
         if let Some(url) = &config.fleet.coordination {
-            match lease::take_lease(&config, &agent, url, &shutdown).await? {
+            let waiting = ShutdownHandle::new();
+            let endpoint = match agent.listen {
+                Some(listen) => {
+                    let ready = ReadyFlag::default();
+                    ready.set(Readiness::Standby);
+                    let name = agent.name.to_string();
+                    Some(
+                        crate::health::serve_while_waiting(listen, name, ready, waiting.listen())
+                            .await?,
+                    )
+                }
+                None => None,
+            };
+            let lease = lease::take_lease(&config, &agent, url, &shutdown).await;
+            // The address is the agent's own again before it starts.
+            waiting.stop();
+            if let Some(endpoint) = endpoint {
+                // It stops accepting at once; a client's open connection is not waited on for long.
+                tokio::time::timeout(std::time::Duration::from_secs(2), endpoint)
+                    .await
+                    .ok();
+            }
+            match lease? {
                 Some(lease) => drop(lease.watch(shutdown.clone())),
                 None => return Ok(()), // stopped while waiting
             }

@@ -427,7 +427,12 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
             (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(holder_pid)).then_some(())
         })
         .await;
-        let standby = host_b.spawn_shared("host-b", &host_a, &url, Some(&url), false);
+        // The standby's endpoints on an address of its own: alive, not ready.
+        let listen = format!(
+            "127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        );
+        let standby = host_b.spawn_shared_with("host-b", &host_a, &url, Some(&url), false, &[], &["--listen", &listen]);
         let standby_pid = standby.pid();
         wait_for(Duration::from_secs(30), "the standby in `status`", || {
             let s = status_json(&host_a, &url);
@@ -437,6 +442,15 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
             listed.then_some(())
         })
         .await;
+
+        let (seen, poller) = watch_readyz(listen.clone());
+        wait_for(Duration::from_secs(15), "the standby's /readyz", || {
+            seen.lock().unwrap().iter().any(|(c, b)| *c == 503 && b.starts_with("standby")).then_some(())
+        })
+        .await;
+        poller.abort();
+        let healthz = reqwest::get(format!("http://{listen}/healthz")).await.unwrap();
+        assert_eq!(healthz.status().as_u16(), 200, "a standby is alive");
 
         // A standby with another configuration, or over a local SQLite file, is refused.
         let other = Fleet::new(&["manager"], "[[routes]]\nname = \"extra\"\nmatch = { category = \"briefing\" }\nto = [\"discord:system\"]\n").await;
@@ -466,6 +480,13 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(briefings_with(&host_a, "before the failover"), 1);
         assert_eq!(briefings_with(&host_a, "after the failover"), 1);
+        // The new holder serves its endpoints on the same address, ready.
+        let (seen, poller) = watch_readyz(listen);
+        wait_for(Duration::from_secs(15), "the new holder's /readyz", || {
+            seen.lock().unwrap().iter().any(|(c, b)| *c == 200 && b == "ready\n").then_some(())
+        })
+        .await;
+        poller.abort();
         drop(standby);
     });
 }
@@ -593,6 +614,7 @@ fn postgresql_stopped_under_a_running_agent_and_started_again_loses_nothing_and_
             Some(&url),
             false,
             &[("SWITCHYARD__FLEET__LEASE_TTL", "60s")],
+            &[],
         );
         let pid = agent.pid();
         wait_for(Duration::from_secs(30), "the agent's heartbeat", || {

@@ -343,10 +343,12 @@ impl Fleet {
         database: Option<&str>,
         capture: bool,
     ) -> AgentProcess {
-        self.spawn_shared_with(host, platforms, url, database, capture, &[])
+        self.spawn_shared_with(host, platforms, url, database, capture, &[], &[])
     }
 
-    /// [`Fleet::spawn_shared`] with more environment (configuration overrides).
+    /// [`Fleet::spawn_shared`] with more environment (configuration
+    /// overrides) and more arguments to `run`.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn_shared_with(
         &self,
         host: &str,
@@ -355,6 +357,7 @@ impl Fleet {
         database: Option<&str>,
         capture: bool,
         env: &[(&str, &str)],
+        args: &[&str],
     ) -> AgentProcess {
         let mut cmd = self.command();
         cmd.envs(env.iter().copied());
@@ -369,6 +372,7 @@ impl Fleet {
                 platforms.sandbox.telegram_api_base(),
             )
             .args(["run", "--agent", "manager"])
+            .args(args)
             .stdin(std::process::Stdio::null());
         if capture {
             cmd.stderr(std::process::Stdio::piped());
