@@ -55,32 +55,9 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
             info!("shutdown requested");
             on_signal.stop();
         });
-        // Across hosts, one process per agent: a second one waits here as a
-        // standby, its health endpoints saying so meanwhile.
+        // Across hosts, one process per agent: a second one waits here as a standby.
         if let Some(url) = &config.fleet.coordination {
-            let waiting = ShutdownHandle::new();
-            let endpoint = match agent.listen {
-                Some(listen) => {
-                    let ready = ReadyFlag::default();
-                    ready.set(Readiness::Standby);
-                    let name = agent.name.to_string();
-                    Some(
-                        crate::health::serve_while_waiting(listen, name, ready, waiting.listen())
-                            .await?,
-                    )
-                }
-                None => None,
-            };
-            let lease = lease::take_lease(&config, &agent, url, &shutdown).await;
-            // The address is the agent's own again before it starts.
-            waiting.stop();
-            if let Some(endpoint) = endpoint {
-                // It stops accepting at once; a client's open connection is not waited on for long.
-                tokio::time::timeout(std::time::Duration::from_secs(2), endpoint)
-                    .await
-                    .ok();
-            }
-            match lease? {
+            match lease::hold(&config, &agent, url, &shutdown).await? {
                 Some(lease) => drop(lease.watch(shutdown.clone())),
                 None => return Ok(()), // stopped while waiting
             }
@@ -90,28 +67,6 @@ pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
     }
     .instrument(span)
     .await
-}
-
-/// How long since the agent last sent to Discord, by its outbox (its own
-/// previous life's sends, or the holder's it took over from); `None` when
-/// it cannot tell.
-async fn discord_quiet_for(store: &Store) -> Option<std::time::Duration> {
-    match store
-        .last_sent_to(switchyard_routing::Platform::Discord)
-        .await
-    {
-        // A clock that went back counts as just now.
-        Ok(Some(last)) => Some((Utc::now() - last).to_std().unwrap_or_default()),
-        // Never sent through the outbox: other writers may have, so cautious.
-        Ok(None) => None,
-        Err(e) => {
-            warn!(
-                error = format!("{e:#}"),
-                "cannot tell when the agent last sent to Discord; its limiter starts cautious"
-            );
-            None
-        }
-    }
 }
 
 fn read_token(env: &Option<String>) -> Option<Secret> {
@@ -254,7 +209,7 @@ impl Agent {
             &config,
             discord_token,
             telegram_token,
-            discord_quiet_for(&store).await,
+            store.quiet_for(switchyard_routing::Platform::Discord).await,
         )?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();

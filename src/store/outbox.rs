@@ -4,6 +4,8 @@
 //! Every transition is a single conditional UPDATE, so a row cannot be
 //! claimed twice.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use switchyard_routing::{Category, Destination, Severity};
@@ -136,6 +138,25 @@ impl Store {
         .await
         .context("cannot read when the outbox last sent")?;
         Ok(last.map(super::from_millis))
+    }
+
+    /// How long since this agent last sent to `platform`, by its outbox
+    /// (its own previous life's sends, or those of the holder it took over
+    /// from); `None` when it cannot tell: it never sent through the outbox
+    /// (other writers may have), or the database would not say.
+    pub async fn quiet_for(&self, platform: switchyard_routing::Platform) -> Option<Duration> {
+        match self.last_sent_to(platform).await {
+            // A clock that went back counts as just now.
+            Ok(Some(last)) => Some((Utc::now() - last).to_std().unwrap_or_default()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot tell when the agent last sent; its rate limiter starts cautious"
+                );
+                None
+            }
+        }
     }
 
     /// Destinations with at least one pending row.
