@@ -2,7 +2,8 @@
 //! to the room its kind belongs to (events, tasks, approvals). Refused items
 //! go to `failed/` with the reason; nothing is dropped. The items come from
 //! the agent's inbox directory, or, when the fleet coordinates through
-//! PostgreSQL, from its queue there ([`Source::Shared`]).
+//! PostgreSQL, from its queue there ([`Source::Shared`]); [`open_source`]
+//! opens the one the configuration names.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,62 @@ impl Taken {
             }
         }
     }
+}
+
+/// Where the agent's items come from: its inbox directory, or with
+/// `fleet.coordination` its queue (and this host's drop-boxes, imported
+/// by a task added to `tasks`). What a previous process left running is
+/// put back first.
+pub(super) async fn open_source(
+    shared: &Arc<Shared>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: &Shutdown,
+) -> anyhow::Result<Source> {
+    Ok(match &shared.config.fleet.coordination {
+        None => {
+            let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
+            for r in inbox.recover()? {
+                warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
+            }
+            // Leases on claimed items are renewed while this process lives, so a
+            // restarted agent can tell a dead holder's items from its own.
+            let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
+            super::abort_on_stop(stop, renewal);
+            Source::Files(inbox)
+        }
+        Some(url) => {
+            let db = crate::coord::shared_db::CoordDb::open(url)?;
+            let queue = crate::coord::queue::SharedQueue::new(
+                db.clone(),
+                &shared.agent.name,
+                crate::coord::DEFAULT_LEASE_TTL,
+            );
+            for drop in queue.recover().await? {
+                warn!(drop = %drop, "put back a queued item left running by a previous process");
+            }
+            super::abort_on_stop(
+                stop,
+                queue.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3),
+            );
+            // Files dropped into this host's inbox directories join the queues.
+            let agents = shared
+                .config
+                .agents
+                .iter()
+                .map(|a| a.name.to_string())
+                .collect();
+            tasks.spawn(
+                crate::coord::dropbox::run(
+                    db,
+                    shared.config.fleet.workspace.clone(),
+                    agents,
+                    stop.clone(),
+                )
+                .in_current_span(),
+            );
+            Source::Shared(queue)
+        }
+    })
 }
 
 impl Source {

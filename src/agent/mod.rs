@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, warn};
 
 use crate::config::{AgentSettings, Config, ConfigError, Secret};
-use crate::coord::{AgentState, Heartbeat, Inbox, StatusFile, TokenLock};
+use crate::coord::{AgentState, Heartbeat, StatusFile, TokenLock};
 use crate::delivery::{Outbox, OutboxNotify, Sinks};
 use crate::health::{Readiness, ReadyFlag};
 use crate::metrics::Metrics;
@@ -352,51 +352,7 @@ impl Agent {
                 .in_current_span(),
             );
         }
-        let source = match &shared.config.fleet.coordination {
-            None => {
-                let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
-                for r in inbox.recover()? {
-                    warn!(item = %r.id, attempt = r.attempt, "recovered an item left running by a previous process");
-                }
-                // Leases on claimed items are renewed while this process lives, so a
-                // restarted agent can tell a dead holder's items from its own.
-                let renewal = inbox.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3);
-                abort_on_stop(&stop, renewal);
-                intake::Source::Files(inbox)
-            }
-            Some(url) => {
-                let db = crate::coord::shared_db::CoordDb::open(url)?;
-                let queue = crate::coord::queue::SharedQueue::new(
-                    db.clone(),
-                    &shared.agent.name,
-                    crate::coord::DEFAULT_LEASE_TTL,
-                );
-                for drop in queue.recover().await? {
-                    warn!(drop = %drop, "put back a queued item left running by a previous process");
-                }
-                abort_on_stop(
-                    &stop,
-                    queue.spawn_lease_renewal(crate::coord::DEFAULT_LEASE_TTL / 3),
-                );
-                // Files dropped into this host's inbox directories join the queues.
-                let agents = shared
-                    .config
-                    .agents
-                    .iter()
-                    .map(|a| a.name.to_string())
-                    .collect();
-                tasks.spawn(
-                    crate::coord::dropbox::run(
-                        db,
-                        shared.config.fleet.workspace.clone(),
-                        agents,
-                        stop.clone(),
-                    )
-                    .in_current_span(),
-                );
-                intake::Source::Shared(queue)
-            }
-        };
+        let source = intake::open_source(&shared, &mut tasks, &stop).await?;
         tasks.spawn(intake::intake_loop(shared.clone(), source, stop.clone()).in_current_span());
         let coordination = match &shared.config.fleet.coordination {
             Some(url) => Some(crate::coord::shared_db::CoordDb::open(url)?),
