@@ -56,19 +56,23 @@ fn main() {
         let status = StatusFile::open_shared(&hosts[0].workspace(), &url).unwrap();
         let db = switchyard::coord::shared_db::CoordDb::open(&url).unwrap();
         let platforms = &hosts[0];
-        let mut holder = hosts[0].spawn_shared("host-0", platforms, &url, Some(&url), false);
+        let mut holder = hosts[0]
+            .shared("manager", &url)
+            .host("host-0")
+            .platforms(platforms)
+            .database(&url)
+            .spawn();
         let pid = holder.pid();
         until(Duration::from_secs(60), || holder_pid(&status) == Some(pid)).await;
         let (mut to_heartbeat, mut to_post) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let standby_host = &hosts[(round + 1) % 2];
-            let standby = standby_host.spawn_shared(
-                if round % 2 == 0 { "host-1" } else { "host-0" },
-                platforms,
-                &url,
-                Some(&url),
-                false,
-            );
+            let standby = standby_host
+                .shared("manager", &url)
+                .host(if round % 2 == 0 { "host-1" } else { "host-0" })
+                .platforms(platforms)
+                .database(&url)
+                .spawn();
             let standby_pid = standby.pid();
             // Let the standby start and register as one.
             tokio::time::sleep(Duration::from_secs(3)).await;

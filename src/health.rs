@@ -94,17 +94,28 @@ pub async fn serve_while_waiting(
     done: Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = bind(listen).await?;
-    let app = routes(agent, Metrics::default(), ready);
-    let mut done = done;
-    Ok(tokio::spawn(async move {
-        let stop = async move { done.stopped().await };
+    Ok(serve_on(
+        listener,
+        routes(agent, Metrics::default(), ready),
+        done,
+    ))
+}
+
+/// Serves `app` on `listener` in a task until `stop`.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = async move { stop.stopped().await };
         if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
+            .with_graceful_shutdown(stopped)
             .await
         {
             tracing::warn!(error = %e, "health endpoint stopped");
         }
-    }))
+    })
 }
 
 async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -141,18 +152,7 @@ pub async fn serve_with(
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = routes(agent, metrics, ready).merge(extra);
-    let mut shutdown = shutdown;
-    tokio::spawn(async move {
-        let stop = async move {
-            shutdown.stopped().await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(error = %e, "health endpoint stopped");
-        }
-    });
+    serve_on(listener, app, shutdown);
     Ok(addr)
 }
 
@@ -161,7 +161,8 @@ async fn healthz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
-    let state = match s.ready.get() {
+    let readiness = s.ready.get();
+    let state = match readiness {
         Readiness::Ready => "ready",
         Readiness::Paused => "paused (kill switch)",
         Readiness::Starting => "starting",
@@ -170,7 +171,7 @@ async fn readyz(State(s): State<Arc<HealthState>>) -> impl IntoResponse {
             "standby (waiting for the agent's lease, held by another process, or for the coordination database)"
         }
     };
-    match (s.ready.get(), s.ready.degraded()) {
+    match (readiness, s.ready.degraded()) {
         (Readiness::Ready, None) => (StatusCode::OK, "ready\n".to_owned()),
         (_, None) => (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n")),
         // Still running and keeping what arrives; said so until it recovers.

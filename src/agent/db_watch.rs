@@ -17,7 +17,7 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// How often each database is asked.
-pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// A probe unanswered for this long counts as failed (a pool retries a
 /// refused connection until its own timeout: this is the shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,15 +44,16 @@ struct Down {
 
 impl Probe {
     async fn ask(&self) -> Result<(), String> {
-        let answer = match self {
-            Probe::Store(store) => tokio::time::timeout(PROBE_TIMEOUT, store.ping())
-                .await
-                .map(|r| r.map_err(|e| format!("{e:#}"))),
-            Probe::Coordination(db) => tokio::time::timeout(PROBE_TIMEOUT, db.ping())
-                .await
-                .map(|r| r.map_err(|e| e.to_string())),
+        let ping = async {
+            match self {
+                Probe::Store(store) => store.ping().await,
+                Probe::Coordination(db) => Ok(db.ping().await?),
+            }
         };
-        answer.unwrap_or_else(|_| Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())))
+        match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
+            Ok(answer) => answer.map_err(|e| format!("{e:#}")),
+            Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        }
     }
 }
 

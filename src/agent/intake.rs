@@ -18,6 +18,7 @@ use super::events::handle_event;
 use super::runner::{Accepted, TaskIntakeError};
 use super::tasks::{request_task_approval, run_task};
 use crate::coord::queue::{POLL_FALLBACK, QUEUED_ITEM, SharedClaim, SharedQueue};
+use crate::coord::shared_db::CoordDb;
 use crate::coord::{Claimed, CoordError, Inbox, InboxItem, Outcome, WatchOptions, parse_item};
 use crate::error::error_id;
 use crate::health::Readiness;
@@ -87,16 +88,17 @@ impl Taken {
     }
 }
 
-/// Where the agent's items come from: its inbox directory, or with
-/// `fleet.coordination` its queue (and this host's drop-boxes, imported
-/// by a task added to `tasks`). What a previous process left running is
-/// put back first.
+/// Where the agent's items come from: its inbox directory, or with the
+/// fleet's `coordination` database its queue (and this host's drop-boxes,
+/// imported by a task added to `tasks`). What a previous process left
+/// running is put back first.
 pub(super) async fn open_source(
     shared: &Arc<Shared>,
+    coordination: Option<CoordDb>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     stop: &Shutdown,
 ) -> anyhow::Result<Source> {
-    Ok(match &shared.config.fleet.coordination {
+    Ok(match coordination {
         None => {
             let inbox = Inbox::open(&shared.config.fleet.workspace, &shared.agent.name)?;
             for r in inbox.recover()? {
@@ -108,8 +110,7 @@ pub(super) async fn open_source(
             super::abort_on_stop(stop, renewal);
             Source::Files(inbox)
         }
-        Some(url) => {
-            let db = crate::coord::shared_db::CoordDb::open(url)?;
+        Some(db) => {
             let queue = crate::coord::queue::SharedQueue::new(
                 db.clone(),
                 &shared.agent.name,

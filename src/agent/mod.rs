@@ -209,7 +209,12 @@ impl Agent {
             &config,
             discord_token,
             telegram_token,
-            store.quiet_for(switchyard_routing::Platform::Discord).await,
+            crate::delivery::QuietFor {
+                discord: store.quiet_for(switchyard_routing::Platform::Discord).await,
+                telegram: store
+                    .quiet_for(switchyard_routing::Platform::Telegram)
+                    .await,
+            },
         )?;
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
@@ -352,12 +357,12 @@ impl Agent {
                 .in_current_span(),
             );
         }
-        let source = intake::open_source(&shared, &mut tasks, &stop).await?;
-        tasks.spawn(intake::intake_loop(shared.clone(), source, stop.clone()).in_current_span());
         let coordination = match &shared.config.fleet.coordination {
             Some(url) => Some(crate::coord::shared_db::CoordDb::open(url)?),
             None => None,
         };
+        let source = intake::open_source(&shared, coordination.clone(), &mut tasks, &stop).await?;
+        tasks.spawn(intake::intake_loop(shared.clone(), source, stop.clone()).in_current_span());
         tasks.spawn(
             db_watch::run(
                 shared.store.clone(),

@@ -213,7 +213,13 @@ async fn file_outcomes(
     mut stop: Shutdown,
 ) {
     let mut held: HashMap<String, (String, Claimed)> = HashMap::new();
-    let mut parked = parked_on_disk(workspace, agents);
+    // Reading every result in done/ is file I/O: off the runtime's threads.
+    let mut parked = {
+        let (workspace, agents) = (workspace.to_owned(), agents.to_vec());
+        tokio::task::spawn_blocking(move || parked_on_disk(&workspace, &agents))
+            .await
+            .unwrap_or_default()
+    };
     let mut listener = match PgListener::connect_with(db.pool()).await {
         Ok(mut l) => match l.listen(RESULT_CHANNEL).await {
             Ok(()) => Some(l),

@@ -46,6 +46,15 @@ const MAX_COALESCE: u32 = 500;
 /// process, retries whose time came).
 const POLL: Duration = Duration::from_secs(1);
 
+/// How long since the agent last sent to each platform, by its outbox
+/// (`None`: not known). A sink's limiter starting after a restart or a
+/// takeover counts that time toward its caution.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuietFor {
+    pub discord: Option<Duration>,
+    pub telegram: Option<Duration>,
+}
+
 impl Sinks {
     /// The sinks an agent's configuration and tokens allow: Discord when the
     /// agent has a Discord token or the fleet has webhooks, Telegram when it
@@ -55,19 +64,24 @@ impl Sinks {
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
     ) -> anyhow::Result<Sinks> {
-        Ok(Self::from_config_with_platforms(cfg, discord_token, telegram_token, None)?.sinks)
+        Ok(Self::from_config_with_platforms(
+            cfg,
+            discord_token,
+            telegram_token,
+            QuietFor::default(),
+        )?
+        .sinks)
     }
 
     /// As [`Sinks::from_config`], also handing back each platform's sink
     /// itself (task threads, the status board, approval prompts send through
     /// them, sharing their rate limiters).
-    /// `discord_quiet_for`: how long since the agent last sent to Discord
-    /// (see [`DiscordOptions::quiet_for`]).
+    /// `quiet`: how long since the agent last sent to each platform.
     pub fn from_config_with_platforms(
         cfg: &Config,
         discord_token: Option<Secret>,
         telegram_token: Option<Secret>,
-        discord_quiet_for: Option<Duration>,
+        quiet: QuietFor,
     ) -> anyhow::Result<PlatformSinks> {
         let mut sinks = Sinks::new();
         let mut discord = None;
@@ -79,7 +93,7 @@ impl Sinks {
                     settings,
                     discord_token,
                     DiscordOptions {
-                        quiet_for: discord_quiet_for,
+                        quiet_for: quiet.discord,
                         ..DiscordOptions::default()
                     },
                 )
@@ -91,8 +105,15 @@ impl Sinks {
         let mut telegram = None;
         if let (Some(settings), Some(token)) = (&cfg.telegram, telegram_token) {
             let sink = Arc::new(
-                TelegramSink::new(settings, token, TelegramOptions::default())
-                    .context("cannot set up the Telegram sink")?,
+                TelegramSink::new(
+                    settings,
+                    token,
+                    TelegramOptions {
+                        quiet_for: quiet.telegram,
+                        ..TelegramOptions::default()
+                    },
+                )
+                .context("cannot set up the Telegram sink")?,
             );
             telegram = Some(sink.clone());
             sinks = sinks.with(sink);

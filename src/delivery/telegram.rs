@@ -50,6 +50,10 @@ pub struct TelegramOptions {
     pub limits: TelegramLimits,
     /// Added to every window against network jitter.
     pub margin: Duration,
+    /// How long since this bot last sent, by the agent's outbox (`None`:
+    /// not known): a limiter starting after a restart or a takeover counts
+    /// it toward its caution.
+    pub quiet_for: Option<Duration>,
 }
 
 impl Default for TelegramOptions {
@@ -58,6 +62,7 @@ impl Default for TelegramOptions {
             request_timeout: Duration::from_secs(15),
             limits: TelegramLimits::default(),
             margin: Duration::from_millis(50),
+            quiet_for: None,
         }
     }
 }
@@ -136,7 +141,10 @@ impl TelegramSink {
         Ok(TelegramSink {
             bot,
             chats,
-            limiter: std::sync::Arc::new(RateLimiter::after_restart(Duration::from_secs(1))),
+            limiter: std::sync::Arc::new(RateLimiter::after_quiet(
+                Duration::from_secs(1),
+                options.quiet_for,
+            )),
             options,
         })
     }

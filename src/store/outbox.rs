@@ -121,37 +121,32 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// When this agent last sent (or was sending) to `platform`, by its
-    /// outbox; `None` when it never did. A limiter that starts after a
-    /// restart or a takeover waits out only what that send may still hold.
-    pub async fn last_sent_to(
-        &self,
-        platform: switchyard_routing::Platform,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let (last,): (Option<i64>,) = sqlx::query_as(
+    /// How long since this agent last sent (or was sending) to `platform`,
+    /// by its outbox: its own previous life's sends, or those of the holder
+    /// it took over from. A limiter that starts after a restart or a
+    /// takeover waits out only what that send may still hold. `None` when
+    /// it cannot tell: it never sent through the outbox (other writers may
+    /// have), or the database would not say.
+    pub async fn quiet_for(&self, platform: switchyard_routing::Platform) -> Option<Duration> {
+        let last: Result<(Option<i64>,), _> = sqlx::query_as(
             "SELECT MAX(updated_at) FROM deliveries WHERE destination LIKE $1 AND state IN ($2, $3)",
         )
         .bind(format!("{}:%", platform.as_str()))
         .bind(DeliveryState::Sending.as_str())
         .bind(DeliveryState::Sent.as_str())
         .fetch_one(self.pool())
-        .await
-        .context("cannot read when the outbox last sent")?;
-        Ok(last.map(super::from_millis))
-    }
-
-    /// How long since this agent last sent to `platform`, by its outbox
-    /// (its own previous life's sends, or those of the holder it took over
-    /// from); `None` when it cannot tell: it never sent through the outbox
-    /// (other writers may have), or the database would not say.
-    pub async fn quiet_for(&self, platform: switchyard_routing::Platform) -> Option<Duration> {
-        match self.last_sent_to(platform).await {
+        .await;
+        match last {
             // A clock that went back counts as just now.
-            Ok(Some(last)) => Some((Utc::now() - last).to_std().unwrap_or_default()),
-            Ok(None) => None,
+            Ok((Some(ms),)) => Some(
+                (Utc::now() - super::from_millis(ms))
+                    .to_std()
+                    .unwrap_or_default(),
+            ),
+            Ok((None,)) => None,
             Err(e) => {
                 tracing::warn!(
-                    error = format!("{e:#}"),
+                    error = %e,
                     "cannot tell when the agent last sent; its rate limiter starts cautious"
                 );
                 None

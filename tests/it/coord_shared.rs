@@ -89,12 +89,7 @@ async fn the_shared_status_is_usable_from_inside_a_runtime() {
 
 /// `switchyard ARGS` on the host of `fleet`, coordinating through `url`.
 fn shell(fleet: &Fleet, url: &str, args: &[&str]) -> String {
-    let out = fleet
-        .command()
-        .env(COORDINATION, url)
-        .args(args)
-        .output()
-        .expect("run switchyard");
+    let out = cli(fleet, url, args);
     assert!(
         out.status.success(),
         "switchyard {args:?} failed: {}",
@@ -116,14 +111,8 @@ fn an_agent_on_one_host_answers_to_the_cli_on_another() {
         // Host A runs the agent; host B only has the CLI and its own workspace.
         let host_a = Fleet::new(&["manager"], "").await;
         let host_b = Fleet::new(&["manager"], "").await;
-        let mut agent = host_a
-            .command()
-            .env(COORDINATION, &url)
-            .args(["run", "--agent", "manager"])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn the agent");
-        let pid = u64::from(agent.id());
+        let agent = host_a.shared("manager", &url).spawn();
+        let pid = agent.pid();
         wait_for(
             Duration::from_secs(30),
             "the agent's heartbeat, seen from host B",
@@ -185,9 +174,7 @@ fn an_agent_on_one_host_answers_to_the_cli_on_another() {
             &["resume", "--agent", "manager", "--reason", "over"],
         );
         host_a.wait_result("manager", "done", "after-kill").await;
-
-        agent.kill().ok();
-        agent.wait().ok();
+        drop(agent);
     });
 }
 
@@ -329,16 +316,7 @@ fn a_file_dropped_on_one_host_is_handled_on_another_and_its_result_lands_beside_
         let host_b = Fleet::new(&["manager", "tech-lead"], "").await;
         let mut agents = Vec::new();
         for (fleet, name) in [(&host_a, "manager"), (&host_b, "tech-lead")] {
-            agents.push(crate::common::AgentProcess {
-                name: name.to_owned(),
-                child: fleet
-                    .command()
-                    .env(COORDINATION, &url)
-                    .args(["run", "--agent", name])
-                    .stdin(std::process::Stdio::null())
-                    .spawn()
-                    .expect("spawn an agent"),
-            });
+            agents.push(fleet.shared(name, &url).spawn());
         }
         wait_for(Duration::from_secs(30), "both agents' heartbeats", || {
             let s = status_json(&host_a, &url);
@@ -421,7 +399,7 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         };
         let host_a = Fleet::new(&["manager"], "").await;
         let host_b = Fleet::new(&["manager"], "").await;
-        let mut holder = host_a.spawn_shared("host-a", &host_a, &url, Some(&url), false);
+        let mut holder = host_a.shared("manager", &url).host("host-a").platforms(&host_a).database(&url).spawn();
         let holder_pid = holder.pid();
         wait_for(Duration::from_secs(30), "the holder's heartbeat", || {
             (status_json(&host_b, &url)["agents"]["manager"]["pid"].as_u64() == Some(holder_pid)).then_some(())
@@ -432,7 +410,14 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
             "127.0.0.1:{}",
             std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
         );
-        let standby = host_b.spawn_shared_with("host-b", &host_a, &url, Some(&url), false, &[], &["--listen", &listen]);
+        let standby = host_b
+            .shared("manager", &url)
+            .host("host-b")
+            .platforms(&host_a)
+            .database(&url)
+            .arg("--listen")
+            .arg(&listen)
+            .spawn();
         let standby_pid = standby.pid();
         wait_for(Duration::from_secs(30), "the standby in `status`", || {
             let s = status_json(&host_a, &url);
@@ -455,7 +440,11 @@ fn a_standby_on_another_host_takes_over_after_kill_9_and_posts_nothing_twice() {
         // A standby with another configuration, or over a local SQLite file, is refused.
         let other = Fleet::new(&["manager"], "[[routes]]\nname = \"extra\"\nmatch = { category = \"briefing\" }\nto = [\"discord:system\"]\n").await;
         for (fleet, database, says) in [(&other, Some(url.as_str()), "same one"), (&host_b, None, "SQLite")] {
-            let (code, stderr) = fleet.spawn_shared("host-c", &host_a, &url, database, true).finish();
+            let mut refused = fleet.shared("manager", &url).host("host-c").platforms(&host_a).capturing_stderr();
+            if let Some(db) = database {
+                refused = refused.database(db);
+            }
+            let (code, stderr) = refused.spawn().finish();
             assert_eq!(code, Some(2), "{stderr}");
             assert!(stderr.contains(says), "{stderr}");
         }
@@ -607,15 +596,13 @@ fn postgresql_stopped_under_a_running_agent_and_started_again_loses_nothing_and_
 
         // A lease long enough to ride out the outage: the agent says it is
         // degraded on /readyz all along, and goes on when the server is back.
-        let agent = host.spawn_shared_with(
-            "host-a",
-            &host,
-            &url,
-            Some(&url),
-            false,
-            &[("SWITCHYARD__FLEET__LEASE_TTL", "60s")],
-            &[],
-        );
+        let agent = host
+            .shared("manager", &url)
+            .host("host-a")
+            .platforms(&host)
+            .database(&url)
+            .env("SWITCHYARD__FLEET__LEASE_TTL", "60s")
+            .spawn();
         let pid = agent.pid();
         wait_for(Duration::from_secs(30), "the agent's heartbeat", || {
             health_of(&host, &url).filter(|(p, _)| *p == pid)
@@ -650,7 +637,12 @@ fn postgresql_stopped_under_a_running_agent_and_started_again_loses_nothing_and_
 
         // The default lease (5 s): an outage of 6 s makes the holder stop
         // everything and start over in place; it comes back holding its lease.
-        let agent = host.spawn_shared("host-a", &host, &url, Some(&url), false);
+        let agent = host
+            .shared("manager", &url)
+            .host("host-a")
+            .platforms(&host)
+            .database(&url)
+            .spawn();
         let pid = agent.pid();
         outage(&cluster, &host, pid, Duration::from_secs(6), "during-2").await;
 
@@ -696,14 +688,19 @@ fn check_config_says_what_a_mix_of_backends_allows() {
     });
 }
 
-/// `switchyard ARGS` against the coordination at `url`: exit code and stderr.
-fn try_shell(fleet: &Fleet, url: &str, args: &[&str]) -> (Option<i32>, String) {
-    let out = fleet
+/// `switchyard ARGS` against the coordination at `url`.
+fn cli(fleet: &Fleet, url: &str, args: &[&str]) -> std::process::Output {
+    fleet
         .command()
         .env(COORDINATION, url)
         .args(args)
         .output()
-        .expect("run switchyard");
+        .expect("run switchyard")
+}
+
+/// [`cli`] for a command that may be refused: its exit code and stderr.
+fn try_shell(fleet: &Fleet, url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = cli(fleet, url, args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -789,17 +786,7 @@ fn a_parked_task_dropped_on_one_host_ends_in_failed_there_when_it_is_denied() {
         let host_b = Fleet::new(&["manager", "tech-lead"], SKILLS).await;
         let mut agents = Vec::new();
         for (fleet, name) in [(&host_a, "manager"), (&host_b, "tech-lead")] {
-            agents.push(crate::common::AgentProcess {
-                name: name.to_owned(),
-                child: fleet
-                    .command()
-                    .env(COORDINATION, &url)
-                    .env("SWITCHYARD__FLEET__DATABASE", &url)
-                    .args(["run", "--agent", name])
-                    .stdin(std::process::Stdio::null())
-                    .spawn()
-                    .expect("spawn an agent"),
-            });
+            agents.push(fleet.shared(name, &url).database(&url).spawn());
         }
         wait_for(Duration::from_secs(30), "both agents' heartbeats", || {
             let s = status_json(&host_a, &url);
@@ -820,14 +807,7 @@ fn a_parked_task_dropped_on_one_host_ends_in_failed_there_when_it_is_denied() {
         let mut importer = agents.pop().unwrap();
         let old_pid = importer.pid();
         importer.kill();
-        importer.child = host_b
-            .command()
-            .env(COORDINATION, &url)
-            .env("SWITCHYARD__FLEET__DATABASE", &url)
-            .args(["run", "--agent", "tech-lead"])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn the tech-lead again");
+        let importer = host_b.shared("tech-lead", &url).database(&url).spawn();
         let new_pid = importer.pid();
         agents.push(importer);
         wait_for(Duration::from_secs(30), "the new importer's heartbeat", || {

@@ -72,6 +72,69 @@ impl Drop for AgentProcess {
     }
 }
 
+/// An agent about to run against a coordination database ([`Fleet::shared`]).
+pub struct SharedAgent {
+    name: String,
+    cmd: Command,
+}
+
+impl SharedAgent {
+    /// The name it gives its host (`SWITCHYARD_HOST`): two names on this
+    /// machine are two hosts to the leases, which then cannot tell a dead
+    /// holder from a live one but by its lease lapsing.
+    pub fn host(mut self, host: &str) -> Self {
+        self.cmd.env("SWITCHYARD_HOST", host);
+        self.name = format!("{} on {host}", self.name);
+        self
+    }
+
+    /// Its Discord and Telegram are those of `fleet`'s sandbox.
+    pub fn platforms(mut self, fleet: &Fleet) -> Self {
+        self.cmd
+            .env(
+                "SWITCHYARD__DISCORD__API_BASE",
+                fleet.sandbox.discord_api_base(),
+            )
+            .env(
+                "SWITCHYARD__TELEGRAM__API_BASE",
+                fleet.sandbox.telegram_api_base(),
+            );
+        self
+    }
+
+    /// Its state in `url` too (`fleet.database`).
+    pub fn database(mut self, url: &str) -> Self {
+        self.cmd.env("SWITCHYARD__FLEET__DATABASE", url);
+        self
+    }
+
+    /// A configuration override or any other variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// More arguments to `run`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Captures its stderr, for a process expected to exit at once (an
+    /// unread pipe would block a long-lived one once full).
+    pub fn capturing_stderr(mut self) -> Self {
+        self.cmd.stderr(std::process::Stdio::piped());
+        self
+    }
+
+    pub fn spawn(mut self) -> AgentProcess {
+        AgentProcess {
+            child: self.cmd.spawn().expect("spawn the agent"),
+            name: self.name,
+        }
+    }
+}
+
 /// Keeps the agent fleets of different test modules from running at the same
 /// time, as when each file was its own test binary (cargo runs those one after
 /// another). The agents share the one Docker engine: an agent reaps, at
@@ -328,61 +391,16 @@ impl Fleet {
             .expect("open the agent's database")
     }
 
-    /// The agent `manager` of this fleet on its host, with its state and the
-    /// fleet's coordination in `url` and its platforms those of `platforms`.
-    /// Its stderr is captured only for a process expected to exit at once (an
-    /// unread pipe would block a long-lived one once full). `host` is the
-    /// name it gives its host (`SWITCHYARD_HOST`): two names on this machine
-    /// are two hosts to the leases, which then cannot tell a dead holder
-    /// from a live one but by its lease lapsing.
-    pub fn spawn_shared(
-        &self,
-        host: &str,
-        platforms: &Fleet,
-        url: &str,
-        database: Option<&str>,
-        capture: bool,
-    ) -> AgentProcess {
-        self.spawn_shared_with(host, platforms, url, database, capture, &[], &[])
-    }
-
-    /// [`Fleet::spawn_shared`] with more environment (configuration
-    /// overrides) and more arguments to `run`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn_shared_with(
-        &self,
-        host: &str,
-        platforms: &Fleet,
-        url: &str,
-        database: Option<&str>,
-        capture: bool,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> AgentProcess {
+    /// `agent` of this fleet coordinating through `url`, as on a host of
+    /// its own, set up step by step and started with [`SharedAgent::spawn`].
+    pub fn shared(&self, agent: &str, url: &str) -> SharedAgent {
         let mut cmd = self.command();
-        cmd.envs(env.iter().copied());
         cmd.env("SWITCHYARD__FLEET__COORDINATION", url)
-            .env("SWITCHYARD_HOST", host)
-            .env(
-                "SWITCHYARD__DISCORD__API_BASE",
-                platforms.sandbox.discord_api_base(),
-            )
-            .env(
-                "SWITCHYARD__TELEGRAM__API_BASE",
-                platforms.sandbox.telegram_api_base(),
-            )
-            .args(["run", "--agent", "manager"])
-            .args(args)
+            .args(["run", "--agent", agent])
             .stdin(std::process::Stdio::null());
-        if capture {
-            cmd.stderr(std::process::Stdio::piped());
-        }
-        if let Some(db) = database {
-            cmd.env("SWITCHYARD__FLEET__DATABASE", db);
-        }
-        AgentProcess {
-            name: format!("manager on {host}"),
-            child: cmd.spawn().expect("spawn the agent"),
+        SharedAgent {
+            name: agent.to_owned(),
+            cmd,
         }
     }
 
