@@ -290,7 +290,17 @@ impl Agent {
                 .clone()
                 .map(|tg| tg as Arc<dyn crate::approvals::Prompter>),
             secret: crate::approvals::FleetSecret::from_env(&config.fleet.secret_env),
+            // Checked with the tokens above: a signer that must sign has its key.
+            signer: config.signing_key(&agent.name).ok().flatten().map(Arc::new),
         };
+        if !config.signs_decisions(&agent.name)
+            && std::env::var_os(&config.approvals.signing_key_env).is_some()
+        {
+            warn!(
+                variable = %config.approvals.signing_key_env,
+                "this agent does not sign approval decisions, yet the signing key is in its environment: keep it only where the agent that owns Telegram runs"
+            );
+        }
 
         let threads = crate::discord::threads::DiscordTaskThreads::new(
             &router,

@@ -1,6 +1,7 @@
 //! The approval items an agent takes from its inbox: requests (anyone may
 //! ask a human; only a sealed request from a peer may ask for the answer in
 //! its inbox) and decisions (taken only when sealed by an agent of the fleet,
+//! or signed by the prompting agent where `[approvals] decision_keys` is set,
 //! for a request this agent forwarded, about exactly what it asked). Every
 //! refusal says why, is audited, and changes nothing.
 
@@ -175,8 +176,19 @@ pub async fn handle_decision_item(ctx: &ApprovalsContext, item: &Value) -> Resul
         );
         return refuse(ctx, ACTION, &d.by, &d.id, why, DECISION_FIX).await;
     };
-    if !d.seal_is_valid(secret, &ctx.agent) {
-        let why = "the decision is not sealed by an agent of this fleet for this agent: it does not count".to_string();
+    let keys = &ctx.config.approvals.decision_keys;
+    let why = if !keys.is_empty() {
+        // Every agent's host holds the fleet secret: where decisions are
+        // signed, a seal alone proves nothing.
+        (!d.signature_is_valid(keys, &ctx.agent)).then(|| {
+            "the decision is not signed for this agent with a key of approvals.decision_keys: only the agent that prompts the approvers holds such a key, so a host with the fleet secret alone cannot decide; it does not count".to_string()
+        })
+    } else {
+        (!d.seal_is_valid(secret, &ctx.agent)).then(|| {
+            "the decision is not sealed by an agent of this fleet for this agent: it does not count".to_string()
+        })
+    };
+    if let Some(why) = why {
         return refuse(ctx, ACTION, &d.by, &d.id, why, DECISION_FIX).await;
     }
     let a = match ctx.store.approval(&d.id).await {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::seal::{FleetSecret, digest};
 use super::{Approval, ApprovalStatus};
+use crate::config::keys::{DecisionKey, SigningKey};
 
 const REQUEST_DOMAIN: &str = "switchyard approval_request v1";
 const DECISION_DOMAIN: &str = "switchyard approval_decision v1";
@@ -134,7 +135,8 @@ impl RequestItem {
 
 /// An `approval_decision` item: the answer to a forwarded request, written
 /// by the agent that prompted for it into the requester's inbox. It counts
-/// only when its seal holds: no field of it is trusted on its own.
+/// only when its seal holds, or, where `[approvals] decision_keys` is set,
+/// its signature: no field of it is trusted on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionItem {
@@ -152,9 +154,13 @@ pub struct DecisionItem {
     pub request_digest: Option<String>,
     #[serde(default)]
     pub seal: Option<String>,
+    /// Ed25519 over the same fields and recipient as the seal, by the
+    /// prompting agent's signing key (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
-/// What a decision seal covers.
+/// What a decision seal (and signature) covers.
 #[derive(Serialize)]
 struct DecisionSealed<'a> {
     id: &'a str,
@@ -166,9 +172,14 @@ struct DecisionSealed<'a> {
 }
 
 impl DecisionItem {
-    /// The sealed decision on `a` for the agent `to` (its requester). `None`
-    /// while `a` is undecided.
-    pub fn for_requester(a: &Approval, to: &str, secret: &FleetSecret) -> Option<DecisionItem> {
+    /// The sealed decision on `a` for the agent `to` (its requester), signed
+    /// too when `signer` is given. `None` while `a` is undecided.
+    pub fn for_requester(
+        a: &Approval,
+        to: &str,
+        secret: &FleetSecret,
+        signer: Option<&SigningKey>,
+    ) -> Option<DecisionItem> {
         if !a.status.is_final() {
             return None;
         }
@@ -181,9 +192,19 @@ impl DecisionItem {
             at: a.decided_at.unwrap_or(a.expires_at),
             request_digest: Some(subject_digest(a)),
             seal: None,
+            signature: None,
         };
         item.seal = Some(secret.seal(DECISION_DOMAIN, to, &item.sealed()));
+        item.signature = signer.map(|k| k.sign(DECISION_DOMAIN, to, &item.sealed()));
         Some(item)
+    }
+
+    /// Whether the signature is one of `keys`', for `recipient`.
+    pub fn signature_is_valid(&self, keys: &[DecisionKey], recipient: &str) -> bool {
+        self.signature.as_deref().is_some_and(|sig| {
+            keys.iter()
+                .any(|k| k.verify(DECISION_DOMAIN, recipient, &self.sealed(), sig))
+        })
     }
 
     /// Whether the seal is `secret`'s, for `recipient`.
@@ -247,7 +268,8 @@ mod tests {
 
     #[test]
     fn a_decision_round_trips_as_json_and_any_changed_field_breaks_its_seal() {
-        let item = DecisionItem::for_requester(&approval(), "opsclaw", &secret()).unwrap();
+        let item = DecisionItem::for_requester(&approval(), "opsclaw", &secret(), None).unwrap();
+        assert_eq!(item.signature, None);
         let json = serde_json::to_string(&item).unwrap();
         let back: DecisionItem = serde_json::from_str(&json).unwrap();
         assert!(back.seal_is_valid(&secret(), "opsclaw"));
@@ -267,6 +289,31 @@ mod tests {
             tamper(&mut d);
             assert!(!d.seal_is_valid(&secret(), "opsclaw"), "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_signed_decision_holds_only_under_a_listed_key_and_a_seal_alone_is_no_signature() {
+        let (key, _) = SigningKey::generate();
+        let (other, _) = SigningKey::generate();
+        let item =
+            DecisionItem::for_requester(&approval(), "opsclaw", &secret(), Some(&key)).unwrap();
+        let back: DecisionItem =
+            serde_json::from_value(serde_json::to_value(&item).unwrap()).unwrap();
+        assert!(back.seal_is_valid(&secret(), "opsclaw"));
+        assert!(back.signature_is_valid(&[other.public(), key.public()], "opsclaw"));
+        assert!(!back.signature_is_valid(&[other.public()], "opsclaw"));
+        assert!(!back.signature_is_valid(&[], "opsclaw"));
+        assert!(
+            !back.signature_is_valid(&[key.public()], "manager"),
+            "replayed elsewhere"
+        );
+        let mut denied = back.clone();
+        denied.decision = ApprovalStatus::Denied;
+        assert!(!denied.signature_is_valid(&[key.public()], "opsclaw"));
+        // Whoever holds only the fleet secret seals, and cannot sign.
+        let sealed_only =
+            DecisionItem::for_requester(&approval(), "opsclaw", &secret(), None).unwrap();
+        assert!(!sealed_only.signature_is_valid(&[key.public()], "opsclaw"));
     }
 
     #[test]

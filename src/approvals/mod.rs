@@ -24,6 +24,7 @@ use switchyard_routing::Severity;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::config::keys::SigningKey;
 use crate::delivery::OutboxNotify;
 use crate::store::Store;
 pub use crate::store::approvals::{
@@ -155,6 +156,9 @@ pub struct ApprovalsContext {
     /// `None` when the environment has none: nothing is forwarded, and no
     /// decision from a peer is taken.
     pub secret: Option<FleetSecret>,
+    /// Signs the decisions this agent sends back, where `[approvals]
+    /// decision_keys` asks for signatures (the Telegram owner only).
+    pub signer: Option<Arc<SigningKey>>,
 }
 
 impl ApprovalsContext {

@@ -14,9 +14,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
-
-use crate::config::MIN_FLEET_SECRET_LEN;
+use crate::config::keys::{framed, hex, unhex};
+use crate::config::{MIN_FLEET_SECRET_LEN, Secret};
 
 /// The secret every agent of a fleet shares. Prints as `FleetSecret(***)`.
 #[derive(Clone)]
@@ -44,12 +43,7 @@ impl FleetSecret {
     fn mac(&self, domain: &str, recipient: &str, fields: &impl Serialize) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes())
             .expect("HMAC takes a key of any length");
-        // Length-prefixed parts: no two different inputs make the same bytes.
-        let body = serde_json::to_vec(fields).expect("sealed fields serialise");
-        for part in [domain.as_bytes(), recipient.as_bytes(), &body] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
+        mac.update(&framed(domain, recipient, fields));
         mac
     }
 
@@ -67,7 +61,7 @@ impl FleetSecret {
         fields: &impl Serialize,
         seal: &str,
     ) -> bool {
-        let Some(bytes) = unhex(seal) else {
+        let Some(bytes) = unhex(seal, 32) else {
             return false;
         };
         self.mac(domain, recipient, fields)
@@ -80,20 +74,6 @@ impl FleetSecret {
 pub fn digest(fields: &impl Serialize) -> String {
     let body = serde_json::to_vec(fields).expect("digested fields serialise");
     hex(&Sha256::digest(&body))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -23,8 +23,11 @@ fn approvals_store_agent(config: &Config, agent: Option<&str>) -> anyhow::Result
 }
 
 pub fn approval(path: Option<PathBuf>, cmd: ApprovalCommand) -> anyhow::Result<()> {
+    let args = match cmd {
+        ApprovalCommand::Request(args) => args,
+        ApprovalCommand::Keygen => return keygen(path),
+    };
     let config = load_config(path)?;
-    let ApprovalCommand::Request(args) = cmd;
     let owner = approvals_store_agent(&config, None)?;
     if args.summary.trim().is_empty() {
         return Err(bad_input(
@@ -44,6 +47,26 @@ pub fn approval(path: Option<PathBuf>, cmd: ApprovalCommand) -> anyhow::Result<(
     crate::coord::queue::hand_in(&config.fleet, &owner, &id, &item)
         .with_context(|| format!("cannot hand the request to {owner}"))?;
     println!("{id}");
+    Ok(())
+}
+
+/// A new signing key: the seed for the environment, the public key for the
+/// configuration. Needs no configuration; with one, names its variable.
+fn keygen(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let env = load_config(path)
+        .map(|c| c.approvals.signing_key_env)
+        .unwrap_or_else(|_| crate::config::keys::DEFAULT_SIGNING_KEY_ENV.into());
+    let (key, seed) = crate::config::keys::SigningKey::generate();
+    println!(
+        "# The private key. Only in the environment of the agent that owns Telegram,\n\
+         # on the operator's host; never in a file of the workspace or on a worker's host.\n\
+         {env}={seed}\n\
+         \n\
+         # The public key, in the fleet's configuration (every host may have it):\n\
+         [approvals]\n\
+         decision_keys = [\"{}\"]",
+        key.public()
+    );
     Ok(())
 }
 

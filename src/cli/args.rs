@@ -284,4 +284,7 @@ pub struct ApprovalRequestArgs {
 pub enum ApprovalCommand {
     /// Ask a human in Telegram; prints the approval id
     Request(ApprovalRequestArgs),
+    /// Make a key pair that signs approval decisions: the private key for the
+    /// Telegram owner's environment, the public key for `[approvals] decision_keys`
+    Keygen,
 }

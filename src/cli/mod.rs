@@ -69,7 +69,7 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Resul
 fn fleet_notes(config: &Config) -> anyhow::Result<Vec<&'static str>> {
     use crate::store::Backend;
     let state_shared = Backend::of(&config.fleet.database)? == Backend::Postgres;
-    Ok(match (&config.fleet.coordination, state_shared) {
+    let mut notes = match (&config.fleet.coordination, state_shared) {
         (Some(_), false) => vec![
             "fleet.coordination is on PostgreSQL but fleet.database is a local SQLite file: each agent's state stays on the host it runs on, so a standby for an agent (`switchyard run --agent NAME` on another host) would be refused; put fleet.database on PostgreSQL to run standbys",
         ],
@@ -77,7 +77,16 @@ fn fleet_notes(config: &Config) -> anyhow::Result<Vec<&'static str>> {
             "fleet.database is on PostgreSQL but fleet.coordination is not set: the agents coordinate through the workspace directory, so the fleet stays on this host; set fleet.coordination to run agents and the CLI on several hosts",
         ],
         _ => Vec::new(),
-    })
+    };
+    if config.fleet.coordination.is_some()
+        && config.needs_fleet_secret()
+        && config.approvals.decision_keys.is_empty()
+    {
+        notes.push(
+            "approval decisions forwarded between agents are sealed with the fleet secret, which every agent's host holds: on a fleet across hosts a worker's host could seal one; set [approvals] decision_keys (`switchyard approval keygen`) so that only the agent that owns Telegram can sign them (docs/APPROVALS.md)",
+        );
+    }
+    Ok(notes)
 }
 
 pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {

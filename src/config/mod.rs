@@ -24,6 +24,7 @@ mod agents;
 mod discord;
 mod fleet;
 mod github;
+pub mod keys;
 mod policy;
 mod raw;
 mod responders;
@@ -300,7 +301,45 @@ impl Config {
                 });
             }
         }
+        if let Err(p) = self.signing_key(&agent.name) {
+            problems.push(p);
+        }
         problems
+    }
+
+    /// Whether `agent` signs the decisions it sends back to requesters: it
+    /// prompts the approvers (owns Telegram), others forward to it, and
+    /// `[approvals] decision_keys` is set.
+    pub fn signs_decisions(&self, agent: &str) -> bool {
+        !self.approvals.decision_keys.is_empty()
+            && self.needs_fleet_secret()
+            && self.telegram_owner().is_some_and(|o| o.name == agent)
+    }
+
+    /// The key `agent` signs decisions with, read from its environment;
+    /// `Ok(None)` when it signs none. A key that is missing, malformed or not
+    /// one of `decision_keys` is a problem: the requesters would refuse
+    /// every decision it sent.
+    pub fn signing_key(&self, agent: &str) -> Result<Option<keys::SigningKey>, ConfigProblem> {
+        if !self.signs_decisions(agent) {
+            return Ok(None);
+        }
+        let env = &self.approvals.signing_key_env;
+        let problem = |message: String| ConfigProblem {
+            key: "approvals.signing_key_env".into(),
+            message,
+        };
+        match keys::SigningKey::from_env(env) {
+            Ok(Some(key)) if self.approvals.decision_keys.contains(&key.public()) => Ok(Some(key)),
+            Ok(Some(key)) => Err(problem(format!(
+                "the key in {env} is not one of approvals.decision_keys (its public key is {}): add that line there, or set the key that belongs to one of them",
+                key.public()
+            ))),
+            Ok(None) => Err(problem(format!(
+                "environment variable {env} is not set: {agent} prompts the approvers and signs every decision it sends back with it, since approvals.decision_keys is set (make a pair with `switchyard approval keygen`; the key stays on this host only)"
+            ))),
+            Err(e) => Err(problem(format!("environment variable {env} {e}"))),
+        }
     }
 
     /// This fleet's identity on shared infrastructure (the container labels
@@ -344,7 +383,17 @@ impl Config {
         let policy = policy::policy(&mut v, raw.policy);
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
-        let skills = skills::skills(&mut v, raw.skills, &fleet.secret_env);
+        let skills = skills::skills(
+            &mut v,
+            raw.skills,
+            &[
+                (fleet.secret_env.as_str(), "the fleet secret"),
+                (
+                    approvals.signing_key_env.as_str(),
+                    "the approvals' signing key",
+                ),
+            ],
+        );
         let skill_names: Vec<String> = skills.keys().cloned().collect();
         let responders = responders::responders(&mut v, raw.responders, &skill_names);
         let conversations = responders::conversations(&mut v, raw.conversations);
@@ -443,6 +492,30 @@ mod tests {
         ] {
             assert!(keys.contains(&expected), "missing {expected} in {err}");
         }
+    }
+
+    #[test]
+    fn no_skill_may_pass_the_fleet_secret_or_the_signing_key_to_a_worker() {
+        let err = load(
+            r#"
+            [approvals]
+            signing_key_env = "OPS_DECISION_KEY"
+            [skills.sh]
+            image = "busybox"
+            env = ["SWITCHYARD_FLEET_SECRET", "OPS_DECISION_KEY", "HOME_DIR"]
+            "#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("SWITCHYARD_FLEET_SECRET is the fleet secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("OPS_DECISION_KEY is the approvals' signing key"),
+            "{text}"
+        );
+        assert!(!text.contains("HOME_DIR is"), "{text}");
     }
 
     #[test]

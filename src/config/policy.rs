@@ -1,10 +1,12 @@
 //! `[policy]` and `[approvals]`: the risk score at which a human must
-//! approve, and how an approval request waits, reminds and escalates.
+//! approve, how an approval request waits, reminds and escalates, and which
+//! keys sign the decisions.
 
 use std::time::Duration;
 
 use switchyard_routing::Destination;
 
+use super::keys::{DEFAULT_SIGNING_KEY_ENV, DecisionKey};
 use super::raw::{RawApprovals, RawPolicy};
 use super::routes::Destinations;
 use super::telegram::TelegramSettings;
@@ -30,6 +32,12 @@ pub struct ApprovalSettings {
     pub two_approvers_at_risk: Option<u8>,
     /// The `[telegram.chats]` alias prompts go to.
     pub chat: String,
+    /// The public keys a decision forwarded between agents must be signed
+    /// with. Empty: decisions are sealed with the fleet secret only.
+    pub decision_keys: Vec<DecisionKey>,
+    /// Where the agent that prompts (the Telegram owner) reads its signing
+    /// key from, when `decision_keys` is set.
+    pub signing_key_env: String,
 }
 
 impl ApprovalSettings {
@@ -110,6 +118,27 @@ pub(super) fn approvals(
             .map(|c| c.to_string())
             .unwrap_or_else(|| "operator".into()),
     };
+    let decision_keys = a
+        .decision_keys
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, text)| match text.parse::<DecisionKey>() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                v.problem(
+                    &format!("approvals.decision_keys[{i}]"),
+                    format!("{text:?} {e}"),
+                );
+                None
+            }
+        })
+        .collect();
+    let signing_key_env = a
+        .signing_key_env
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SIGNING_KEY_ENV.into());
+    v.env_name("approvals.signing_key_env", &signing_key_env);
     ApprovalSettings {
         expires,
         remind_after,
@@ -117,5 +146,7 @@ pub(super) fn approvals(
         escalate_to,
         two_approvers_at_risk,
         chat,
+        decision_keys,
+        signing_key_env,
     }
 }

@@ -147,6 +147,8 @@ pub struct RawApprovals {
     pub escalate_to: Option<String>,
     pub two_approvers_at_risk: Option<i64>,
     pub chat: Option<String>,
+    pub decision_keys: Option<Vec<String>>,
+    pub signing_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

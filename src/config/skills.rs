@@ -23,7 +23,8 @@ pub struct SkillSettings {
 pub(super) fn skills(
     v: &mut Validator,
     raw: BTreeMap<String, RawSkill>,
-    fleet_secret_env: &str,
+    // Variables only agent processes hold, with what each is.
+    agent_only: &[(&str, &str)],
 ) -> BTreeMap<String, SkillSettings> {
     raw.into_iter()
         .map(|(name, s)| {
@@ -62,10 +63,10 @@ pub(super) fn skills(
                     .into_iter()
                     .inspect(|e| {
                         v.env_name(&format!("{key}.env"), e);
-                        if e == fleet_secret_env {
+                        if let Some((_, what)) = agent_only.iter().find(|(name, _)| name == e) {
                             v.problem(
                                 &format!("{key}.env"),
-                                format!("{e} is the fleet secret: it never leaves the agent processes, so no worker can be given it; remove it from the list"),
+                                format!("{e} is {what}: it never leaves the agent processes, so no worker can be given it; remove it from the list"),
                             );
                         }
                     })

@@ -285,7 +285,13 @@ impl TelegramApprovals {
                         ctx.config.fleet.secret_env
                     )
                 })?;
-                let item = DecisionItem::for_requester(a, to, secret)
+                if ctx.config.signs_decisions(&ctx.agent) && ctx.signer.is_none() {
+                    anyhow::bail!(
+                        "cannot sign the decision for {to}: {} holds no key",
+                        ctx.config.approvals.signing_key_env
+                    );
+                }
+                let item = DecisionItem::for_requester(a, to, secret, ctx.signer.as_deref())
                     .context("the approval is not decided")?;
                 crate::coord::inbox::drop_item(
                     &ctx.config.fleet.workspace,

@@ -4,6 +4,7 @@
 //! process; `common` is the shared harness (also used by the benches).
 
 mod agent;
+mod approvals;
 mod command_conformance;
 mod common;
 mod conversations;

@@ -320,8 +320,15 @@ impl Fleet {
     }
 
     pub async fn spawn_agent(&mut self, name: &str) {
+        self.spawn_agent_with(name, &[]).await
+    }
+
+    /// [`Fleet::spawn_agent`] with more variables in its environment (what
+    /// only its host holds).
+    pub async fn spawn_agent_with(&mut self, name: &str, env: &[(&str, &str)]) {
         let child = self
             .command()
+            .envs(env.iter().copied())
             .args(["run", "--agent", name])
             .stdin(Stdio::null())
             .spawn()
