@@ -27,6 +27,18 @@ fn init_logging(format: LogFormat, default: &str) {
     }
 }
 
+/// A one-shot command piped into `head` ends when the reader goes away, as
+/// other command-line tools do, instead of panicking in `println!`. Only for
+/// those: an agent, the sandbox and the demo (which must stop its children on
+/// the way out) keep Rust's default, where a closed pipe is an error to handle.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL
+    // is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     // The demo and the one-shot commands print for a person: their logs stay quiet.
@@ -37,6 +49,12 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(args.log_format, default_filter);
+    if !matches!(
+        args.command,
+        Command::Run { .. } | Command::Sandbox { .. } | Command::Demo(_)
+    ) {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -51,7 +51,7 @@ pub async fn run(
         }
     };
     let mut tick = stop.ticker(every.max(MIN_INTERVAL));
-    info!(channel, message = ?message, "status board running");
+    info!(channel, message_id = ?message, "status board running");
     while tick.tick().await {
         let now = Utc::now();
         let snapshot = match fleet.status(now).await {
@@ -82,13 +82,13 @@ pub async fn run(
                 .await
             {
                 Ok(_) => {
-                    debug!(channel, message = mid, "status board updated");
+                    debug!(channel, message_id = mid, "status board updated");
                     continue;
                 }
                 Err(e) if is_unknown_message(&e) => {
                     info!(
                         channel,
-                        message = mid,
+                        message_id = mid,
                         "the status board's message is gone; posting a new one"
                     );
                     message = None;
@@ -122,7 +122,7 @@ pub async fn run(
                         "the status board's message id was not stored; a restart posts a new board"
                     );
                 }
-                info!(channel, message = mid, "status board posted");
+                info!(channel, message_id = mid, "status board posted");
             }
             Err(e) => {
                 if let Some(l) = &limits {

@@ -101,13 +101,13 @@ impl PinnedMessages {
                 .await
             {
                 Ok(_) => {
-                    debug!(key, message = mid, "kept message edited");
+                    debug!(key, message_id = mid, "kept message edited");
                     return Ok(Upserted::Edited { message_id: mid });
                 }
                 Err(e) if is_unknown_message(&e) => {
                     info!(
                         key,
-                        message = mid,
+                        message_id = mid,
                         "the kept message is gone; posting a new one"
                     );
                 }

@@ -299,6 +299,57 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
     });
 }
 
+/// `switchyard mutes --json | head -1`: the reader is gone before the
+/// command writes; it ends (by SIGPIPE, as other tools do) without a panic.
+#[test]
+fn a_cli_command_whose_reader_is_gone_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    common::multi_thread().block_on(async {
+        let fleet = Fleet::new(&["manager"], "").await;
+        for i in 0..20 {
+            fleet.shell(&[
+                "mute",
+                "system",
+                "--for",
+                "1h",
+                "--reason",
+                &format!("quiet {i}"),
+            ]);
+        }
+        for args in [
+            &["mutes", "--json"][..],
+            &["mutes"],
+            &["status", "--json"],
+            &["route", "--category", "alert"],
+        ] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = fleet
+                .command()
+                .args(args)
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.is_empty(),
+                "{args:?} said on a closed pipe: {stderr}"
+            );
+            assert_eq!(
+                out.status.signal(),
+                Some(nix::sys::signal::Signal::SIGPIPE as i32),
+                "{args:?}: {:?}",
+                out.status
+            );
+        }
+        // With its reader there, the same command still prints everything.
+        let listed: serde_json::Value =
+            serde_json::from_str(&fleet.shell(&["mutes", "--json"])).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(20), "{listed}");
+    });
+}
+
 #[test]
 fn an_unusable_workspace_or_database_exits_2_saying_what_to_fix() {
     common::multi_thread().block_on(async {

@@ -631,3 +631,125 @@ fn tasks_are_submitted_listed_shown_and_cancelled_from_discord() {
         assert!(s.text().contains("only a queued or waiting task"), "{}", s.text());
     });
 }
+
+/// A JSON value checked for objects that name a key twice (serde_json keeps
+/// the last one silently; so does nearly every log shipper).
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<UniqueKeys, A::Error> {
+        while a.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = m.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice"
+                )));
+            }
+            m.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
+
+#[test]
+fn every_json_log_line_is_one_object_with_unique_keys() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], ACCESS).await;
+        let log_path = fleet.dir.path().join("manager.log.json");
+        let child = fleet
+            .command()
+            .env("SWITCHYARD_LOG_FORMAT", "json")
+            .env("SWITCHYARD_LOG", "info,switchyard=debug")
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("spawn the agent");
+        fleet.agents.push(common::AgentProcess {
+            name: "manager".into(),
+            child,
+        });
+        connected(&fleet).await;
+        // The board is posted and then edited: its lines carry the message's id.
+        let system = channel("system");
+        wait_for(Duration::from_secs(20), "the board, edited once", || {
+            let state = fleet.state();
+            state
+                .discord_messages(system)
+                .iter()
+                .find(|m| m.text().contains(common::STATUS_BOARD_TITLE) && m.edited)
+                .cloned()
+        })
+        .await;
+        fleet.drop(
+            "manager",
+            "evt_json_logs",
+            &event("evt_json_logs", "alert", "critical", "JSON logs alert"),
+        );
+        wait_for(Duration::from_secs(20), "the alert posted", || {
+            let state = fleet.state();
+            DISCORD_CHANNELS
+                .iter()
+                .flat_map(|(alias, _)| common::discord_texts(&state, alias))
+                .find(|t| t.contains("JSON logs alert"))
+        })
+        .await;
+        assert!(fleet.stop_agent("manager").await.success());
+
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(lines.len() >= 5, "{log}");
+        let mut board_line = None;
+        for line in &lines {
+            if let Err(e) = serde_json::from_str::<UniqueKeys>(line) {
+                panic!("a log line is not one JSON object with unique keys ({e}): {line}");
+            }
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert!(v.is_object(), "{line}");
+            let text = v["fields"]["message"].as_str();
+            assert!(
+                text.is_some_and(|t| !t.is_empty()),
+                "every line says what happened: {line}"
+            );
+            if text == Some("status board running") {
+                board_line = Some(v);
+            }
+        }
+        let board = board_line.unwrap_or_else(|| panic!("no \"status board running\" line: {log}"));
+        assert!(board["fields"].get("message_id").is_some(), "{board}");
+    });
+}
