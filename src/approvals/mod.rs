@@ -240,6 +240,37 @@ async fn forward(ctx: &ApprovalsContext, now: DateTime<Utc>) -> anyhow::Result<(
     Ok(())
 }
 
+/// Hand the decision on `a` back to the agent that forwarded it (none when
+/// it was asked here): sealed, and signed where `[approvals] decision_keys`
+/// asks for it. Whichever platform prompted calls this once `a` is final.
+pub fn send_decision_back(ctx: &ApprovalsContext, a: &Approval) -> anyhow::Result<()> {
+    let Some(to) = &a.reply_to else {
+        return Ok(());
+    };
+    let secret = ctx.secret.as_ref().with_context(|| {
+        format!(
+            "cannot seal the decision for {to}: {} is not set",
+            ctx.config.fleet.secret_env
+        )
+    })?;
+    if ctx.config.signs_decisions(&ctx.agent) && ctx.signer.is_none() {
+        anyhow::bail!(
+            "cannot sign the decision for {to}: {} holds no key",
+            ctx.config.approvals.signing_key_env
+        );
+    }
+    let item = DecisionItem::for_requester(a, to, secret, ctx.signer.as_deref())
+        .context("the approval is not decided")?;
+    crate::coord::inbox::drop_item(
+        &ctx.config.fleet.workspace,
+        to,
+        &format!("dec_{}", a.id),
+        &serde_json::to_value(&item).context("cannot serialise the decision")?,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot send the decision to {to}: {e}"))?;
+    Ok(())
+}
+
 /// Reminder in Telegram, then a ping to `[approvals] escalate_to`.
 async fn ladder(ctx: &ApprovalsContext) -> anyhow::Result<()> {
     let settings = &ctx.config.approvals;

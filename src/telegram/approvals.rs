@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use switchyard_commands::reply::escape_html;
 use teloxide::prelude::*;
@@ -18,9 +17,7 @@ use tracing::{info, warn};
 
 use super::TelegramApprovals;
 use crate::approvals::buttons::{callback_data, parse_callback_data, until};
-use crate::approvals::{
-    Approval, ApprovalStatus, ApprovalsContext, DecideOutcome, DecisionItem, Vote,
-};
+use crate::approvals::{Approval, ApprovalStatus, ApprovalsContext, DecideOutcome, Vote};
 use crate::store::AuditEntry;
 use crate::store::approvals::Voter;
 
@@ -278,29 +275,7 @@ impl TelegramApprovals {
                     Err(e) => anyhow::bail!("cannot edit the prompt: {}", describe(&e)),
                 }
             }
-            if let Some(to) = &a.reply_to {
-                let secret = ctx.secret.as_ref().with_context(|| {
-                    format!(
-                        "cannot seal the decision for {to}: {} is not set",
-                        ctx.config.fleet.secret_env
-                    )
-                })?;
-                if ctx.config.signs_decisions(&ctx.agent) && ctx.signer.is_none() {
-                    anyhow::bail!(
-                        "cannot sign the decision for {to}: {} holds no key",
-                        ctx.config.approvals.signing_key_env
-                    );
-                }
-                let item = DecisionItem::for_requester(a, to, secret, ctx.signer.as_deref())
-                    .context("the approval is not decided")?;
-                crate::coord::inbox::drop_item(
-                    &ctx.config.fleet.workspace,
-                    to,
-                    &format!("dec_{}", a.id),
-                    &serde_json::to_value(&item).context("cannot serialise the decision")?,
-                )
-                .map_err(|e| anyhow::anyhow!("cannot send the decision to {to}: {e}"))?;
-            }
+            crate::approvals::send_decision_back(ctx, a)?;
             Ok(())
         };
         match done.await {

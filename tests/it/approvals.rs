@@ -15,15 +15,22 @@ use switchyard::config::keys::SigningKey;
 
 const KEY_ENV: &str = "SWITCHYARD_DECISION_KEY";
 
-fn check_config(fleet: &Fleet, agent: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+/// `switchyard check-config ARGS` with `env` added: its exit code, stdout and stderr.
+fn check_config(
+    fleet: &Fleet,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     let out = fleet
         .command()
         .envs(env.iter().copied())
-        .args(["check-config", "--agent", agent])
+        .arg("check-config")
+        .args(args)
         .output()
         .expect("run check-config");
     (
         out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -38,14 +45,18 @@ fn where_decisions_are_signed_a_host_with_the_fleet_secret_alone_cannot_decide()
 
         // The Telegram owner cannot start without its key, nor with one that
         // is not listed; the other agents need none.
-        let (code, err) = check_config(&fleet, "manager", &[]);
+        let (code, _, err) = check_config(&fleet, &["--agent", "manager"], &[]);
         assert_eq!(code, Some(2), "{err}");
         assert!(
             err.contains("approvals.signing_key_env")
                 && err.contains(&format!("{KEY_ENV} is not set")),
             "{err}"
         );
-        let (code, err) = check_config(&fleet, "manager", &[(KEY_ENV, &stranger_seed)]);
+        let (code, _, err) = check_config(
+            &fleet,
+            &["--agent", "manager"],
+            &[(KEY_ENV, &stranger_seed)],
+        );
         assert_eq!(code, Some(2), "{err}");
         assert!(
             err.contains("is not one of approvals.decision_keys"),
@@ -59,12 +70,13 @@ fn where_decisions_are_signed_a_host_with_the_fleet_secret_alone_cannot_decide()
             !err.contains(&stranger_seed),
             "the private key is never printed: {err}"
         );
-        let (code, err) = check_config(&fleet, "manager", &[(KEY_ENV, "not-a-key")]);
+        let (code, _, err) =
+            check_config(&fleet, &["--agent", "manager"], &[(KEY_ENV, "not-a-key")]);
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("64 hex digits"), "{err}");
-        let (code, err) = check_config(&fleet, "manager", &[(KEY_ENV, &seed)]);
+        let (code, _, err) = check_config(&fleet, &["--agent", "manager"], &[(KEY_ENV, &seed)]);
         assert_eq!(code, Some(0), "{err}");
-        let (code, err) = check_config(&fleet, "opsclaw", &[]);
+        let (code, _, err) = check_config(&fleet, &["--agent", "opsclaw"], &[]);
         assert_eq!(code, Some(0), "{err}");
 
         fleet.spawn_agent_with("manager", &[(KEY_ENV, &seed)]).await;
@@ -161,25 +173,17 @@ fn keygen_prints_a_pair_that_check_config_takes_and_a_fleet_across_hosts_is_told
         );
 
         let across_hosts = |fleet: &Fleet| {
-            let out = fleet
-                .command()
-                .env(
-                    "SWITCHYARD__FLEET__COORDINATION",
-                    "postgres://switchyard@db.invalid/fleet",
-                )
-                .env(
-                    "SWITCHYARD__FLEET__DATABASE",
-                    "postgres://switchyard@db.invalid/fleet",
-                )
-                .arg("check-config")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let pg = "postgres://switchyard@db.invalid/fleet";
+            let (code, out, err) = check_config(
+                fleet,
+                &[],
+                &[
+                    ("SWITCHYARD__FLEET__COORDINATION", pg),
+                    ("SWITCHYARD__FLEET__DATABASE", pg),
+                ],
             );
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            assert_eq!(code, Some(0), "{err}");
+            out
         };
         let said = across_hosts(&unsigned);
         assert!(
@@ -204,9 +208,8 @@ fn keygen_prints_a_pair_that_check_config_takes_and_a_fleet_across_hosts_is_told
             "[approvals]\ndecision_keys = [\"ed25519:00\"]\nsigning_key_env = \"lower\"\n",
         )
         .await;
-        let out = bad.command().arg("check-config").output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        let (code, _, err) = check_config(&bad, &[], &[]);
+        assert_eq!(code, Some(2), "{err}");
         assert!(
             err.contains("approvals.decision_keys[0]") && err.contains("is not a public key"),
             "{err}"
