@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             destination: Destination::discord(alias.clone()),
             rule: "bench".into(),
             state: NewDeliveryState::Pending,
+            files: Vec::new(),
         };
         store.record_event(&ev, &[d], Utc::now()).await?;
     }

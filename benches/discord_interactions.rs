@@ -136,6 +136,7 @@ fn main() -> anyhow::Result<()> {
                 destination: Destination::discord("alerts"),
                 rule: "bench".into(),
                 state: NewDeliveryState::Pending,
+                files: Vec::new(),
             };
             store.record_event(&ev, &[d], Utc::now()).await?;
         }

@@ -185,6 +185,7 @@ mod tests {
             labels: BTreeMap::new(),
             metrics: serde_json::Map::new(),
             action: None,
+            attachments: Vec::new(),
         }
     }
 

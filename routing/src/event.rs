@@ -13,6 +13,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::attachment::{AttachmentPath, check_attachments};
+
 /// Longest body kept; the rest is cut with a note (Discord embeds and
 /// Telegram messages both top out at 4096 characters, so anything past this
 /// would only be split into many messages nobody reads).
@@ -219,6 +221,9 @@ pub struct Event {
     pub metrics: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<serde_json::Value>,
+    /// Files that go out with the message, relative to the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentPath>,
 }
 
 /// What a producer may write: every field optional, unknown fields kept
@@ -249,6 +254,9 @@ pub struct EventDraft {
     pub metrics: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<serde_json::Value>,
+    /// Workspace-relative paths of files to send with the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -360,6 +368,8 @@ impl EventDraft {
             }
         }
 
+        let attachments = check_attachments(&self.attachments, &mut problems);
+
         if !problems.is_empty() {
             return Err(EventError { problems });
         }
@@ -375,6 +385,7 @@ impl EventDraft {
             labels: self.labels,
             metrics: self.metrics,
             action: self.action,
+            attachments,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! repeat is suppressed. Nothing here performs I/O or reads a clock: time is
 //! always passed in, so every decision is deterministic and testable.
 
+pub mod attachment;
 pub mod destination;
 pub mod digest;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod repeat;
 pub mod rules;
 
+pub use attachment::{AttachmentPath, MAX_ATTACHMENTS, check_attachments};
 pub use destination::{Destination, DestinationError, Platform};
 pub use digest::{HeldSummary, TITLES_PAGE_CHARS, title_pages};
 pub use event::{

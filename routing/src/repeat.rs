@@ -152,6 +152,7 @@ mod tests {
             labels: BTreeMap::new(),
             metrics: serde_json::Map::new(),
             action: None,
+            attachments: Vec::new(),
         }
     }
 

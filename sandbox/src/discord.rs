@@ -103,6 +103,8 @@ pub(crate) struct World {
     limits: DiscordLimits,
     last_snowflake: u64,
     max_messages: usize,
+    /// The bytes of uploaded attachments, by `{channel}/{attachment id}`.
+    pub(crate) files: super::files::FileStore,
 }
 
 impl World {
@@ -115,6 +117,7 @@ impl World {
             limits: opts.discord_rate.clone(),
             last_snowflake: 0,
             max_messages: opts.max_messages_per_conversation.max(1),
+            files: super::files::FileStore::default(),
         };
         for (id, name) in &opts.discord_channels {
             world.add_channel(*id, name.clone());
@@ -723,9 +726,27 @@ fn handle_route(
     }
 }
 
-/// The JSON object of a message request: JSON, or multipart with `payload_json`.
-/// Returns the object and how many files were attached.
-fn request_object(headers: &HeaderMap, body: &[u8]) -> Result<(Map<String, Value>, usize), Reply> {
+/// The most bytes of files one message may carry (Discord's default upload limit, 10 MiB).
+pub(crate) const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+/// The most files one message may carry.
+const MAX_FILES: usize = 10;
+
+/// One `files[n]` part of a message request.
+pub(crate) struct Upload {
+    index: usize,
+    filename: String,
+    content_type: String,
+    data: Vec<u8>,
+}
+
+/// The JSON object of a message request: JSON, or multipart with
+/// `payload_json` and `files[n]` parts. Refuses what Discord refuses: a file
+/// part that is not `files[0]`..`files[9]`, one named twice or without a file
+/// name, an empty file, and more than 10 MiB of files (413).
+fn request_object(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Map<String, Value>, Vec<Upload>), Reply> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -737,28 +758,159 @@ fn request_object(headers: &HeaderMap, body: &[u8]) -> Result<(Map<String, Value
             "The request body contains invalid JSON.",
         )
     };
-    let (json_bytes, files) = if content_type.starts_with("multipart/form-data") {
-        let parts = super::multipart_parts(content_type, body).ok_or_else(invalid_json)?;
-        let files = parts
-            .iter()
-            .filter(|p| p.name.starts_with("files["))
-            .count();
-        let payload = parts
-            .into_iter()
-            .find(|p| p.name == "payload_json")
-            .map(|p| p.data);
-        (payload.unwrap_or_else(|| b"{}".to_vec()), files)
-    } else {
-        (body.to_vec(), 0)
+    let form_error = |field: &str, code: &str, text: &str| {
+        let mut errors = Errors::new();
+        errors.add(&[field.to_owned()], code, text);
+        invalid_form_body(errors.tree)
     };
-    match serde_json::from_slice::<Value>(if json_bytes.is_empty() {
+    let mut uploads: Vec<Upload> = Vec::new();
+    let json_bytes = if content_type.starts_with("multipart/form-data") {
+        let parts = super::multipart_parts(content_type, body).ok_or_else(invalid_json)?;
+        let mut payload = None;
+        for p in parts {
+            if p.name == "payload_json" {
+                payload = Some(p.data);
+                continue;
+            }
+            let Some(index) = p
+                .name
+                .strip_prefix("files[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if index >= MAX_FILES {
+                return Err(form_error(
+                    "attachments",
+                    "BASE_TYPE_MAX_LENGTH",
+                    "Must be 10 or fewer in length.",
+                ));
+            }
+            if uploads.iter().any(|u| u.index == index) {
+                return Err(form_error(
+                    &p.name,
+                    "ATTACHMENT_DUPLICATE",
+                    "This file is given twice.",
+                ));
+            }
+            let Some(filename) = p.filename.filter(|f| !f.is_empty()) else {
+                return Err(form_error(
+                    &p.name,
+                    "BASE_TYPE_REQUIRED",
+                    "A file name is required.",
+                ));
+            };
+            if p.data.is_empty() {
+                return Err(plain_error(
+                    StatusCode::BAD_REQUEST,
+                    40006,
+                    "This feature has been temporarily disabled",
+                ));
+            }
+            let content_type = p
+                .content_type
+                .unwrap_or_else(|| super::files::guess_type(&filename));
+            uploads.push(Upload {
+                index,
+                filename,
+                content_type,
+                data: p.data,
+            });
+        }
+        if uploads.iter().map(|u| u.data.len()).sum::<usize>() > MAX_UPLOAD_BYTES {
+            return Err(plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                40005,
+                "Request entity too large",
+            ));
+        }
+        uploads.sort_by_key(|u| u.index);
+        payload.unwrap_or_else(|| b"{}".to_vec())
+    } else {
+        body.to_vec()
+    };
+    let obj = match serde_json::from_slice::<Value>(if json_bytes.is_empty() {
         b"{}"
     } else {
         &json_bytes
     }) {
-        Ok(Value::Object(obj)) => Ok((obj, files)),
-        _ => Err(invalid_json()),
+        Ok(Value::Object(obj)) => obj,
+        _ => return Err(invalid_json()),
+    };
+    // `attachments` (when given) names the uploaded parts by their index.
+    if let Some(listed) = obj.get("attachments").and_then(Value::as_array) {
+        for (i, a) in listed.iter().enumerate() {
+            let id = a.get("id").and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            });
+            match id {
+                Some(id) if uploads.iter().any(|u| u.index as u64 == id) => {}
+                _ => {
+                    return Err(form_error(
+                        &format!("attachments.{i}.id"),
+                        "ATTACHMENT_NOT_FOUND",
+                        "Unknown attachment: no files[n] part has this id.",
+                    ));
+                }
+            }
+        }
     }
+    Ok((obj, uploads))
+}
+
+/// Keep a message's uploads and describe them as Discord's attachment
+/// objects, their URLs on the sandbox's own address (`Host`).
+fn keep_uploads(
+    world: &mut World,
+    channel_id: u64,
+    uploads: Vec<Upload>,
+    listed: Option<&Value>,
+    headers: &HeaderMap,
+) -> Vec<Value> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    uploads
+        .into_iter()
+        .map(|u| {
+            let id = world.next_snowflake();
+            let description = listed
+                .and_then(Value::as_array)
+                .and_then(|l| {
+                    l.iter().find(|a| {
+                        a.get("id").and_then(|v| {
+                            v.as_u64()
+                                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        }) == Some(u.index as u64)
+                    })
+                })
+                .and_then(|a| a.get("description"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let url = format!("http://{host}/attachments/{channel_id}/{id}/{}", u.filename);
+            let v = json!({
+                "id": id.to_string(),
+                "filename": u.filename,
+                "description": description,
+                "content_type": u.content_type,
+                "size": u.data.len(),
+                "url": url,
+                "proxy_url": url,
+            });
+            world.files.put(
+                format!("{channel_id}/{id}"),
+                super::files::StoredFile {
+                    content_type: u.content_type,
+                    bytes: u.data.into(),
+                },
+            );
+            v
+        })
+        .collect()
 }
 
 /// Which request a body is validated as.
@@ -785,7 +937,7 @@ fn create_message(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(reply) = validate(&obj, Form::Create, files) {
+    if let Err(reply) = validate(&obj, Form::Create, files.len()) {
         return reply;
     }
     let nonce = obj.get("nonce").filter(|n| !n.is_null()).cloned();
@@ -809,7 +961,9 @@ fn create_message(
             return Reply::ok(message_json(channel_id, m, bot, None));
         }
     }
+    let attachments = keep_uploads(world, channel_id, files, obj.get("attachments"), headers);
     let message = DiscordMessage {
+        attachments,
         id: world.next_snowflake(),
         content: obj
             .get("content")
@@ -857,7 +1011,7 @@ fn edit_message(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(reply) = validate(&obj, Form::Edit, files) {
+    if let Err(reply) = validate(&obj, Form::Edit, files.len()) {
         return reply;
     }
     let channel = world.channels.get_mut(&channel_id).expect("checked");
@@ -1040,7 +1194,7 @@ fn execute_webhook(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(reply) = validate(&obj, Form::Webhook, files) {
+    if let Err(reply) = validate(&obj, Form::Webhook, files.len()) {
         return reply;
     }
     let username = obj
@@ -1048,7 +1202,9 @@ fn execute_webhook(
         .and_then(Value::as_str)
         .unwrap_or(webhook_name)
         .to_owned();
+    let attachments = keep_uploads(world, channel_id, files, obj.get("attachments"), headers);
     let message = DiscordMessage {
+        attachments,
         id: world.next_snowflake(),
         content: obj
             .get("content")
@@ -1150,7 +1306,7 @@ fn message_json(
         "mention_everyone": false,
         "mentions": [],
         "mention_roles": [],
-        "attachments": [],
+        "attachments": m.attachments,
         "embeds": m.embeds,
         "pinned": false,
         "type": 0,

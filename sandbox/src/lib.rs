@@ -79,6 +79,7 @@
 mod discord;
 mod discord_rest;
 mod discord_schema;
+mod files;
 mod gateway;
 pub mod github;
 mod limits;
@@ -679,6 +680,14 @@ fn router(shared: Arc<Shared>) -> Router {
             post(gateway::control_disconnect),
         )
         .route("/api/v10/{*rest}", any(discord_rest::entry))
+        .route(
+            "/attachments/{channel}/{id}/{name}",
+            get(files::discord_attachment),
+        )
+        .route(
+            "/_sandbox/telegram/files/{file_id}",
+            get(files::telegram_file),
+        )
         .route("/telegram/{*rest}", any(telegram::entry))
         .route("/openai/{*rest}", any(openai::entry))
         .nest_service("/github", github::router(shared.github.clone()))
@@ -689,6 +698,9 @@ fn router(shared: Arc<Shared>) -> Router {
                 axum::Json(json!({"message": "404: Not Found", "code": 0})),
             )
         })
+        // Uploads go up to Telegram's 50 MB; the platforms' own limits are
+        // enforced by the handlers, with the platforms' own answers.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(shared)
 }
 
@@ -789,6 +801,8 @@ pub(crate) fn unix_now() -> f64 {
 pub(crate) struct Part {
     pub name: String,
     pub filename: Option<String>,
+    /// The part's own `Content-Type`, if it gave one.
+    pub content_type: Option<String>,
     pub data: Vec<u8>,
 }
 
@@ -830,9 +844,16 @@ pub(crate) fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<Par
                     .map(|v| v.trim_matches('"').to_owned())
             })
         };
+        let content_type = headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        });
         parts.push(Part {
             name: attr("name").unwrap_or_default(),
             filename: attr("filename"),
+            content_type,
             data,
         });
         rest = &content[end + delimiter.len()..];

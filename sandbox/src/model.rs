@@ -159,6 +159,10 @@ pub struct DiscordMessage {
     /// played messages marked `bot`).
     #[serde(default)]
     pub author_bot: bool,
+    /// Its files, as Discord's attachment objects (`filename`, `size`,
+    /// `content_type`, `url` on the sandbox).
+    #[serde(default)]
+    pub attachments: Vec<Value>,
 }
 
 impl DiscordMessage {
@@ -189,6 +193,11 @@ impl DiscordMessage {
                         parts.push(t.to_string());
                     }
                 }
+            }
+        }
+        for a in &self.attachments {
+            if let Some(name) = a.get("filename").and_then(Value::as_str) {
+                parts.push(format!("📎 {name}"));
             }
         }
         parts.retain(|p| !p.is_empty());
@@ -283,6 +292,12 @@ pub struct TelegramMessage {
     pub edits: u32,
     /// Unix seconds.
     pub date: i64,
+    /// A document sent with `sendDocument` (the Bot API's `Document`); `text` is its caption.
+    #[serde(default)]
+    pub document: Option<Value>,
+    /// A photo sent with `sendPhoto` (an array of `PhotoSize`); `text` is its caption.
+    #[serde(default)]
+    pub photo: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -88,6 +88,11 @@ pub(crate) struct World {
     /// The bot that set the webhook.
     webhook_bot: i64,
     webhook_failures: u64,
+    /// Uploaded documents and photos, by file path (`getFile`, downloads).
+    pub(crate) files: super::files::FileStore,
+    /// `file_id` → the `file_path` `getFile` gives.
+    file_paths: HashMap<String, String>,
+    next_file: u64,
 }
 
 impl World {
@@ -108,6 +113,9 @@ impl World {
             last_bot: 1,
             max_messages: opts.max_messages_per_conversation.max(1),
             waiting_polls: 0,
+            files: super::files::FileStore::default(),
+            file_paths: HashMap::new(),
+            next_file: 1,
             closing: false,
             webhook: None,
             webhook_bot: 0,
@@ -287,9 +295,17 @@ impl World {
             "from": bot_json(bot),
             "chat": self.chat_json(chat_id).unwrap_or(json!({"id": chat_id, "type": "private"})),
             "date": m.date,
-            "text": m.text,
         });
-        if !m.entities.is_empty() {
+        match (&m.document, &m.photo) {
+            (Some(doc), _) => v["document"] = doc.clone(),
+            (None, Some(photo)) => v["photo"] = photo.clone(),
+            (None, None) => v["text"] = json!(m.text),
+        }
+        if m.document.is_some() || m.photo.is_some() {
+            if !m.text.is_empty() {
+                v["caption"] = json!(m.text);
+            }
+        } else if !m.entities.is_empty() {
             v["entities"] = json!(m.entities);
         }
         // Only inline keyboards come back on the message.
@@ -574,6 +590,9 @@ pub(crate) async fn entry(
     body: Bytes,
 ) -> Response {
     let rest = uri.path().strip_prefix("/telegram/").unwrap_or("");
+    if let Some(download) = rest.strip_prefix("file/bot") {
+        return download_file(&shared, download);
+    }
     let (token, api_method) = match rest.strip_prefix("bot").and_then(|r| r.split_once('/')) {
         Some((token, m)) if !m.is_empty() && !m.contains('/') => (token, m),
         _ => {
@@ -595,6 +614,18 @@ pub(crate) async fn entry(
     let lower = api_method.to_ascii_lowercase();
     let reply = handle(&shared, token, &lower, uri.query(), &headers, &body).await;
     finish(&shared, seen, reply)
+}
+
+/// `GET /telegram/file/bot<token>/<file_path>`: a file's bytes, for a known token.
+fn download_file(shared: &Shared, rest: &str) -> Response {
+    let Some((token, path)) = rest.split_once('/') else {
+        return super::files::file_response(None);
+    };
+    if let TelegramAuth::Refused(reply) = shared.tokens.telegram(token) {
+        return (reply.status, axum::Json(reply.body.unwrap_or_default())).into_response();
+    }
+    let file = shared.lock().telegram.file_at(path);
+    super::files::file_response(file)
 }
 
 async fn handle(
@@ -670,6 +701,9 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
             Ok(ok(json!(true)))
         }
         "sendmessage" => send_message(world, bot, p),
+        "senddocument" => send_file(world, bot, p, Upload::Document),
+        "sendphoto" => send_file(world, bot, p, Upload::Photo),
+        "getfile" => get_file(world, p),
         "editmessagetext" => edit_message(world, bot, p, true),
         "editmessagereplymarkup" => edit_message(world, bot, p, false),
         "answercallbackquery" => answer_callback_query(world, p),
@@ -795,6 +829,8 @@ fn send_message(world: &mut World, bot: i64, p: &Params) -> Result<Reply, Reply>
     let max = world.max_messages;
     let chat = world.chats.get_mut(&chat_id).expect("resolved");
     let message = TelegramMessage {
+        document: None,
+        photo: None,
         message_id: chat.next_message_id,
         text,
         source_text: source,
@@ -811,6 +847,166 @@ fn send_message(world: &mut World, bot: i64, p: &Params) -> Result<Reply, Reply>
     }
     chat.messages.push_back(message.clone());
     Ok(ok(world.message_json(chat_id, &message, bot)))
+}
+
+/// What an upload method sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upload {
+    Document,
+    Photo,
+}
+
+/// Telegram's limits for uploads by a bot (the Bot API reference: photos
+/// up to 10 MB, other files up to 50 MB; captions 0-1024 characters).
+const MAX_PHOTO_BYTES: usize = 10 * 1000 * 1000;
+const MAX_DOCUMENT_BYTES: usize = 50 * 1000 * 1000;
+const MAX_CAPTION_CHARS: usize = 1024;
+
+/// `sendDocument` / `sendPhoto` with the file uploaded as multipart
+/// (`InputFile`): the part named as the parameter, or `attach://NAME`.
+/// A file id or URL names a file the sandbox does not have: refused.
+fn send_file(world: &mut World, bot: i64, p: &Params, kind: Upload) -> Result<Reply, Reply> {
+    let chat_id = resolve(world, p)?;
+    let field = match kind {
+        Upload::Document => "document",
+        Upload::Photo => "photo",
+    };
+    let attach = p.str(field)?;
+    let part = match attach.as_deref() {
+        Some(reference) => match reference.strip_prefix("attach://") {
+            Some(name) => p.1.iter().find(|f| f.name == name),
+            None => return Err(bad_request("wrong file identifier/HTTP URL specified")),
+        },
+        None => p.1.iter().find(|f| f.name == field),
+    };
+    let Some(part) = part else {
+        return Err(bad_request(format!("there is no {field} in the request")));
+    };
+    if part.data.is_empty() {
+        return Err(bad_request("file must be non-empty"));
+    }
+    let limit = match kind {
+        Upload::Document => MAX_DOCUMENT_BYTES,
+        Upload::Photo => MAX_PHOTO_BYTES,
+    };
+    if part.data.len() > limit {
+        return Err(refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Entity Too Large",
+        ));
+    }
+    let image = super::files::image_kind(&part.data);
+    if kind == Upload::Photo && image.is_none() {
+        return Err(bad_request("IMAGE_PROCESS_FAILED"));
+    }
+    let caption = p.str("caption")?.unwrap_or_default();
+    if caption.chars().count() > MAX_CAPTION_CHARS {
+        return Err(bad_request("message caption is too long"));
+    }
+    for flag in ["disable_notification", "protect_content"] {
+        p.bool(flag)?;
+    }
+    if let Err(wait) = world.take_send(bot, chat_id, Instant::now()) {
+        return Err(too_many(wait));
+    }
+    let n = world.next_file;
+    world.next_file += 1;
+    let file_id = format!("BQACAgIAAx{n:06}");
+    let unique = format!("AgAD{n:06}");
+    let name = part.filename.clone().unwrap_or_else(|| "file".into());
+    let content_type = image
+        .map(str::to_owned)
+        .or_else(|| part.content_type.clone())
+        .unwrap_or_else(|| super::files::guess_type(&name));
+    let file_path = match kind {
+        Upload::Document => format!("documents/file_{n}_{name}"),
+        Upload::Photo => format!("photos/file_{n}.png"),
+    };
+    world.files.put(
+        file_id.clone(),
+        super::files::StoredFile {
+            content_type: content_type.clone(),
+            bytes: part.data.clone().into(),
+        },
+    );
+    world.file_paths.insert(file_id.clone(), file_path);
+    let size = part.data.len();
+    let (document, photo) = match kind {
+        Upload::Document => (
+            Some(json!({
+                "file_id": file_id, "file_unique_id": unique, "file_name": name,
+                "mime_type": content_type, "file_size": size,
+            })),
+            None,
+        ),
+        Upload::Photo => {
+            let (width, height) = png_size(&part.data).unwrap_or((1, 1));
+            (
+                None,
+                Some(json!([{
+                    "file_id": file_id, "file_unique_id": unique,
+                    "width": width, "height": height, "file_size": size,
+                }])),
+            )
+        }
+    };
+    let max = world.max_messages;
+    let chat = world.chats.get_mut(&chat_id).expect("resolved");
+    let message = TelegramMessage {
+        message_id: chat.next_message_id,
+        text: caption.clone(),
+        source_text: caption,
+        parse_mode: None,
+        entities: Vec::new(),
+        reply_markup: None,
+        edited: false,
+        edits: 0,
+        date: unix_secs(),
+        document,
+        photo,
+    };
+    chat.next_message_id += 1;
+    if chat.messages.len() >= max {
+        chat.messages.pop_front();
+    }
+    chat.messages.push_back(message.clone());
+    Ok(ok(world.message_json(chat_id, &message, bot)))
+}
+
+/// A PNG's width and height, from its IHDR chunk.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || !bytes.starts_with(b"\x89PNG") {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+    Some((w, h))
+}
+
+/// `getFile`: where a file the sandbox holds can be downloaded
+/// (`/telegram/file/bot<token>/<file_path>`).
+fn get_file(world: &mut World, p: &Params) -> Result<Reply, Reply> {
+    let file_id = p.required_str("file_id")?;
+    let (Some(file), Some(path)) = (world.files.get(&file_id), world.file_paths.get(&file_id))
+    else {
+        return Err(bad_request("invalid file_id"));
+    };
+    Ok(ok(json!({
+        "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+        "file_size": file.bytes.len(), "file_path": path,
+    })))
+}
+
+impl World {
+    /// The bytes at a `file_path` that `getFile` gave out.
+    pub(crate) fn file_at(&self, path: &str) -> Option<super::files::StoredFile> {
+        let id = self
+            .file_paths
+            .iter()
+            .find(|(_, p)| p.as_str() == path)
+            .map(|(id, _)| id.clone())?;
+        self.files.get(&id)
+    }
 }
 
 fn edit_message(world: &mut World, bot: i64, p: &Params, text: bool) -> Result<Reply, Reply> {
@@ -938,11 +1134,12 @@ enum ChatRef {
 /// A call's parameters, from the query string, a JSON body, a form or multipart,
 /// read with the Bot API's leniency (numbers may come as strings and the reverse;
 /// JSON-typed parameters may come serialised in a string).
-struct Params(Map<String, Value>);
+struct Params(Map<String, Value>, Vec<super::Part>);
 
 impl Params {
     fn collect(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Self, Reply> {
         let mut map = Map::new();
+        let mut files = Vec::new();
         for (k, v) in super::query_pairs(query) {
             map.insert(k, Value::String(v));
         }
@@ -957,6 +1154,8 @@ impl Params {
                 if part.filename.is_none() {
                     let value = String::from_utf8_lossy(&part.data).into_owned();
                     map.insert(part.name, Value::String(value));
+                } else {
+                    files.push(part);
                 }
             }
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
@@ -970,7 +1169,7 @@ impl Params {
             }
         }
         map.retain(|_, v| !v.is_null());
-        Ok(Self(map))
+        Ok(Self(map, files))
     }
 
     fn type_error(name: &str, ty: &str) -> Reply {
@@ -1062,7 +1261,7 @@ mod tests {
     use super::*;
 
     fn params(v: Value) -> Params {
-        Params(v.as_object().unwrap().clone())
+        Params(v.as_object().unwrap().clone(), Vec::new())
     }
 
     fn description(r: Reply) -> String {

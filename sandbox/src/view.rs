@@ -200,7 +200,35 @@ fn discord_message(out: &mut String, m: &DiscordMessage) {
         }
         out.push_str("</div>");
     }
+    for a in &m.attachments {
+        let field = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("");
+        let url = field("url");
+        // The sandbox's own path, so the page works on whatever address it is opened.
+        let href = url.find("/attachments/").map_or(url, |i| &url[i..]);
+        let size = a.get("size").and_then(Value::as_u64).unwrap_or(0);
+        attachment(out, href, field("filename"), field("content_type"), size);
+    }
     out.push_str("</li>");
+}
+
+/// A file on a message: an image inline, anything else as a link.
+fn attachment(out: &mut String, href: &str, name: &str, content_type: &str, size: u64) {
+    if content_type.starts_with("image/") {
+        let _ = write!(
+            out,
+            "<div class=\"attachment\"><img src=\"{}\" alt=\"{}\" style=\"max-width:320px\"></div>",
+            escape(href),
+            escape(name)
+        );
+    } else {
+        let _ = write!(
+            out,
+            "<div class=\"attachment\"><a href=\"{}\" download=\"{}\">📎 {}</a> ({size} bytes)</div>",
+            escape(href),
+            escape(name),
+            escape(name)
+        );
+    }
 }
 
 fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approver: Option<i64>) {
@@ -211,6 +239,22 @@ fn telegram_message(out: &mut String, chat_id: i64, m: &TelegramMessage, approve
         escape(&unix_clock(m.date))
     );
     edit_mark(out, m.edited, m.edits);
+    if let Some(doc) = &m.document {
+        let field = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or("");
+        let href = format!("/_sandbox/telegram/files/{}", field("file_id"));
+        let size = doc.get("file_size").and_then(Value::as_u64).unwrap_or(0);
+        attachment(out, &href, field("file_name"), field("mime_type"), size);
+    }
+    if let Some(best) = m
+        .photo
+        .as_ref()
+        .and_then(Value::as_array)
+        .and_then(|p| p.last())
+    {
+        let id = best.get("file_id").and_then(Value::as_str).unwrap_or("");
+        let href = format!("/_sandbox/telegram/files/{id}");
+        attachment(out, &href, "photo", "image/png", 0);
+    }
     let _ = write!(out, "<div class=\"content\">{}</div>", escape(&m.text));
     let rows = m
         .reply_markup
@@ -439,6 +483,7 @@ mod tests {
             id: 1,
             name: hostile.into(),
             messages: vec![DiscordMessage {
+                attachments: Vec::new(),
                 id: 2,
                 content: hostile.into(),
                 embeds: vec![json!({"title": hostile, "description": hostile})],
@@ -459,6 +504,8 @@ mod tests {
             id: 3,
             name: hostile.into(),
             messages: vec![TelegramMessage {
+                document: None,
+                photo: None,
                 message_id: 4,
                 text: hostile.into(),
                 source_text: hostile.into(),
@@ -482,6 +529,7 @@ mod tests {
 
     fn message(id: u64, content: &str) -> DiscordMessage {
         DiscordMessage {
+            attachments: Vec::new(),
             id,
             content: content.into(),
             embeds: vec![],
@@ -585,6 +633,8 @@ mod tests {
             id: 7,
             name: "operator".into(),
             messages: vec![TelegramMessage {
+                document: None,
+                photo: None,
                 message_id: 9,
                 text: "Approve?".into(),
                 source_text: "Approve?".into(),

@@ -3,12 +3,14 @@
 //! outbox. Inbox events, the agent's own notices and the GitHub monitor's
 //! findings all take this one path.
 
+use anyhow::Context as _;
 use chrono::Utc;
 use serde_json::json;
 use switchyard_routing::{Event, Hold, RepeatLimiter, RepeatVerdict, RouteInput};
 use tracing::info;
 
 use super::Shared;
+use crate::files::{Attachable, Attached, fit};
 use crate::store::{NewDelivery, NewDeliveryState, Recorded};
 
 /// A delivery's state as the item's result file says it (a stable format:
@@ -65,6 +67,21 @@ pub(super) async fn handle_event(
             "note": format!("same event_type, source and title seen {count} times since {first_seen}: counted, not re-sent"),
         }));
     }
+    let attached = if event.attachments.is_empty() {
+        Vec::new()
+    } else {
+        let attachable = Attachable::new(
+            &shared.config.fleet.workspace,
+            &shared.config.files,
+            &shared.agent.name,
+        );
+        let paths = event.attachments.clone();
+        // A refused path fails the item (the error is a `files::Refused`,
+        // which the intake reports as such); nothing is stored or sent.
+        tokio::task::spawn_blocking(move || attachable.read_all(&paths))
+            .await
+            .context("the attachment reader stopped")??
+    };
     let mutes = shared.mutes.current(&shared.status)?;
     let deliveries: Vec<NewDelivery> = switchyard_routing::plan(
         &decision,
@@ -75,6 +92,7 @@ pub(super) async fn handle_event(
     )
     .into_iter()
     .map(|p| NewDelivery {
+        files: fit(p.destination.platform, &attached),
         destination: p.destination,
         rule: p.rule,
         state: match p.hold {
@@ -101,11 +119,43 @@ pub(super) async fn handle_event(
         })),
         Recorded::Inserted { delivery_ids } => {
             shared.outbox.wake();
-            info!(event_id = %event.event_id, category = %event.category, targets = deliveries.len(), "event stored");
-            Ok(json!({
+            info!(event_id = %event.event_id, category = %event.category, targets = deliveries.len(), files = attached.len(), "event stored");
+            let mut result = json!({
                 "event_id": event.event_id, "status": "routed", "unmatched": decision.unmatched,
                 "routed": routed, "delivery_ids": delivery_ids,
-            }))
+            });
+            if !attached.is_empty() {
+                result["attachments"] = attachments_record(&attached, &deliveries);
+            }
+            Ok(result)
         }
     }
+}
+
+/// What became of each named file, for the item's result: its size and
+/// digest when read, and, per destination, whether it stayed behind and why.
+fn attachments_record(attached: &[Attached], deliveries: &[NewDelivery]) -> serde_json::Value {
+    attached
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match a {
+            Attached::Read(f) => {
+                let behind: serde_json::Map<String, serde_json::Value> = deliveries
+                    .iter()
+                    .filter_map(|d| match d.files.get(i) {
+                        Some(Attached::LeftBehind { why, .. }) => {
+                            Some((d.destination.to_string(), json!(why)))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut v = json!({"path": f.path, "size": f.size(), "sha256": f.sha256, "content_type": f.content_type});
+                if !behind.is_empty() {
+                    v["left_behind"] = behind.into();
+                }
+                v
+            }
+            Attached::LeftBehind { path, why } => json!({"path": path, "left_behind": why}),
+        })
+        .collect()
 }

@@ -327,6 +327,13 @@ async fn handle_item(shared: &Shared, claimed: &Taken, repeat: &mut RepeatLimite
         ) {
             Ok(event) => match handle_event(shared, event, Some(repeat)).await {
                 Ok(result) => Outcome::Done(result),
+                Err(e) if e.downcast_ref::<crate::files::Refused>().is_some() => {
+                    warn!(item = %claimed.id, error = %e, "refused an event's attachment");
+                    Outcome::Failed(json!({
+                        "error": e.to_string(),
+                        "fix": "attach only files inside the folders [files] attachable names (default reports/), then drop the file again"
+                    }))
+                }
                 Err(e) => {
                     let id = error_id();
                     error!(error_id = %id, item = %claimed.id, error = format!("{e:#}"), "could not store an event");

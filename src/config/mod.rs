@@ -22,6 +22,7 @@ use crate::error::BadInput;
 
 mod agents;
 mod discord;
+mod files;
 mod fleet;
 mod github;
 pub mod keys;
@@ -37,6 +38,7 @@ mod validator;
 pub use crate::error::{ConfigError, ConfigProblem};
 pub use agents::AgentSettings;
 pub use discord::DiscordSettings;
+pub use files::{DEFAULT_ATTACHABLE, FilesSettings};
 pub use fleet::{
     DEFAULT_SECRET_ENV, DeliverySettings, DockerSettings, FleetSettings, MIN_FLEET_SECRET_LEN,
 };
@@ -105,6 +107,7 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     pub responders: BTreeMap<String, ResponderSettings>,
     pub conversations: ConversationSettings,
+    pub files: FilesSettings,
 }
 
 // ---------------------------------------------------------------------------
@@ -397,6 +400,7 @@ impl Config {
         let skill_names: Vec<String> = skills.keys().cloned().collect();
         let responders = responders::responders(&mut v, raw.responders, &skill_names);
         let conversations = responders::conversations(&mut v, raw.conversations);
+        let files = files::files(&mut v, raw.files);
         for (i, a) in agents.iter().enumerate() {
             if let Some(r) = &a.responder
                 && !responders.contains_key(r)
@@ -426,6 +430,7 @@ impl Config {
                 schedules,
                 responders,
                 conversations,
+                files,
             })
         } else {
             Err(ConfigError {

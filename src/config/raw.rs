@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub responders: BTreeMap<String, RawResponder>,
     #[serde(default)]
     pub conversations: RawConversations,
+    #[serde(default)]
+    pub files: super::files::RawFiles,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,8 +18,8 @@ use anyhow::{Context, bail};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serenity::builder::{
-    CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, CreateThread,
-    ExecuteWebhook,
+    Builder as _, CreateAllowedMentions, CreateAttachment, CreateEmbed, CreateEmbedFooter,
+    CreateMessage, CreateThread, ExecuteWebhook,
 };
 use serenity::http::{Http, HttpBuilder, HttpError, LightMethod, Request, Route};
 use serenity::model::Timestamp;
@@ -35,6 +35,7 @@ use super::limiter::{RateLimiter, Rule};
 use super::render;
 use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};
 use crate::config::{DiscordSettings, Secret};
+use crate::files::FileData;
 
 struct WebhookTarget {
     id: WebhookId,
@@ -177,8 +178,16 @@ impl DiscordSink {
             .nonce(Nonce::String(m.nonce.clone()))
             .enforce_nonce(true)
             .allowed_mentions(CreateAllowedMentions::new());
+        let files: Vec<&FileData> = m.sent_files().collect();
         if !self.proxied {
-            return match self.http.send_message(channel, Vec::new(), &message).await {
+            let sent = if files.is_empty() {
+                self.http.send_message(channel, Vec::new(), &message).await
+            } else {
+                // The builder numbers the files and lists them in `attachments`.
+                let message = message.add_files(files.iter().map(|f| attachment(f)));
+                channel.send_message(&*self.http, message).await
+            };
+            return match sent {
                 Ok(msg) => Ok(Sent {
                     message_id: msg.id.to_string(),
                     parts_sent: 1,
@@ -186,26 +195,28 @@ impl DiscordSink {
                 Err(e) => Err(classify_serenity(e)),
             };
         }
-        let body = serde_json::to_vec(&message).map_err(|e| {
-            SendError::new(
-                SendErrorKind::Rejected,
-                format!("cannot serialise the message: {e}"),
-            )
-        })?;
-        let request = Request::new(
-            Route::ChannelMessages {
-                channel_id: channel,
-            },
-            LightMethod::Post,
-        )
-        .body(Some(body))
-        .build(&self.client, self.http.token(), self.http.proxy.as_deref())
-        .map_err(|e| {
-            SendError::new(
-                SendErrorKind::Rejected,
-                format!("cannot build the request: {e}"),
-            )
-        })?;
+        let route = Route::ChannelMessages {
+            channel_id: channel,
+        };
+        let request = if files.is_empty() {
+            let body = serde_json::to_vec(&message).map_err(|e| {
+                SendError::new(
+                    SendErrorKind::Rejected,
+                    format!("cannot serialise the message: {e}"),
+                )
+            })?;
+            Request::new(route, LightMethod::Post)
+                .body(Some(body))
+                .build(&self.client, self.http.token(), self.http.proxy.as_deref())
+                .map_err(|e| {
+                    SendError::new(
+                        SendErrorKind::Rejected,
+                        format!("cannot build the request: {e}"),
+                    )
+                })?
+        } else {
+            self.upload_request(route, &message, &files)?
+        };
         let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
         let lane = channel_lane(channel);
         self.learn(&lane, response.headers());
@@ -254,6 +265,47 @@ impl DiscordSink {
         Err(classify_status(status, &text))
     }
 
+    /// A `multipart/form-data` message through the proxy, in Discord's
+    /// documented shape: `payload_json` (the message, with `attachments`
+    /// listing each file's id and name) and one `files[n]` part per file.
+    fn upload_request(
+        &self,
+        route: Route<'_>,
+        message: &CreateMessage,
+        files: &[&FileData],
+    ) -> Result<reqwest::RequestBuilder, SendError> {
+        let rejected = |what: &str, e: &dyn std::fmt::Display| {
+            SendError::new(
+                SendErrorKind::Rejected,
+                format!("cannot build the upload ({what}): {e}"),
+            )
+        };
+        let mut payload = serde_json::to_value(message).map_err(|e| rejected("payload", &e))?;
+        payload["attachments"] = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| serde_json::json!({"id": i, "filename": f.name}))
+            .collect();
+        let mut form = reqwest::multipart::Form::new().text("payload_json", payload.to_string());
+        for (i, f) in files.iter().enumerate() {
+            let part = reqwest::multipart::Part::bytes(f.bytes.to_vec())
+                .file_name(f.name.clone())
+                .mime_str(&f.content_type)
+                .map_err(|e| rejected("content type", &e))?;
+            form = form.part(format!("files[{i}]"), part);
+        }
+        let proxy = self.http.proxy.as_deref().unwrap_or("https://discord.com");
+        let url = route
+            .path()
+            .replace("https://discord.com", proxy.trim_end_matches('/'));
+        Ok(self
+            .client
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, self.http.token())
+            .header(reqwest::header::USER_AGENT, serenity::constants::USER_AGENT)
+            .multipart(form))
+    }
+
     async fn send_to_webhook(
         &self,
         hook: &WebhookTarget,
@@ -262,18 +314,25 @@ impl DiscordSink {
         let payload = ExecuteWebhook::new()
             .embed(embed(m))
             .allowed_mentions(CreateAllowedMentions::new());
-        match self
-            .http
-            .execute_webhook(
-                hook.id,
-                None,
-                hook.token.expose(),
-                true,
-                Vec::new(),
-                &payload,
-            )
-            .await
-        {
+        let sent = if m.sent_files().next().is_none() {
+            self.http
+                .execute_webhook(
+                    hook.id,
+                    None,
+                    hook.token.expose(),
+                    true,
+                    Vec::new(),
+                    &payload,
+                )
+                .await
+        } else {
+            // The builder numbers the files and lists them in `attachments`.
+            payload
+                .add_files(m.sent_files().map(attachment))
+                .execute(&*self.http, (hook.id, hook.token.expose(), true))
+                .await
+        };
+        match sent {
             Ok(msg) => Ok(Sent {
                 message_id: msg.map_or_else(|| "unknown".into(), |m| m.id.to_string()),
                 parts_sent: 1,
@@ -472,8 +531,13 @@ fn header_f64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
+fn attachment(f: &FileData) -> CreateAttachment {
+    CreateAttachment::bytes(f.bytes.to_vec(), f.name.clone())
+}
+
 fn embed(m: &OutgoingMessage) -> CreateEmbed {
-    let text = render::discord_embed(m.severity, &m.title, &m.body, &m.footer());
+    let body = m.body_with_notes();
+    let text = render::discord_embed(m.severity, &m.title, &body, &m.footer());
     let mut embed = CreateEmbed::new()
         .title(text.title)
         .colour(text.colour)
@@ -483,6 +547,10 @@ fn embed(m: &OutgoingMessage) -> CreateEmbed {
     }
     if let Ok(ts) = Timestamp::from_unix_timestamp(m.occurred_at.timestamp()) {
         embed = embed.timestamp(ts);
+    }
+    // The first image shows in the embed itself (Discord's `attachment://NAME`).
+    if let Some(image) = m.sent_files().find(|f| f.is_image()) {
+        embed = embed.image(format!("attachment://{}", image.name));
     }
     embed
 }

@@ -361,7 +361,30 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
         if !ctx.store.claim(&head.id, Utc::now()).await? {
             continue;
         }
-        let message = OutgoingMessage::from_row(&head);
+        let mut message = OutgoingMessage::from_row(&head);
+        if head.files > 0 {
+            match ctx.store.delivery_files(&head.id).await {
+                Ok(files) => message.files = files,
+                Err(e) => {
+                    // Kept bytes that cannot be read back are not guessed at:
+                    // the delivery fails with the reason, and nothing goes out.
+                    let why = format!("{e:#}");
+                    ctx.store
+                        .mark_terminal(
+                            &head.id,
+                            DeliveryState::Failed,
+                            head.attempts,
+                            head.parts_sent,
+                            &why,
+                            Utc::now(),
+                        )
+                        .await?;
+                    ctx.stats.on_failed(dest.platform);
+                    tracing::error!(destination = %dest, delivery = %head.id, error = %why, "delivery failed: its files cannot be read back");
+                    continue;
+                }
+            }
+        }
         let result = sink.send(&dest, &message).await;
         let now = Utc::now();
         match result {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use switchyard_routing::{Category, Destination, Platform, Severity};
 
+use crate::files::{Attached, FileData, left_behind_line};
 use crate::store::DeliveryRow;
 
 /// A message ready to render, in the project's own terms.
@@ -27,6 +28,9 @@ pub struct OutgoingMessage {
     pub occurred_at: DateTime<Utc>,
     /// Parts of a split message already accepted by an earlier attempt.
     pub parts_sent: u32,
+    /// The files that go with it, as kept with the delivery: sent, or named
+    /// as left behind.
+    pub files: Vec<Attached>,
 }
 
 impl OutgoingMessage {
@@ -42,7 +46,41 @@ impl OutgoingMessage {
             body: row.body.clone(),
             occurred_at: row.occurred_at,
             parts_sent: row.parts_sent,
+            files: Vec::new(),
         }
+    }
+
+    /// The files that are sent.
+    pub fn sent_files(&self) -> impl Iterator<Item = &FileData> {
+        self.files.iter().filter_map(|f| match f {
+            Attached::Read(f) => Some(f),
+            Attached::LeftBehind { .. } => None,
+        })
+    }
+
+    /// One line per file that stayed behind, saying why and where it is.
+    pub fn left_behind_lines(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|f| match f {
+                Attached::LeftBehind { path, why } => Some(left_behind_line(path, why)),
+                Attached::Read(_) => None,
+            })
+            .collect()
+    }
+
+    /// The body with the left-behind lines under it.
+    pub fn body_with_notes(&self) -> String {
+        let notes = self.left_behind_lines();
+        if notes.is_empty() {
+            return self.body.clone();
+        }
+        let mut body = self.body.clone();
+        if !body.is_empty() {
+            body.push_str("\n\n");
+        }
+        body.push_str(&notes.join("\n"));
+        body
     }
 
     /// The small line under a message: where it came from.

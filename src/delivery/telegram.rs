@@ -12,9 +12,9 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use switchyard_routing::{Destination, Platform};
-use teloxide::payloads::SendMessageSetters;
+use teloxide::payloads::{SendDocumentSetters, SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, ParseMode};
+use teloxide::types::{ChatId, InputFile, ParseMode};
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::http::describe_reqwest;
@@ -22,6 +22,7 @@ use super::limiter::{RateLimiter, Rule};
 use super::render;
 use super::sink::{ChatSink, OutgoingMessage, SendError, SendErrorKind, Sent};
 use crate::config::{Secret, TelegramSettings};
+use crate::files::{FileData, TELEGRAM_MAX_PHOTO_BYTES};
 
 /// Telegram's limits as (messages, window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,23 +155,32 @@ impl TelegramSink {
     }
 
     async fn send_parts(&self, chat: ChatId, m: &OutgoingMessage) -> Result<Sent, SendError> {
-        let parts = render::telegram_parts(m.severity, &m.title, &m.body, &m.footer());
-        let total = parts.len() as u32;
+        let parts = render::telegram_parts(m.severity, &m.title, &m.body_with_notes(), &m.footer());
+        let files: Vec<&FileData> = m.sent_files().collect();
+        // The text's parts, then one part per file: a retry after a partial
+        // send resumes at the first part that did not arrive.
+        let total = (parts.len() + files.len()) as u32;
         let first = m.parts_sent.min(total);
         let mut ids = Vec::new();
-        for (i, part) in parts.into_iter().enumerate().skip(first as usize) {
+        let texts = parts.into_iter().map(Part::Text);
+        let uploads = files.into_iter().map(Part::File);
+        for (i, part) in texts.chain(uploads).enumerate().skip(first as usize) {
             let i = i as u32;
             // The outbox waited for the first slot; later parts wait here.
             if i > first {
                 self.limiter.acquire(&self.rules(chat)).await;
             }
-            match self
-                .bot
-                .send_message(chat, part)
-                .parse_mode(ParseMode::Html)
-                .await
-            {
-                Ok(msg) => ids.push(msg.id.0.to_string()),
+            let sent = match part {
+                Part::Text(text) => self
+                    .bot
+                    .send_message(chat, text)
+                    .parse_mode(ParseMode::Html)
+                    .await
+                    .map(|msg| msg.id),
+                Part::File(file) => self.send_file(chat, file).await.map(|msg| msg.id),
+            };
+            match sent {
+                Ok(id) => ids.push(id.0.to_string()),
                 Err(e) => {
                     let e = classify(e);
                     if let SendErrorKind::RateLimited { retry_after, .. } = e.kind {
@@ -186,6 +196,30 @@ impl TelegramSink {
             parts_sent: total,
         })
     }
+
+    /// One file: an image Telegram takes as a photo goes by `sendPhoto`
+    /// (shown inline), anything else by `sendDocument`; the caption names it.
+    async fn send_file(
+        &self,
+        chat: ChatId,
+        file: &FileData,
+    ) -> Result<teloxide::types::Message, RequestError> {
+        let input = InputFile::memory(file.bytes.to_vec()).file_name(file.name.clone());
+        let caption = format!("📎 {}", file.path);
+        if file.is_image()
+            && file.size() <= TELEGRAM_MAX_PHOTO_BYTES
+            && file.content_type != "image/gif"
+        {
+            self.bot.send_photo(chat, input).caption(caption).await
+        } else {
+            self.bot.send_document(chat, input).caption(caption).await
+        }
+    }
+}
+
+enum Part<'a> {
+    Text(String),
+    File(&'a FileData),
 }
 
 /// What a teloxide error means for the message. Texts never carry the

@@ -15,6 +15,7 @@
 pub mod approvals;
 pub mod conversations;
 mod discord_state;
+mod files;
 mod held;
 pub mod outbox;
 pub mod tasks;
@@ -127,6 +128,8 @@ pub struct NewDelivery {
     pub destination: Destination,
     pub rule: String,
     pub state: NewDeliveryState,
+    /// The files that go with it, fitted to its platform (most have none).
+    pub files: Vec<crate::files::Attached>,
 }
 
 /// What [`Store::record_event`] did.
@@ -175,6 +178,8 @@ pub struct DeliveryRow {
     pub coalesced_into: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// How many files go with it (kept in `delivery_files`).
+    pub files: u32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -201,6 +206,7 @@ pub(crate) struct DeliveryRecord {
     coalesced_into: Option<String>,
     created_at: i64,
     sent_at: Option<i64>,
+    files: i64,
 }
 
 /// The columns [`DeliveryRecord`] reads, as a literal for `concat!` (sqlx
@@ -209,7 +215,7 @@ macro_rules! delivery_columns {
     () => {
         "id, seq, event_id, destination, rule, state, category, severity, source, event_type, title, body, \
          occurred_at, mute_id, attempts, parts_sent, next_attempt_at, last_error, platform_message_id, \
-         coalesced_into, created_at, sent_at"
+         coalesced_into, created_at, sent_at, files"
     };
 }
 pub(crate) use delivery_columns;
@@ -243,6 +249,7 @@ impl TryFrom<DeliveryRecord> for DeliveryRow {
             last_error: r.last_error,
             platform_message_id: r.platform_message_id,
             coalesced_into: r.coalesced_into,
+            files: u32::try_from(r.files).unwrap_or(0),
         })
     }
 }
@@ -494,6 +501,7 @@ impl Store {
                 now,
             )
             .await?;
+            files::insert_files(&mut tx, &id, &d.files).await?;
             if hold.is_some() {
                 sqlx::query(
                     "INSERT INTO held_messages (delivery_id, hold_kind, mute_id, digest_category, event_id, destination, held_at) \

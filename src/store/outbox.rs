@@ -43,6 +43,8 @@ pub fn is_ambient(row: &DeliveryRow) -> bool {
         && row.severity != Severity::Critical
         && row.event_type != COALESCED_EVENT_TYPE
         && row.event_type != HELD_DIGEST_EVENT_TYPE
+        // A summary carries no files: a message with files goes out as itself.
+        && row.files == 0
 }
 
 /// What a crash left in `sending` and what became of it at start-up.

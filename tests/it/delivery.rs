@@ -41,6 +41,7 @@ pub(crate) fn to(dest: &str) -> NewDelivery {
         destination: dest.parse().unwrap(),
         rule: "test".into(),
         state: NewDeliveryState::Pending,
+        files: Vec::new(),
     }
 }
 
@@ -251,6 +252,7 @@ async fn held_messages_are_released_once(db: TestDb) {
             state: NewDeliveryState::Held {
                 hold: Hold::Mute("mute_1".parse().unwrap()),
             },
+            files: Vec::new(),
         };
         store
             .record_event(

@@ -13,6 +13,7 @@ mod coord_shared;
 mod delivery;
 mod demo;
 mod discord;
+mod files;
 mod fuzz_regressions;
 mod github;
 mod sandbox_login;

@@ -310,6 +310,7 @@ impl World {
             return false;
         }
         let message = DiscordMessage {
+            attachments: Vec::new(),
             id,
             content: content.to_owned(),
             embeds: Vec::new(),

@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     fn params(v: Value) -> Params {
-        Params(v.as_object().unwrap().clone())
+        Params(v.as_object().unwrap().clone(), Vec::new())
     }
 
     fn refusal(p: Value) -> String {
