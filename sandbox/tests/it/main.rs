@@ -18,5 +18,6 @@ mod openapi;
 mod outside;
 mod telegram_rules;
 mod tokens;
+mod uploads;
 mod webview;
 mod ws;
