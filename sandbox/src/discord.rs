@@ -742,7 +742,7 @@ pub(crate) struct Upload {
 /// The JSON object of a message request: JSON, or multipart with
 /// `payload_json` and `files[n]` parts. Refuses what Discord refuses: a file
 /// part that is not `files[0]`..`files[9]`, one named twice or without a file
-/// name, an empty file, and more than 10 MiB of files (413).
+/// name, and more than 10 MiB of files (413).
 fn request_object(
     headers: &HeaderMap,
     body: &[u8],
@@ -801,13 +801,6 @@ fn request_object(
                     "A file name is required.",
                 ));
             };
-            if p.data.is_empty() {
-                return Err(plain_error(
-                    StatusCode::BAD_REQUEST,
-                    40006,
-                    "This feature has been temporarily disabled",
-                ));
-            }
             let content_type = p
                 .content_type
                 .unwrap_or_else(|| super::files::guess_type(&filename));
