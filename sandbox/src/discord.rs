@@ -899,6 +899,7 @@ fn keep_uploads(
                 super::files::StoredFile {
                     content_type: u.content_type,
                     bytes: u.data.into(),
+                    delay_ms: 0,
                 },
             );
             v

@@ -22,6 +22,8 @@ const MAX_KEPT_BYTES: usize = 512 * 1024 * 1024;
 pub(crate) struct StoredFile {
     pub content_type: String,
     pub bytes: Arc<[u8]>,
+    /// Served only after this long (a slow CDN, played).
+    pub delay_ms: u64,
 }
 
 /// Uploaded files by key (Discord: `{channel}/{id}`; Telegram: the file path).
@@ -75,6 +77,9 @@ pub(crate) async fn discord_attachment(
     Path((channel, id, _name)): Path<(u64, u64, String)>,
 ) -> Response {
     let file = shared.lock().discord.files.get(&format!("{channel}/{id}"));
+    if let Some(delay) = file.as_ref().map(|f| f.delay_ms).filter(|d| *d > 0) {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     file_response(file)
 }
 
@@ -127,6 +132,7 @@ mod tests {
         let big = |n: u8| StoredFile {
             content_type: "application/octet-stream".into(),
             bytes: vec![n; MAX_KEPT_BYTES / 2].into(),
+            delay_ms: 0,
         };
         store.put("a".into(), big(1));
         store.put("b".into(), big(2));

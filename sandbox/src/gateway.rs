@@ -355,6 +355,7 @@ pub(crate) fn run_command(inner: &mut Inner, cmd: DiscordUserCommand) -> Result<
 pub(crate) fn post_message(
     inner: &mut Inner,
     msg: DiscordUserMessage,
+    origin: &str,
 ) -> Result<u64, ControlError> {
     let world = &mut inner.gateway;
     if !world.conns.iter().any(|c| c.session.is_some()) {
@@ -373,6 +374,32 @@ pub(crate) fn post_message(
         },
         &msg.content,
     );
+    let attachments: Vec<Value> = msg
+        .attachments
+        .iter()
+        .map(|f| {
+            let aid = inner.discord.message_id();
+            let content_type = f
+                .content_type
+                .clone()
+                .unwrap_or_else(|| super::files::guess_type(&f.filename));
+            inner.discord.files.put(
+                format!("{}/{aid}", msg.channel_id),
+                super::files::StoredFile {
+                    content_type: content_type.clone(),
+                    bytes: f.content.as_bytes().into(),
+                    delay_ms: f.delay_ms,
+                },
+            );
+            let url = f.url.clone().unwrap_or_else(|| {
+                format!("{origin}/attachments/{}/{aid}/{}", msg.channel_id, f.filename)
+            });
+            json!({
+                "id": aid.to_string(), "filename": f.filename, "content_type": content_type,
+                "size": f.claimed_size.unwrap_or(f.content.len() as u64), "url": url, "proxy_url": url,
+            })
+        })
+        .collect();
     let guild_id = msg.guild_id.unwrap_or(SANDBOX_GUILD);
     let mentions: Vec<Value> = msg
         .mentions
@@ -392,7 +419,7 @@ pub(crate) fn post_message(
         "mention_everyone": false,
         "mentions": mentions,
         "mention_roles": [],
-        "attachments": [],
+        "attachments": attachments,
         "embeds": [],
         "reactions": [],
         "pinned": false,
@@ -1112,7 +1139,8 @@ pub(crate) async fn control_message(
     State(shared): State<Arc<Shared>>,
     axum::Json(msg): axum::Json<DiscordUserMessage>,
 ) -> Control {
-    let id = post_message(&mut shared.lock(), msg).map_err(control_error)?;
+    let origin = format!("http://{}", shared.addr);
+    let id = post_message(&mut shared.lock(), msg, &origin).map_err(control_error)?;
     Ok(axum::Json(json!({"message_id": id.to_string()})).into_response())
 }
 

@@ -123,7 +123,7 @@ pub use model::{
 };
 pub use model::{
     DiscordUserCommand, DiscordUserMessage, GatewayConnection, GatewayState, InteractionResponse,
-    InteractionState, Reaction, RegisteredCommands,
+    InteractionState, Reaction, RegisteredCommands, UserFile,
 };
 pub use openai::{OpenaiCompletion, OpenaiMessage, OpenaiState};
 pub use openai_script::estimate_tokens as openai_token_estimate;
@@ -528,7 +528,8 @@ impl SandboxHandle {
 
     /// Plays a Discord user posting a message; returns its id.
     pub fn discord_user_message(&self, msg: DiscordUserMessage) -> Result<u64, ControlError> {
-        gateway::post_message(&mut self.shared.lock(), msg)
+        let origin = format!("http://{}", self.shared.addr);
+        gateway::post_message(&mut self.shared.lock(), msg, &origin)
     }
 
     /// Drops every gateway connection (the bots should resume); returns how many.

@@ -432,6 +432,14 @@ pub enum TelegramUserAction {
         from: TelegramUser,
         text: String,
     },
+    /// The user sends a file (a `document`) with an optional caption.
+    Document {
+        chat_id: i64,
+        from: TelegramUser,
+        file: UserFile,
+        #[serde(default)]
+        caption: Option<String>,
+    },
     /// The user presses the inline button carrying `callback_data` under the bot's
     /// message `message_id` in `chat_id`. Refused when that message has no such button.
     PressButton {
@@ -698,4 +706,27 @@ pub struct DiscordUserMessage {
     /// The author is a bot (to play another bot of the fleet talking).
     #[serde(default)]
     pub bot: bool,
+    /// Files the user attaches.
+    #[serde(default)]
+    pub attachments: Vec<UserFile>,
+}
+
+/// A file a played user attaches (Discord) or sends (Telegram).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserFile {
+    pub filename: String,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The file's bytes, as text.
+    #[serde(default)]
+    pub content: String,
+    /// A size to claim instead of the real one (a client that lies).
+    #[serde(default)]
+    pub claimed_size: Option<u64>,
+    /// Serve the bytes only after this long (a slow CDN).
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Point the attachment at this URL instead of the sandbox (a file on another host).
+    #[serde(default)]
+    pub url: Option<String>,
 }

@@ -214,6 +214,56 @@ impl World {
                     message_id: Some(message_id),
                 })
             }
+            TelegramUserAction::Document {
+                chat_id,
+                from,
+                file,
+                caption,
+            } => {
+                let chat_json = self
+                    .chat_json(chat_id)
+                    .ok_or(ControlError::UnknownChat(chat_id))?;
+                let n = self.next_file;
+                self.next_file += 1;
+                let file_id = format!("BQACAgIAAx{n:06}");
+                let content_type = file
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| super::files::guess_type(&file.filename));
+                self.files.put(
+                    file_id.clone(),
+                    super::files::StoredFile {
+                        content_type: content_type.clone(),
+                        bytes: file.content.as_bytes().into(),
+                        delay_ms: file.delay_ms,
+                    },
+                );
+                self.file_paths.insert(
+                    file_id.clone(),
+                    format!("documents/file_{n}_{}", file.filename),
+                );
+                let chat = self.chats.get_mut(&chat_id).expect("checked");
+                let message_id = chat.next_message_id;
+                chat.next_message_id += 1;
+                chat.user_messages.insert(message_id);
+                let mut message = json!({
+                    "message_id": message_id, "from": user_json(&from), "chat": chat_json, "date": now,
+                    "document": {
+                        "file_id": file_id, "file_unique_id": format!("AgAD{n:06}"), "file_name": file.filename,
+                        "mime_type": content_type,
+                        "file_size": file.claimed_size.unwrap_or(file.content.len() as u64),
+                    },
+                });
+                if let Some(caption) = caption {
+                    message["caption"] = json!(caption);
+                }
+                let update_id = self.push_update("message", message);
+                Ok(EnqueuedUpdate {
+                    update_id,
+                    callback_query_id: None,
+                    message_id: Some(message_id),
+                })
+            }
             TelegramUserAction::PressButton {
                 chat_id,
                 message_id,
@@ -624,8 +674,32 @@ fn download_file(shared: &Shared, rest: &str) -> Response {
     if let TelegramAuth::Refused(reply) = shared.tokens.telegram(token) {
         return (reply.status, axum::Json(reply.body.unwrap_or_default())).into_response();
     }
-    let file = shared.lock().telegram.file_at(path);
+    // Clients encode the path's `/` as %2F (teloxide pushes it as one segment); Telegram takes both.
+    let path = percent_decode(path);
+    let file = shared.lock().telegram.file_at(&path);
     super::files::file_response(file)
+}
+
+/// `%XX` escapes decoded (bytes that are not an escape kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn handle(
@@ -927,6 +1001,7 @@ fn send_file(world: &mut World, bot: i64, p: &Params, kind: Upload) -> Result<Re
         super::files::StoredFile {
             content_type: content_type.clone(),
             bytes: part.data.clone().into(),
+            delay_ms: 0,
         },
     );
     world.file_paths.insert(file_id.clone(), file_path);

@@ -237,6 +237,10 @@ impl Agent {
                     config.conversations.clone(),
                     answerer,
                     access,
+                    crate::conversations::incoming::IncomingLimits {
+                        max_bytes: config.files.incoming_max_bytes,
+                        timeout: config.files.incoming_timeout,
+                    },
                 )
             });
         if let (Some(c), Some(sink), Some(limits)) =

@@ -8,10 +8,12 @@
 //! Rooms: [`turn`] (the data), [`context`] (what the responder reads),
 //! [`stream`] (typing, first text, paced edits, pages), [`guard`] (the
 //! bot-pair limit), [`service`] (the handler), [`ports`] (the two ports),
-//! [`stats`] (metrics). No adapter is imported here.
+//! [`stats`] (metrics), [`incoming`] (files people attach). No adapter is
+//! imported here.
 
 pub mod context;
 pub mod guard;
+pub mod incoming;
 pub mod ports;
 pub mod service;
 pub mod stats;
@@ -26,5 +28,6 @@ pub use service::{
 };
 pub use stats::ConversationStats;
 pub use turn::{
-    Author, ConversationId, Exchange, Place, Turn, TurnId, TurnRequest, TurnState, Usage,
+    Author, ConversationId, Exchange, FileSource, IncomingFile, Place, Turn, TurnId, TurnRequest,
+    TurnState, Usage,
 };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::turn::{Place, Usage};
+use super::turn::{IncomingFile, Place, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -138,4 +138,20 @@ pub trait ChatPort: Send + Sync + 'static {
         text: &'a str,
         yielding: bool,
     ) -> BoxFuture<'a, Result<(), PortError>>;
+    /// Download a file a person attached, from the platform's own file host
+    /// only, at most `max_bytes` (more is an error, not a cut). The caller
+    /// bounds the time.
+    fn fetch_file<'a>(
+        &'a self,
+        file: &'a IncomingFile,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, PortError>> {
+        let _ = max_bytes;
+        Box::pin(async move {
+            Err(PortError(format!(
+                "files cannot be fetched from {}",
+                file.source.parts().0
+            )))
+        })
+    }
 }

@@ -22,6 +22,7 @@ pub use endings::ReplyRefused;
 
 use super::context::{self, Sources};
 use super::guard::{PairGuard, PairVerdict};
+use super::incoming::{self, IncomingLimits};
 use super::ports::{ChatPort, Prompt, Responder, ResponderError};
 use super::stats::ConversationStats;
 use super::stream::{self, Pace};
@@ -80,6 +81,8 @@ struct Inner {
     /// The people told once that they may not talk to the agents.
     hinted: Mutex<HashSet<(Platform, String)>>,
     stats: Arc<ConversationStats>,
+    /// The bounds on files people attach.
+    incoming: IncomingLimits,
 }
 
 /// The sentence a turn cut short by a restart ends with.
@@ -105,6 +108,7 @@ impl Conversations {
         settings: ConversationSettings,
         answerer: Answerer,
         access: HashMap<Platform, AccessList>,
+        incoming: IncomingLimits,
     ) -> Conversations {
         let pairs = PairGuard::new(settings.bot_pair_turns, settings.bot_pair_window);
         Conversations {
@@ -122,6 +126,7 @@ impl Conversations {
                 threads: RwLock::default(),
                 hinted: Mutex::default(),
                 stats: Arc::new(ConversationStats::default()),
+                incoming,
             }),
         }
     }
@@ -356,7 +361,22 @@ impl Conversations {
                 .history(&conversation, turn.received_at, s.history_turns)
                 .await?,
         };
-        let prompt = context::build(&sources, &turn.author.name, &turn.text, s.context_chars);
+        // Attached files: read (text) or described, at most half the budget.
+        let files = self.inner.store.turn_files(&turn.id).await?;
+        let text = if files.is_empty() {
+            turn.text.clone()
+        } else {
+            let reads = incoming::read_all(
+                port.as_ref(),
+                &files,
+                self.inner.incoming,
+                s.context_chars / 2,
+            )
+            .await;
+            info!(files = reads.len(), "read the turn's attached files");
+            format!("{}{}", turn.text, incoming::render(&reads))
+        };
+        let prompt = context::build(&sources, &turn.author.name, &text, s.context_chars);
         // Budgets, before anything is called.
         if let Some(notice) = self
             .over_budget(&conversation, estimate_tokens(prompt.chars()))

@@ -100,6 +100,94 @@ pub struct TurnRequest {
     /// thread on the message.
     pub opens_thread: bool,
     pub received_at: DateTime<Utc>,
+    /// Files the person attached to the message.
+    pub files: Vec<IncomingFile>,
+}
+
+/// A file a person attached to a message, as the platform describes it.
+/// Nothing is downloaded until the turn is answered, and then only from the
+/// platform's own file host, bounded in size and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingFile {
+    pub name: String,
+    /// As the platform says (may be empty).
+    pub content_type: String,
+    /// As the platform says.
+    pub size: u64,
+    pub source: FileSource,
+}
+
+/// Where a file is fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// Discord: the attachment's URL (checked against the CDN's host before any request).
+    Url(String),
+    /// Telegram: the file id (`getFile`, then the Bot API's file URL).
+    TelegramFile(String),
+}
+
+impl FileSource {
+    /// The kind and value as stored.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            FileSource::Url(u) => ("url", u),
+            FileSource::TelegramFile(id) => ("telegram_file", id),
+        }
+    }
+    pub fn from_parts(kind: &str, value: String) -> Option<FileSource> {
+        match kind {
+            "url" => Some(FileSource::Url(value)),
+            "telegram_file" => Some(FileSource::TelegramFile(value)),
+            _ => None,
+        }
+    }
+}
+
+impl IncomingFile {
+    /// Whether the file is text the responder can be given to read.
+    pub fn is_text(&self) -> bool {
+        let t = self.content_type.split(';').next().unwrap_or("").trim();
+        if t.starts_with("text/")
+            || matches!(
+                t,
+                "application/json"
+                    | "application/x-yaml"
+                    | "application/yaml"
+                    | "application/toml"
+                    | "application/xml"
+            )
+        {
+            return true;
+        }
+        let ext = self
+            .name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        matches!(
+            ext.as_str(),
+            "txt"
+                | "md"
+                | "log"
+                | "csv"
+                | "json"
+                | "yaml"
+                | "yml"
+                | "toml"
+                | "diff"
+                | "patch"
+                | "rs"
+                | "py"
+                | "sh"
+                | "ts"
+                | "js"
+                | "go"
+                | "sql"
+                | "xml"
+                | "ini"
+                | "conf"
+        )
+    }
 }
 
 impl TurnRequest {

@@ -47,6 +47,10 @@ pub struct DiscordSink {
     http: Arc<Http>,
     client: reqwest::Client,
     proxied: bool,
+    /// Where attachments people post may be fetched from: Discord's CDN,
+    /// or, against a proxy or the sandbox, the proxy's own origin.
+    file_origins: Vec<url::Origin>,
+    downloads: reqwest::Client,
     channels: BTreeMap<String, ChannelId>,
     webhooks: BTreeMap<String, WebhookTarget>,
     limiter: Arc<RateLimiter>,
@@ -122,10 +126,23 @@ impl DiscordSink {
         } else {
             BTreeMap::new()
         };
+        let file_origins = if proxied {
+            url::Url::parse(&settings.proxy_origin())
+                .map(|u| vec![u.origin()])
+                .unwrap_or_default()
+        } else {
+            ["https://cdn.discordapp.com", "https://media.discordapp.net"]
+                .iter()
+                .filter_map(|u| url::Url::parse(u).ok())
+                .map(|u| u.origin())
+                .collect()
+        };
         Ok(DiscordSink {
             http: Arc::new(builder.build()),
             client,
             proxied,
+            file_origins,
+            downloads: super::http::download_client(),
             channels,
             webhooks,
             limiter: Arc::new(RateLimiter::after_quiet(
@@ -454,6 +471,20 @@ impl DiscordSink {
             )
             .await?;
         Ok(id_of(&v))
+    }
+
+    /// Download an attachment a person posted, from Discord's CDN only
+    /// (or the proxy's origin), at most `max_bytes`.
+    pub async fn fetch_attachment(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
+        let parsed =
+            url::Url::parse(url).map_err(|_| "the attachment's URL is not a URL".to_string())?;
+        if !self.file_origins.contains(&parsed.origin()) {
+            return Err(format!(
+                "the attachment is on {}, not on Discord's file host: not fetched",
+                parsed.host_str().unwrap_or("an unknown host")
+            ));
+        }
+        super::http::fetch_bounded(&self.downloads, url, max_bytes).await
     }
 
     /// A POST through a proxy: wait for the limiter, learn the bucket, map 429.

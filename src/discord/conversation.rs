@@ -8,7 +8,7 @@ use std::sync::Arc;
 use poise::serenity_prelude as serenity;
 use serenity::{ChannelId, CreateAllowedMentions, EditMessage, Http, MessageId};
 
-use crate::conversations::{BoxFuture, ChatPort, Place, PortError};
+use crate::conversations::{BoxFuture, ChatPort, FileSource, IncomingFile, Place, PortError};
 use crate::delivery::{ChannelBucket, DiscordLimiter, DiscordSink, SendErrorKind};
 
 /// Discord's limit on a message's content.
@@ -157,6 +157,25 @@ impl ChatPort for DiscordChat {
                 }
             }
             Err(PortError("Discord kept answering 429 to the edit".into()))
+        })
+    }
+
+    fn fetch_file<'a>(
+        &'a self,
+        file: &'a IncomingFile,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, PortError>> {
+        Box::pin(async move {
+            match &file.source {
+                FileSource::Url(url) => self
+                    .sink
+                    .fetch_attachment(url, max_bytes)
+                    .await
+                    .map_err(PortError),
+                FileSource::TelegramFile(_) => Err(PortError(
+                    "a Telegram file is not fetched through Discord".into(),
+                )),
+            }
         })
     }
 }

@@ -13,7 +13,7 @@ use switchyard_commands::Caller;
 use tracing::{info, warn};
 
 use super::commands::{Data, Error};
-use crate::conversations::{Accepted, Author, Place, TurnRequest};
+use crate::conversations::{Accepted, Author, FileSource, IncomingFile, Place, TurnRequest};
 use crate::delivery::ChannelBucket;
 
 /// The reaction that says "seen, queued".
@@ -126,6 +126,16 @@ async fn on_message(ctx: &serenity::Context, data: &Data, msg: &Message) -> anyh
         // A thread (ours or one the cache knows) goes on; a channel opens one.
         opens_thread: !owner && thread.is_none(),
         received_at: Utc::now(),
+        files: msg
+            .attachments
+            .iter()
+            .map(|a| IncomingFile {
+                name: a.filename.clone(),
+                content_type: a.content_type.clone().unwrap_or_default(),
+                size: u64::from(a.size),
+                source: FileSource::Url(a.url.clone()),
+            })
+            .collect(),
     };
     match conversations.accept(request, &caller).await? {
         Accepted::Queued(turn) => {

@@ -9,7 +9,8 @@ use switchyard_routing::Platform;
 
 use super::{Store, from_millis, millis};
 use crate::conversations::turn::{
-    Author, ConversationId, Exchange, Place, Turn, TurnId, TurnRequest, TurnState, Usage,
+    Author, ConversationId, Exchange, FileSource, IncomingFile, Place, Turn, TurnId, TurnRequest,
+    TurnState, Usage,
 };
 
 type TurnRow = (
@@ -106,7 +107,51 @@ impl Store {
         .execute(self.pool())
         .await
         .context("cannot record a turn")?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for (position, f) in req.files.iter().enumerate() {
+            let (kind, source) = f.source.parts();
+            sqlx::query(
+                "INSERT INTO turn_files (turn_id, position, name, content_type, size, source_kind, source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (turn_id, position) DO NOTHING",
+            )
+            .bind(req.turn_id().as_str())
+            .bind(position as i64)
+            .bind(&f.name)
+            .bind(&f.content_type)
+            .bind(i64::try_from(f.size).unwrap_or(i64::MAX))
+            .bind(kind)
+            .bind(source)
+            .execute(self.pool())
+            .await
+            .context("cannot record a turn's files")?;
+        }
+        Ok(true)
+    }
+
+    /// The files attached to a turn's message, in order.
+    pub async fn turn_files(&self, id: &TurnId) -> anyhow::Result<Vec<IncomingFile>> {
+        let rows: Vec<(String, String, i64, String, String)> = sqlx::query_as(
+            "SELECT name, content_type, size, source_kind, source FROM turn_files WHERE turn_id = $1 ORDER BY position",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await
+        .context("cannot read a turn's files")?;
+        rows.into_iter()
+            .map(|(name, content_type, size, kind, source)| {
+                let source = FileSource::from_parts(&kind, source).with_context(|| {
+                    format!("a stored file has an unknown source kind {kind:?}")
+                })?;
+                Ok(IncomingFile {
+                    name,
+                    content_type,
+                    size: size.max(0) as u64,
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// Open the conversation held in `place` (nothing if it exists).

@@ -14,7 +14,9 @@ use teloxide::types::{ChatAction, Message, MessageId};
 use tracing::{info, warn};
 
 use super::TelegramApprovals;
-use crate::conversations::{Accepted, Author, BoxFuture, ChatPort, Place, PortError, TurnRequest};
+use crate::conversations::{
+    Accepted, Author, BoxFuture, ChatPort, FileSource, IncomingFile, Place, PortError, TurnRequest,
+};
 use crate::delivery::TelegramLimiter;
 
 /// Telegram's limit on a message's text.
@@ -129,6 +131,47 @@ impl ChatPort for TelegramChat {
             Err(PortError("Telegram kept answering 429 to the edit".into()))
         })
     }
+
+    fn fetch_file<'a>(
+        &'a self,
+        file: &'a IncomingFile,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, PortError>> {
+        Box::pin(async move {
+            let FileSource::TelegramFile(id) = &file.source else {
+                return Err(PortError(
+                    "only Telegram's own files are fetched through Telegram".into(),
+                ));
+            };
+            // getFile, then the Bot API's file URL (on the configured API
+            // host: nothing else is ever asked).
+            let meta = self
+                .bot
+                .get_file(teloxide::types::FileId(id.clone()))
+                .await
+                .map_err(|e| PortError(format!("getFile failed: {e}")))?;
+            if u64::from(meta.size) > max_bytes {
+                return Err(PortError(format!(
+                    "the file is larger than {max_bytes} bytes"
+                )));
+            }
+            use futures_util::StreamExt as _;
+            use teloxide::net::Download as _;
+            let mut stream = self.bot.download_file_stream(&meta.path);
+            let mut out = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| PortError(crate::delivery::http::describe_reqwest(&e)))?;
+                if out.len() as u64 + chunk.len() as u64 > max_bytes {
+                    return Err(PortError(format!(
+                        "the file is larger than {max_bytes} bytes"
+                    )));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// A message that is not a command: a turn, when the agent converses, the
@@ -137,9 +180,14 @@ pub async fn on_text(tg: &TelegramApprovals, m: &Message) {
     let Some(conversations) = &tg.conversations else {
         return;
     };
-    let (Some(text), Some(from)) = (m.text(), m.from.as_ref()) else {
+    let files = files_of(m);
+    let text = m.text().or(m.caption()).unwrap_or_default();
+    let Some(from) = m.from.as_ref() else {
         return;
     };
+    if text.is_empty() && files.is_empty() {
+        return;
+    }
     if !tg.chats.contains(&m.chat.id.0) {
         return;
     }
@@ -163,6 +211,7 @@ pub async fn on_text(tg: &TelegramApprovals, m: &Message) {
         text: text.to_string(),
         opens_thread: false,
         received_at: Utc::now(),
+        files,
     };
     match conversations.accept(request, &caller).await {
         Ok(Accepted::Queued(turn)) => {
@@ -180,4 +229,30 @@ pub async fn on_text(tg: &TelegramApprovals, m: &Message) {
             "a Telegram message for the agent was not taken"
         ),
     }
+}
+
+/// A document or photo on the message, as the Bot API describes it.
+fn files_of(m: &Message) -> Vec<IncomingFile> {
+    let mut files = Vec::new();
+    if let Some(doc) = m.document() {
+        files.push(IncomingFile {
+            name: doc.file_name.clone().unwrap_or_else(|| "file".into()),
+            content_type: doc
+                .mime_type
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            size: u64::from(doc.file.size),
+            source: FileSource::TelegramFile(doc.file.id.to_string()),
+        });
+    }
+    if let Some(best) = m.photo().and_then(|sizes| sizes.last()) {
+        files.push(IncomingFile {
+            name: "photo.jpg".into(),
+            content_type: "image/jpeg".into(),
+            size: u64::from(best.file.size),
+            source: FileSource::TelegramFile(best.file.id.to_string()),
+        });
+    }
+    files
 }

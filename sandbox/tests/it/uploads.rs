@@ -18,8 +18,11 @@ const TG_CHAT: i64 = 4242;
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\xdac\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
 
-/// A multipart body: `(name, filename, content type, bytes)` per part.
-fn multipart(parts: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8>) {
+/// One part of a multipart body: name, file name, content type, bytes.
+type FormPart<'a> = (&'a str, Option<&'a str>, &'a str, &'a [u8]);
+
+/// A multipart body, its parts in order.
+fn multipart(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
     let boundary = "----switchyard-test-boundary";
     let mut body = Vec::new();
     for (name, filename, content_type, data) in parts {
@@ -40,8 +43,10 @@ fn multipart(parts: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8>) {
 }
 
 async fn discord_sandbox() -> sandbox::SandboxHandle {
-    let mut limits = DiscordLimits::default();
-    limits.channel_messages = sandbox::Rate::new(100, std::time::Duration::from_secs(1));
+    let limits = DiscordLimits {
+        channel_messages: sandbox::Rate::new(100, std::time::Duration::from_secs(1)),
+        ..DiscordLimits::default()
+    };
     sandbox::start(SandboxOptions {
         discord_rate: limits,
         discord_tokens: vec![TOKEN.into()],
@@ -52,10 +57,7 @@ async fn discord_sandbox() -> sandbox::SandboxHandle {
     .expect("the sandbox starts")
 }
 
-async fn post_message(
-    sb: &sandbox::SandboxHandle,
-    parts: &[(&str, Option<&str>, &str, &[u8])],
-) -> (u16, Value) {
+async fn post_message(sb: &sandbox::SandboxHandle, parts: &[FormPart<'_>]) -> (u16, Value) {
     let (content_type, body) = multipart(parts);
     let r = reqwest::Client::new()
         .post(format!(
@@ -202,7 +204,7 @@ async fn telegram_sandbox() -> sandbox::SandboxHandle {
 async fn tg_upload(
     sb: &sandbox::SandboxHandle,
     method: &str,
-    parts: &[(&str, Option<&str>, &str, &[u8])],
+    parts: &[FormPart<'_>],
 ) -> (u16, Value) {
     let (content_type, body) = multipart(parts);
     let r = reqwest::Client::new()
@@ -287,7 +289,7 @@ async fn telegram_refuses_uploads_it_would_refuse() {
     let sb = telegram_sandbox().await;
     let chat = TG_CHAT.to_string();
     let cid = ("chat_id", None, "text/plain", chat.as_bytes());
-    let cases: Vec<(&str, Vec<(&str, Option<&str>, &str, &[u8])>, u16, &str)> = vec![
+    let cases: Vec<(&str, Vec<FormPart<'_>>, u16, &str)> = vec![
         (
             "sendPhoto",
             vec![cid, ("photo", Some("x.png"), "image/png", b"not an image")],
