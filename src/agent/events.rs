@@ -43,6 +43,29 @@ pub(super) async fn post_event(
     handle_event(shared, event, repeat).await
 }
 
+/// Read the files an item names, as this agent may attach them. A refused
+/// path fails the item (the error is a [`crate::files::Refused`], which the
+/// intake reports as such); nothing is stored or sent.
+pub(super) async fn read_attachments(
+    shared: &Shared,
+    paths: &[switchyard_routing::AttachmentPath],
+) -> anyhow::Result<Vec<Attached>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let attachable = Attachable::new(
+        &shared.config.fleet.workspace,
+        &shared.config.files,
+        &shared.agent.name,
+    );
+    let paths = paths.to_vec();
+    Ok(
+        tokio::task::spawn_blocking(move || attachable.read_all(&paths))
+            .await
+            .context("the attachment reader stopped")??,
+    )
+}
+
 /// Route, apply repeats, mutes and digests, and store the event with its
 /// deliveries in one transaction. Returns the item's result record.
 /// `repeat` is the intake's limiter; the agent's own events (task results,
@@ -67,21 +90,7 @@ pub(super) async fn handle_event(
             "note": format!("same event_type, source and title seen {count} times since {first_seen}: counted, not re-sent"),
         }));
     }
-    let attached = if event.attachments.is_empty() {
-        Vec::new()
-    } else {
-        let attachable = Attachable::new(
-            &shared.config.fleet.workspace,
-            &shared.config.files,
-            &shared.agent.name,
-        );
-        let paths = event.attachments.clone();
-        // A refused path fails the item (the error is a `files::Refused`,
-        // which the intake reports as such); nothing is stored or sent.
-        tokio::task::spawn_blocking(move || attachable.read_all(&paths))
-            .await
-            .context("the attachment reader stopped")??
-    };
+    let attached = read_attachments(shared, &event.attachments).await?;
     let mutes = shared.mutes.current(&shared.status)?;
     let deliveries: Vec<NewDelivery> = switchyard_routing::plan(
         &decision,

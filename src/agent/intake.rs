@@ -398,6 +398,9 @@ struct ReplyItem {
     /// The turn (or the chat item that carried it) this answers.
     to: String,
     text: String,
+    /// Workspace files to post with the answer.
+    #[serde(default)]
+    attachments: Vec<switchyard_routing::AttachmentPath>,
 }
 
 /// A `reply` item: the answer of the inbox a turn was handed to.
@@ -422,7 +425,23 @@ async fn reply(shared: &Shared, v: &serde_json::Value) -> Outcome {
             "fix": "send the reply to the agent that handed the turn over (its `reply_to`)"
         }));
     };
-    match conversations.reply(&item.to, &item.text).await {
+    if item.attachments.len() > switchyard_routing::MAX_ATTACHMENTS {
+        return Outcome::Failed(json!({
+            "error": format!("{} attachments; a reply carries at most {}", item.attachments.len(), switchyard_routing::MAX_ATTACHMENTS),
+            "fix": "attach fewer files",
+        }));
+    }
+    let attached = match super::events::read_attachments(shared, &item.attachments).await {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(to = %item.to, error = %e, "refused a reply's attachment");
+            return Outcome::Failed(json!({
+                "error": e.to_string(),
+                "fix": "attach only files inside the folders [files] attachable names (default reports/)"
+            }));
+        }
+    };
+    match conversations.reply(&item.to, &item.text, &attached).await {
         Ok(turn) => Outcome::Done(json!({"answered": turn.as_str()})),
         Err(e) => {
             warn!(to = %item.to, reason = %e, "refused a reply item");

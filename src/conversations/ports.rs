@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::turn::{IncomingFile, Place, Usage};
+use crate::files::FileData;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -138,6 +139,18 @@ pub trait ChatPort: Send + Sync + 'static {
         text: &'a str,
         yielding: bool,
     ) -> BoxFuture<'a, Result<(), PortError>>;
+    /// Post files (a `reply` item's attachments) after the answer's text;
+    /// returns the ids of the messages they went out as. `once` as for
+    /// [`ChatPort::post`].
+    fn post_files<'a>(
+        &'a self,
+        place: &'a Place,
+        files: &'a [FileData],
+        once: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, PortError>> {
+        let _ = (place, files, once);
+        Box::pin(async { Err(PortError("this platform cannot post files".into())) })
+    }
     /// Download a file a person attached, from the platform's own file host
     /// only, at most `max_bytes` (more is an error, not a cut). The caller
     /// bounds the time.

@@ -494,15 +494,6 @@ impl DiscordSink {
         lane: String,
         body: &impl serde::Serialize,
     ) -> Result<serde_json::Value, SendError> {
-        let rules = vec![
-            Rule::Window {
-                lane: GLOBAL_LANE.into(),
-                limit: self.options.global_per_second,
-                window: Duration::from_secs(1) + self.options.margin,
-            },
-            Rule::Learned { lane: lane.clone() },
-        ];
-        self.limiter.acquire(&rules).await;
         let body = serde_json::to_vec(body).map_err(|e| {
             SendError::new(
                 SendErrorKind::Rejected,
@@ -518,6 +509,25 @@ impl DiscordSink {
                     format!("cannot build the request: {e}"),
                 )
             })?;
+        self.proxied_send(lane, request).await
+    }
+
+    /// Send a built request through the proxy: wait for the limiter, learn
+    /// the bucket, map 429; the answer's JSON on success.
+    async fn proxied_send(
+        &self,
+        lane: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, SendError> {
+        let rules = vec![
+            Rule::Window {
+                lane: GLOBAL_LANE.into(),
+                limit: self.options.global_per_second,
+                window: Duration::from_secs(1) + self.options.margin,
+            },
+            Rule::Learned { lane: lane.clone() },
+        ];
+        self.limiter.acquire(&rules).await;
         let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
         self.learn(&lane, response.headers());
         let status = response.status();
@@ -545,6 +555,38 @@ impl DiscordSink {
             ));
         }
         Err(classify_status(status, &text))
+    }
+
+    /// Post `text` with `files` to a channel or thread (a conversation's
+    /// reply); with a `nonce`, a repeat returns the first post.
+    pub async fn post_files_once(
+        &self,
+        channel: u64,
+        text: &str,
+        files: &[&FileData],
+        nonce: Option<String>,
+    ) -> Result<u64, SendError> {
+        let channel = ChannelId::new(channel);
+        let mut message = CreateMessage::new()
+            .content(render::truncate(text, 2000))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if let Some(n) = nonce {
+            message = message.nonce(Nonce::String(n)).enforce_nonce(true);
+        }
+        if !self.proxied {
+            let message = message.add_files(files.iter().map(|f| attachment(f)));
+            return channel
+                .send_message(&*self.http, message)
+                .await
+                .map(|m| m.id.get())
+                .map_err(classify_serenity);
+        }
+        let route = Route::ChannelMessages {
+            channel_id: channel,
+        };
+        let request = self.upload_request(route, &message, files)?;
+        let v = self.proxied_send(channel_lane(channel), request).await?;
+        Ok(id_of(&v))
     }
 }
 

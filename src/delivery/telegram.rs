@@ -177,7 +177,7 @@ impl TelegramSink {
                     .parse_mode(ParseMode::Html)
                     .await
                     .map(|msg| msg.id),
-                Part::File(file) => self.send_file(chat, file).await.map(|msg| msg.id),
+                Part::File(file) => send_file(&self.bot, chat, file).await.map(|msg| msg.id),
             };
             match sent {
                 Ok(id) => ids.push(id.0.to_string()),
@@ -196,24 +196,24 @@ impl TelegramSink {
             parts_sent: total,
         })
     }
+}
 
-    /// One file: an image Telegram takes as a photo goes by `sendPhoto`
-    /// (shown inline), anything else by `sendDocument`; the caption names it.
-    async fn send_file(
-        &self,
-        chat: ChatId,
-        file: &FileData,
-    ) -> Result<teloxide::types::Message, RequestError> {
-        let input = InputFile::memory(file.bytes.to_vec()).file_name(file.name.clone());
-        let caption = format!("📎 {}", file.path);
-        if file.is_image()
-            && file.size() <= TELEGRAM_MAX_PHOTO_BYTES
-            && file.content_type != "image/gif"
-        {
-            self.bot.send_photo(chat, input).caption(caption).await
-        } else {
-            self.bot.send_document(chat, input).caption(caption).await
-        }
+/// One file: an image Telegram takes as a photo goes by `sendPhoto`
+/// (shown inline), anything else by `sendDocument`; the caption names it.
+pub async fn send_file(
+    bot: &Bot,
+    chat: ChatId,
+    file: &FileData,
+) -> Result<teloxide::types::Message, RequestError> {
+    let input = InputFile::memory(file.bytes.to_vec()).file_name(file.name.clone());
+    let caption = format!("📎 {}", file.path);
+    if file.is_image()
+        && file.size() <= TELEGRAM_MAX_PHOTO_BYTES
+        && file.content_type != "image/gif"
+    {
+        bot.send_photo(chat, input).caption(caption).await
+    } else {
+        bot.send_document(chat, input).caption(caption).await
     }
 }
 

@@ -10,6 +10,7 @@ use serenity::{ChannelId, CreateAllowedMentions, EditMessage, Http, MessageId};
 
 use crate::conversations::{BoxFuture, ChatPort, FileSource, IncomingFile, Place, PortError};
 use crate::delivery::{ChannelBucket, DiscordLimiter, DiscordSink, SendErrorKind};
+use crate::files::FileData;
 
 /// Discord's limit on a message's content.
 pub const MAX_CHARS: usize = 2000;
@@ -157,6 +158,36 @@ impl ChatPort for DiscordChat {
                 }
             }
             Err(PortError("Discord kept answering 429 to the edit".into()))
+        })
+    }
+
+    fn post_files<'a>(
+        &'a self,
+        place: &'a Place,
+        files: &'a [FileData],
+        once: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, PortError>> {
+        Box::pin(async move {
+            let channel = id(place)?;
+            let nonce = once.map(crate::delivery::sink::nonce_for);
+            let names: Vec<String> = files.iter().map(|f| format!("📎 {}", f.path)).collect();
+            let refs: Vec<&FileData> = files.iter().collect();
+            for _ in 0..ATTEMPTS {
+                match self
+                    .sink
+                    .post_files_once(channel, &names.join("\n"), &refs, nonce.clone())
+                    .await
+                {
+                    Ok(m) => return Ok(vec![m.to_string()]),
+                    Err(e) => match e.kind {
+                        SendErrorKind::RateLimited { retry_after, .. } => {
+                            tokio::time::sleep(retry_after).await
+                        }
+                        _ => return Err(PortError(e.message)),
+                    },
+                }
+            }
+            Err(PortError("Discord kept answering 429 to the files".into()))
         })
     }
 

@@ -18,6 +18,7 @@ use crate::conversations::{
     Accepted, Author, BoxFuture, ChatPort, FileSource, IncomingFile, Place, PortError, TurnRequest,
 };
 use crate::delivery::TelegramLimiter;
+use crate::files::FileData;
 
 /// Telegram's limit on a message's text.
 pub const MAX_CHARS: usize = 4096;
@@ -129,6 +130,36 @@ impl ChatPort for TelegramChat {
                 }
             }
             Err(PortError("Telegram kept answering 429 to the edit".into()))
+        })
+    }
+
+    fn post_files<'a>(
+        &'a self,
+        place: &'a Place,
+        files: &'a [FileData],
+        _once: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, PortError>> {
+        Box::pin(async move {
+            let chat = chat(place)?;
+            let mut ids = Vec::new();
+            for f in files {
+                let mut tries = 0;
+                loop {
+                    self.before_send(chat.0, false).await;
+                    match crate::delivery::telegram::send_file(&self.bot, chat, f).await {
+                        Ok(m) => {
+                            ids.push(m.id.0.to_string());
+                            break;
+                        }
+                        Err(RequestError::RetryAfter(s)) if tries < ATTEMPTS => {
+                            tries += 1;
+                            self.after_429(chat.0, s.duration());
+                        }
+                        Err(e) => return Err(PortError(e.to_string())),
+                    }
+                }
+            }
+            Ok(ids)
         })
     }
 

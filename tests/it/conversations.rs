@@ -729,3 +729,53 @@ fn files_people_attach_are_read_or_described_and_never_fetched_from_elsewhere() 
         );
     });
 }
+
+#[test]
+fn a_reply_item_posts_its_files_after_its_text_and_a_path_outside_is_refused() {
+    common::multi_thread().block_on(async {
+        let fleet = conversing_with(
+            "hand",
+            "[responders.hand]\nkind = \"inbox\"\nto = \"codex\"\ntimeout = \"60s\"\n",
+        )
+        .await;
+        let reports = fleet.workspace().join("reports");
+        std::fs::create_dir_all(&reports).unwrap();
+        std::fs::write(reports.join("diff.patch"), "--- a\n+++ b\n").unwrap();
+        let asked = say(&fleet, OPERATOR, chat(), "show me the patch", true);
+        let turn = turn_state(&fleet, asked, TurnState::WaitingReply).await;
+        fleet.drop(
+            "manager",
+            "reply-outside",
+            &json!({"kind": "reply", "to": turn.id.as_str(), "text": "here", "attachments": ["agents/manager/state.db"]}),
+        );
+        let r = fleet.wait_result("manager", "failed", "reply-outside").await;
+        assert!(r.to_string().contains("agent's own state"), "{r}");
+        fleet.drop(
+            "manager",
+            "reply-files",
+            &json!({"kind": "reply", "to": turn.id.as_str(), "text": "The patch is attached.", "attachments": ["reports/diff.patch", "reports/gone.md"]}),
+        );
+        fleet.wait_result("manager", "done", "reply-files").await;
+        let thread = wait_for(Duration::from_secs(20), "the reply and its file", || {
+            let m = thread_messages(&fleet.state(), asked);
+            m.iter().any(|m| !m.attachments.is_empty()).then_some(m)
+        })
+        .await;
+        let text = thread
+            .iter()
+            .find(|m| m.content.contains("The patch is attached."))
+            .expect("the reply's text");
+        assert!(text.content.contains("reports/gone.md was not attached"), "{}", text.content);
+        let with_file = thread.iter().find(|m| !m.attachments.is_empty()).unwrap();
+        assert_eq!(with_file.attachments[0]["filename"], "diff.patch");
+        let got = reqwest::get(with_file.attachments[0]["url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), b"--- a\n+++ b\n");
+        let done = turn_state(&fleet, asked, TurnState::Answered).await;
+        assert_eq!(done.messages.len(), 2, "{:?}", done.messages);
+    });
+}

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::{Answerer, Conversations, INTERRUPTED, estimate_tokens};
 use crate::conversations::stream;
 use crate::conversations::turn::{Turn, TurnId, TurnState, Usage};
+use crate::files::Attached;
 use crate::store::conversations::TurnEnd;
 
 impl Conversations {
@@ -183,8 +184,14 @@ impl Conversations {
         }
     }
 
-    /// A `reply` item's answer to turn `to`.
-    pub async fn reply(&self, to: &str, text: &str) -> Result<TurnId, ReplyRefused> {
+    /// A `reply` item's answer to turn `to`, with the files it attaches
+    /// (read already; fitted here to the turn's platform).
+    pub async fn reply(
+        &self,
+        to: &str,
+        text: &str,
+        attached: &[Attached],
+    ) -> Result<TurnId, ReplyRefused> {
         let id = TurnId(to.to_string());
         let turn = match self.inner.store.turn(&id).await {
             Ok(Some(t)) => t,
@@ -200,6 +207,19 @@ impl Conversations {
             ));
         };
         let place = self.answer_place(&turn);
+        let fitted = crate::files::fit(turn.place.platform, attached);
+        let mut shown = text.to_string();
+        let mut files = Vec::new();
+        for f in fitted {
+            match f {
+                Attached::Read(f) => files.push(f),
+                Attached::LeftBehind { path, why } => {
+                    shown.push_str("\n");
+                    shown.push_str(&crate::files::left_behind_line(&path, &why));
+                }
+            }
+        }
+        let text = shown.as_str();
         let mut messages = Vec::new();
         for (i, page) in stream::pages(text, port.max_chars())
             .into_iter()
@@ -213,6 +233,19 @@ impl Conversations {
                 Err(e) => {
                     return Err(ReplyRefused::Internal(format!(
                         "could not post the reply: {e}"
+                    )));
+                }
+            }
+        }
+        if !files.is_empty() {
+            match port
+                .post_files(&place, &files, Some(&format!("{}_files", id.as_str())))
+                .await
+            {
+                Ok(ids) => messages.extend(ids),
+                Err(e) => {
+                    return Err(ReplyRefused::Internal(format!(
+                        "could not post the reply's files: {e}"
                     )));
                 }
             }
