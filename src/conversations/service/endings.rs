@@ -214,7 +214,7 @@ impl Conversations {
             match f {
                 Attached::Read(f) => files.push(f),
                 Attached::LeftBehind { path, why } => {
-                    shown.push_str("\n");
+                    shown.push('\n');
                     shown.push_str(&crate::files::left_behind_line(&path, &why));
                 }
             }
