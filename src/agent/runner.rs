@@ -348,7 +348,12 @@ impl TaskRunner {
             warn!(error = %e, "could not append to the memory log");
         }
         let event = match report.event(now, rand::random()) {
-            Some(Ok(ev)) => Some(ev),
+            Some(Ok(mut ev)) => {
+                if report.wants_log() {
+                    ev.attachments = self.write_output_log(&report).await;
+                }
+                Some(ev)
+            }
             Some(Err(e)) => {
                 warn!(error = %e, "the task's result event is invalid");
                 None
@@ -357,6 +362,42 @@ impl TaskRunner {
         };
         info!(task = %id, state = report.state.as_str(), attempts = report.attempts, ms = report.duration_ms, "task finished");
         Ok((report, event))
+    }
+
+    /// Write the task's output log into the agent's own logs folder and name
+    /// it (and any step's full log) as the result's attachments, workspace-relative.
+    async fn write_output_log(
+        &self,
+        report: &crate::tasks::TaskReport,
+    ) -> Vec<switchyard_routing::AttachmentPath> {
+        let logs = self.config.agent_dir(&self.agent).join("logs");
+        let name = format!(
+            "task-{}-{}.log",
+            crate::files::safe_name(&report.intent.spec.id.to_string()),
+            report.started_at.timestamp_millis()
+        );
+        let path = logs.join(&name);
+        let written = async {
+            tokio::fs::create_dir_all(&logs).await?;
+            tokio::fs::write(&path, report.output_log()).await
+        };
+        if let Err(e) = written.await {
+            warn!(error = %e, path = %path.display(), "could not write the task's output log; the result goes without it");
+            return Vec::new();
+        }
+        let workspace = &self.config.fleet.workspace;
+        std::iter::once(path)
+            .chain(report.full_logs())
+            .filter_map(|p| {
+                let rel = p
+                    .strip_prefix(workspace)
+                    .ok()?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                switchyard_routing::AttachmentPath::parse(&rel).ok()
+            })
+            .take(switchyard_routing::MAX_ATTACHMENTS)
+            .collect()
     }
 
     /// Take a fleet lock for a task, waiting (up to the task time box) while

@@ -103,6 +103,71 @@ impl TaskReport {
         })
     }
 
+    /// Whether the result message should carry the output log.
+    pub fn wants_log(&self) -> bool {
+        let attach = self
+            .intent
+            .spec
+            .notify
+            .as_ref()
+            .map_or(super::spec::AttachLog::Never, |n| n.attach_log);
+        match attach {
+            super::spec::AttachLog::Never => false,
+            super::spec::AttachLog::OnFailure => self.state != TaskState::Succeeded,
+            super::spec::AttachLog::Always => true,
+        }
+    }
+
+    /// The last attempt's steps as one readable log: each step's exit and
+    /// output as kept (a step whose output was cut names its full log file,
+    /// which is attached beside this one).
+    pub fn output_log(&self) -> String {
+        let spec = &self.intent.spec;
+        let mut out = format!(
+            "Task {} ({}): {} after {} attempt(s), {} ms\n",
+            spec.id, spec.title, self.state, self.attempts, self.duration_ms
+        );
+        let Some(last) = self.receipt.attempts.last() else {
+            return out;
+        };
+        for step in &last.steps {
+            out.push_str(&format!("\n== step {} ({}) ", step.index + 1, step.skill));
+            match (&step.outcome, &step.error) {
+                (Some(o), _) => {
+                    let code = o
+                        .exit_code
+                        .map_or_else(|| "none".to_string(), |c| c.to_string());
+                    out.push_str(&format!("exit {code}, {} ms ==\n", o.duration_ms));
+                    out.push_str(&o.stdout);
+                    if !o.stderr.is_empty() {
+                        out.push_str("\n-- stderr --\n");
+                        out.push_str(&o.stderr);
+                    }
+                }
+                (None, Some(e)) => out.push_str(&format!("not run ==\n{e}")),
+                (None, None) => out.push_str("not run ==\n"),
+            }
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The full log files of the last attempt's steps whose output was cut.
+    pub fn full_logs(&self) -> Vec<std::path::PathBuf> {
+        self.receipt
+            .attempts
+            .last()
+            .map(|a| {
+                a.steps
+                    .iter()
+                    .filter_map(|s| s.outcome.as_ref()?.log_file.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The event, validated; `now` and `nonce` make its id when it has none.
     pub fn event(&self, now: DateTime<Utc>, nonce: u32) -> Option<Result<Event, EventError>> {
         self.event_draft()

@@ -144,6 +144,26 @@ pub struct Notify {
     pub channels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+    /// Whether the result message carries the steps' output as a file.
+    #[serde(default, skip_serializing_if = "AttachLog::is_never")]
+    pub attach_log: AttachLog,
+}
+
+/// When a task's result message carries its output log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachLog {
+    #[default]
+    Never,
+    /// Only when the task did not succeed (a failing test's log).
+    OnFailure,
+    Always,
+}
+
+impl AttachLog {
+    pub fn is_never(&self) -> bool {
+        *self == AttachLog::Never
+    }
 }
 
 /// Ceilings on what a task may spend, as workers report it (seed 000's token budget).

@@ -389,3 +389,40 @@ fn kill_9_during_an_upload_delivers_the_file_exactly_once() {
         let _ = fleet.stop_agent("manager").await;
     });
 }
+
+#[test]
+fn a_failed_task_that_asks_for_it_carries_its_output_log() {
+    common::multi_thread().block_on(async {
+        if !crate::agent::docker_ready().await {
+            return;
+        }
+        let skills = "[skills.sh]\nimage = \"switchyard-worker:latest\"\ncommand = [\"sh\", \"-c\"]\nmemory = \"64m\"\ntimeout = \"30s\"\n";
+        let mut fleet = Fleet::new(&["manager"], skills).await;
+        fleet.spawn_agent("manager").await;
+        let task = json!({
+            "kind": "task", "id": "tsk_failing", "title": "Run the tests", "priority": "low", "risk": "low",
+            "skills": ["sh"],
+            "steps": [{"skill": "sh", "args": ["echo compiling; echo 'test parser::empty FAILED' >&2; exit 3"]}],
+            "notify": {"channels": [], "attach_log": "on_failure"}
+        });
+        fleet.drop("manager", "tsk_failing", &task);
+        let r = wait_for(Duration::from_secs(180), "the task's result", || {
+            fleet.result("manager", "failed", "tsk_failing")
+        })
+        .await;
+        assert_eq!(r["reason"]["status"], "failed", "{r}");
+        let message = wait_for(Duration::from_secs(30), "the result with its log", || {
+            with_title(&fleet.state(), "alerts", "Task tsk_failing failed")
+                .into_iter()
+                .next()
+        })
+        .await;
+        assert_eq!(message.attachments.len(), 1, "{:?}", message.attachments);
+        let name = message.attachments[0]["filename"].as_str().unwrap();
+        assert!(name.starts_with("task-tsk_failing-") && name.ends_with(".log"), "{name}");
+        let log = String::from_utf8(download(message.attachments[0]["url"].as_str().unwrap()).await).unwrap();
+        assert!(log.contains("exit 3"), "{log}");
+        assert!(log.contains("compiling") && log.contains("test parser::empty FAILED"), "{log}");
+        let _ = fleet.stop_agent("manager").await;
+    });
+}
