@@ -22,6 +22,7 @@ use serde_json::json;
 use switchyard_routing::MuteTarget;
 use tokio::process::{Child, Command};
 
+mod chart;
 mod conversation;
 
 use crate::config::{Config, ConfigSource, DEMO_TOML};
@@ -277,13 +278,28 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
             "Its category matches no rule.",
         ),
     ];
+    // Files travel with messages: the briefing's report, the disk alert's chart.
+    let reports = config.fleet.workspace.join("reports");
+    std::fs::create_dir_all(&reports).context("cannot make the demo's reports/ folder")?;
+    std::fs::write(
+        reports.join("morning-briefing.md"),
+        "# Morning briefing\n\n- 3 tasks done overnight\n- 1 waiting for review: web-1's deploy\n",
+    )
+    .context("cannot write the demo's report")?;
+    std::fs::write(reports.join("disk-web-1.png"), chart::disk_chart())
+        .context("cannot write the demo's chart")?;
     for (i, (category, severity, title, body)) in events.iter().enumerate() {
         let id = format!("evt_demo_{stamp}_{i:03}");
-        let item = json!({
+        let mut item = json!({
             "kind": "event", "event_id": id, "event_type": format!("demo.{category}"),
             "category": category, "severity": severity, "source": "demo",
             "title": title, "body": body,
         });
+        match *title {
+            "Morning briefing" => item["attachments"] = json!(["reports/morning-briefing.md"]),
+            "Disk 85% on web-1" => item["attachments"] = json!(["reports/disk-web-1.png"]),
+            _ => {}
+        }
         drop_item(&config.fleet.workspace, first, &id, &item)?;
     }
     println!("dropped {} events into {first}'s inbox", events.len());
@@ -545,6 +561,14 @@ fn print_state(config: &Config, state: &SandboxState) {
         println!("  discord #{name} ({} message(s))", ch.messages.len());
         for m in &ch.messages {
             println!("    - {}", first_line(&m.text()));
+            for a in &m.attachments {
+                println!(
+                    "      📎 {} ({}, {} bytes)",
+                    a["filename"].as_str().unwrap_or("?"),
+                    a["content_type"].as_str().unwrap_or("?"),
+                    a["size"].as_u64().unwrap_or(0)
+                );
+            }
         }
     }
     for chat in &state.telegram.chats {

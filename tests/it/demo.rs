@@ -26,6 +26,8 @@ fn the_demo_runs_its_whole_tour_and_exits_cleanly() {
     for expected in [
         "where each message landed",
         "discord #alerts (2 message(s))",
+        "📎 morning-briefing.md (text/markdown,",
+        "📎 disk-web-1.png (image/png,",
         "telegram operator (2 message(s))",
         "held by the `system` mute: 1 event(s)",
         "While muted",
