@@ -16,13 +16,13 @@ const BOT: &str = "111111:bot-A-token";
 const TG_CHAT: i64 = 4242;
 
 /// A 1×1 PNG.
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\xdac\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
+pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\xdac\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
 
 /// One part of a multipart body: name, file name, content type, bytes.
-type FormPart<'a> = (&'a str, Option<&'a str>, &'a str, &'a [u8]);
+pub(crate) type FormPart<'a> = (&'a str, Option<&'a str>, &'a str, &'a [u8]);
 
 /// A multipart body, its parts in order.
-fn multipart(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
     let boundary = "----switchyard-test-boundary";
     let mut body = Vec::new();
     for (name, filename, content_type, data) in parts {

@@ -427,3 +427,87 @@ async fn a_telegram_answer_streamed_by_edits_is_counted_and_marked_on_the_page()
     assert!(page.contains("(edited 2 times)"), "{page}");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn files_show_on_the_page_images_inline_and_others_as_links() {
+    use crate::uploads::{PNG, multipart};
+    let Some(chromium) = chromium() else { return };
+    let sb = sandbox_with_approver().await;
+    let payload =
+        json!({"embeds": [{"title": "Disk chart", "image": {"url": "attachment://disk.png"}}]})
+            .to_string();
+    let (content_type, body) = multipart(&[
+        ("payload_json", None, "application/json", payload.as_bytes()),
+        ("files[0]", Some("disk.png"), "image/png", PNG),
+        ("files[1]", Some("weekly.md"), "text/markdown", b"# Weekly"),
+    ]);
+    let posted: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/channels/{ALERTS}/messages",
+            sb.discord_api_base()
+        ))
+        .header("Authorization", format!("Bot {DISCORD_TOKEN}"))
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = OPERATOR.to_string();
+    let (content_type, body) = multipart(&[
+        ("chat_id", None, "text/plain", chat.as_bytes()),
+        ("caption", None, "text/plain", b"the run log"),
+        ("document", Some("run.log"), "text/plain", b"ok\n"),
+    ]);
+    let sent: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/bot{TELEGRAM_TOKEN}/sendDocument",
+            sb.telegram_api_base()
+        ))
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["ok"], true, "{sent}");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let dom = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}/", sb.addr()),
+    )
+    .await;
+    let image = posted["attachments"][0]["url"].as_str().unwrap();
+    let path = &image[image.find("/attachments/").unwrap()..];
+    assert!(
+        dom.contains(&format!("<img src=\"{path}\" alt=\"disk.png\"")),
+        "{dom}"
+    );
+    assert!(dom.contains("📎 weekly.md</a> (8 bytes)"), "{dom}");
+    assert!(
+        dom.contains("📎 run.log</a> (3 bytes)") && dom.contains("the run log"),
+        "{dom}"
+    );
+    // What the page links to is the bytes that were sent.
+    let got = reqwest::get(format!("http://{}{path}", sb.addr()))
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
+    let file_id = sent["result"]["document"]["file_id"].as_str().unwrap();
+    let got = reqwest::get(format!(
+        "http://{}/_sandbox/telegram/files/{file_id}",
+        sb.addr()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"ok\n");
+    sb.shutdown().await;
+}
