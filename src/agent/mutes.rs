@@ -96,6 +96,27 @@ fn held_digests(header: &str, released: &[(Destination, Event)]) -> Vec<HeldDige
         let severity = events.iter().map(|e| e.severity).max().unwrap_or_default();
         let category = most_important(&events);
         let titles: Vec<&str> = events.iter().map(|e| e.title.as_str()).collect();
+        // A digest carries no files: it names those the held messages had,
+        // which stay in the workspace.
+        let files: Vec<String> = events
+            .iter()
+            .flat_map(|e| e.attachments.iter().map(|p| p.to_string()))
+            .collect();
+        let files_note = match files.len() {
+            0 => String::new(),
+            n => {
+                let shown: Vec<&str> = files.iter().take(10).map(String::as_str).collect();
+                let more = if n > 10 {
+                    format!(" and {} more", n - 10)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "\n📎 Files of these messages, not sent with the digest (they stay in the workspace): {}{more}",
+                    shown.join(", ")
+                )
+            }
+        };
         let pages = title_pages(&titles, TITLES_PAGE_CHARS);
         let n = pages.len();
         let mut shown = 0;
@@ -117,8 +138,9 @@ fn held_digests(header: &str, released: &[(Destination, Event)]) -> Vec<HeldDige
                 category: category.clone(),
                 title: format!("{header}: {total} message(s) for {dest}{part}"),
                 body: format!(
-                    "{head}Titles {from}–{shown} of {total}:\n{}",
-                    page.join("\n")
+                    "{head}Titles {from}–{shown} of {total}:\n{}{}",
+                    page.join("\n"),
+                    if i == 0 { files_note.as_str() } else { "" }
                 ),
                 severity,
             });
@@ -191,6 +213,26 @@ mod tests {
             switchyard_routing::EventId::generate(Utc::now(), 0),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_digest_names_the_files_its_messages_had() {
+        let dest: Destination = "discord:alerts".parse().unwrap();
+        let mut with_file = alert(1);
+        with_file.attachments =
+            vec![switchyard_routing::AttachmentPath::parse("reports/disk.png").unwrap()];
+        let digests = held_digests(
+            "While muted",
+            &[(dest.clone(), with_file), (dest, alert(2))],
+        );
+        assert_eq!(digests.len(), 1);
+        assert!(
+            digests[0].body.contains(
+                "not sent with the digest (they stay in the workspace): reports/disk.png"
+            ),
+            "{}",
+            digests[0].body
+        );
     }
 
     #[test]
