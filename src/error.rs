@@ -93,10 +93,20 @@ pub enum Exit {
     Success = 0,
     Failure = 1,
     BadInput = 2,
+    /// Stopped by SIGINT or SIGTERM, after cleaning up (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
+
+/// A command stopped by a signal, having cleaned up what it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub &'static str);
 
 impl Exit {
     pub fn of(e: &anyhow::Error) -> Exit {
+        if e.chain().any(|c| c.is::<Interrupted>()) {
+            return Exit::Interrupted;
+        }
         if e.chain()
             .any(|c| c.is::<BadInput>() || c.is::<ConfigError>() || c.is::<TokenRefused>())
         {

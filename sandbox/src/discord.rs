@@ -831,7 +831,17 @@ fn request_object(
         Ok(Value::Object(obj)) => obj,
         _ => return Err(invalid_json()),
     };
-    // `attachments` (when given) names the uploaded parts by their index.
+    Ok((obj, uploads))
+}
+
+/// `attachments` (when given) names the uploaded parts by their index:
+/// checked after the schema, so a malformed entry is reported at its field.
+fn check_listed(obj: &Map<String, Value>, uploads: &[Upload]) -> Result<(), Reply> {
+    let form_error = |field: &str, code: &str, text: &str| {
+        let mut errors = Errors::new();
+        errors.add(&[field.to_owned()], code, text);
+        invalid_form_body(errors.tree)
+    };
     if let Some(listed) = obj.get("attachments").and_then(Value::as_array) {
         for (i, a) in listed.iter().enumerate() {
             let id = a.get("id").and_then(|v| {
@@ -850,7 +860,7 @@ fn request_object(
             }
         }
     }
-    Ok((obj, uploads))
+    Ok(())
 }
 
 /// Keep a message's uploads and describe them as Discord's attachment
@@ -931,7 +941,9 @@ fn create_message(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(reply) = validate(&obj, Form::Create, files.len()) {
+    if let Err(reply) =
+        validate(&obj, Form::Create, files.len()).and_then(|()| check_listed(&obj, &files))
+    {
         return reply;
     }
     let nonce = obj.get("nonce").filter(|n| !n.is_null()).cloned();
@@ -1188,7 +1200,9 @@ fn execute_webhook(
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    if let Err(reply) = validate(&obj, Form::Webhook, files.len()) {
+    if let Err(reply) =
+        validate(&obj, Form::Webhook, files.len()).and_then(|()| check_listed(&obj, &files))
+    {
         return reply;
     }
     let username = obj

@@ -148,6 +148,12 @@ pub struct SendArgs {
     /// The agent whose inbox receives it [default: the first agent]
     #[arg(long)]
     pub to: Option<String>,
+    /// Wait until the agent handled the event and print where it went
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 30s or 2m
+    #[arg(long, default_value = "30s", requires = "wait")]
+    pub timeout: String,
 }
 
 #[derive(Args, Debug)]

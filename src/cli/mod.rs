@@ -20,6 +20,7 @@ use chrono::Utc;
 use switchyard_routing::{Category, EventDraft, MuteTarget, RouteInput, Severity};
 
 use crate::config::{Config, ConfigError, ConfigSource, parse_duration};
+use crate::coord::inbox::Outcome;
 use crate::coord::queue::hand_in;
 use crate::coord::{CoordError, Status, StatusFile};
 use crate::error::bad_input;
@@ -112,13 +113,108 @@ pub async fn send(path: Option<PathBuf>, args: SendArgs) -> anyhow::Result<()> {
             switchyard_routing::EventId::generate(now, rand::random()),
         )
         .map_err(|e| bad_input(e.to_string()))?;
+    let wait = if args.wait {
+        Some(parse_duration(&args.timeout).map_err(bad_input)?)
+    } else {
+        None
+    };
+    warn_if_unrouted(&config, &event);
     let value = serde_json::to_value(&event).context("encoding the event")?;
     let mut value = value;
     value["kind"] = "event".into();
     let handed = hand_in(&config.fleet, agent, event.event_id.as_str(), &value)
         .with_context(|| format!("handing the event to {agent}"))?;
     println!("{} → {handed}", event.event_id);
-    Ok(())
+    let Some(limit) = wait else {
+        return Ok(());
+    };
+    let outcome = crate::coord::queue::wait_outcome(
+        &config.fleet,
+        agent,
+        event.event_id.as_str(),
+        &handed,
+        limit,
+    )?;
+    match outcome {
+        Some(Outcome::Done(result)) => {
+            print_routing(&result);
+            Ok(())
+        }
+        Some(Outcome::Failed(reason)) => Err(bad_input(format!(
+            "{agent} refused the event: {}",
+            reason["error"]
+                .as_str()
+                .map_or_else(|| reason.to_string(), str::to_owned)
+        ))),
+        None => anyhow::bail!(
+            "{agent} did not handle the event within {}: is it running? (`switchyard status`)",
+            args.timeout
+        ),
+    }
+}
+
+/// Warn (on stderr) when the event's category is one no route names, so
+/// the event would land as unmatched: usually a typo.
+fn warn_if_unrouted(config: &Config, event: &switchyard_routing::Event) {
+    let Ok(router) = config.router() else {
+        return;
+    };
+    let decision = router.route(&switchyard_routing::RouteInput::from(event));
+    if !decision.unmatched {
+        return;
+    }
+    let mut known: Vec<String> = config
+        .routes
+        .iter()
+        .flat_map(|r| r.r#match.category.iter().flatten())
+        .map(|c| c.as_str().to_string())
+        .collect();
+    known.sort();
+    known.dedup();
+    let goes: Vec<String> = decision.destinations().map(|d| d.to_string()).collect();
+    eprintln!(
+        "warning: no route matches category {:?}: the event goes {} as unmatched. Categories the routes name: {}. `switchyard route --category {}` explains the routing.",
+        event.category.as_str(),
+        if goes.is_empty() {
+            "nowhere".to_string()
+        } else {
+            format!("to {}", goes.join(", "))
+        },
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        },
+        event.category.as_str()
+    );
+}
+
+/// Where a handled event went, from its result.
+fn print_routing(result: &serde_json::Value) {
+    match result["status"].as_str() {
+        Some("routed") => {
+            let routed = result["routed"].as_array().cloned().unwrap_or_default();
+            if routed.is_empty() {
+                println!("handled: routed nowhere");
+            }
+            for r in routed {
+                println!(
+                    "  {}  (rule {}): {}",
+                    r["destination"].as_str().unwrap_or("?"),
+                    r["rule"].as_str().unwrap_or("?"),
+                    r["state"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        Some(other) => println!(
+            "handled: {other}{}",
+            result["note"]
+                .as_str()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ),
+        None => println!("handled: {result}"),
+    }
 }
 
 fn target_agent<'c>(config: &'c Config, to: Option<&str>) -> anyhow::Result<&'c str> {

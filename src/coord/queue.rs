@@ -453,16 +453,67 @@ pub async fn settle_parked(
 pub enum HandedIn {
     /// A file in the agent's inbox directory.
     File(std::path::PathBuf),
-    /// The agent's queue in the coordination database.
-    Queue,
+    /// The agent's queue in the coordination database, as this drop.
+    Queue { drop_id: String },
 }
 
 impl std::fmt::Display for HandedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HandedIn::File(path) => write!(f, "{}", path.display()),
-            HandedIn::Queue => f.write_str("the fleet's queue (fleet.coordination)"),
+            HandedIn::Queue { .. } => f.write_str("the fleet's queue (fleet.coordination)"),
         }
+    }
+}
+
+/// How a handed-in item ended, once it did: polls its result file (the
+/// inbox directory) or its row (the queue) until `limit`. `None`: not
+/// finished by then. Blocking.
+pub fn wait_outcome(
+    fleet: &crate::config::FleetSettings,
+    agent: &str,
+    id: &str,
+    handed: &HandedIn,
+    limit: Duration,
+) -> Result<Option<Outcome>, CoordError> {
+    let deadline = std::time::Instant::now() + limit;
+    let db = match (handed, &fleet.coordination) {
+        (HandedIn::Queue { .. }, Some(url)) => Some(CoordDb::open(url)?),
+        _ => None,
+    };
+    loop {
+        let outcome = match (handed, &db) {
+            (HandedIn::Queue { drop_id }, Some(db)) => {
+                let ids = vec![drop_id.clone()];
+                let pool = db.pool().clone();
+                super::shared_db::block(async move { finished(&pool, &ids).await })?
+                    .into_iter()
+                    .next()
+                    .map(|(_, o)| o)
+            }
+            _ => {
+                let dir = fleet.workspace.join("agents").join(agent);
+                let read = |folder: &str| -> Option<Value> {
+                    let text =
+                        std::fs::read_to_string(dir.join(folder).join(format!("{id}.result.json")))
+                            .ok()?;
+                    serde_json::from_str(&text).ok()
+                };
+                read("done")
+                    .map(|v| Outcome::Done(v.get("result").cloned().unwrap_or(v)))
+                    .or_else(|| {
+                        read("failed")
+                            .map(|v| Outcome::Failed(v.get("reason").cloned().unwrap_or(v)))
+                    })
+            }
+        };
+        if outcome.is_some() {
+            return Ok(outcome);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -494,11 +545,12 @@ pub fn hand_in(
     let db = CoordDb::open(url)?;
     let drop_id = format!("direct|{agent}|{id}|{:016x}", rand::random::<u64>());
     let (agent_owned, id_owned) = (agent.to_owned(), id.to_owned());
+    let drop_owned = drop_id.clone();
     let queued = super::shared_db::block(async move {
-        enqueue(db.pool(), &agent_owned, &id_owned, &body, &drop_id, None).await
+        enqueue(db.pool(), &agent_owned, &id_owned, &body, &drop_owned, None).await
     })?;
     match queued {
-        Queued::New | Queued::Again => Ok(HandedIn::Queue),
+        Queued::New | Queued::Again => Ok(HandedIn::Queue { drop_id }),
         Queued::IdWaiting => Err(CoordError::ItemExists {
             agent: agent.to_owned(),
             id: id.to_owned(),

@@ -349,11 +349,31 @@ impl Status {
         if !any {
             md.push_str("No locks held.\n");
         }
-        let _ = writeln!(
-            md,
-            "\n## Mutes\n\n{} active mute(s); `switchyard mutes` lists them.",
-            self.mutes.len()
-        );
+        // Ended and lifted mutes stay in the document until their notices and
+        // digests went out; only the active ones are counted and shown.
+        let active: Vec<&switchyard_routing::Mute> =
+            self.mutes.iter().filter(|m| m.is_active(now)).collect();
+        let _ = writeln!(md, "\n## Mutes\n");
+        if active.is_empty() {
+            md.push_str("No active mutes.\n");
+        } else {
+            let _ = writeln!(
+                md,
+                "{} active mute(s); `switchyard mutes` lists them.\n\n| mute | target | until | by | reason |\n|---|---|---|---|---|",
+                active.len()
+            );
+            for m in active {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    m.id,
+                    cell(&m.target.to_string()),
+                    m.expires_at.format("%Y-%m-%d %H:%M:%S"),
+                    cell(&m.created_by),
+                    cell(&m.reason)
+                );
+            }
+        }
         if !self.history.is_empty() {
             let _ = writeln!(md, "\n## Kill switch history (latest last)\n");
             for r in self.history.iter().rev().take(10).rev() {
@@ -443,6 +463,36 @@ mod tests {
         let md = s.render_markdown(now, Duration::from_secs(30));
         assert!(md.contains("**STALE**"), "{md}");
         assert!(md.contains("a \\| b c"), "{md}");
+    }
+
+    #[test]
+    fn markdown_counts_only_active_mutes() {
+        let now = Utc::now();
+        let mut s = Status::default();
+        let mute = |id: &str, ends: i64| switchyard_routing::Mute {
+            id: id.parse().unwrap(),
+            target: switchyard_routing::MuteTarget::Category(switchyard_routing::Category::System),
+            created_at: now - chrono::Duration::seconds(600),
+            expires_at: now + chrono::Duration::seconds(ends),
+            created_by: "ana".into(),
+            reason: "maintenance".into(),
+            force: false,
+        };
+        // Two ended (one expired, one lifted: its end set to the lift), one active.
+        s.mutes = vec![
+            mute("mute_20261203100000_0001", -300),
+            mute("mute_20261203100000_0002", 0),
+            mute("mute_20261203100000_0003", 600),
+        ];
+        let md = s.render_markdown(now, Duration::from_secs(30));
+        assert!(md.contains("1 active mute(s)"), "{md}");
+        assert!(md.contains("| mute_20261203100000_0003 | system |"), "{md}");
+        assert!(!md.contains("mute_20261203100000_0001"), "{md}");
+        s.mutes.truncate(2);
+        assert!(
+            s.render_markdown(now, Duration::from_secs(30))
+                .contains("No active mutes.")
+        );
     }
 
     #[test]

@@ -97,17 +97,32 @@ pub async fn run(config_path: Option<PathBuf>, args: DemoOptions) -> anyhow::Res
             )?,
         ));
     }
-    let mut result = tour(&config, &sandbox).await;
-    if result.is_ok() {
-        result = fleet_tour(&config, &config_file, &sandbox, &mut agents).await;
-    }
-    if result.is_ok() && args.keep {
-        println!(
-            "\nkeeping the fleet running: web view at http://{0}/, state at http://{0}/_sandbox/state — Ctrl-C to stop",
-            sandbox.addr()
-        );
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let work = async {
+        let mut result = tour(&config, &sandbox).await;
+        if result.is_ok() {
+            result = fleet_tour(&config, &config_file, &sandbox, &mut agents).await;
+        }
+        if result.is_ok() && args.keep {
+            println!(
+                "\nkeeping the fleet running: web view at http://{0}/, state at http://{0}/_sandbox/state — Ctrl-C to stop",
+                sandbox.addr()
+            );
+            crate::shutdown::wait_for_signal().await;
+        }
+        result
+    };
+    // Ctrl-C or SIGTERM during the tour stops everything the demo started
+    // (the agents by SIGTERM, then the sandbox) before it exits; were the
+    // demo itself killed outright, its agents get SIGTERM from the kernel
+    // (PR_SET_PDEATHSIG, set in `spawn_agent`).
+    let result = tokio::select! {
+        biased;
+        r = work => r,
+        _ = crate::shutdown::wait_for_signal() => {
+            eprintln!("\ninterrupted: stopping the demo's agents and its sandbox");
+            Err(crate::error::Interrupted("the demo stopped its agents and its sandbox").into())
+        }
+    };
     stop_agents(agents).await;
     sandbox.shutdown().await;
     if temporary {
@@ -153,6 +168,22 @@ fn spawn_agent(
         )
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (prctl, getppid). The agent is told to stop (SIGTERM: it drains and
+    // writes its final status) when the demo dies, however it dies; if the
+    // demo died before the prctl took effect, the agent stops itself now.
+    unsafe {
+        let demo = libc::getpid();
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != demo {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
     for (env, token) in DEMO_TOKENS {
         if std::env::var_os(env).is_none() {
             cmd.env(env, token);

@@ -882,3 +882,76 @@ fn consecutive_failures_pause_the_agent_until_an_operator_resumes_it() {
         assert_eq!(r["result"]["status"], "succeeded", "{r}");
     });
 }
+
+#[test]
+fn send_warns_of_a_category_no_route_names_and_wait_shows_where_the_event_went() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        // Before the agent runs: --wait gives up after its timeout, and says why.
+        let out = fleet
+            .command()
+            .args([
+                "send",
+                "--category",
+                "alert",
+                "--title",
+                "nobody home",
+                "--wait",
+                "--timeout",
+                "1s",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("did not handle the event within 1s"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fleet.spawn_agent("manager").await;
+        let out = fleet
+            .command()
+            .args(["send", "--category", "bogus", "--title", "typo", "--wait"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("warning: no route matches category \"bogus\"")
+                && stderr.contains("Categories the routes name: ")
+                && stderr.contains("alert"),
+            "{stderr}"
+        );
+        let out = fleet
+            .command()
+            .args([
+                "send",
+                "--category",
+                "alert",
+                "--severity",
+                "critical",
+                "--title",
+                "down",
+                "--wait",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).is_empty(),
+            "no warning for a routed category"
+        );
+        assert!(
+            stdout.contains("discord:alerts")
+                && stdout.contains("telegram:operator")
+                && stdout.contains(": pending"),
+            "{stdout}"
+        );
+        let _ = fleet.stop_agent("manager").await;
+    });
+}

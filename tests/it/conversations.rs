@@ -670,6 +670,11 @@ fn files_people_attach_are_read_or_described_and_never_fetched_from_elsewhere() 
                         claimed_size: Some(10 * 1024 * 1024),
                         ..file("huge.log", "big")
                     },
+                    // Claims to be small; the body is past the bound.
+                    UserFile {
+                        claimed_size: Some(10),
+                        ..file("liar.log", &"x".repeat(5000))
+                    },
                 ],
                 ..DiscordUserMessage::default()
             })
@@ -700,6 +705,11 @@ fn files_people_attach_are_read_or_described_and_never_fetched_from_elsewhere() 
             prompt.contains("huge.log") && prompt.contains("larger than the 4096 bytes"),
             "{prompt}"
         );
+        assert!(
+            prompt.contains("liar.log") && prompt.contains("the file is larger than 4096 bytes"),
+            "{prompt}"
+        );
+        assert!(!prompt.contains(&"x".repeat(100)), "{prompt}");
         // And the turn is answered in its thread.
         wait_for(Duration::from_secs(20), "the answer", || {
             (!thread_messages(&fleet.state(), asked).is_empty()).then_some(())

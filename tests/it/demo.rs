@@ -51,3 +51,91 @@ fn the_demo_runs_its_whole_tour_and_exits_cleanly() {
         );
     }
 }
+
+/// Whether a process is alive (a zombie waiting for its reaper counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Start the demo, wait until its three agents run, stop the demo with
+/// `signal`, and return how it exited and the agents' pids.
+fn interrupt_demo(
+    signal: nix::sys::signal::Signal,
+) -> (std::process::ExitStatus, Vec<i32>, tempfile::TempDir) {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("SWITCHYARD_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the demo");
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // "agents up" is printed once all three have a heartbeat in status.json.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the demo says its agents are up");
+        if line.starts_with("agents up") {
+            break;
+        }
+    }
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("workspace/status.json")).unwrap(),
+    )
+    .unwrap();
+    let pids: Vec<i32> = ["manager", "tech-lead", "opsclaw"]
+        .iter()
+        .map(|a| status["agents"][a]["pid"].as_i64().expect("an agent's pid") as i32)
+        .collect();
+    assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(demo.id() as i32), signal).unwrap();
+    let exit = demo.wait().unwrap();
+    (exit, pids, dir)
+}
+
+fn all_gone(pids: &[i32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agents still running after the demo ended: {:?}",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn interrupting_the_demo_stops_every_agent_it_started() {
+    let _alone = crate::common::ModuleGate::enter();
+    // SIGTERM (and Ctrl-C's SIGINT alike): the demo stops its agents, then exits 130.
+    let (exit, pids, _dir) = interrupt_demo(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(exit.code(), Some(130), "{exit}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "the demo exited before its agents"
+    );
+    // SIGKILL: the demo cannot clean up; the kernel tells its agents to stop.
+    let (exit, pids, _dir) = interrupt_demo(nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(exit.code(), None, "{exit}");
+    all_gone(&pids);
+}
