@@ -21,6 +21,7 @@ use switchyard_routing::{Router, RuleSpec};
 use crate::error::BadInput;
 
 mod agents;
+mod cron;
 mod discord;
 mod files;
 mod fleet;

@@ -50,15 +50,12 @@ pub struct RawSchedule {
 /// Parse a cron expression: the usual five fields (minute hour day month
 /// weekday), or six/seven with seconds (and years) first.
 pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
-    let fields = text.split_whitespace().count();
-    let full = match fields {
-        5 => format!("0 {text}"),
+    let full = match text.split_whitespace().count() {
+        // The usual five fields, checked in the user's own terms.
+        5 => super::cron::to_crate_form(text)?,
+        // With seconds (and a year): the `cron` crate's own form, as it is.
         6 | 7 => text.to_string(),
-        _ => {
-            return Err(format!(
-                "{text:?} is not a cron expression: write five fields, minute hour day month weekday (e.g. \"0 7 * * Mon-Fri\")"
-            ));
-        }
+        _ => super::cron::to_crate_form(text)?,
     };
     cron::Schedule::from_str(&full).map_err(|e| format!("{text:?} is not a cron expression ({e})"))
 }
