@@ -334,10 +334,29 @@ async fn tour(config: &Config, sandbox: &SandboxHandle) -> anyhow::Result<()> {
         drop_item(&config.fleet.workspace, first, &id, &item)?;
     }
     println!("dropped {} events into {first}'s inbox", events.len());
+    // A real approval request: the prompt in Telegram has Approve and Deny
+    // buttons, which the web view presses as the configured approver.
+    let approval = match config.telegram_owner() {
+        Some(owner) => {
+            let id = crate::approvals::new_approval_id();
+            let item = json!({
+                "kind": "approval_request", "id": id,
+                "summary": "Deploy web-1 to production", "detail": "git push origin main (risk 75)",
+                "risk": 75, "requested_by": "demo", "expires_in": "10m",
+            });
+            drop_item(&config.fleet.workspace, &owner.name, &id, &item)?;
+            println!(
+                "asked for an approval in Telegram ({id}): press Approve or Deny in the web view"
+            );
+            1
+        }
+        None => 0,
+    };
 
     // Everything but the held `system` event lands, the critical alert twice
-    // (Discord and Telegram), plus the notice that `system` is muted.
-    let expected = events.len() - 1 + 1 + 1;
+    // (Discord and Telegram), plus the notice that `system` is muted and the
+    // approval prompt.
+    let expected = events.len() - 1 + 1 + 1 + approval;
     let state = wait_until(Duration::from_secs(30), "the deliveries", || {
         let st = sandbox.state();
         // The status board in #system is edited in place; it is not one of the messages counted.
@@ -610,6 +629,19 @@ fn print_state(config: &Config, state: &SandboxState) {
         );
         for m in &chat.messages {
             println!("    - {}", first_line(&m.text));
+            let buttons: Vec<String> = m
+                .reply_markup
+                .as_ref()
+                .and_then(|k| k["inline_keyboard"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|row| row.as_array())
+                .flatten()
+                .filter_map(|b| b["text"].as_str().map(|t| format!("[{t}]")))
+                .collect();
+            if !buttons.is_empty() {
+                println!("      {}", buttons.join(" "));
+            }
         }
     }
 }
