@@ -32,6 +32,7 @@ mod raw;
 mod responders;
 mod routes;
 pub(crate) mod schedules;
+mod shape;
 mod skills;
 mod telegram;
 mod validator;
@@ -172,10 +173,44 @@ impl Config {
             .build()
             .map_err(|e| fail("(syntax)", e.to_string()))?;
         let mut unknown = Vec::new();
-        let raw: RawConfig =
-            serde_ignored::deserialize(layered, |path| unknown.push(path.to_string()))
-                .map_err(|e| fail("(shape)", e.to_string()))?;
+        let first =
+            serde_ignored::deserialize(layered.clone(), |path| unknown.push(path.to_string()));
         let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+        let raw: RawConfig = match first {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Values of the wrong type: find every one, then check what is left.
+                unknown.clear();
+                let (mut problems, rest) = shape::tree_of(layered)
+                    .map(|tree| shape::misfits(tree, &mut unknown))
+                    .unwrap_or_default();
+                if problems.is_empty() {
+                    problems.push(ConfigProblem {
+                        key: "(shape)".into(),
+                        message: e.to_string(),
+                    });
+                }
+                let misfit: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+                problems.extend(unknown.into_iter().map(|key| ConfigProblem {
+                    key: shape::key_path(&key),
+                    message: "unknown key: remove it or check its spelling".into(),
+                }));
+                if let Some(raw) = rest
+                    && let Err(more) = Config::from_raw(raw, &base_dir, &name)
+                {
+                    // A key taken out for its type is not also "missing".
+                    problems.extend(
+                        more.problems
+                            .into_iter()
+                            .filter(|p| !misfit.contains(&p.key)),
+                    );
+                }
+                return Err(ConfigError {
+                    source_name: name,
+                    problems,
+                });
+            }
+        };
         let mut problems: Vec<ConfigProblem> = unknown
             .into_iter()
             .map(|key| ConfigProblem {

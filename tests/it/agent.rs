@@ -291,6 +291,27 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
         for key in ["fleet.bogus", "fleet.heartbeat_interval", "agents[0].name", "agents[1].discord_token_env"] {
             assert!(err.contains(key), "{key} missing from: {err}");
         }
+        // Values of the wrong type hide nothing: each is named with its path,
+        // in plain words, beside every other problem of the file.
+        std::fs::write(
+            &bad,
+            "[fleet]\nheartbeat_interval = \"soon\"\n[policy]\napproval_threshold = \"high\"\n             [delivery]\nmax_attempts = [1]\n[[agents]]\nname = \"a\"\ndiscord_token_env = \"X\"\nbogus = true\n",
+        )
+        .unwrap();
+        let out = fleet.command().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for expected in [
+            "policy.approval_threshold",
+            "is the text \"high\"; expected a whole number",
+            "delivery.max_attempts",
+            "is a list; expected a whole number (0 or more)",
+            "fleet.heartbeat_interval",
+            "agents[0].bogus",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from: {err}");
+        }
+        assert!(!err.contains("(shape)"), "{err}");
         let out = fleet.command().args(["send", "--category", "chat", "--title", "t", "--severity", "loud"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
         let out = fleet.command().args(["mute", "action_required", "--for", "1h"]).output().unwrap();
