@@ -22,7 +22,7 @@ use switchyard_commands::{
     MuteId, TaskId,
 };
 use switchyard_routing::{
-    Destination, EventDraft, Mute, Platform, RouteInput, Router, Severity, holding_mute,
+    Destination, EventDraft, Mute, Platform, RouteInput, Severity, holding_mute,
 };
 use tracing::error;
 
@@ -45,7 +45,7 @@ struct Inner {
     agent: String,
     store: Store,
     status: StatusFile,
-    router: Router,
+    routing: crate::config::LiveRouting,
 }
 
 impl AgentFleet {
@@ -54,7 +54,7 @@ impl AgentFleet {
         agent: impl Into<String>,
         store: Store,
         status: StatusFile,
-        router: Router,
+        routing: crate::config::LiveRouting,
     ) -> AgentFleet {
         AgentFleet {
             inner: Arc::new(Inner {
@@ -62,7 +62,7 @@ impl AgentFleet {
                 agent: agent.into(),
                 store,
                 status,
-                router,
+                routing,
             }),
         }
     }
@@ -383,7 +383,7 @@ impl Fleet for AgentFleet {
     async fn explain_route(&self, q: RouteQuery<'_>) -> Result<RouteExplanation, FleetError> {
         let source = q.source.unwrap_or("chat");
         let input = RouteInput::new(q.category, q.severity, source, "chat.route");
-        let decision = self.inner.router.route(&input);
+        let decision = self.inner.routing.get().router.route(&input);
         let mutes = self.read_status()?.mutes;
         let now = Utc::now();
         Ok(RouteExplanation {
@@ -435,7 +435,7 @@ impl Fleet for AgentFleet {
         )
         .map_err(|e| self.internal("cannot drop the event into the inbox", e))?;
         let input = RouteInput::from(&event);
-        let decision = self.inner.router.route(&input);
+        let decision = self.inner.routing.get().router.route(&input);
         let mutes = self.read_status()?.mutes;
         Ok(SentEvent {
             event_id: event.event_id.to_string(),

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
             Command::Unmute { id } => cli::unmute(config, &id),
             Command::Mutes { json } => cli::mutes(config, json),
             Command::Status { json } => cli::status(config, json),
+            Command::Reload { agent, timeout } => cli::reload(config, &agent, &timeout),
             Command::Kill(k) => cli::kill(config, k.agent, k.reason, true),
             Command::Resume(k) => cli::kill(config, k.agent, k.reason, false),
             Command::Lock(lock) => cli::lock(config, lock),

@@ -77,7 +77,9 @@ pub(super) async fn handle_event(
 ) -> anyhow::Result<serde_json::Value> {
     let now = Utc::now();
     let input = RouteInput::from(&event);
-    let decision = shared.router.route(&input);
+    // One snapshot for the whole event: a reload meanwhile applies to the next.
+    let routing = shared.routing.get();
+    let decision = routing.router.route(&input);
     shared.metrics.count_event(event.category.as_str());
     if decision.unmatched {
         shared.metrics.unmatched.inc();
@@ -92,24 +94,19 @@ pub(super) async fn handle_event(
     }
     let attached = read_attachments(shared, &event.attachments).await?;
     let mutes = shared.mutes.current(&shared.status)?;
-    let deliveries: Vec<NewDelivery> = switchyard_routing::plan(
-        &decision,
-        &input,
-        &mutes,
-        &shared.config.routing.digest,
-        now,
-    )
-    .into_iter()
-    .map(|p| NewDelivery {
-        files: fit(p.destination.platform, &attached),
-        destination: p.destination,
-        rule: p.rule,
-        state: match p.hold {
-            Some(hold) => NewDeliveryState::Held { hold },
-            None => NewDeliveryState::Pending,
-        },
-    })
-    .collect();
+    let deliveries: Vec<NewDelivery> =
+        switchyard_routing::plan(&decision, &input, &mutes, &routing.settings.digest, now)
+            .into_iter()
+            .map(|p| NewDelivery {
+                files: fit(p.destination.platform, &attached),
+                destination: p.destination,
+                rule: p.rule,
+                state: match p.hold {
+                    Some(hold) => NewDeliveryState::Held { hold },
+                    None => NewDeliveryState::Pending,
+                },
+            })
+            .collect();
     let recorded = shared.store.record_event(&event, &deliveries, now).await?;
     let routed: Vec<serde_json::Value> = deliveries
         .iter()

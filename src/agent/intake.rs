@@ -160,7 +160,7 @@ pub(super) async fn intake_loop(
     mut source: Source,
     mut stop: Shutdown,
 ) -> anyhow::Result<()> {
-    let mut repeat = RepeatLimiter::new(shared.config.routing.repeat_interval);
+    let mut repeat = RepeatLimiter::new(shared.routing.get().settings.repeat_interval);
     let mut watcher = match &source {
         Source::Files(inbox) => {
             let w = inbox.watch(WatchOptions::default())?;

@@ -24,6 +24,7 @@ mod lease;
 mod login;
 mod mutes;
 mod peers;
+mod reload;
 mod runner;
 mod tasks;
 
@@ -41,7 +42,6 @@ use crate::metrics::Metrics;
 use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown, ShutdownHandle};
 use crate::store::Store;
 use runner::TaskRunner;
-use switchyard_routing::Router;
 
 /// Run one agent until SIGINT/SIGTERM.
 pub async fn run_agent(config: Config, name: &str) -> anyhow::Result<()> {
@@ -93,7 +93,8 @@ struct Shared {
     agent: AgentSettings,
     store: Store,
     status: StatusFile,
-    router: Router,
+    /// The routes and routing settings, replaced whole by a reload.
+    routing: crate::config::LiveRouting,
     metrics: Metrics,
     ready: ReadyFlag,
     outbox: OutboxNotify,
@@ -108,6 +109,8 @@ struct Shared {
     discord_limits: Option<crate::delivery::DiscordLimiter>,
     /// The agent's conversations, when it names a responder.
     conversations: Option<crate::conversations::Conversations>,
+    /// How the last reload ended (SIGHUP), for the heartbeat.
+    last_reload: std::sync::Mutex<Option<crate::coord::ReloadRecord>>,
 }
 
 impl Agent {
@@ -200,7 +203,7 @@ impl Agent {
                 "cannot reach the fleet's status ({e}): check [fleet] coordination"
             ))
         })?;
-        let router = config.router()?;
+        let routing = crate::config::LiveRouting::new(config.router()?, config.routing.clone());
         let crate::delivery::PlatformSinks {
             sinks,
             discord: discord_sink,
@@ -269,7 +272,7 @@ impl Agent {
             agent.name.clone(),
             store.clone(),
             status.clone(),
-            router.clone(),
+            routing.clone(),
         );
         let telegram_limiter = telegram_sink.as_ref().map(|s| s.limits(stats.clone()));
         let telegram_approvals = telegram_approvals.map(|tg| {
@@ -307,7 +310,7 @@ impl Agent {
         }
 
         let threads = crate::discord::threads::DiscordTaskThreads::new(
-            &router,
+            &routing.get().router,
             discord_sink,
             store.clone(),
             &agent.name,
@@ -324,7 +327,7 @@ impl Agent {
             agent,
             store,
             status,
-            router,
+            routing,
             metrics,
             ready,
             outbox: notify,
@@ -334,6 +337,7 @@ impl Agent {
             fleet,
             discord_limits,
             conversations,
+            last_reload: std::sync::Mutex::new(None),
         });
 
         let webhook =
@@ -389,6 +393,7 @@ impl Agent {
         );
         tasks
             .spawn(housekeeping::housekeeping_loop(shared.clone(), stop.clone()).in_current_span());
+        tasks.spawn(reload::reload_loop(shared.clone(), stop.clone()).in_current_span());
         tasks
             .spawn(crate::approvals::run(shared.approvals.clone(), stop.clone()).in_current_span());
         if let Some(tg) = telegram_approvals {
@@ -569,10 +574,29 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .map(|a| a.to_string()),
+            last_reload: self
+                .last_reload
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             ..Heartbeat::current(Utc::now())
         };
         self.status.beat(&self.agent.name, hb)?;
         Ok(())
+    }
+
+    /// A heartbeat now, keeping the state and depth the last one had.
+    fn beat_now(&self) -> anyhow::Result<()> {
+        let last = self
+            .status
+            .read()?
+            .agents
+            .get(self.agent.name.as_str())
+            .cloned();
+        let (state, depth, stale) = last.map_or((AgentState::Idle, 0, Vec::new()), |h| {
+            (h.state, h.queue_depth as usize, h.stale_temp_files)
+        });
+        self.beat(state, depth, stale)
     }
 }
 

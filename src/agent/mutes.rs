@@ -23,7 +23,7 @@ pub(super) async fn mute_lifecycle(
 ) -> anyhow::Result<()> {
     let now = Utc::now();
     let mutes = &status.mutes;
-    let lead = shared.config.routing.mute_notice_lead;
+    let lead = shared.routing.get().settings.mute_notice_lead;
     if shared.is_announcer(status) && crate::coord::mutes::any_notice_due(status, now, lead) {
         let due = off_worker(|| crate::coord::mutes::due_notices(&shared.status, now, lead))?;
         for (mute, notice) in due {

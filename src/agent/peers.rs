@@ -30,7 +30,7 @@ impl PeerWatch {
         PeerWatch {
             stale: Default::default(),
             since: Instant::now(),
-            repeat: RepeatLimiter::new(shared.config.routing.repeat_interval),
+            repeat: RepeatLimiter::new(shared.routing.get().settings.repeat_interval),
             acting: false,
             owner_down: false,
         }

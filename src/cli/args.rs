@@ -69,6 +69,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reload a running agent's configuration (SIGHUP): routes apply at once, the rest is named
+    Reload {
+        /// The agent to reload, e.g. manager
+        #[arg(long)]
+        agent: String,
+        /// How long to wait for the agent's answer, e.g. 10s
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+    },
     /// The kill switch: stop new work fleet-wide or for one agent
     Kill(KillArgs),
     /// Lift the kill switch

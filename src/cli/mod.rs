@@ -474,6 +474,91 @@ pub async fn run(
     crate::agent::run_agent(config, agent).await
 }
 
+/// `switchyard reload --agent NAME`: SIGHUP to the agent on this host, then
+/// what it did, from its heartbeat (exit 2 when it refused the file).
+pub fn reload(path: Option<PathBuf>, agent: &str, timeout: &str) -> anyhow::Result<()> {
+    let config = load_config(path).with_context(|| {
+        format!("{agent} was not asked to reload and keeps its running configuration")
+    })?;
+    config.require_agent(agent)?;
+    let limit = parse_duration(timeout).map_err(bad_input)?;
+    let status = StatusFile::for_fleet(&config.fleet)?;
+    let hb = status
+        .read()?
+        .agents
+        .get(agent)
+        .cloned()
+        .ok_or_else(|| bad_input(format!("{agent} has no heartbeat: is it running?")))?;
+    let here = crate::coord::host_name();
+    if hb.host != here {
+        return Err(bad_input(format!(
+            "{agent} runs on {} (pid {}), not on {here}: run `switchyard reload --agent {agent}` there, or send it SIGHUP",
+            hb.host, hb.pid
+        )));
+    }
+    // SIGHUP ends a process that does not handle it: only a live switchyard
+    // agent with a fresh heartbeat is signalled, never a reused pid.
+    let age = (Utc::now() - hb.last_beat).to_std().unwrap_or_default();
+    let ours = std::fs::read(format!("/proc/{}/cmdline", hb.pid))
+        .map(|c| {
+            String::from_utf8_lossy(&c).contains("switchyard")
+                && String::from_utf8_lossy(&c).contains(agent)
+        })
+        .unwrap_or(false);
+    if age > config.fleet.stale_after || !ours {
+        return Err(bad_input(format!(
+            "{agent}'s heartbeat (pid {}, {}s old) is not a running agent on this host: start it, or check `switchyard status`",
+            hb.pid,
+            age.as_secs()
+        )));
+    }
+    let sent = Utc::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hb.pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(|e| bad_input(format!("cannot signal {agent} (pid {}): {e}", hb.pid)))?;
+    let deadline = std::time::Instant::now() + limit;
+    let record = loop {
+        let last = status
+            .read()?
+            .agents
+            .get(agent)
+            .and_then(|h| h.last_reload.clone())
+            .filter(|r| r.at >= sent);
+        if let Some(r) = last {
+            break r;
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{agent} (pid {}) did not report a reload within {timeout}",
+                hb.pid
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match record.outcome.as_str() {
+        "refused" => Err(bad_input(format!(
+            "{agent} kept its running configuration: the file has {} problem(s):\n  - {}",
+            record.problems.len(),
+            record.problems.join("\n  - ")
+        ))),
+        outcome => {
+            println!("{agent}: {outcome}");
+            if !record.applied.is_empty() {
+                println!("  applied now: {}", record.applied.join(", "));
+            }
+            if !record.needs_restart.is_empty() {
+                println!(
+                    "  changed, but takes a restart of {agent}: {}",
+                    record.needs_restart.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 /// GET the URL; success on a 2xx within 5 s.
 pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()

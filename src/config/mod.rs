@@ -27,6 +27,7 @@ mod files;
 mod fleet;
 mod github;
 pub mod keys;
+mod live;
 mod policy;
 mod raw;
 mod responders;
@@ -45,6 +46,7 @@ pub use fleet::{
     DEFAULT_SECRET_ENV, DeliverySettings, DockerSettings, FleetSettings, MIN_FLEET_SECRET_LEN,
 };
 pub use github::GithubSettings;
+pub use live::{LiveRouting, Routing};
 pub use policy::{ApprovalSettings, PolicySettings};
 pub use raw::{
     RawAgent, RawApprovals, RawConfig, RawDelivery, RawDiscord, RawDocker, RawFleet, RawGithub,

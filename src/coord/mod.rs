@@ -36,8 +36,8 @@ pub use inbox::{
 };
 pub use item::{InboxItem, ItemError, ItemKind, parse_item};
 pub use status::{
-    AgentState, Heartbeat, KillAction, KillInfo, KillRecord, KillSwitch, LockInfo, STATUS_SCHEMA,
-    StalePeer, Status, StatusFile,
+    AgentState, Heartbeat, KillAction, KillInfo, KillRecord, KillSwitch, LockInfo, ReloadRecord,
+    STATUS_SCHEMA, StalePeer, Status, StatusFile,
 };
 pub use token_lock::TokenLock;
 

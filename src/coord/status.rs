@@ -75,6 +75,26 @@ pub struct Heartbeat {
     /// Where the agent serves /healthz and /metrics, when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// How the last reload of the configuration (SIGHUP) ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reload: Option<ReloadRecord>,
+}
+
+/// What a reload of the configuration did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    pub at: DateTime<Utc>,
+    /// `applied`, `unchanged` or `refused` (the file has problems; nothing changed).
+    pub outcome: String,
+    /// What took effect at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<String>,
+    /// What changed in the file but takes a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_restart: Vec<String>,
+    /// Why the file was refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl Heartbeat {
@@ -91,6 +111,7 @@ impl Heartbeat {
             started_at: now,
             last_beat: now,
             health: None,
+            last_reload: None,
         }
     }
 }

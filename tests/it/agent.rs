@@ -976,3 +976,114 @@ fn send_warns_of_a_category_no_route_names_and_wait_shows_where_the_event_went()
         let _ = fleet.stop_agent("manager").await;
     });
 }
+
+#[test]
+fn sighup_reloads_routes_names_what_needs_a_restart_and_keeps_running_on_a_bad_file() {
+    common::multi_thread().block_on(async {
+        let routes = |to: &str, attempts: u32| {
+            format!(
+                "[[routes]]\nname = \"odd\"\nmatch = {{ category = \"memory_update\" }}\nto = [\"{to}\"]\n\n\
+                 [[routes]]\nname = \"rest\"\nto = [\"discord:system\"]\n"
+            )
+            .replace("max_attempts = 50", &format!("max_attempts = {attempts}"))
+        };
+        let mut fleet = Fleet::new(&["manager"], &routes("discord:system", 50)).await;
+        fleet.spawn_agent("manager").await;
+        let reload = |fleet: &Fleet| {
+            fleet
+                .command()
+                .args(["reload", "--agent", "manager"])
+                .output()
+                .unwrap()
+        };
+        let out = reload(&fleet);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "manager: unchanged"
+        );
+
+        // A new route applies at once; a changed [delivery] is named as needing a restart.
+        let text = common::fleet_toml(&["manager"], &routes("discord:alerts", 50))
+            .replace("max_attempts = 50", "max_attempts = 7");
+        std::fs::write(&fleet.config_file, &text).unwrap();
+        let good = fleet.dir.path().join("good.toml");
+        std::fs::write(&good, &text).unwrap();
+        let out = reload(&fleet);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("manager: applied") && stdout.contains("applied now: routes"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("takes a restart of manager: [delivery]"),
+            "{stdout}"
+        );
+        let out = fleet
+            .command()
+            .args([
+                "send",
+                "--category",
+                "memory_update",
+                "--title",
+                "after the reload",
+                "--wait",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("discord:alerts  (rule odd)"), "{stdout}");
+
+        // A file with problems changes nothing, and says why: `reload` checks it
+        // first, and the agent itself when signalled directly.
+        std::fs::write(
+            &fleet.config_file,
+            common::fleet_toml(
+                &["manager"],
+                &format!("[policy]\napproval_threshold = \"high\"\n{}", routes("discord:chat", 50)),
+            ),
+        )
+        .unwrap();
+        let out = reload(&fleet);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("keeps its running configuration") && stderr.contains("policy.approval_threshold"),
+            "{stderr}"
+        );
+        let status_path = fleet.workspace().join("status.json");
+        let pid = common::read_json(&status_path)["agents"]["manager"]["pid"].as_i64().unwrap();
+        let sent = chrono::Utc::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
+        let record = common::wait_for(Duration::from_secs(10), "the refused reload in the heartbeat", || {
+            let r = common::read_json(&status_path)["agents"]["manager"]["last_reload"].clone();
+            let at: chrono::DateTime<chrono::Utc> = r["at"].as_str()?.parse().ok()?;
+            (at >= sent).then_some(r)
+        })
+        .await;
+        assert_eq!(record["outcome"], "refused", "{record}");
+        assert!(record["problems"][0].as_str().unwrap().contains("policy.approval_threshold"), "{record}");
+        // The agent routes as before (the CLI reads the good copy: the file is bad).
+        let out = fleet
+            .command()
+            .args(["--config"])
+            .arg(&good)
+            .args(["send", "--category", "memory_update", "--title", "still alerts", "--wait"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("discord:alerts  (rule odd)"), "{stdout}");
+        // Still running: it stops on SIGTERM as usual, with its final status.
+        let status = fleet.stop_agent("manager").await;
+        assert!(status.success(), "{status}");
+    });
+}

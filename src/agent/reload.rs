@@ -1,0 +1,139 @@
+//! Reloading the configuration while the agent runs: on SIGHUP (which
+//! `switchyard reload` sends) the file is read and validated again. A file
+//! with problems changes nothing, and the log and the heartbeat say why.
+//! A valid one applies what can change live: the routes and the routing
+//! settings (digest windows, the unmatched destination, repeats, mute
+//! notices). Every other section that changed is named as needing a
+//! restart, and the running agent keeps it as it was.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use super::Shared;
+use crate::config::{Config, ConfigSource};
+use crate::coord::ReloadRecord;
+use crate::shutdown::Shutdown;
+
+/// Wait for SIGHUP and reload, until the agent stops.
+pub(super) async fn reload_loop(shared: Arc<Shared>, mut stop: Shutdown) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let record = reload(&shared);
+                *shared.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
+                // Written now, not at the next beat: `switchyard reload` waits for it.
+                let beat = {
+                    let shared = shared.clone();
+                    tokio::task::spawn_blocking(move || shared.beat_now()).await
+                };
+                if let Ok(Err(e)) | Err(e) = beat.map_err(anyhow::Error::from) {
+                    warn!(error = format!("{e:#}"), "the reload's outcome was not written to the status");
+                }
+            }
+            _ = stop.stopped() => return Ok(()),
+        }
+    }
+}
+
+/// Read the file again and apply what can be applied.
+fn reload(shared: &Shared) -> ReloadRecord {
+    let at = Utc::now();
+    let refused = |problems: Vec<String>| ReloadRecord {
+        at,
+        outcome: "refused".into(),
+        applied: Vec::new(),
+        needs_restart: Vec::new(),
+        problems,
+    };
+    let path = PathBuf::from(&shared.config.source_name);
+    if !path.is_file() {
+        warn!(source = %shared.config.source_name, "SIGHUP: the configuration is not a file; nothing to reload");
+        return refused(vec![format!(
+            "the configuration ({}) is not a file: nothing to reload",
+            shared.config.source_name
+        )]);
+    }
+    let mut new = match Config::load(&ConfigSource::File(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            let problems: Vec<String> = e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect();
+            error!(problems = problems.len(), first = %problems.first().cloned().unwrap_or_default(),
+                   "SIGHUP: the configuration has problems; the running one is kept (`switchyard check-config` lists them)");
+            return refused(problems);
+        }
+    };
+    // The listen address may have come from the command line.
+    if let Some(a) = new.agents.iter_mut().find(|a| a.name == shared.agent.name) {
+        a.listen = shared.agent.listen;
+    }
+    let router = match new.router() {
+        Ok(r) => r,
+        Err(e) => return refused(vec![e.to_string()]),
+    };
+    let (applied, needs_restart) = compare(&shared.config, &new);
+    let live = applied.clone();
+    if !live.is_empty() {
+        shared.routing.set(router, new.routing.clone());
+    }
+    let outcome = if applied.is_empty() && needs_restart.is_empty() {
+        "unchanged"
+    } else {
+        "applied"
+    };
+    info!(outcome, applied = ?applied, needs_restart = ?needs_restart, "SIGHUP: configuration reloaded");
+    ReloadRecord {
+        at,
+        outcome: outcome.into(),
+        applied,
+        needs_restart,
+        problems: Vec::new(),
+    }
+}
+
+/// What differs between the running configuration and the new one: the
+/// sections applied live, and those that take a restart.
+fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let mut live = Vec::new();
+    if differs(&old.routes, &new.routes) {
+        live.push("routes".to_string());
+    }
+    if differs(&old.routing, &new.routing) {
+        live.push("[routing]".to_string());
+    }
+    let sections: [(&str, bool); 14] = [
+        ("[fleet]", differs(&old.fleet, &new.fleet)),
+        ("[discord]", differs(&old.discord, &new.discord)),
+        ("[telegram]", differs(&old.telegram, &new.telegram)),
+        ("[github]", differs(&old.github, &new.github)),
+        ("[docker]", differs(&old.docker, &new.docker)),
+        ("[delivery]", differs(&old.delivery, &new.delivery)),
+        ("[[agents]]", differs(&old.agents, &new.agents)),
+        ("[policy]", differs(&old.policy, &new.policy)),
+        ("[approvals]", differs(&old.approvals, &new.approvals)),
+        ("[skills]", differs(&old.skills, &new.skills)),
+        ("[[schedules]]", differs(&old.schedules, &new.schedules)),
+        ("[responders]", differs(&old.responders, &new.responders)),
+        (
+            "[conversations]",
+            differs(&old.conversations, &new.conversations),
+        ),
+        ("[files]", differs(&old.files, &new.files)),
+    ];
+    let restart = sections
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    (live, restart)
+}
