@@ -601,7 +601,7 @@ pub async fn sandbox(path: Option<PathBuf>, listen: std::net::SocketAddr) -> any
     let addr = sandbox.addr();
     eprintln!(
         "sandbox: Discord API at http://{addr}/api/v10, Telegram Bot API at http://{addr}/telegram, \
-         an OpenAI-compatible model at http://{addr}/openai/v1"
+         an OpenAI-compatible model at http://{addr}/openai/v1; the web view at http://{addr}/"
     );
     eprintln!(
         "sandbox: knows {discord} Discord and {telegram} Telegram bot token(s); register more with POST http://{addr}/_sandbox/tokens"

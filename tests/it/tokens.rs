@@ -392,6 +392,7 @@ async fn switchyard_sandbox_with_a_fleet_config() {
         3,
     );
     assert!(said.contains("knows 1 Discord and 1 Telegram"), "{said}");
+    assert!(said.contains(&format!("the web view at {base}/")), "{said}");
     assert!(
         said.contains("TEST_BETA_DISCORD_TOKEN is not set"),
         "{said}"
