@@ -88,6 +88,7 @@ pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> an
             if let Err(e) = off_worker(|| shared.beat(state, depth, stale)) {
                 warn!(error = format!("{e:#}"), "heartbeat not written");
             }
+            gauges(&shared, state, killed).await;
         }
         if let Err(e) = watch_breaker(&shared, &status, &mut paused_since).await {
             warn!(error = format!("{e:#}"), "breaker step failed");
@@ -131,6 +132,43 @@ pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> an
         }
     }
     Ok(())
+}
+
+/// The gauges a scrape cannot compute itself: the outbox by state, the
+/// approvals waiting, the agent's state and the kill switch.
+async fn gauges(shared: &Shared, state: AgentState, killed: bool) {
+    let m = &shared.metrics;
+    m.kill_switch.set(i64::from(killed));
+    m.set_agent_state(state);
+    match shared.store.delivery_counts().await {
+        Ok(counts) => {
+            for st in crate::store::DeliveryState::ALL {
+                let n = counts.get(&st).copied().unwrap_or(0) as i64;
+                m.deliveries
+                    .get_or_create(&crate::metrics::StateLabel {
+                        state: st.as_str().into(),
+                    })
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::debug!(
+            error = format!("{e:#}"),
+            "cannot count the outbox for /metrics"
+        ),
+    }
+    match shared
+        .store
+        .approvals(Some(crate::approvals::ApprovalStatus::Pending))
+        .await
+    {
+        Ok(pending) => {
+            m.approvals_pending.set(pending.len() as i64);
+        }
+        Err(e) => tracing::debug!(
+            error = format!("{e:#}"),
+            "cannot count pending approvals for /metrics"
+        ),
+    }
 }
 
 /// The circuit breaker: when this agent pauses itself after consecutive task

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(
     name = "switchyard",
-    version,
+    version = crate::metrics::VERSION,
     about = "A self-hosted chat-ops bot fleet",
     propagate_version = true
 )]

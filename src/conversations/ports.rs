@@ -77,6 +77,18 @@ pub enum ResponderError {
 
 impl ResponderError {
     /// The short name used in logs and metrics.
+    /// Every value [`ResponderError::kind`] takes.
+    pub const KINDS: [&'static str; 8] = [
+        "unreachable",
+        "refused",
+        "rate_limited",
+        "server_error",
+        "timed_out",
+        "broken_stream",
+        "garbage",
+        "command_failed",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             ResponderError::Unreachable(_) => "unreachable",

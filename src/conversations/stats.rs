@@ -31,6 +31,13 @@ pub struct ConversationStats {
 
 impl ConversationStats {
     pub fn register(&self, registry: &mut Registry) {
+        // Every label value at zero from the start, for `increase()` alerts.
+        for state in TurnState::ALL.into_iter().filter(|s| s.is_final()) {
+            let _ = self.ended.get_or_create(&label("state", state.as_str()));
+        }
+        for kind in crate::conversations::ResponderError::KINDS {
+            let _ = self.responder_errors.get_or_create(&label("kind", kind));
+        }
         let r = registry.sub_registry_with_prefix("conversations");
         r.register(
             "turns_received",

@@ -44,6 +44,14 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    pub const ALL: [AgentState; 5] = [
+        AgentState::Idle,
+        AgentState::Busy,
+        AgentState::Paused,
+        AgentState::Killed,
+        AgentState::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AgentState::Idle => "idle",

@@ -33,7 +33,7 @@ pub struct DeliveryStats {
 
 impl Default for DeliveryStats {
     fn default() -> Self {
-        DeliveryStats {
+        let stats = DeliveryStats {
             sent: Family::default(),
             failed: Family::default(),
             retried: Family::default(),
@@ -41,7 +41,24 @@ impl Default for DeliveryStats {
             coalesced: Family::default(),
             rate_limited_429: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+        };
+        // Every counter exported from zero, for both platforms: an
+        // `increase()` alert needs the series before the first occurrence.
+        for platform in [Platform::Discord, Platform::Telegram] {
+            let l = labels(platform);
+            for family in [
+                &stats.sent,
+                &stats.failed,
+                &stats.retried,
+                &stats.ambiguous,
+                &stats.coalesced,
+                &stats.rate_limited_429,
+            ] {
+                let _ = family.get_or_create(&l);
+            }
+            let _ = stats.latency.get_or_create(&l);
         }
+        stats
     }
 }
 

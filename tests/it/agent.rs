@@ -1087,3 +1087,90 @@ fn sighup_reloads_routes_names_what_needs_a_restart_and_keeps_running_on_a_bad_f
         assert!(status.success(), "{status}");
     });
 }
+
+/// The metric families an agent serves, as `# TYPE NAME KIND` lines name them.
+fn metric_families(text: &str) -> std::collections::BTreeSet<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_a_prometheus_user_alerts_on_are_there_from_the_start_and_readme_lists_them_all() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let status_path = fleet.workspace().join("status.json");
+        let health = common::wait_for(Duration::from_secs(20), "the health address", || {
+            common::read_json(&status_path)["agents"]["manager"]["health"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .await;
+        // Wait for a heartbeat after start, which sets the gauges.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let text = reqwest::get(format!("http://{health}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Counters are there at zero before anything happened.
+        for sample in [
+            "switchyard_delivery_failed_total{platform=\"discord\"} 0",
+            "switchyard_delivery_retried_total{platform=\"telegram\"} 0",
+            "switchyard_delivery_coalesced_total{platform=\"discord\"} 0",
+            "switchyard_delivery_rate_limited_429_total{platform=\"discord\"} 0",
+            "switchyard_events_total{category=\"alert\"} 0",
+            "switchyard_inbox_items_total{outcome=\"failed\"} 0",
+            "switchyard_deliveries{state=\"failed\"} 0",
+            "switchyard_deliveries{state=\"pending\"} 0",
+            "switchyard_approvals_pending 0",
+            "switchyard_kill_switch 0",
+            "switchyard_agent_state{state=\"idle\"} 1",
+            "switchyard_agent_state{state=\"killed\"} 0",
+        ] {
+            assert!(text.contains(sample), "{sample} not in:\n{text}");
+        }
+        let build = format!(
+            "switchyard_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            switchyard::metrics::COMMIT
+        );
+        assert!(text.contains(&build), "{build} not in:\n{text}");
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("process_resident_memory_bytes");
+        assert!(rss > 1e6, "{rss}");
+        // README's table lists exactly what is served.
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let listed: std::collections::BTreeSet<(String, String)> = readme
+            .lines()
+            // The conversation metrics are registered by agents with a responder only.
+            .filter(|l| !l.contains("(agents with a responder)"))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once("` | ")?;
+                let kind = rest.split(" |").next()?.trim().to_owned();
+                (name.starts_with("switchyard_") || name.starts_with("process_"))
+                    .then(|| (name.to_owned(), kind))
+            })
+            .collect();
+        let served = metric_families(&text);
+        assert_eq!(
+            listed,
+            served,
+            "README's metric table and /metrics differ:\nonly in README: {:?}\nonly served: {:?}",
+            listed.difference(&served).collect::<Vec<_>>(),
+            served.difference(&listed).collect::<Vec<_>>()
+        );
+        let _ = fleet.stop_agent("manager").await;
+    });
+}
