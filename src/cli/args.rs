@@ -61,11 +61,13 @@ pub enum Command {
     },
     /// List active mutes
     Mutes {
+        /// Print JSON (one array of mutes) instead of lines
         #[arg(long)]
         json: bool,
     },
     /// Fleet status from the status file
     Status {
+        /// Print the status document as JSON
         #[arg(long)]
         json: bool,
     },
@@ -105,15 +107,30 @@ pub enum Command {
     Approval(ApprovalCommand),
     /// List approvals (the Telegram owner's, or --agent's)
     Approvals {
+        /// Print JSON instead of lines
         #[arg(long)]
         json: bool,
+        /// Whose approvals [default: the agent that owns Telegram]
         #[arg(long)]
         agent: Option<String>,
     },
     /// Approve a request from the shell (operator override, audited)
-    Approve { id: String },
+    Approve {
+        /// The approval's id, e.g. apr_mx7kg87v5isx32vimc8 (see `switchyard approvals`)
+        id: String,
+    },
     /// Deny a request from the shell (operator override, audited)
-    Deny { id: String },
+    Deny {
+        /// The approval's id, e.g. apr_mx7kg87v5isx32vimc8 (see `switchyard approvals`)
+        id: String,
+    },
+    /// Print a shell completion script: `switchyard completions bash > /etc/bash_completion.d/switchyard`
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `switchyard man | man -l -`
+    Man,
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set
@@ -123,6 +140,7 @@ pub enum Command {
     /// Serve the stand-in Discord and Telegram APIs (with --config: that fleet's
     /// channels, chats and the tokens of its agents set in this environment)
     Sandbox {
+        /// Address to serve on, e.g. 127.0.0.1:7700 (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: std::net::SocketAddr,
     },
@@ -140,18 +158,25 @@ pub struct KillArgs {
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
+    /// The event's category: briefing, alert, subagent_result, system, memory_update, chat or action_required (others land as unmatched)
     #[arg(long)]
     pub category: String,
+    /// A one-line summary, e.g. "Disk 85% on web-1"
     #[arg(long)]
     pub title: String,
+    /// The details, shown under the title
     #[arg(long, default_value = "")]
     pub body: String,
+    /// info, warning or critical
     #[arg(long, default_value = "info")]
     pub severity: String,
+    /// The event's id, e.g. evt_20261121_101500_001 [default: a new one]
     #[arg(long)]
     pub event_id: Option<String>,
+    /// Who reports it, e.g. worker:opsclaw (routes can match it)
     #[arg(long, default_value = "cli")]
     pub source: String,
+    /// A dotted type, e.g. ops.disk_usage [default: <category>.event]
     #[arg(long)]
     pub event_type: Option<String>,
     /// The agent whose inbox receives it [default: the first agent]
@@ -167,14 +192,21 @@ pub struct SendArgs {
 
 #[derive(Args, Debug)]
 pub struct RouteArgs {
+    /// briefing, alert, subagent_result, system, memory_update, chat or action_required
     #[arg(long)]
     pub category: String,
+    /// info, warning or critical
     #[arg(long, default_value = "info")]
     pub severity: String,
+    /// The source to route as, e.g. worker:opsclaw
     #[arg(long, default_value = "cli")]
     pub source: String,
+    /// The event type to route as, e.g. ops.disk_usage
     #[arg(long)]
     pub event_type: Option<String>,
+    /// Print JSON: the destinations, the rule of each, and the mute that would hold it
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +216,7 @@ pub struct MuteArgs {
     /// How long, like 30m or 2h
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: String,
+    /// Why, shown in the mute notices and `switchyard mutes`
     #[arg(long, default_value = "")]
     pub reason: String,
     /// Allow muting what reaches the human (action_required, alerts, Telegram)
@@ -198,19 +231,26 @@ pub struct MuteArgs {
 pub enum LockCommand {
     /// Take a named lock (refused while someone else holds it)
     Acquire {
+        /// The lock's name, e.g. deploy-web-1
         name: String,
+        /// How long it holds unless released, e.g. 30m
         #[arg(long, default_value = "30m")]
         ttl: String,
+        /// Why, shown to whoever finds it held
         #[arg(long, default_value = "")]
         reason: String,
+        /// Who holds it [default: shell:$USER]
         #[arg(long)]
         holder: Option<String>,
     },
     /// Release a lock you hold (`--force` for anyone's)
     Release {
+        /// The lock's name
         name: String,
+        /// Who releases it [default: shell:$USER]
         #[arg(long)]
         holder: Option<String>,
+        /// Release it whoever holds it
         #[arg(long)]
         force: bool,
     },
@@ -232,6 +272,7 @@ pub struct DemoArgs {
 pub enum TaskCommand {
     /// Validate a task spec (seed 004's format) and drop it into an agent's inbox
     Submit {
+        /// The task spec, a JSON file (see README "Tasks and container workers")
         file: PathBuf,
         /// The agent that runs it [default: the first agent]
         #[arg(long)]
@@ -239,20 +280,26 @@ pub enum TaskCommand {
     },
     /// Tasks of an agent, newest first
     List {
+        /// Whose tasks [default: the first agent]
         #[arg(long)]
         agent: Option<String>,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// One task: its state, policy decision, execution and acceptance records
     Show {
+        /// The task's id, e.g. tsk_hello
         id: String,
+        /// Whose task [default: the first agent]
         #[arg(long)]
         agent: Option<String>,
     },
     /// Cancel a task that has not started (queued or awaiting approval)
     Cancel {
+        /// The task's id, e.g. tsk_hello
         id: String,
+        /// Whose task [default: the first agent]
         #[arg(long)]
         agent: Option<String>,
     },
@@ -261,15 +308,24 @@ pub enum TaskCommand {
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// The risk score of a task spec, line by line
-    Check { file: PathBuf },
+    Check {
+        /// The task spec, a JSON file
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RegistryCommand {
     /// Track the tasks of an active-tasks.json file; each is monitored by the agent its `agent` names
-    Import { file: PathBuf },
+    Import {
+        /// The active-tasks.json file to read
+        file: PathBuf,
+    },
     /// Write every agent's tracked tasks to one active-tasks.json file
-    Export { file: PathBuf },
+    Export {
+        /// Where to write it
+        file: PathBuf,
+    },
 }
 
 /// `switchyard approval request`.
@@ -302,4 +358,36 @@ pub enum ApprovalCommand {
     /// Make a key pair that signs approval decisions: the private key for the
     /// Telegram owner's environment, the public key for `[approvals] decision_keys`
     Keygen,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command says what it is (`--help` teaches).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "switchyard", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

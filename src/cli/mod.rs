@@ -261,6 +261,28 @@ pub fn route(path: Option<PathBuf>, args: RouteArgs) -> anyhow::Result<()> {
     let decision = router.route(&input);
     let status = StatusFile::for_fleet(&config.fleet)?.read()?;
     let now = Utc::now();
+    if args.json {
+        let targets: Vec<serde_json::Value> = decision
+            .targets
+            .iter()
+            .map(|t| {
+                let held =
+                    switchyard_routing::holding_mute(&status.mutes, &input, &t.destination, now);
+                serde_json::json!({
+                    "destination": t.destination.to_string(),
+                    "rule": t.rule.to_string(),
+                    "held_by": held.map(|m| m.id.to_string()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"unmatched": decision.unmatched, "targets": targets})
+            )?
+        );
+        return Ok(());
+    }
     for line in decision.explain() {
         println!("{line}");
     }
@@ -557,6 +579,22 @@ pub fn reload(path: Option<PathBuf>, agent: &str, timeout: &str) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+/// `switchyard completions SHELL`: the shell's completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::args::Cli::command();
+    clap_complete::generate(shell, &mut cmd, "switchyard", &mut std::io::stdout());
+    Ok(())
+}
+
+/// `switchyard man`: the manual page (roff) on stdout.
+pub fn man() -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(crate::cli::args::Cli::command())
+        .render(&mut std::io::stdout())
+        .context("cannot write the manual page")
 }
 
 /// GET the URL; success on a 2xx within 5 s.

@@ -278,6 +278,11 @@ fn cli_reports_bad_config_with_exit_2_and_explains_routes() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("telegram:operator") && text.contains("discord:alerts"), "{text}");
+        let out = fleet.command().args(["route", "--category", "alert", "--severity", "critical", "--json"]).output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("route --json prints JSON");
+        let dests: Vec<&str> = json["targets"].as_array().unwrap().iter().map(|t| t["destination"].as_str().unwrap()).collect();
+        assert!(dests.contains(&"telegram:operator") && dests.contains(&"discord:alerts"), "{json}");
+        assert_eq!(json["unmatched"], false);
 
         let bad = fleet.dir.path().join("bad.toml");
         std::fs::write(
@@ -1173,4 +1178,39 @@ fn metrics_a_prometheus_user_alerts_on_are_there_from_the_start_and_readme_lists
         );
         let _ = fleet.stop_agent("manager").await;
     });
+}
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::exe())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("_switchyard()"), "{bash}");
+    for command in ["reload", "check-config", "completions", "send"] {
+        assert!(bash.contains(command), "{command} not completed");
+    }
+    assert!(run(&["completions", "zsh"]).contains("#compdef switchyard"));
+    assert!(run(&["completions", "fish"]).contains("complete -c switchyard"));
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH switchyard"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains("reload"), "the manual names the commands");
+    let version = run(&["--version"]);
+    assert!(
+        version.trim() == format!("switchyard {}", switchyard::metrics::VERSION),
+        "{version}"
+    );
 }
