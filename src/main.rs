@@ -90,6 +90,7 @@ fn main() -> ExitCode {
             Command::Approve { id } => cli::decide(config, &id, true).await,
             Command::Deny { id } => cli::decide(config, &id, false).await,
             Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
+            Command::Doctor { agent } => cli::doctor(config, agent.as_deref()).await,
             Command::Completions { shell } => cli::completions(shell),
             Command::Man => cli::man(),
             Command::Sandbox { listen } => cli::sandbox(config, listen).await,

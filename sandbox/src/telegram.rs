@@ -778,6 +778,18 @@ fn call(world: &mut World, bot: i64, method: &str, p: &Params) -> Result<Reply, 
         "senddocument" => send_file(world, bot, p, Upload::Document),
         "sendphoto" => send_file(world, bot, p, Upload::Photo),
         "getfile" => get_file(world, p),
+        "getchat" => {
+            // A ChatFullInfo: the Chat's fields and the ones the Bot API requires besides.
+            let id = resolve(world, p)?;
+            let mut chat = world.chat_json(id).expect("resolved");
+            chat["accent_color_id"] = json!(0);
+            chat["max_reaction_count"] = json!(11);
+            chat["accepted_gift_types"] = json!({
+                "unlimited_gifts": false, "limited_gifts": false, "unique_gifts": false,
+                "premium_subscription": false, "gifts_from_channels": false,
+            });
+            Ok(ok(chat))
+        }
         "editmessagetext" => edit_message(world, bot, p, true),
         "editmessagereplymarkup" => edit_message(world, bot, p, false),
         "answercallbackquery" => answer_callback_query(world, p),

@@ -131,6 +131,12 @@ pub enum Command {
     },
     /// Print the manual page (roff): `switchyard man | man -l -`
     Man,
+    /// Check the configuration against the world: tokens, channels, chats, Docker, GitHub, the workspace, listen ports
+    Doctor {
+        /// Only this agent [default: every agent]
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// Validate the whole fleet configuration
     CheckConfig {
         /// Also check that this agent's token variables are set

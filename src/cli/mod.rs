@@ -6,10 +6,12 @@
 
 mod approvals;
 pub mod args;
+mod doctor;
 mod tasks;
 
 pub use approvals::{approval, approvals, decide};
 pub use args::*;
+pub use doctor::doctor;
 pub use tasks::{policy, registry, task};
 
 use std::path::PathBuf;
@@ -61,6 +63,11 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Resul
     );
     for note in fleet_notes(&config)? {
         println!("note: {note}");
+    }
+    if agent.is_none() {
+        println!(
+            "note: tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat"
+        );
     }
     Ok(())
 }

@@ -177,6 +177,37 @@ pub async fn check_token(settings: &DiscordSettings, token: &Secret) -> TokenChe
     }
 }
 
+/// Whether the bot can see channel `id` (`GET /channels/{id}`): its name,
+/// or what to fix. For `switchyard doctor`.
+pub async fn check_channel(
+    settings: &DiscordSettings,
+    token: &Secret,
+    id: u64,
+) -> Result<String, String> {
+    let http = build_http(settings, token).map_err(|e| format!("{e:#}"))?;
+    match http.get_channel(serenity::ChannelId::new(id)).await {
+        Ok(channel) => Ok(channel
+            .guild()
+            .map_or_else(|| format!("channel {id}"), |c| format!("#{}", c.name))),
+        Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(r))) => {
+            Err(match r.status_code.as_u16() {
+                404 => format!(
+                    "Discord has no channel {id} (404 Unknown Channel): copy the id again (Developer Mode, right-click the channel, Copy Channel ID)"
+                ),
+                403 => format!(
+                    "the bot may not see channel {id} (403 Missing Access): invite it to the server and give it View Channel and Send Messages there"
+                ),
+                401 => "the token was refused (401)".into(),
+                other => format!("Discord answered {other}"),
+            })
+        }
+        Err(serenity::Error::Http(serenity::HttpError::Request(e))) => {
+            Err(crate::delivery::http::describe_reqwest(&e))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The `system` channel, when this agent keeps the status board: boards are
 /// on (`routing.status_board`), the channel is configured, and this is the
 /// fleet's first agent.

@@ -105,6 +105,35 @@ pub async fn check_token(settings: &TelegramSettings, token: &Secret) -> TokenCh
     }
 }
 
+/// Whether the bot can reach chat `id` (`getChat`): its title or name, or
+/// what to fix. For `switchyard doctor`.
+pub async fn check_chat(
+    settings: &TelegramSettings,
+    token: &Secret,
+    id: i64,
+) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| crate::delivery::http::describe_reqwest(&e))?;
+    let api = url::Url::parse(&settings.api_base)
+        .map_err(|_| format!("telegram.api_base {:?} is not a URL", settings.api_base))?;
+    let bot = Bot::with_client(token.expose(), client).set_api_url(api);
+    match bot.get_chat(teloxide::types::ChatId(id)).await {
+        Ok(chat) => Ok(chat
+            .title()
+            .map(str::to_owned)
+            .or_else(|| chat.username().map(|u| format!("@{u}")))
+            .or_else(|| chat.first_name().map(str::to_owned))
+            .unwrap_or_else(|| format!("chat {id}"))),
+        Err(RequestError::Api(ApiError::ChatNotFound)) => Err(format!(
+            "Telegram has no chat {id} for this bot (chat not found): add the bot to the group, or have the person send it /start first; a group's id is negative"
+        )),
+        Err(RequestError::Network(e)) => Err(crate::delivery::http::describe_reqwest(&e)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Telegram's token shape: digits, a colon, then letters, digits, `_` or `-`.
 fn is_token_shaped(token: &str) -> bool {
     token.split_once(':').is_some_and(|(id, secret)| {

@@ -1214,3 +1214,47 @@ fn completions_and_the_manual_page_cover_every_command() {
         "{version}"
     );
 }
+
+#[test]
+fn doctor_checks_tokens_channels_chats_and_the_workspace_against_the_platforms() {
+    common::multi_thread().block_on(async {
+        let fleet = Fleet::new(&["manager", "beta"], "").await;
+        let out = fleet.command().args(["doctor", "--agent", "manager"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        for expected in [
+            "ok    manager discord token: TEST_MANAGER_DISCORD_TOKEN is accepted: bot 100",
+            "ok    manager discord:alerts: #alerts (900000000000000002) is reachable",
+            "ok    manager telegram token: TEST_TELEGRAM_BOT_TOKEN is accepted",
+            "ok    manager telegram:operator: ",
+            "ok    manager workspace: ",
+            "every check passed",
+        ] {
+            assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+        }
+        // A channel the server does not have, and a token variable that is not set.
+        let text = std::fs::read_to_string(&fleet.config_file)
+            .unwrap()
+            .replace("[discord.channels]\n", "[discord.channels]\nghost = \"900000000000000099\"\n");
+        std::fs::write(&fleet.config_file, text).unwrap();
+        let out = fleet
+            .command()
+            .env_remove(common::discord_token_env("beta"))
+            .args(["doctor"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{stdout}");
+        assert!(
+            stdout.contains("FAIL  manager discord:ghost: Discord has no channel 900000000000000099 (404 Unknown Channel): copy the id again"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("FAIL  beta discord token: TEST_BETA_DISCORD_TOKEN is not set"),
+            "{stdout}"
+        );
+        // check-config says what it did not check.
+        let out = fleet.command().args(["check-config"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("tokens were not checked"));
+    });
+}
