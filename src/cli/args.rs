@@ -99,7 +99,7 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         next: usize,
     },
-    /// The GitHub task registry (seed 001's active-tasks.json)
+    /// The GitHub task registry: an active-tasks.json list of pull requests to watch
     #[command(subcommand)]
     Registry(RegistryCommand),
     /// Approval requests: `approval request --summary S ...` prints the id
@@ -276,7 +276,7 @@ pub struct DemoArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {
-    /// Validate a task spec (seed 004's format) and drop it into an agent's inbox
+    /// Validate a task spec (a JSON file like examples/task.json) and drop it into an agent's inbox
     Submit {
         /// The task spec, a JSON file (see README "Tasks and container workers")
         file: PathBuf,

@@ -13,6 +13,7 @@ mod coord_shared;
 mod delivery;
 mod demo;
 mod discord;
+mod examples;
 mod files;
 mod fuzz_regressions;
 mod github;
