@@ -84,12 +84,14 @@ fn main() -> ExitCode {
             Command::Task(task) => cli::task(config, task).await,
             Command::Policy(policy) => cli::policy(config, policy),
             Command::Registry(registry) => cli::registry(config, registry).await,
-            Command::Schedules { next } => cli::schedules(config, next),
+            Command::Schedules { next, json } => cli::schedules(config, next, json),
             Command::Approval(cmd) => cli::approval(config, cmd),
             Command::Approvals { json, agent } => cli::approvals(config, json, agent).await,
             Command::Approve { id } => cli::decide(config, &id, true).await,
             Command::Deny { id } => cli::decide(config, &id, false).await,
-            Command::CheckConfig { agent } => cli::check_config(config, agent.as_deref()),
+            Command::CheckConfig { agent, json } => {
+                cli::check_config(config, agent.as_deref(), json)
+            }
             Command::Doctor { agent } => cli::doctor(config, agent.as_deref()).await,
             Command::Completions { shell } => cli::completions(shell),
             Command::Man => cli::man(),

@@ -98,6 +98,9 @@ pub enum Command {
         /// How many next runs to show per schedule
         #[arg(long, default_value_t = 3)]
         next: usize,
+        /// Print JSON: each schedule with its next runs
+        #[arg(long)]
+        json: bool,
     },
     /// The GitHub task registry: an active-tasks.json list of pull requests to watch
     #[command(subcommand)]
@@ -142,6 +145,9 @@ pub enum Command {
         /// Also check that this agent's token variables are set
         #[arg(long)]
         agent: Option<String>,
+        /// Print JSON: `ok`, the counts, the notes, or every problem with its key
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the stand-in Discord and Telegram APIs (with --config: that fleet's
     /// channels, chats and the tokens of its agents set in this environment)
@@ -261,7 +267,11 @@ pub enum LockCommand {
         force: bool,
     },
     /// List held locks
-    List,
+    List {
+        /// Print JSON: each lock with its holder, expiry and reason
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +327,9 @@ pub enum PolicyCommand {
     Check {
         /// The task spec, a JSON file
         file: PathBuf,
+        /// Print JSON: the score, the threshold and every line
+        #[arg(long)]
+        json: bool,
     },
 }
 

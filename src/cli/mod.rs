@@ -40,34 +40,78 @@ pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(&ConfigSource::File(path))?)
 }
 
-pub fn check_config(path: Option<PathBuf>, agent: Option<&str>) -> anyhow::Result<()> {
-    let config = load_config(path)?;
-    if let Some(name) = agent {
-        let agent = config.require_agent(name)?;
-        let problems = config.check_tokens(agent);
-        if !problems.is_empty() {
-            return Err(ConfigError {
-                source_name: config.source_name.clone(),
-                problems,
+pub fn check_config(path: Option<PathBuf>, agent: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let loaded = load_config(path).and_then(|config| {
+        if let Some(name) = agent {
+            let a = config.require_agent(name)?;
+            let problems = config.check_tokens(a);
+            if !problems.is_empty() {
+                return Err(ConfigError {
+                    source_name: config.source_name.clone(),
+                    problems,
+                }
+                .into());
             }
+        }
+        Ok(config)
+    });
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) if json => {
+            let problems: Vec<serde_json::Value> = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<ConfigError>())
+                .map(|ce| {
+                    ce.problems
+                        .iter()
+                        .map(|p| serde_json::json!({"key": p.key, "problem": p.message}))
+                        .collect()
+                })
+                .unwrap_or_else(|| {
+                    vec![serde_json::json!({"key": null, "problem": format!("{e:#}")})]
+                });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"ok": false, "problems": problems})
+                )?
+            );
+            return Err(crate::error::BadInput(
+                "the configuration has problems (listed above)".into(),
+            )
             .into());
         }
+        Err(e) => return Err(e),
+    };
+    let mut notes = fleet_notes(&config)?;
+    if agent.is_none() {
+        notes.push(
+            "tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat".into(),
+        );
     }
-    println!(
-        "{}: ok ({} agents, {} routes, {} Discord channels, {} Telegram chats)",
-        config.source_name,
-        config.agents.len(),
-        config.routes.len(),
+    let (channels, chats) = (
         config.discord.as_ref().map_or(0, |d| d.channels.len()),
         config.telegram.as_ref().map_or(0, |t| t.chats.len()),
     );
-    for note in fleet_notes(&config)? {
-        println!("note: {note}");
-    }
-    if agent.is_none() {
+    if json {
         println!(
-            "note: tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat"
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": true, "source": config.source_name, "agents": config.agents.len(),
+                "routes": config.routes.len(), "discord_channels": channels, "telegram_chats": chats,
+                "notes": notes,
+            }))?
         );
+        return Ok(());
+    }
+    println!(
+        "{}: ok ({} agents, {} routes, {channels} Discord channels, {chats} Telegram chats)",
+        config.source_name,
+        config.agents.len(),
+        config.routes.len(),
+    );
+    for note in notes {
+        println!("note: {note}");
     }
     Ok(())
 }
@@ -470,8 +514,15 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
             }
             println!("{name} released");
         }
-        LockCommand::List => {
+        LockCommand::List { json } => {
             let status = file.read()?;
+            if json {
+                let now = Utc::now();
+                let held: std::collections::BTreeMap<&String, &crate::coord::LockInfo> =
+                    status.active_locks(now).collect();
+                println!("{}", serde_json::to_string_pretty(&held)?);
+                return Ok(());
+            }
             if status.locks.is_empty() {
                 println!("no locks held");
             }
@@ -790,8 +841,24 @@ pub fn render_status_table(
 }
 
 /// `switchyard schedules`: each schedule with its next runs (UTC and local).
-pub fn schedules(path: Option<PathBuf>, next: usize) -> anyhow::Result<()> {
+pub fn schedules(path: Option<PathBuf>, next: usize, json: bool) -> anyhow::Result<()> {
     let config = load_config(path)?;
+    if json {
+        let now = Utc::now();
+        let list: Vec<serde_json::Value> = config
+            .schedules
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "cron": s.cron_text, "timezone": s.timezone.name(),
+                    "agent": s.agent, "missed": format!("{:?}", s.missed).to_lowercase(),
+                    "kind": s.item.get("kind"), "next_runs": s.next_runs(now, next),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
     if config.schedules.is_empty() {
         println!("no [[schedules]] configured");
     }

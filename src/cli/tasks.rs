@@ -33,12 +33,14 @@ fn read_spec(
 
 pub fn policy(path: Option<PathBuf>, cmd: PolicyCommand) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let PolicyCommand::Check { file } = cmd;
+    let PolicyCommand::Check { file, json } = cmd;
     let (spec, _) = read_spec(&config, &file)?;
-    print!(
-        "{}",
-        crate::tasks::score(&spec, &config.policy, &config.skills).explain()
-    );
+    let report = crate::tasks::score(&spec, &config.policy, &config.skills);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.explain());
+    }
     Ok(())
 }
 

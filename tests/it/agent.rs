@@ -1258,3 +1258,48 @@ fn doctor_checks_tokens_channels_chats_and_the_workspace_against_the_platforms()
         assert!(String::from_utf8_lossy(&out.stdout).contains("tokens were not checked"));
     });
 }
+
+#[test]
+fn commands_that_print_data_print_json_on_request() {
+    common::multi_thread().block_on(async {
+        let fleet = Fleet::new(
+            &["manager"],
+            "[[schedules]]\nname = \"brief\"\ncron = \"0 7 * * 1-5\"\nagent = \"manager\"\nitem = { kind = \"event\", category = \"briefing\", title = \"b\" }\n",
+        )
+        .await;
+        let json = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+            let out = fleet.command().args(args).output().unwrap();
+            let v = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+            (out.status.code(), v)
+        };
+        let (code, v) = json(&["check-config", "--json"]);
+        assert_eq!((code, v["ok"].clone()), (Some(0), serde_json::json!(true)), "{v}");
+        assert_eq!(v["agents"], 1);
+        let (_, v) = json(&["schedules", "--json", "--next", "2"]);
+        assert_eq!(v[0]["name"], "brief");
+        assert_eq!(v[0]["next_runs"].as_array().unwrap().len(), 2, "{v}");
+        fleet.shell(&["lock", "acquire", "deploy", "--ttl", "5m", "--reason", "release"]);
+        let (_, v) = json(&["lock", "list", "--json"]);
+        assert_eq!(v["deploy"]["reason"], "release", "{v}");
+        let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/risky-task.json");
+        let out = fleet
+            .command()
+            .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"), "policy", "check", spec, "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((v["score"].clone(), v["needs_approval"].clone()), (serde_json::json!(100), serde_json::json!(true)), "{v}");
+        // A bad file: every problem as an object, exit 2.
+        let bad = fleet.dir.path().join("bad.toml");
+        std::fs::write(&bad, "[policy]\napproval_threshold = \"high\"\n").unwrap();
+        let out = fleet.command().args(["check-config", "--json", "--config"]).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], false);
+        assert!(
+            v["problems"].as_array().unwrap().iter().any(|p| p["key"] == "policy.approval_threshold"),
+            "{v}"
+        );
+    });
+}
