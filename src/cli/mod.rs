@@ -86,7 +86,7 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>, json: bool) -> a
     let mut notes = fleet_notes(&config)?;
     if agent.is_none() {
         notes.push(
-            "tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat".into(),
+            "tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat",
         );
     }
     let (channels, chats) = (
