@@ -8,13 +8,14 @@
 //! Rooms: [`turn`] (the data), [`context`] (what the responder reads),
 //! [`stream`] (typing, first text, paced edits, pages), [`guard`] (the
 //! bot-pair limit), [`service`] (the handler), [`ports`] (the two ports),
-//! [`stats`] (metrics), [`incoming`] (files people attach). No adapter is
-//! imported here.
+//! [`stats`] (metrics), [`incoming`] (files people attach), [`records`]
+//! (how turns are kept in the agent's database). No adapter is imported here.
 
 pub mod context;
 pub mod guard;
 pub mod incoming;
 pub mod ports;
+pub mod records;
 pub mod service;
 pub mod stats;
 pub mod stream;

@@ -28,8 +28,8 @@ use super::stats::ConversationStats;
 use super::stream::{self, Pace};
 use super::turn::{ConversationId, Place, Turn, TurnId, TurnRequest, TurnState, Usage};
 use crate::config::ConversationSettings;
+use crate::conversations::records::TurnEnd;
 use crate::store::Store;
-use crate::store::conversations::TurnEnd;
 
 /// What answers this agent's turns.
 #[derive(Clone)]

@@ -13,7 +13,6 @@
 //! get the project's own types.
 
 pub mod approvals;
-pub mod conversations;
 mod discord_state;
 mod files;
 mod held;

@@ -8,10 +8,10 @@ use chrono::Utc;
 use tracing::{info, warn};
 
 use super::{Answerer, Conversations, INTERRUPTED, estimate_tokens};
+use crate::conversations::records::TurnEnd;
 use crate::conversations::stream;
 use crate::conversations::turn::{Turn, TurnId, TurnState, Usage};
 use crate::files::Attached;
-use crate::store::conversations::TurnEnd;
 
 impl Conversations {
     /// At start: learn the threads, close turns a crash cut short, answer

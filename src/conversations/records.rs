@@ -1,4 +1,7 @@
-//! Conversations and turns (migration 0008): a turn is recorded before
+//! How conversations and turns are kept (migration 0008, tables `conversations`,
+//! `turns`, `turn_files`), as `Store` methods written beside the data they
+//! keep (the store module's own rule: sibling modules reach the pool through
+//! `Store::pool`), so that the store never imports this domain. A turn is recorded before
 //! anything is called, moves through its states with guarded updates (so it
 //! is answered at most once), and keeps what was shown so far, so that a
 //! turn cut short by a crash can be closed honestly at the next start.
@@ -7,11 +10,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use switchyard_routing::Platform;
 
-use super::{Store, from_millis, millis};
-use crate::conversations::turn::{
+use super::turn::{
     Author, ConversationId, Exchange, FileSource, IncomingFile, Place, Turn, TurnId, TurnRequest,
     TurnState, Usage,
 };
+use crate::store::{Store, from_millis, millis};
 
 type TurnRow = (
     String,
