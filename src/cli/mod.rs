@@ -83,12 +83,11 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>, json: bool) -> a
         }
         Err(e) => return Err(e),
     };
-    let mut notes = fleet_notes(&config)?;
-    if agent.is_none() {
-        notes.push(
-            "tokens were not checked: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat",
-        );
-    }
+    let notes = fleet_notes(&config)?;
+    // Not a note about the fleet: what this command leaves to others.
+    let not_checked = agent.is_none().then_some(
+        "the tokens: `check-config --agent NAME` checks that an agent's variables are set, `switchyard doctor` that the platforms accept them and reach every channel and chat",
+    );
     let (channels, chats) = (
         config.discord.as_ref().map_or(0, |d| d.channels.len()),
         config.telegram.as_ref().map_or(0, |t| t.chats.len()),
@@ -99,7 +98,7 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>, json: bool) -> a
             serde_json::to_string_pretty(&serde_json::json!({
                 "ok": true, "source": config.source_name, "agents": config.agents.len(),
                 "routes": config.routes.len(), "discord_channels": channels, "telegram_chats": chats,
-                "notes": notes,
+                "notes": notes, "not_checked": not_checked,
             }))?
         );
         return Ok(());
@@ -112,6 +111,9 @@ pub fn check_config(path: Option<PathBuf>, agent: Option<&str>, json: bool) -> a
     );
     for note in notes {
         println!("note: {note}");
+    }
+    if let Some(what) = not_checked {
+        println!("not checked: {what}");
     }
     Ok(())
 }
