@@ -20,13 +20,17 @@ fn main() {
         return;
     };
     println!("cargo:rustc-env=SWITCHYARD_COMMIT={commit}");
-    // A new commit moves HEAD's ref: build again to name it.
-    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
-        println!("cargo:rerun-if-changed={head}");
-    }
-    if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = git(&["rev-parse", "--git-path", &reference])
-    {
-        println!("cargo:rerun-if-changed={path}");
+    // A new commit moves HEAD's ref: build again to name it. Only files that
+    // exist are watched (a packed ref has none, and a missing file would make
+    // cargo run this script at every build).
+    let watch = |path: Option<String>| {
+        if let Some(p) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    };
+    watch(git(&["rev-parse", "--git-path", "HEAD"]));
+    watch(git(&["rev-parse", "--git-path", "packed-refs"]));
+    if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch(git(&["rev-parse", "--git-path", &reference]));
     }
 }
