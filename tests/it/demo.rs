@@ -141,3 +141,67 @@ fn interrupting_the_demo_stops_every_agent_it_started() {
     assert_eq!(exit.code(), None, "{exit}");
     all_gone(&pids);
 }
+
+/// README's "A first run against the sandbox" runs exactly as written: the
+/// block between its markers, in an empty directory with a copy of `config/`.
+#[test]
+fn the_readme_walkthrough_against_the_sandbox_runs_as_written() {
+    let _alone = crate::common::ModuleGate::enter();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- walkthrough:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- walkthrough:end -->").next())
+        .expect("README has the walkthrough block");
+    let script = block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.toml"),
+        dir.path().join("config/demo.toml"),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_switchyard"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Job control for `kill %1 %2`, errors stop the script; the sandbox and
+    // the agent are killed with the script's process group if anything fails.
+    let out = Command::new("bash")
+        .args(["-e", "-m", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("SWITCHYARD_CONFIG")
+        .env("SWITCHYARD_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the walkthrough");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the walkthrough failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    for expected in [
+        "switchyard.toml: ok",
+        "every check passed",
+        "telegram:operator  (rule critical-alerts): pending",
+        "discord:alerts  (rule alerts): pending",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} not in:\n{stdout}\n--- stderr\n{stderr}"
+        );
+    }
+}
