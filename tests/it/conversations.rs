@@ -789,3 +789,59 @@ fn a_reply_item_posts_its_files_after_its_text_and_a_path_outside_is_refused() {
         assert_eq!(done.messages.len(), 2, "{:?}", done.messages);
     });
 }
+
+/// README's metric table lists the conversation metrics an agent with a
+/// responder serves, and only those (the agent test holds the rest).
+#[test]
+fn the_conversation_metrics_in_readme_are_the_ones_served() {
+    common::multi_thread().block_on(async {
+        let fleet = conversing("").await;
+        let status_path = fleet.workspace().join("status.json");
+        let health = wait_for(Duration::from_secs(20), "the health address", || {
+            common::read_json(&status_path)["agents"]["manager"]["health"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .await;
+        let text = reqwest::get(format!("http://{health}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let served: std::collections::BTreeSet<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| {
+                let mut p = l.split_whitespace();
+                Some((p.next()?.to_owned(), p.next()?.to_owned()))
+            })
+            .filter(|(name, _)| name.starts_with("switchyard_conversations_"))
+            .collect();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let listed: std::collections::BTreeSet<(String, String)> = readme
+            .lines()
+            .filter(|l| l.contains("(agents with a responder)"))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once("` | ")?;
+                Some((name.to_owned(), rest.split(" |").next()?.trim().to_owned()))
+            })
+            .collect();
+        assert!(
+            !served.is_empty(),
+            "no conversation metrics served:\n{text}"
+        );
+        assert_eq!(listed, served);
+        // Labelled counters from zero: every way a turn ends, every responder error.
+        assert!(
+            text.contains("switchyard_conversations_turns_ended_total{state=\"refused\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchyard_conversations_responder_errors_total{kind=\"timed_out\"} 0"),
+            "{text}"
+        );
+    });
+}
