@@ -307,17 +307,15 @@ pub fn fit(platform: Platform, attached: &[Attached]) -> Vec<Attached> {
         }
         total += size;
         let mut file = file.clone();
+        // log.txt, log-2.txt, log-3.txt: the nth copy of a name, from the name itself.
+        let (stem, ext) = match file.name.rsplit_once('.') {
+            Some((stem, ext)) => (stem.to_string(), format!(".{ext}")),
+            None => (file.name.clone(), String::new()),
+        };
         let mut n = 1;
         while names.contains(&file.name) {
             n += 1;
-            file.name = match file.name.rsplit_once('.') {
-                Some((stem, ext)) if n == 2 => format!("{stem}-{n}.{ext}"),
-                Some((stem, ext)) => {
-                    let stem = stem.rsplit_once('-').map_or(stem, |(s, _)| s);
-                    format!("{stem}-{n}.{ext}")
-                }
-                None => format!("{}-{n}", file.name),
-            };
+            file.name = format!("{stem}-{n}{ext}");
         }
         names.push(file.name.clone());
         out.push(Attached::Read(file));

@@ -675,31 +675,9 @@ fn download_file(shared: &Shared, rest: &str) -> Response {
         return (reply.status, axum::Json(reply.body.unwrap_or_default())).into_response();
     }
     // Clients encode the path's `/` as %2F (teloxide pushes it as one segment); Telegram takes both.
-    let path = percent_decode(path);
+    let path = super::discord::percent_decode(path);
     let file = shared.lock().telegram.file_at(&path);
     super::files::file_response(file)
-}
-
-/// `%XX` escapes decoded (bytes that are not an escape kept as they are).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn handle(

@@ -581,12 +581,10 @@ pub fn reload(path: Option<PathBuf>, agent: &str, timeout: &str) -> anyhow::Resu
     // SIGHUP ends a process that does not handle it: only a live switchyard
     // agent with a fresh heartbeat is signalled, never a reused pid.
     let age = (Utc::now() - hb.last_beat).to_std().unwrap_or_default();
-    let ours = std::fs::read(format!("/proc/{}/cmdline", hb.pid))
-        .map(|c| {
-            String::from_utf8_lossy(&c).contains("switchyard")
-                && String::from_utf8_lossy(&c).contains(agent)
-        })
-        .unwrap_or(false);
+    let ours = std::fs::read(format!("/proc/{}/cmdline", hb.pid)).is_ok_and(|c| {
+        let c = String::from_utf8_lossy(&c);
+        c.contains("switchyard") && c.contains(agent)
+    });
     if age > config.fleet.stale_after || !ours {
         return Err(bad_input(format!(
             "{agent}'s heartbeat (pid {}, {}s old) is not a running agent on this host: start it, or check `switchyard status`",

@@ -145,7 +145,7 @@ pub(super) fn key_path(dotted: &str) -> String {
     out
 }
 
-/// Whether `tree` parses as a whole (the usual case: no misfit to look for).
+/// The layered configuration as a JSON tree, for [`misfits`] to walk.
 pub(super) fn tree_of(layered: config::Config) -> Option<Value> {
     Value::deserialize(layered).ok()
 }

@@ -307,17 +307,7 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
                     "no way to deliver to {dest}: this agent has no {} sink for that alias (check the token and the [{}] section of the configuration)",
                     dest.platform, dest.platform
                 );
-                ctx.store
-                    .mark_terminal(
-                        &head.id,
-                        DeliveryState::Failed,
-                        head.attempts,
-                        head.parts_sent,
-                        &why,
-                        Utc::now(),
-                    )
-                    .await?;
-                ctx.stats.on_failed(dest.platform);
+                fail(&ctx, &dest, &head, &why).await?;
                 tracing::warn!(destination = %dest, delivery = %head.id, "delivery failed: no sink");
             }
             continue;
@@ -369,17 +359,7 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
                     // Kept bytes that cannot be read back are not guessed at:
                     // the delivery fails with the reason, and nothing goes out.
                     let why = format!("{e:#}");
-                    ctx.store
-                        .mark_terminal(
-                            &head.id,
-                            DeliveryState::Failed,
-                            head.attempts,
-                            head.parts_sent,
-                            &why,
-                            Utc::now(),
-                        )
-                        .await?;
-                    ctx.stats.on_failed(dest.platform);
+                    fail(&ctx, &dest, &head, &why).await?;
                     tracing::error!(destination = %dest, delivery = %head.id, error = %why, "delivery failed: its files cannot be read back");
                     continue;
                 }
@@ -399,6 +379,27 @@ async fn lane(ctx: Arc<Ctx>, dest: Destination, mut shutdown: Shutdown) -> anyho
             Err(e) => on_error(&ctx, &dest, sink.as_ref(), &head, e, now).await?,
         }
     }
+}
+
+/// End a claimed row as failed with `why`, and count it.
+async fn fail(
+    ctx: &Ctx,
+    dest: &Destination,
+    head: &crate::store::DeliveryRow,
+    why: &str,
+) -> anyhow::Result<()> {
+    ctx.store
+        .mark_terminal(
+            &head.id,
+            DeliveryState::Failed,
+            head.attempts,
+            head.parts_sent,
+            why,
+            Utc::now(),
+        )
+        .await?;
+    ctx.stats.on_failed(dest.platform);
+    Ok(())
 }
 
 async fn on_error(

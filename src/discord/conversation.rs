@@ -33,6 +33,35 @@ impl DiscordChat {
     }
 }
 
+impl DiscordChat {
+    /// One post (text, and files if any), a 429 waited out and tried again.
+    async fn post_retrying(
+        &self,
+        channel: u64,
+        text: &str,
+        files: &[&FileData],
+        once: Option<&str>,
+    ) -> Result<String, PortError> {
+        let nonce = once.map(crate::delivery::sink::nonce_for);
+        for _ in 0..ATTEMPTS {
+            match self
+                .sink
+                .post_files_once(channel, text, files, nonce.clone())
+                .await
+            {
+                Ok(m) => return Ok(m.to_string()),
+                Err(e) => match e.kind {
+                    SendErrorKind::RateLimited { retry_after, .. } => {
+                        tokio::time::sleep(retry_after).await
+                    }
+                    _ => return Err(PortError(e.message)),
+                },
+            }
+        }
+        Err(PortError("Discord kept answering 429".into()))
+    }
+}
+
 fn id(place: &Place) -> Result<u64, PortError> {
     place
         .id
@@ -100,19 +129,7 @@ impl ChatPort for DiscordChat {
     ) -> BoxFuture<'a, Result<String, PortError>> {
         Box::pin(async move {
             let channel = id(place)?;
-            let nonce = once.map(crate::delivery::sink::nonce_for);
-            for _ in 0..ATTEMPTS {
-                match self.sink.post_text_once(channel, text, nonce.clone()).await {
-                    Ok(m) => return Ok(m.to_string()),
-                    Err(e) => match e.kind {
-                        SendErrorKind::RateLimited { retry_after, .. } => {
-                            tokio::time::sleep(retry_after).await
-                        }
-                        _ => return Err(PortError(e.message)),
-                    },
-                }
-            }
-            Err(PortError("Discord kept answering 429".into()))
+            self.post_retrying(channel, text, &[], once).await
         })
     }
 
@@ -169,25 +186,12 @@ impl ChatPort for DiscordChat {
     ) -> BoxFuture<'a, Result<Vec<String>, PortError>> {
         Box::pin(async move {
             let channel = id(place)?;
-            let nonce = once.map(crate::delivery::sink::nonce_for);
             let names: Vec<String> = files.iter().map(|f| format!("📎 {}", f.path)).collect();
             let refs: Vec<&FileData> = files.iter().collect();
-            for _ in 0..ATTEMPTS {
-                match self
-                    .sink
-                    .post_files_once(channel, &names.join("\n"), &refs, nonce.clone())
-                    .await
-                {
-                    Ok(m) => return Ok(vec![m.to_string()]),
-                    Err(e) => match e.kind {
-                        SendErrorKind::RateLimited { retry_after, .. } => {
-                            tokio::time::sleep(retry_after).await
-                        }
-                        _ => return Err(PortError(e.message)),
-                    },
-                }
-            }
-            Err(PortError("Discord kept answering 429 to the files".into()))
+            let id = self
+                .post_retrying(channel, &names.join("\n"), &refs, once)
+                .await?;
+            Ok(vec![id])
         })
     }
 

@@ -89,31 +89,7 @@ impl DiscordSink {
         text: &str,
         nonce: Option<String>,
     ) -> Result<u64, SendError> {
-        let channel = ChannelId::new(channel);
-        let mut message = CreateMessage::new()
-            .content(render::truncate(text, 2000))
-            .allowed_mentions(CreateAllowedMentions::new());
-        if let Some(n) = nonce {
-            message = message.nonce(Nonce::String(n)).enforce_nonce(true);
-        }
-        if !self.proxied {
-            return self
-                .http
-                .send_message(channel, Vec::new(), &message)
-                .await
-                .map(|m| m.id.get())
-                .map_err(classify_serenity);
-        }
-        let v = self
-            .proxied_post(
-                Route::ChannelMessages {
-                    channel_id: channel,
-                },
-                channel_lane(channel),
-                &message,
-            )
-            .await?;
-        Ok(id_of(&v))
+        self.post_files_once(channel, text, &[], nonce).await
     }
 
     /// Start a public thread from `message` in `channel`; returns the thread's id.
@@ -214,8 +190,8 @@ impl DiscordSink {
         Err(self.refused(&lane, status, retry_after_header, &text))
     }
 
-    /// Post `text` with `files` to a channel or thread (a conversation's
-    /// reply); with a `nonce`, a repeat returns the first post.
+    /// Post `text` with `files` (none: a plain JSON post) to a channel or
+    /// thread; with a `nonce`, a repeat returns the first post.
     pub async fn post_files_once(
         &self,
         channel: u64,
@@ -230,19 +206,35 @@ impl DiscordSink {
         if let Some(n) = nonce {
             message = message.nonce(Nonce::String(n)).enforce_nonce(true);
         }
-        if !self.proxied {
-            let message = message.add_files(files.iter().map(|f| attachment(f)));
-            return channel
-                .send_message(&*self.http, message)
-                .await
-                .map(|m| m.id.get())
-                .map_err(classify_serenity);
-        }
         let route = Route::ChannelMessages {
             channel_id: channel,
         };
-        let request = self.upload_request(route, &message, files)?;
-        let v = self.proxied_send(channel_lane(channel), request).await?;
-        Ok(id_of(&v))
+        match (self.proxied, files.is_empty()) {
+            (false, true) => self
+                .http
+                .send_message(channel, Vec::new(), &message)
+                .await
+                .map(|m| m.id.get())
+                .map_err(classify_serenity),
+            (false, false) => {
+                let message = message.add_files(files.iter().map(|f| attachment(f)));
+                channel
+                    .send_message(&*self.http, message)
+                    .await
+                    .map(|m| m.id.get())
+                    .map_err(classify_serenity)
+            }
+            (true, true) => Ok(id_of(
+                &self
+                    .proxied_post(route, channel_lane(channel), &message)
+                    .await?,
+            )),
+            (true, false) => {
+                let request = self.upload_request(route, &message, files)?;
+                Ok(id_of(
+                    &self.proxied_send(channel_lane(channel), request).await?,
+                ))
+            }
+        }
     }
 }
