@@ -475,7 +475,8 @@ impl SandboxHandle {
         format!("http://{}/openai/v1", self.shared.addr)
     }
 
-    /// GitHub's stand-in: its control API (move a PR through stages, outages, limits).
+    /// GitHub's stand-in: its control API (move a PR through stages, review
+    /// threads, PR body and files, a fake agent's push, outages, limits).
     pub fn github(&self) -> github::GithubSandbox {
         self.shared.github.clone()
     }
