@@ -7,9 +7,11 @@
 use std::time::{Duration, Instant};
 
 use switchyard::github::client::GithubClient;
+use switchyard::github::failures::Failure;
 use switchyard::github::monitor::{Monitor, MonitorOutput, MonitorSettings, PassReport};
 use switchyard::github::registry::{TaskRecord, TrackedTask};
-use switchyard::github::requirements::{Failure, PullSnapshot};
+use switchyard::github::requirements::PullSnapshot;
+use switchyard::github::workers::Delivery;
 use switchyard_sandbox::github::{GithubSandbox, Stage, router};
 
 const TASKS: usize = 100;
@@ -26,7 +28,7 @@ impl MonitorOutput for Quiet {
     async fn escalate(&self, _: &TrackedTask, _: &Failure) -> anyhow::Result<()> {
         Ok(())
     }
-    async fn retry(&self, _: &TrackedTask, _: &Failure) -> anyhow::Result<()> {
+    async fn retry(&self, _: &TrackedTask, _: &Failure, _: &Delivery) -> anyhow::Result<()> {
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn skill() -> SkillSettings {
     SkillSettings {
+        session: None,
         image: WORKER_IMAGE.into(),
         command: vec!["sh".into(), "-c".into()],
         network: false,
@@ -76,6 +77,7 @@ async fn main() {
             log_dir: logs.clone(),
             stdin: None,
             output_to: None,
+            target: None,
         };
         let t = Instant::now();
         let out = rt.run_step(run).await.expect("step");

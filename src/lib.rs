@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod demo;
 pub mod discord;
 pub mod error;
+pub mod execution;
 pub mod files;
 pub mod fleet;
 pub mod github;

@@ -41,6 +41,12 @@ fn end_quietly_on_a_closed_pipe() {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if let Command::SessionExec { env_file, command } = &args.command {
+        // Replaces this process: no runtime, no logging, nothing inherited.
+        let e = switchyard::execution::spawn::session_exec(env_file, command).unwrap_err();
+        eprintln!("error: {e:#}");
+        return ExitCode::from(1);
+    }
     // The demo and the one-shot commands print for a person: their logs stay quiet.
     let default_filter = match args.command {
         Command::Run { .. } | Command::Sandbox { .. } => {
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
             Command::Task(task) => cli::task(config, task).await,
             Command::Policy(policy) => cli::policy(config, policy),
             Command::Registry(registry) => cli::registry(config, registry).await,
+            Command::Spawn(spawn) => cli::spawn(config, spawn),
+            Command::SessionExec { .. } => unreachable!("handled before the runtime starts"),
             Command::Schedules { next, json } => cli::schedules(config, next, json),
             Command::Approval(cmd) => cli::approval(config, cmd),
             Command::Approvals { json, agent } => cli::approvals(config, json, agent).await,

@@ -26,9 +26,8 @@ use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use switchyard::github::registry::{self, TaskRecord, TrackedTask};
-use switchyard::github::requirements::{
-    Deadlines, PullState, RequiredChecks, Snapshot, classify, evaluate,
-};
+use switchyard::github::failures::{Deadlines, classify};
+use switchyard::github::requirements::{PullState, RequiredChecks, Snapshot, evaluate};
 
 /// `FUZZ_DEBUG=1`: say on stderr which body parsed (to check seeds).
 static DEBUG: std::sync::LazyLock<bool> =
@@ -176,7 +175,7 @@ fn github_pass(body: &[u8]) {
         None => RequiredChecks::All,
     };
     let snap = snapshot(pass);
-    let reqs = evaluate(&snap, &required);
+    let reqs = evaluate(&snap, &required, &[]);
     debug!("github pass parsed: {} missing", reqs.missing.len());
     for m in &reqs.missing {
         let _ = m.to_string();

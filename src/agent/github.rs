@@ -8,13 +8,13 @@
 //!   agent's routing (Telegram by the default routes), deduplicated by an
 //!   `event_id` derived from what they are about, so a restart that repeats a
 //!   pass does not repeat a ping;
-//! - retries: a `subagent_result` event (`github.retry`) dropped into the
-//!   agent's own inbox with the failure's context. Of the inbox's kinds, an
-//!   event is the one intake handles today (a `chat` item is refused as not
-//!   handled yet); the file is durable across a crash between the decision
-//!   and the hand-back, its `event_id` makes a repeat a duplicate, and it is
-//!   routed like any sub-agent result, so the hand-back is visible where the
-//!   task's results go.
+//! - retries: a `subagent_result` event (`github.retry`) with the failure's
+//!   context and how the correction reached the worker (typed into its tmux
+//!   session, written to an inbox, respawned, or why not). When the task
+//!   names no worker, the event is dropped into the agent's own inbox (the
+//!   file is durable across a crash between the decision and the hand-back);
+//!   otherwise it is routed at once, the correction itself having gone to
+//!   the worker. Its `event_id` makes a repeat a duplicate.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,9 +29,11 @@ use std::sync::Arc;
 use super::Shared;
 use super::events::handle_event;
 use crate::discord::pinned_status::{PinnedMessages, Upserted};
+use crate::github::failures::Failure;
 use crate::github::monitor::MonitorOutput;
 use crate::github::registry::TrackedTask;
-use crate::github::requirements::{Failure, PullSnapshot};
+use crate::github::requirements::PullSnapshot;
+use crate::github::workers::Delivery;
 
 /// The channel alias the status messages live in.
 pub const STATUS_CHANNEL: &str = "sub-agent-results";
@@ -241,11 +243,40 @@ impl<P: EventPort> MonitorOutput for AgentOutput<P> {
         .await
     }
 
-    async fn retry(&self, task: &TrackedTask, failure: &Failure) -> anyhow::Result<()> {
+    async fn retry(
+        &self,
+        task: &TrackedTask,
+        failure: &Failure,
+        delivery: &Delivery,
+    ) -> anyhow::Result<()> {
         let id = event_id("retry", task, &failure.fingerprint);
         let mut labels = labels(task);
         labels.insert("failure".into(), failure.class.to_string());
         labels.insert("attempt".into(), task.attempts().to_string());
+        let title = format!(
+            "Task {} back to work (attempt {} of {}): {}",
+            task.id(),
+            task.attempts() + 1,
+            task.max_attempts(),
+            failure.class
+        );
+        if *delivery != Delivery::AnnouncedOnly {
+            // The worker has it (or could not get it): the announcement says which.
+            labels.insert("delivery".into(), delivery_label(delivery).into());
+            return self
+                .emit(EventDraft {
+                    event_id: Some(id),
+                    event_type: Some("github.retry".into()),
+                    category: Some("subagent_result".into()),
+                    severity: Some("warning".into()),
+                    source: Some(self.source()),
+                    title: Some(title),
+                    body: Some(format!("{}\n{}", failure.context(), delivery.line())),
+                    labels,
+                    ..Default::default()
+                })
+                .await;
+        }
         let item = serde_json::json!({
             "kind": "event",
             "event_id": id,
@@ -253,11 +284,8 @@ impl<P: EventPort> MonitorOutput for AgentOutput<P> {
             "category": "subagent_result",
             "severity": "warning",
             "source": self.source(),
-            "title": format!(
-                "Task {} back to work (attempt {} of {}): {}",
-                task.id(), task.attempts() + 1, task.max_attempts(), failure.class
-            ),
-            "body": failure.context,
+            "title": title,
+            "body": format!("{}\n{}", failure.context(), delivery.line()),
             "labels": labels,
         });
         let workspace = self.workspace.clone();
@@ -275,6 +303,16 @@ impl<P: EventPort> MonitorOutput for AgentOutput<P> {
             )
         })?;
         Ok(())
+    }
+}
+
+fn delivery_label(d: &Delivery) -> &'static str {
+    match d {
+        Delivery::Typed { .. } => "typed",
+        Delivery::Dropped { .. } => "inbox",
+        Delivery::Respawned { .. } => "respawned",
+        Delivery::NotDelivered(_) => "not_delivered",
+        Delivery::AnnouncedOnly => "announced",
     }
 }
 

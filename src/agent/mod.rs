@@ -26,7 +26,9 @@ mod mutes;
 mod peers;
 mod reload;
 mod runner;
+mod sessions;
 mod tasks;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -425,6 +427,13 @@ impl Agent {
                 github::AgentEvents(shared.clone()),
             );
             let token = read_token(&Some(github.token_env.clone()));
+            let spawner = sessions::SessionRuntime::new(
+                &shared.config,
+                shared.agent.name.as_ref(),
+                shared.store.clone(),
+            )
+            .spawner();
+            let workers = Arc::new(workers::AgentWorkers::new(shared.clone(), spawner));
             tasks.spawn(
                 crate::github::runner::run(
                     shared.store.clone(),
@@ -432,6 +441,7 @@ impl Agent {
                     github,
                     token,
                     output,
+                    workers,
                     stop.clone(),
                 )
                 .in_current_span(),

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use super::sessions::{SessionRuntime, StepRuntime};
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::tasks as task_store;
@@ -49,7 +50,7 @@ pub enum Accepted {
 }
 
 pub struct TaskRunner {
-    pipeline: Option<Arc<Pipeline<DockerRuntime>>>,
+    pipeline: Option<Arc<Pipeline<StepRuntime>>>,
     /// Why tasks cannot run here, when they cannot (no Docker).
     unavailable: Option<String>,
     store: Store,
@@ -83,6 +84,10 @@ impl TaskRunner {
                         Ok(_) => {}
                         Err(e) => warn!(error = %e, "could not look for orphaned containers"),
                     }
+                    let runtime = StepRuntime {
+                        docker: runtime,
+                        sessions: SessionRuntime::new(config, agent, store.clone()),
+                    };
                     let pipeline = Pipeline::new(
                         runtime,
                         agent,

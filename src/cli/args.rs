@@ -105,6 +105,18 @@ pub enum Command {
     /// The GitHub task registry: an active-tasks.json list of pull requests to watch
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Spawn a coding session (a git worktree and a tmux session) from a session skill; a task like any other, through the policy gate
+    Spawn(SpawnArgs),
+    /// Run a command with only the variables of an env file (how spawned sessions start; not for people)
+    #[command(hide = true)]
+    SessionExec {
+        /// The file of NAME=VALUE lines (removed once read)
+        #[arg(long)]
+        env_file: PathBuf,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Approval requests: `approval request --summary S ...` prints the id
     #[command(subcommand)]
     Approval(ApprovalCommand),
@@ -345,6 +357,43 @@ pub enum RegistryCommand {
         /// Where to write it
         file: PathBuf,
     },
+    /// Give a task up: it is marked failed, and what a spawn made (tmux session, worktree, branch) is removed
+    Abandon {
+        /// The task's id in the registry, e.g. feat-custom-templates
+        id: String,
+        /// Why, for the record (its `note`)
+        #[arg(long, default_value = "abandoned by the operator")]
+        reason: String,
+    },
+}
+
+/// `switchyard spawn`.
+#[derive(Args, Debug)]
+pub struct SpawnArgs {
+    /// The session skill to run, a `[skills.NAME]` with kind = "session", e.g. codex
+    #[arg(long)]
+    pub skill: String,
+    /// The repository, owner/name, with a local clone under [sessions.repos], e.g. acme/app
+    #[arg(long)]
+    pub repo: String,
+    /// The new branch the session works on, e.g. feat/custom-templates
+    #[arg(long)]
+    pub branch: String,
+    /// The task id, which also names the tmux session and the worktree [default: from the branch, e.g. feat-custom-templates]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// One line: what the session is to do
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The declared risk: low, medium or high (the policy gate adds its own points)
+    #[arg(long, default_value = "medium")]
+    pub risk: String,
+    /// The agent that spawns and monitors it [default: the first agent]
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Arguments appended to the skill's command, after `--`, e.g. -- templates high
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 /// `switchyard approval request`.

@@ -149,6 +149,82 @@ async fn check_agent(config: &Config, agent: &AgentSettings, r: &mut Report) {
     }
 }
 
+/// Session skills: tmux answers, each skill's program exists, each
+/// configured clone is a git repository, the worktrees folder is writable.
+async fn check_sessions(config: &Config, r: &mut Report) {
+    let sessions: Vec<(&String, &crate::config::SkillSettings)> = config
+        .skills
+        .iter()
+        .filter(|(_, s)| s.session.is_some())
+        .collect();
+    if sessions.is_empty() {
+        return;
+    }
+    let tmux = std::process::Command::new("tmux").arg("-V").output();
+    r.say(
+        "tmux",
+        match tmux {
+            Ok(o) if o.status.success() => {
+                Verdict::Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+            }
+            _ => Verdict::Fail("not installed: session skills need it (apt install tmux)".into()),
+        },
+    );
+    for (name, skill) in sessions {
+        let program = skill.command.first().map(String::as_str).unwrap_or("");
+        let found = if program.contains('/') {
+            std::path::Path::new(program).is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        };
+        r.say(
+            &format!("session skill {name}"),
+            if found {
+                Verdict::Ok(format!("{program} exists"))
+            } else {
+                Verdict::Fail(format!(
+                    "{program} is not found: fix [skills.{name}] command"
+                ))
+            },
+        );
+    }
+    for (repo, clone) in &config.sessions.repos {
+        let git = std::process::Command::new("git")
+            .arg("-C")
+            .arg(clone)
+            .args(["rev-parse", "--git-dir"])
+            .output();
+        r.say(
+            &format!("clone of {repo}"),
+            match git {
+                Ok(o) if o.status.success() => {
+                    Verdict::Ok(format!("{} is a git repository", clone.display()))
+                }
+                _ => Verdict::Fail(format!(
+                    "{} is not a git repository: clone {repo} there or fix [sessions.repos]",
+                    clone.display()
+                )),
+            },
+        );
+    }
+    let wt = &config.sessions.worktrees;
+    let probe = wt.join(".switchyard-doctor-probe");
+    let writable = std::fs::create_dir_all(wt).is_ok() && std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    r.say(
+        "worktrees",
+        if writable {
+            Verdict::Ok(format!("{} is writable", wt.display()))
+        } else {
+            Verdict::Fail(format!(
+                "{} is not writable: fix [sessions] worktrees",
+                wt.display()
+            ))
+        },
+    );
+}
+
 async fn check_fleet(config: &Config, r: &mut Report) {
     if !config.skills.is_empty() {
         match crate::workers::DockerRuntime::connect(&config.docker, "doctor").await {
@@ -161,7 +237,12 @@ async fn check_fleet(config: &Config, r: &mut Report) {
             ),
             Ok(rt) => {
                 r.say("docker", Verdict::Ok(format!("the engine at {} answers", config.docker.host)));
-                let mut images: Vec<&str> = config.skills.values().map(|s| s.image.as_str()).collect();
+                let mut images: Vec<&str> = config
+                    .skills
+                    .values()
+                    .filter(|s| s.session.is_none())
+                    .map(|s| s.image.as_str())
+                    .collect();
                 images.sort_unstable();
                 images.dedup();
                 for image in images {
@@ -179,6 +260,7 @@ async fn check_fleet(config: &Config, r: &mut Report) {
             }
         }
     }
+    check_sessions(config, r).await;
     if let Some(g) = &config.github {
         let Some(token) = secret(&g.token_env) else {
             r.say(

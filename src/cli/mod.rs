@@ -12,7 +12,7 @@ mod tasks;
 pub use approvals::{approval, approvals, decide};
 pub use args::*;
 pub use doctor::doctor;
-pub use tasks::{policy, registry, task};
+pub use tasks::{policy, registry, spawn, task};
 
 use std::path::PathBuf;
 use std::time::Duration;

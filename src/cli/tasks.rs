@@ -1,12 +1,13 @@
-//! `switchyard task`, `policy` and `registry`: task specs from the shell, the
-//! policy gate's score, the GitHub task registry.
+//! `switchyard task`, `policy`, `registry` and `spawn`: task specs from the
+//! shell, the policy gate's score, the GitHub task registry, and coding
+//! sessions spawned as tasks.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::Utc;
 
-use super::args::{PolicyCommand, RegistryCommand, TaskCommand};
+use super::args::{PolicyCommand, RegistryCommand, SpawnArgs, TaskCommand};
 use super::{agent_names, load_config, shell_actor, target_agent};
 use crate::config::Config;
 use crate::error::bad_input;
@@ -194,6 +195,9 @@ pub async fn registry(path: Option<PathBuf>, cmd: RegistryCommand) -> anyhow::Re
                 println!("{}: tracking {} task(s)", agent.name, mine.len());
             }
         }
+        RegistryCommand::Abandon { id, reason } => {
+            abandon(&config, &id, &reason).await?;
+        }
         RegistryCommand::Export { file } => {
             let mut all = Vec::new();
             for agent in &config.agents {
@@ -212,4 +216,158 @@ pub async fn registry(path: Option<PathBuf>, cmd: RegistryCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// `switchyard spawn`: a task whose one step is the session skill, handed
+/// to the agent's inbox like `task submit`, so the policy gate and the
+/// approvals decide as for any task.
+pub fn spawn(path: Option<PathBuf>, args: SpawnArgs) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let agent = target_agent(&config, args.to.as_deref())?;
+    match config.skills.get(&args.skill) {
+        Some(s) if s.session.is_some() => {}
+        Some(_) => {
+            return Err(bad_input(format!(
+                "[skills.{}] is a container skill: spawn runs session skills (kind = \"session\")",
+                args.skill
+            )));
+        }
+        None => {
+            let sessions: Vec<&str> = config
+                .skills
+                .iter()
+                .filter(|(_, s)| s.session.is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            return Err(bad_input(format!(
+                "no skill {:?}; session skills: {}",
+                args.skill,
+                if sessions.is_empty() {
+                    "none (add one with kind = \"session\")".to_string()
+                } else {
+                    sessions.join(", ")
+                }
+            )));
+        }
+    }
+    if !config.sessions.repos.contains_key(&args.repo) {
+        return Err(bad_input(format!(
+            "repository {} has no local clone under [sessions.repos]; add \"{}\" = \"/path/to/clone\"",
+            args.repo, args.repo
+        )));
+    }
+    let id = args.id.clone().unwrap_or_else(|| {
+        args.branch
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    });
+    let value = serde_json::json!({
+        "kind": "task",
+        "id": id,
+        "title": args.title.clone().unwrap_or_else(|| format!("Coding session on {}", args.branch)),
+        "risk": args.risk,
+        "repo": args.repo,
+        "branch": args.branch,
+        "skills": [args.skill],
+        "steps": [{"skill": args.skill, "args": args.args}],
+    });
+    let bytes = serde_json::to_vec(&value)?;
+    let spec =
+        crate::tasks::TaskSpec::parse_checked(&bytes, config.skills.keys().map(String::as_str))
+            .map_err(|e| {
+                bad_input(format!(
+                    "the spawn is not a valid task:\n  - {}",
+                    e.problems.join("\n  - ")
+                ))
+            })?;
+    let report = crate::tasks::score(&spec, &config.policy, &config.skills);
+    let dropped = crate::coord::queue::hand_in(&config.fleet, agent, spec.id.as_str(), &value)
+        .with_context(|| format!("handing the spawn to {agent}"))?;
+    println!(
+        "{} → {} (risk {}{})",
+        spec.id,
+        dropped,
+        report.score,
+        if report.needs_approval {
+            ", needs a human approval"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Marks a tracked task failed and removes what its spawn made.
+async fn abandon(config: &Config, id: &str, reason: &str) -> anyhow::Result<()> {
+    use crate::github::{registry::TaskStatus, store as gh_store};
+    for agent in &config.agents {
+        let store =
+            crate::store::Store::open_agent(&config.database_url(&agent.name), &agent.name).await?;
+        let Some(mut task) = gh_store::list_tasks(store.pool(), Some(&agent.name))
+            .await?
+            .into_iter()
+            .find(|t| t.id() == id)
+        else {
+            continue;
+        };
+        task.record.status = TaskStatus::Failed;
+        task.record.note = Some(reason.to_string());
+        task.record.completed_at = Some(Utc::now().timestamp_millis());
+        gh_store::upsert_tasks(
+            store.pool(),
+            std::slice::from_ref(&task),
+            Utc::now().timestamp_millis(),
+        )
+        .await?;
+        println!(
+            "{id}: marked failed ({reason}) in {}'s registry",
+            agent.name
+        );
+        if let Some(template) = &task.record.worker.spawn_template
+            && let Some(skill) = config.skills.get(template)
+        {
+            let mut plan = crate::execution::spawn::plan(
+                id,
+                Some(&task.record.repo),
+                Some(&task.record.branch),
+                skill,
+                &[],
+                &config.sessions,
+            )
+            .map_err(|e| bad_input(e.to_string()))?;
+            if let Some(s) = &task.record.worker.tmux_session {
+                plan.session = s.clone();
+            }
+            if let Some(w) = &task.record.worker.worktree {
+                let w = PathBuf::from(w);
+                plan.worktree = if w.is_absolute() {
+                    w
+                } else {
+                    config.sessions.worktrees.join(w)
+                };
+            }
+            let spawner = crate::execution::spawn::Spawner {
+                tmux: Default::default(),
+                exe: std::env::current_exe().unwrap_or_else(|_| "switchyard".into()),
+                scratch: config.agent_dir(&agent.name),
+            };
+            let removed = spawner.cleanup(&plan).await;
+            if removed.is_empty() {
+                println!("nothing left to remove");
+            } else {
+                println!("removed: {}", removed.join(", "));
+            }
+        }
+        return Ok(());
+    }
+    Err(bad_input(format!(
+        "no tracked task {id:?} (see `switchyard registry export -`)"
+    )))
 }

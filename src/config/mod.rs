@@ -33,6 +33,7 @@ mod raw;
 mod responders;
 mod routes;
 pub(crate) mod schedules;
+mod sessions;
 mod shape;
 mod skills;
 mod telegram;
@@ -55,7 +56,8 @@ pub use raw::{
 pub use responders::{ConversationSettings, OpenAiSettings, ResponderKind, ResponderSettings};
 pub use routes::RoutingSettings;
 pub use schedules::{Missed, RawSchedule, Schedule, parse_cron};
-pub use skills::SkillSettings;
+pub use sessions::SessionsSettings;
+pub use skills::{SHELLS, SessionSkill, SkillSettings};
 pub use telegram::{TelegramSettings, TelegramWebhook};
 pub use validator::parse_duration;
 
@@ -112,6 +114,7 @@ pub struct Config {
     pub responders: BTreeMap<String, ResponderSettings>,
     pub conversations: ConversationSettings,
     pub files: FilesSettings,
+    pub sessions: SessionsSettings,
 }
 
 // ---------------------------------------------------------------------------
@@ -424,21 +427,31 @@ impl Config {
         let policy = policy::policy(&mut v, raw.policy);
         let approvals = policy::approvals(&mut v, &raw.approvals, telegram.as_ref(), dests);
         let schedules = schedules::schedules(&mut v, raw.schedules, &agent_names);
-        let skills = skills::skills(
-            &mut v,
-            raw.skills,
-            &[
-                (fleet.secret_env.as_str(), "the fleet secret"),
-                (
-                    approvals.signing_key_env.as_str(),
-                    "the approvals' signing key",
-                ),
-            ],
-        );
+        // Secrets only agent processes hold: no worker or session gets them.
+        let mut agent_only: Vec<(&str, &str)> = vec![
+            (fleet.secret_env.as_str(), "the fleet secret"),
+            (
+                approvals.signing_key_env.as_str(),
+                "the approvals' signing key",
+            ),
+        ];
+        if let Some(g) = &github {
+            agent_only.push((g.token_env.as_str(), "the GitHub monitor's token"));
+        }
+        for a in &agents {
+            for env in [&a.discord_token_env, &a.telegram_token_env]
+                .into_iter()
+                .flatten()
+            {
+                agent_only.push((env.as_str(), "a bot token"));
+            }
+        }
+        let skills = skills::skills(&mut v, raw.skills, &agent_only);
         let skill_names: Vec<String> = skills.keys().cloned().collect();
         let responders = responders::responders(&mut v, raw.responders, &skill_names);
         let conversations = responders::conversations(&mut v, raw.conversations);
         let files = files::files(&mut v, raw.files);
+        let sessions = sessions::sessions(&mut v, raw.sessions, base_dir, &fleet.workspace);
         for (i, a) in agents.iter().enumerate() {
             if let Some(r) = &a.responder
                 && !responders.contains_key(r)
@@ -469,6 +482,7 @@ impl Config {
                 responders,
                 conversations,
                 files,
+                sessions,
             })
         } else {
             Err(ConfigError {

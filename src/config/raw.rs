@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub conversations: RawConversations,
     #[serde(default)]
     pub files: super::files::RawFiles,
+    #[serde(default)]
+    pub sessions: super::sessions::RawSessions,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +101,9 @@ pub struct RawGithub {
     pub api_base: Option<String>,
     pub token_env: Option<String>,
     pub interval: Option<String>,
+    pub critical_markers: Option<Vec<String>>,
+    pub threads_interval: Option<String>,
+    pub ui_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +160,10 @@ pub struct RawApprovals {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawSkill {
+    /// `container` (the default) or `session`: a tmux session on the host.
+    pub kind: Option<String>,
+    /// For a session skill: the program its pane runs while the agent works.
+    pub agent_command: Option<String>,
     pub image: Option<String>,
     #[serde(default)]
     pub command: Vec<String>,

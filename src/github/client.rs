@@ -84,6 +84,7 @@ pub struct GithubClient {
     rate: Mutex<Option<RateLimitInfo>>,
     requests: AtomicU64,
     not_modified: AtomicU64,
+    authenticated: bool,
 }
 
 impl std::fmt::Debug for GithubClient {
@@ -118,7 +119,13 @@ impl GithubClient {
             rate: Mutex::new(None),
             requests: AtomicU64::new(0),
             not_modified: AtomicU64::new(0),
+            authenticated: token.is_some(),
         })
+    }
+
+    /// Built with a token: GraphQL (review threads) answers only then.
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     pub fn stats(&self) -> RequestStats {
@@ -233,41 +240,37 @@ impl GithubClient {
             }
             return Ok(body);
         }
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        let retry_after = header_u64(&h, "retry-after").map(Duration::from_secs);
-        let exhausted = header_u64(&h, "x-ratelimit-remaining") == Some(0);
-        let reset =
-            header_u64(&h, "x-ratelimit-reset").and_then(|r| DateTime::from_timestamp(r as i64, 0));
-        let secondary_words = message.to_ascii_lowercase().contains("rate limit");
-        match status.as_u16() {
-            429 => Err(FetchError::RateLimited {
-                path: path.into(),
-                status: 429,
-                retry_after,
-                reset: exhausted.then_some(reset).flatten(),
-            }),
-            403 if retry_after.is_some() || exhausted || secondary_words => {
-                Err(FetchError::RateLimited {
-                    path: path.into(),
-                    status: 403,
-                    retry_after,
-                    reset: exhausted.then_some(reset).flatten(),
-                })
-            }
-            404 => Err(FetchError::NotFound { path: path.into() }),
-            s if s >= 500 => Err(unreachable(format!("{status}: {message}"))),
-            s => Err(FetchError::Http {
-                path: path.into(),
-                status: s,
-                message,
-            }),
+        Err(failure(path, status, &h, &body))
+    }
+
+    /// A GraphQL query (`POST /graphql`): never conditional, so every call
+    /// costs points of GraphQL's own budget. Returns the body of a 200.
+    pub(super) async fn post_graphql(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<String, FetchError> {
+        let path = "/graphql";
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let unreachable = |message: String| FetchError::Unreachable {
+            path: path.to_string(),
+            message,
+        };
+        let response = self
+            .octo
+            ._post(path, Some(payload))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let h = response.headers().clone();
+        let body = self
+            .octo
+            .body_to_string(response)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(failure(path, status, &h, &body))
         }
     }
 
@@ -281,8 +284,13 @@ impl GithubClient {
 
     /// Reads everything the definition of done needs for one task: the PR
     /// (found by branch until its number is known), and for an open PR the
-    /// comparison with its base, check runs, combined status and reviews.
-    pub async fn snapshot(&self, task: &TrackedTask) -> Result<Snapshot, FetchError> {
+    /// comparison with its base, check runs, combined status and reviews,
+    /// and the changed files when there are `ui_paths` to check them against.
+    pub async fn snapshot(
+        &self,
+        task: &TrackedTask,
+        ui_paths: &[String],
+    ) -> Result<Snapshot, FetchError> {
         let repo = format!("/repos/{}/{}", task.repo.owner, task.repo.name);
         let number = match task.record.pr {
             Some(n) => Some(n),
@@ -331,8 +339,30 @@ impl GithubClient {
         let reviews: Vec<ReviewJson> = self
             .get_json(&format!("{repo}/pulls/{number}/reviews?per_page=100"))
             .await?;
+        let mut snapshot = snapshot_of(pr, compare, runs, status, reviews);
+        if !ui_paths.is_empty() {
+            snapshot.files = Some(self.changed_files(&repo, number).await?);
+        }
+        Ok(snapshot)
+    }
 
-        Ok(snapshot_of(pr, compare, runs, status, reviews))
+    /// The paths a PR changes (`pulls/list-files`, 100 a page, GitHub lists
+    /// at most 3000).
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<String>, FetchError> {
+        let mut files = Vec::new();
+        for page in 1..=30 {
+            let batch: Vec<FileJson> = self
+                .get_json(&format!(
+                    "{repo}/pulls/{number}/files?per_page=100&page={page}"
+                ))
+                .await?;
+            let last = batch.len() < 100;
+            files.extend(batch.into_iter().map(|f| f.filename));
+            if last {
+                break;
+            }
+        }
+        Ok(files)
     }
 }
 
@@ -403,8 +433,47 @@ pub fn snapshot_of(
         }),
         checks,
         reviews,
-        // Thread resolution is only in GraphQL (not conditional, costs points): not read.
+        // Threads come from GraphQL (`threads.rs`), on their own budget.
         critical_threads: None,
+        files: None,
+    }
+}
+
+/// What a non-success answer means to the monitor: rate limited (primary
+/// or secondary), not found, GitHub down (5xx), or another HTTP error.
+fn failure(path: &str, status: StatusCode, h: &HeaderMap, body: &str) -> FetchError {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    let retry_after = header_u64(h, "retry-after").map(Duration::from_secs);
+    let exhausted = header_u64(h, "x-ratelimit-remaining") == Some(0);
+    let reset =
+        header_u64(h, "x-ratelimit-reset").and_then(|r| DateTime::from_timestamp(r as i64, 0));
+    let secondary_words = message.to_ascii_lowercase().contains("rate limit");
+    match status.as_u16() {
+        s @ (429 | 403) if s == 429 || retry_after.is_some() || exhausted || secondary_words => {
+            FetchError::RateLimited {
+                path: path.into(),
+                status: s,
+                retry_after,
+                reset: exhausted.then_some(reset).flatten(),
+            }
+        }
+        404 => FetchError::NotFound { path: path.into() },
+        s if s >= 500 => FetchError::Unreachable {
+            path: path.to_string(),
+            message: format!("{status}: {message}"),
+        },
+        s => FetchError::Http {
+            path: path.into(),
+            status: s,
+            message,
+        },
     }
 }
 
@@ -436,6 +505,14 @@ pub struct PullJson {
     updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     html_url: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// One entry of `pulls/list-files`.
+#[derive(Deserialize)]
+pub struct FileJson {
+    filename: String,
 }
 
 impl PullJson {
@@ -456,6 +533,7 @@ impl PullJson {
             draft: self.draft.unwrap_or(false),
             updated_at: self.updated_at,
             html_url: self.html_url,
+            body: self.body,
         }
     }
 }

@@ -20,11 +20,14 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::client::{FetchError, GithubClient};
+use super::failures::{Deadlines, Failure, FailureClass, classify, session_dead};
 use super::registry::{Checks, TaskStatus, TrackedTask};
 use super::requirements::{
-    Deadlines, Failure, Mergeability, PullSnapshot, PullState, RequiredChecks, Requirement,
-    Requirements, Snapshot, classify, evaluate,
+    Mergeability, PullSnapshot, PullState, RequiredChecks, Requirement, Requirements, Snapshot,
+    evaluate,
 };
+use super::threads::critical_count;
+use super::workers::{Delivery, Liveness, NoWorkers, WorkerPort};
 
 /// Where the monitor's findings go. One status message per task, edited in
 /// place; everything else is a separate message.
@@ -48,11 +51,13 @@ pub trait MonitorOutput: Send + Sync {
         task: &TrackedTask,
         failure: &Failure,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Hand the task back to its agent with `failure.context`, only.
+    /// The task goes back to work with `failure`'s context, only: announce
+    /// it, saying how the correction reached the worker (`delivery`).
     fn retry(
         &self,
         task: &TrackedTask,
         failure: &Failure,
+        delivery: &Delivery,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
@@ -87,6 +92,14 @@ pub struct MonitorSettings {
     pub min_backoff: Duration,
     /// How soon to look again when GitHub was still computing mergeability.
     pub mergeable_recheck: Duration,
+    /// What makes a review thread critical; empty: threads are not read.
+    pub critical_markers: Vec<String>,
+    /// How often threads of a PR that did not move are read again.
+    pub threads_interval: Duration,
+    /// For tasks whose record has no `uiPaths`.
+    pub ui_paths: Vec<String>,
+    /// Stop reading threads when GraphQL's budget has this few points left.
+    pub graphql_reserve: u64,
 }
 
 impl Default for MonitorSettings {
@@ -99,6 +112,10 @@ impl Default for MonitorSettings {
             rate_limit_reserve: 20,
             min_backoff: Duration::from_secs(30),
             mergeable_recheck: Duration::from_secs(30),
+            critical_markers: Vec::new(),
+            threads_interval: Duration::from_secs(1800),
+            ui_paths: Vec::new(),
+            graphql_reserve: 50,
         }
     }
 }
@@ -107,9 +124,22 @@ impl MonitorSettings {
     pub fn from_config(g: &crate::config::GithubSettings) -> Self {
         MonitorSettings {
             interval: g.interval,
+            critical_markers: g.critical_markers.clone(),
+            threads_interval: g.threads_interval,
+            ui_paths: g.ui_paths.clone(),
             ..Self::default()
         }
     }
+}
+
+/// The review threads as last read for a task, so they are read again only
+/// when the PR moved or `threads_interval` passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadsSeen {
+    pub critical: u32,
+    pub head: String,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub read_at: DateTime<Utc>,
 }
 
 /// What the monitor remembers about a task between passes (persisted by
@@ -127,6 +157,11 @@ pub struct TaskState {
     pub escalated: Option<String>,
     /// The PR was merged or the task finished: no more requests.
     pub finished: bool,
+    #[serde(default)]
+    pub threads: Option<ThreadsSeen>,
+    /// What a spawn made was removed (the PR was merged).
+    #[serde(default)]
+    pub cleaned: bool,
 }
 
 /// How a pass ended.
@@ -166,6 +201,12 @@ pub struct Monitor<O> {
     paused_until: Option<DateTime<Utc>>,
     unreachable_streak: u32,
     computing: bool,
+    workers: Arc<dyn WorkerPort>,
+    /// GraphQL's own budget ran low: no thread reads until then.
+    threads_paused_until: Option<DateTime<Utc>>,
+    /// When reading a task's threads last failed: tried again only after
+    /// `threads_interval`, not every pass.
+    threads_failed: HashMap<String, DateTime<Utc>>,
 }
 
 impl<O: MonitorOutput> Monitor<O> {
@@ -180,11 +221,20 @@ impl<O: MonitorOutput> Monitor<O> {
             paused_until: None,
             unreachable_streak: 0,
             computing: false,
+            workers: Arc::new(NoWorkers),
+            threads_paused_until: None,
+            threads_failed: HashMap::new(),
         }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Check and correct the tasks' workers through `workers`.
+    pub fn with_workers(mut self, workers: Arc<dyn WorkerPort>) -> Self {
+        self.workers = workers;
         self
     }
 
@@ -261,11 +311,17 @@ impl<O: MonitorOutput> Monitor<O> {
                     format!("{} requests left in the rate-limit window", rl.remaining),
                 );
             }
-            match self.client.snapshot(&self.tasks[i]).await {
-                Ok(snapshot) => {
+            let ui_paths = self.tasks[i]
+                .record
+                .ui_paths
+                .clone()
+                .unwrap_or_else(|| self.settings.ui_paths.clone());
+            match self.client.snapshot(&self.tasks[i], &ui_paths).await {
+                Ok(mut snapshot) => {
                     self.unreachable_streak = 0;
                     *checked += 1;
-                    self.apply(i, snapshot, now).await;
+                    self.read_threads(i, &mut snapshot, now).await;
+                    self.apply(i, snapshot, now, &ui_paths).await;
                 }
                 Err(FetchError::RateLimited {
                     path,
@@ -294,13 +350,82 @@ impl<O: MonitorOutput> Monitor<O> {
         PassOutcome::Completed
     }
 
+    /// Fills in the critical review threads of an open PR: read through
+    /// GraphQL when the PR moved, when `threads_interval` passed, or never
+    /// read; otherwise as last read. Trouble reading them leaves the last
+    /// count (or none) and never stops the pass.
+    async fn read_threads(&mut self, i: usize, snapshot: &mut Snapshot, now: DateTime<Utc>) {
+        // GraphQL answers only an authenticated client (the runner says so at start).
+        if self.settings.critical_markers.is_empty() || !self.client.authenticated() {
+            return;
+        }
+        let Some(pr) = snapshot.pr.as_ref().filter(|p| p.state == PullState::Open) else {
+            return;
+        };
+        let task = &self.tasks[i];
+        let state = self.states.entry(task.id().to_string()).or_default();
+        let stale = match &state.threads {
+            None => true,
+            Some(seen) => {
+                seen.head != pr.head_sha
+                    || seen.updated_at != pr.updated_at
+                    || (now - seen.read_at).to_std().unwrap_or_default()
+                        >= self.settings.threads_interval
+            }
+        };
+        let interval = self.settings.threads_interval;
+        let paused = self.threads_paused_until.is_some_and(|until| now < until)
+            || self
+                .threads_failed
+                .get(task.id())
+                .is_some_and(|at| (now - *at).to_std().unwrap_or_default() < interval);
+        if stale && !paused {
+            match self.client.review_threads(&task.repo, pr.number).await {
+                Ok((threads, budget)) => {
+                    self.threads_failed.remove(task.id());
+                    let critical = critical_count(&threads, &self.settings.critical_markers);
+                    debug!(task = %task.id(), threads = threads.len(), critical, "review threads read");
+                    state.threads = Some(ThreadsSeen {
+                        critical,
+                        head: pr.head_sha.clone(),
+                        updated_at: pr.updated_at,
+                        read_at: now,
+                    });
+                    if let Some(b) = budget
+                        && b.remaining <= self.settings.graphql_reserve
+                    {
+                        let until = b.reset.unwrap_or(now + Duration::from_secs(3600));
+                        warn!(remaining = b.remaining, %until, "GraphQL budget low: review threads are not read again until it resets");
+                        self.threads_paused_until = Some(until);
+                    }
+                }
+                Err(FetchError::RateLimited { reset, .. }) => {
+                    let until = reset.unwrap_or(now + Duration::from_secs(600));
+                    warn!(%until, "GraphQL rate limited: review threads keep their last count");
+                    self.threads_paused_until = Some(until);
+                }
+                Err(e) => {
+                    self.threads_failed.insert(task.id().to_string(), now);
+                    warn!(task = %task.id(), error = %e, retry_in = ?interval, "cannot read the review threads; keeping their last count")
+                }
+            }
+        }
+        snapshot.critical_threads = state.threads.as_ref().map(|t| t.critical);
+    }
+
     fn pause(&mut self, until: DateTime<Utc>, reason: String) -> PassOutcome {
         warn!(%until, %reason, "GitHub rate limit: pausing the monitor");
         self.paused_until = Some(until);
         PassOutcome::Paused { until, reason }
     }
 
-    async fn apply(&mut self, i: usize, snapshot: Snapshot, now: DateTime<Utc>) {
+    async fn apply(
+        &mut self,
+        i: usize,
+        snapshot: Snapshot,
+        now: DateTime<Utc>,
+        ui_paths: &[String],
+    ) {
         let settings = &self.settings;
         let task = &mut self.tasks[i];
         let state = self.states.entry(task.id().to_string()).or_default();
@@ -313,7 +438,16 @@ impl<O: MonitorOutput> Monitor<O> {
                     .get_or_insert(now.timestamp_millis());
                 task.record.note = Some(format!("PR #{} merged.", pr.number));
                 state.finished = true;
-                let text = format!("{}: PR #{} merged. Done.", task.id(), pr.number);
+                let mut text = format!("{}: PR #{} merged. Done.", task.id(), pr.number);
+                if task.record.worker.spawn_template.is_some() && !state.cleaned {
+                    // Seed 001: the human merges, and that triggers the cleanup.
+                    let removed = self.workers.cleanup(task).await;
+                    info!(task = %task.id(), removed = ?removed, "spawned session cleaned up");
+                    if !removed.is_empty() {
+                        text.push_str(&format!(" Removed: {}.", removed.join(", ")));
+                    }
+                    state.cleaned = true;
+                }
                 if self.output.upsert_status(task, &text).await.is_ok() {
                     state.status_text = Some(text);
                 }
@@ -329,46 +463,76 @@ impl<O: MonitorOutput> Monitor<O> {
             Some(names) => RequiredChecks::Named(names.clone()),
             None => settings.required_checks.clone(),
         };
-        let reqs = evaluate(&snapshot, &required);
+        let reqs = evaluate(&snapshot, &required, ui_paths);
         if reqs
             .missing
             .contains(&Requirement::Mergeable(Mergeability::Computing))
         {
             self.computing = true;
         }
-        let failure = classify(task, &snapshot, &reqs, &settings.deadlines, now);
+        let mut failure = classify(task, &snapshot, &reqs, &settings.deadlines, now);
+        // A worker that is gone fixes nothing: that comes first.
+        if !reqs.ready && state.escalated.is_none() {
+            match self.workers.liveness(task).await {
+                Liveness::Alive => {}
+                Liveness::Dead(why) => {
+                    let respawnable = task.record.worker.spawn_template.is_some();
+                    failure = Some(session_dead(task, &why, respawnable));
+                }
+                Liveness::Unknown(why) => debug!(task = %task.id(), %why, "worker not checked"),
+            }
+        }
 
         if let Some(f) = &failure
             && state.escalated.is_none()
             && state.last_failure.as_deref() != Some(&f.fingerprint)
         {
             let next = task.attempts() + 1;
-            if next < task.max_attempts() {
-                let mut handed = task.clone();
-                handed.record.attempts = Some(next);
-                match self.output.retry(&handed, f).await {
+            let mut f = f.clone();
+            let mut handed = task.clone();
+            handed.record.attempts = Some(next);
+            // How the correction reaches the worker; `None`: it cannot, escalate.
+            let delivery = if next >= task.max_attempts() {
+                None
+            } else if f.class == FailureClass::SessionDead {
+                match self.workers.respawn(&handed).await {
+                    Some(Ok(())) => Some(Delivery::Respawned {
+                        session: task.record.worker.tmux_session.clone().unwrap_or_default(),
+                    }),
+                    Some(Err(e)) => {
+                        f.blocker = format!("{}; respawning failed: {e:#}", f.blocker);
+                        None
+                    }
+                    None => None,
+                }
+            } else {
+                Some(self.workers.deliver(&handed, &f).await)
+            };
+            match delivery {
+                Some(delivery) => match self.output.retry(&handed, &f, &delivery).await {
                     Ok(()) => {
-                        info!(task = %task.id(), class = %f.class, attempt = next, "handed back to the agent");
+                        info!(task = %task.id(), class = %f.class, attempt = next, delivery = ?delivery, "handed back to the agent");
                         *task = handed;
                         state.last_failure = Some(f.fingerprint.clone());
                     }
                     Err(e) => {
                         warn!(task = %task.id(), error = %e, "could not hand the task back; trying next pass")
                     }
-                }
-            } else {
-                let mut escalated = task.clone();
-                escalated.record.status = TaskStatus::Escalated;
-                escalated.record.note = Some(f.blocker.clone());
-                match self.output.escalate(&escalated, f).await {
-                    Ok(()) => {
-                        warn!(task = %task.id(), class = %f.class, blocker = %f.blocker, "attempts spent; escalated");
-                        *task = escalated;
-                        state.last_failure = Some(f.fingerprint.clone());
-                        state.escalated = Some(f.blocker.clone());
-                    }
-                    Err(e) => {
-                        warn!(task = %task.id(), error = %e, "could not escalate; trying next pass")
+                },
+                None => {
+                    let mut escalated = task.clone();
+                    escalated.record.status = TaskStatus::Escalated;
+                    escalated.record.note = Some(f.blocker.clone());
+                    match self.output.escalate(&escalated, &f).await {
+                        Ok(()) => {
+                            warn!(task = %task.id(), class = %f.class, blocker = %f.blocker, "escalated");
+                            *task = escalated;
+                            state.last_failure = Some(f.fingerprint.clone());
+                            state.escalated = Some(f.blocker.clone());
+                        }
+                        Err(e) => {
+                            warn!(task = %task.id(), error = %e, "could not escalate; trying next pass")
+                        }
                     }
                 }
             }

@@ -3,8 +3,13 @@
 //! A task names an agent, a repository and a branch; the monitor watches the
 //! branch's pull request until it is ready for the human merge. The file's
 //! field names are the seed's camelCase ones, and fields switchyard does not
-//! know (`tmuxSession`, `worktree`, ...) are kept verbatim, so that
+//! know (review gates of other tools, ...) are kept verbatim, so that
 //! `import` then `export` gives back the same JSON.
+//!
+//! How the task's worker is reached ([`WorkerFields`]: the seed's
+//! `tmuxSession` and `worktree`, plus `agentCommand`, `workerTask`,
+//! `inboxAgent` and `spawnTemplate` in the same style) is typed, because the
+//! monitor checks that worker's liveness and types corrections into it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -106,9 +111,58 @@ pub struct TaskRecord {
     /// Check names that must be green; every reported check when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_checks: Option<Vec<String>>,
+    /// Paths (a prefix such as `web/`, or `*.css`) whose change needs a
+    /// screenshot in the PR description; `[github] ui_paths` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_paths: Option<Vec<String>>,
+    /// How the task's worker is reached (flattened: its fields sit beside
+    /// the others, as the seed writes `tmuxSession`).
+    #[serde(flatten)]
+    pub worker: WorkerFields,
     /// Fields of other tools, kept as they were.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How a task's worker is reached: at most one of a tmux session on the
+/// agent's host, a switchyard task in a container, or an inbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerFields {
+    /// The tmux session the coding agent runs in (seed 001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmux_session: Option<String>,
+    /// The worktree folder (seed 001): a name under `[sessions] worktrees`,
+    /// or an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    /// The program the session's pane runs while the agent works (its
+    /// process name, e.g. `node` or `codex`): corrections are typed only
+    /// while the pane runs it, never into a shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_command: Option<String>,
+    /// A switchyard task (its id) running in a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_task: Option<String>,
+    /// Another agent or program, reached through this agent's inbox and
+    /// alive while its heartbeat is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_agent: Option<String>,
+    /// The `[skills.NAME]` session skill that spawned the task: a dead
+    /// session is respawned from it, and it is cleaned up when the PR is
+    /// merged or the task abandoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_template: Option<String>,
+}
+
+/// A tmux session name switchyard types into: letters, digits, `_` and `-`
+/// (tmux reads `:` and `.` in a target as window and pane separators).
+pub fn valid_session_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `owner/name` of a repository.
@@ -222,6 +276,43 @@ fn record_problems(r: &TaskRecord) -> Vec<String> {
     }
     if r.pr == Some(0) {
         p.push("pr must be a pull request number (1 or more)".to_string());
+    }
+    let w = &r.worker;
+    let reached = [
+        w.tmux_session.is_some(),
+        w.worker_task.is_some(),
+        w.inbox_agent.is_some(),
+    ];
+    if reached.iter().filter(|b| **b).count() > 1 {
+        p.push(
+            "name one way to reach the worker: tmuxSession, workerTask or inboxAgent, not several"
+                .to_string(),
+        );
+    }
+    if let Some(s) = &w.tmux_session
+        && !valid_session_name(s)
+    {
+        p.push(format!(
+            "tmuxSession {s:?} must be 1 to 64 letters, digits, `_` or `-`"
+        ));
+    }
+    if let Some(c) = &w.agent_command
+        && (c.is_empty() || c.contains('/') || c.contains(char::is_whitespace))
+    {
+        p.push(format!(
+            "agentCommand {c:?} must be a process name such as \"node\" (no path, no arguments)"
+        ));
+    }
+    if w.agent_command.is_some() && w.tmux_session.is_none() {
+        p.push("agentCommand is only meaningful with a tmuxSession".to_string());
+    }
+    if w.spawn_template.is_some() && w.tmux_session.is_none() {
+        p.push("spawnTemplate needs the tmuxSession it respawns".to_string());
+    }
+    if let Some(paths) = &r.ui_paths
+        && paths.iter().any(|p| p.trim().is_empty())
+    {
+        p.push("uiPaths has an empty entry".to_string());
     }
     p
 }
@@ -368,7 +459,15 @@ mod tests {
         let tasks = parse(&text, Path::new("t.json")).unwrap();
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[0].repo.to_string(), "acme/enclagent");
-        assert_eq!(tasks[0].record.extra["tmuxSession"], "codex-templates");
+        assert_eq!(
+            tasks[0].record.worker.tmux_session.as_deref(),
+            Some("codex-templates")
+        );
+        assert_eq!(
+            tasks[0].record.worker.worktree.as_deref(),
+            Some("feat-custom-templates")
+        );
+        assert!(tasks[0].record.extra.is_empty());
         assert!(tasks[1].record.checks.as_ref().unwrap().other["geminiReviewPassed"]);
         let original: serde_json::Value = serde_json::from_str(&text).unwrap();
         let exported: serde_json::Value = serde_json::from_str(&render(&tasks)).unwrap();
@@ -400,6 +499,29 @@ mod tests {
         assert!(problems[2].contains("task 3") && problems[2].contains("sleeping"));
         assert!(problems[3].contains("maxAttempts"));
         assert!(err.to_string().contains("reg.json"));
+    }
+
+    #[test]
+    fn worker_fields_are_checked() {
+        let text = r#"[
+          {"id": "a", "agent": "x", "repo": "o/r", "branch": "b", "status": "running",
+           "tmuxSession": "s", "inboxAgent": "y"},
+          {"id": "b", "agent": "x", "repo": "o/r", "branch": "b", "status": "running",
+           "tmuxSession": "w:0.1"},
+          {"id": "c", "agent": "x", "repo": "o/r", "branch": "b", "status": "running",
+           "tmuxSession": "s", "agentCommand": "/usr/bin/node --x"},
+          {"id": "d", "agent": "x", "repo": "o/r", "branch": "b", "status": "running",
+           "spawnTemplate": "codex"}
+        ]"#;
+        let RegistryError::Invalid { problems, .. } = parse(text, Path::new("r.json")).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].contains("one way"));
+        assert!(problems[1].contains("w:0.1"));
+        assert!(problems[2].contains("process name"));
+        assert!(problems[3].contains("spawnTemplate"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub async fn run<O: MonitorOutput>(
     settings: GithubSettings,
     token: Option<Secret>,
     output: O,
+    workers: std::sync::Arc<dyn super::workers::WorkerPort>,
     mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     let client = GithubClient::new(&settings.api_base, token.as_ref())?;
@@ -43,6 +44,12 @@ pub async fn run<O: MonitorOutput>(
             token_env = %settings.token_env,
             "GitHub monitor running unauthenticated ({} is not set): GitHub allows 60 requests an hour without a token",
             settings.token_env
+        );
+    }
+    if token.is_none() && !settings.critical_markers.is_empty() {
+        info!(
+            token_env = %settings.token_env,
+            "review threads are not read: GitHub's GraphQL API answers only with a token"
         );
     }
     let pool = store.pool();
@@ -60,7 +67,8 @@ pub async fn run<O: MonitorOutput>(
             "cannot restore the GitHub ETag cache; starting cold"
         ),
     }
-    let mut monitor = Monitor::new(client, output, MonitorSettings::from_config(&settings));
+    let mut monitor =
+        Monitor::new(client, output, MonitorSettings::from_config(&settings)).with_workers(workers);
     match gh_store::load_states(pool).await {
         Ok(states) => {
             persisted.states = states.clone();

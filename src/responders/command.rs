@@ -73,6 +73,7 @@ impl Responder for CommandResponder {
             log_dir: self.log_dir.clone(),
             stdin: Some(stdin),
             output_to: Some(tx),
+            target: None,
         };
         let runtime = self.runtime.clone();
         Box::pin(async move {

@@ -451,6 +451,11 @@ impl<R: WorkerRuntime> Pipeline<R> {
                 log_dir: self.log_dir.clone(),
                 stdin: None,
                 output_to: None,
+                target: Some(super::runtime::StepTarget {
+                    repo: spec.repo.clone(),
+                    branch: spec.branch.clone(),
+                    title: spec.title.clone(),
+                }),
             };
             progress.send(Progress::StepStarted {
                 attempt,

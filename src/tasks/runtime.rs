@@ -42,6 +42,16 @@ pub struct StepRun {
     /// Where standard output goes while the step runs, line by line (`None`:
     /// only the outcome). A `command` responder streams its answer this way.
     pub output_to: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The task's `repo`, `branch` and title: where a session step spawns.
+    pub target: Option<StepTarget>,
+}
+
+/// Where a session step works: the task spec's repository and branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTarget {
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    pub title: String,
 }
 
 impl StepRun {

@@ -180,6 +180,7 @@ async fn sandbox_responses_conform_to_the_github_spec() {
         "Please add a test.",
     );
     gh.set_stage("acme/app", "feat/y", Stage::CiFailed);
+    gh.set_pr_files("acme/app", "feat/y", &["src/app.rs", "shots/after.png"]);
     gh.set_stage("acme/app", "feat/z", Stage::CiPending);
     let addr = serve(&gh, "").await;
     let http = reqwest::Client::new();
@@ -229,6 +230,15 @@ async fn sandbox_responses_conform_to_the_github_spec() {
         ));
     }
     if let Some(full) = &full {
+        // pulls/list-files: PR 1 the sandbox's own list, PR 2 a set one with a binary file.
+        for n in [1, 2] {
+            cases.push((
+                full,
+                "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+                format!("/repos/acme/app/pulls/{n}/files"),
+                "200",
+            ));
+        }
         cases.push((
             full,
             "/repos/{owner}/{repo}/pulls",
@@ -314,9 +324,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use switchyard::github::client::GithubClient;
+use switchyard::github::failures::{Failure, FailureClass};
 use switchyard::github::monitor::{Clock, Monitor, MonitorOutput, MonitorSettings, PassOutcome};
 use switchyard::github::registry::{TaskRecord, TaskStatus, TrackedTask};
-use switchyard::github::requirements::{Failure, FailureClass, PullSnapshot};
+use switchyard::github::requirements::PullSnapshot;
+use switchyard::github::workers::Delivery;
 use switchyard_sandbox::github::CiResult;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -367,10 +379,15 @@ impl MonitorOutput for Recorder {
             .push(Out::Escalate(failure.class, failure.blocker.clone()));
         Ok(())
     }
-    async fn retry(&self, task: &TrackedTask, failure: &Failure) -> anyhow::Result<()> {
+    async fn retry(
+        &self,
+        task: &TrackedTask,
+        failure: &Failure,
+        _delivery: &Delivery,
+    ) -> anyhow::Result<()> {
         self.0.lock().unwrap().push(Out::Retry(
             failure.class,
-            failure.context.clone(),
+            failure.context(),
             task.attempts(),
         ));
         Ok(())
@@ -603,6 +620,62 @@ async fn ci_failing_three_times_is_retried_twice_then_escalated() {
     let n = r.out.all().len();
     assert_eq!(r.monitor.pass().await.requests, 0);
     assert_eq!(r.out.all().len(), n);
+}
+
+#[tokio::test]
+async fn review_threads_are_read_when_the_pr_moves_or_the_interval_passes_not_every_pass() {
+    let gh = GithubSandbox::new();
+    let addr = serve(&gh, "").await;
+    let out = Recorder::default();
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let token = switchyard::config::Secret::new("ghp_sandbox");
+    let client = GithubClient::new(&format!("http://{addr}"), Some(&token)).unwrap();
+    let settings = MonitorSettings {
+        jitter: 0.0,
+        critical_markers: vec!["critical".into()],
+        threads_interval: Duration::from_secs(1800),
+        ..MonitorSettings::default()
+    };
+    let mut monitor = Monitor::new(client, out.clone(), settings).with_clock(clock.clone());
+    monitor.track(task("t1", "feat/x", clock.now()));
+    gh.set_stage("acme/app", "feat/x", Stage::Mergeable);
+    let id = gh.add_review_thread(
+        "acme/app",
+        "feat/x",
+        "ana",
+        "critical: the lease is never renewed",
+    );
+    let graphql = |gh: &GithubSandbox| {
+        gh.requests()
+            .iter()
+            .filter(|q| q.path == "/graphql")
+            .count()
+    };
+    for _ in 0..5 {
+        monitor.pass().await;
+    }
+    assert_eq!(graphql(&gh), 1, "an unchanged PR's threads are read once");
+    let text = out.statuses().last().cloned().unwrap();
+    assert!(text.contains("1 unresolved critical thread(s)"), "{text}");
+    assert!(out.all().iter().all(|o| !matches!(o, Out::Ready(_))));
+
+    // Resolving a thread does not move the PR: seen once the interval passes.
+    gh.resolve_review_thread(&id, true);
+    monitor.pass().await;
+    assert_eq!(graphql(&gh), 1);
+    clock.advance(Duration::from_secs(1800));
+    monitor.pass().await;
+    assert_eq!(graphql(&gh), 2);
+    assert!(
+        out.all().iter().any(|o| matches!(o, Out::Ready(_))),
+        "{:#?}",
+        out.all()
+    );
+
+    // A push moves the PR: read again on the next pass.
+    gh.push("acme/app", "feat/x");
+    monitor.pass().await;
+    assert_eq!(graphql(&gh), 3);
 }
 
 #[tokio::test]

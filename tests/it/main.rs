@@ -14,6 +14,7 @@ mod delivery;
 mod demo;
 mod discord;
 mod examples;
+mod execution;
 mod files;
 mod fuzz_regressions;
 mod github;

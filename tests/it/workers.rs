@@ -484,6 +484,7 @@ mod docker {
 
     pub fn skill() -> SkillSettings {
         SkillSettings {
+            session: None,
             image: WORKER_IMAGE.into(),
             command: vec!["sh".into(), "-c".into()],
             network: false,
@@ -509,6 +510,7 @@ mod docker {
             log_dir: log_dir.to_path_buf(),
             stdin: None,
             output_to: None,
+            target: None,
         }
     }
 
