@@ -42,6 +42,14 @@ fn task(i: usize) -> TrackedTask {
     TrackedTask::new(record).expect("valid task")
 }
 
+fn settings_for_threads() -> MonitorSettings {
+    MonitorSettings {
+        jitter: 0.0,
+        threads_interval: Duration::from_secs(1800),
+        ..MonitorSettings::default()
+    }
+}
+
 fn line(label: &str, r: &PassReport, rate_used: u64, took: Duration) {
     println!(
         "{label:<34} requests {:>4}  304s {:>4}  fresh {:>4}  rate limit used {:>4}  wall {:>7.1} ms",
@@ -101,5 +109,47 @@ fn main() {
         println!("steady state: {per_pr:.1} requests per PR per pass, {} of {} answered 304", r.not_modified, r.requests);
         assert!(steady.iter().all(|r| r.not_modified == r.requests), "a steady pass made unconditional requests");
         assert_eq!(after_restart.not_modified, after_restart.requests);
+
+        // With review threads read (a token, critical markers): GraphQL is
+        // never conditional, so the budget is in how often it is asked.
+        for i in 0..TASKS {
+            gh.add_review_thread("acme/app", &format!("feat/{i}"), "ana", "critical: check this");
+        }
+        let token = switchyard::config::Secret::new("ghp_bench");
+        let threads = MonitorSettings {
+            critical_markers: vec!["critical".into()],
+            ..settings_for_threads()
+        };
+        let mut with_threads = Monitor::new(GithubClient::new(&base, Some(&token)).expect("client"), Quiet, threads);
+        for t in monitor.tasks() {
+            with_threads.track(t.clone());
+        }
+        println!("with review threads ({TASKS} PRs, one critical thread each, threads_interval 30m):");
+        let graphql = || gh.requests().iter().filter(|q| q.path == "/graphql").count();
+        let mut per_pass = Vec::new();
+        for i in 0..5 {
+            gh.clear_requests();
+            let t = Instant::now();
+            let r = with_threads.pass().await;
+            let q = graphql();
+            per_pass.push(q);
+            println!(
+                "pass {} {:<24} REST {:>4} (304s {:>4})  GraphQL queries {:>4}  wall {:>7.1} ms",
+                i + 1,
+                if i == 0 { "(threads read)" } else { "(nothing changed)" },
+                r.requests as usize - q,
+                r.not_modified,
+                q,
+                t.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        let idle: usize = per_pass[1..].iter().sum();
+        println!(
+            "GraphQL points: {} on the first pass, {idle} over {} idle passes; at a 10-minute interval an idle fleet of {TASKS} PRs spends at most {} points an hour (budget 5,000)",
+            per_pass[0],
+            per_pass.len() - 1,
+            TASKS * 2
+        );
+        assert_eq!(idle, 0, "idle passes asked GraphQL");
     });
 }

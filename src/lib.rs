@@ -8,6 +8,7 @@ pub mod agent;
 pub mod approvals;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod conversations;
 pub mod coord;
 pub mod delivery;

@@ -15,6 +15,7 @@
 //! Shutdown is graceful: stop intake, drain, flush the outbox, write the final
 //! status, exit within [`SHUTDOWN_DEADLINE`].
 
+mod console;
 mod db_watch;
 mod events;
 mod github;
@@ -351,13 +352,18 @@ impl Agent {
             );
         }
         if let Some(listen) = shared.agent.listen {
+            let mut extra = webhook.clone().unwrap_or_default();
+            if let Some(console) = console_router(&shared)? {
+                info!(%listen, "fleet console on /console");
+                extra = extra.merge(console);
+            }
             let addr = crate::health::serve_with(
                 listen,
                 shared.agent.name.to_string(),
                 shared.metrics.clone(),
                 shared.ready.clone(),
                 stop.clone(),
-                webhook.clone().unwrap_or_default(),
+                extra,
             )
             .await?;
             info!(%addr, "health endpoints on /healthz /readyz /metrics");
@@ -630,4 +636,26 @@ fn abort_on_stop(stop: &Shutdown, task: tokio::task::JoinHandle<()>) {
         stop.stopped().await;
         task.abort();
     });
+}
+
+/// The fleet console's routes, when `[console] enabled`. A token variable
+/// that is configured but not set stops the start: serving the page without
+/// its token would open what the operator meant to close.
+fn console_router(shared: &Arc<Shared>) -> anyhow::Result<Option<axum::Router>> {
+    let c = &shared.config.console;
+    if !c.enabled {
+        return Ok(None);
+    }
+    let token = match &c.token_env {
+        None => None,
+        Some(env) => Some(read_token(&Some(env.clone())).ok_or_else(|| {
+            anyhow::anyhow!(
+                "[console] token_env names {env}, which is not set: export the console's token in it, or remove token_env (then bind `listen` to 127.0.0.1)"
+            )
+        })?),
+    };
+    Ok(Some(crate::console::router(
+        Arc::new(console::AgentConsole(shared.clone())),
+        token,
+    )))
 }

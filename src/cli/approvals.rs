@@ -85,23 +85,23 @@ pub async fn approvals(
     }
     if list.is_empty() {
         println!("no approvals on {agent}");
+        return Ok(());
     }
+    let mut t = super::table::Table::new(&["approval", "status", "risk", "when", "summary"]);
     for a in list {
-        let decided = match (&a.decided_by, a.decided_at) {
-            (Some(by), Some(at)) => format!(" by {by} at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
-            _ => format!(
-                " · expires {}",
-                a.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
+        let when = match (&a.decided_by, a.decided_at) {
+            (Some(by), Some(at)) => format!("by {by} at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+            _ => format!("expires {}", a.expires_at.format("%Y-%m-%d %H:%M:%S UTC")),
         };
-        println!(
-            "{}  {:<9} risk {:>3}  {}{decided}",
-            a.id,
-            a.status.as_str(),
-            a.risk,
-            a.summary
-        );
+        t.row(vec![
+            a.id.to_string(),
+            a.status.as_str().to_string(),
+            a.risk.to_string(),
+            when,
+            a.summary.clone(),
+        ]);
     }
+    t.print();
     Ok(())
 }
 

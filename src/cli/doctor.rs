@@ -75,6 +75,33 @@ pub async fn doctor(path: Option<PathBuf>, only: Option<&str>) -> anyhow::Result
     Ok(())
 }
 
+/// The slash commands on the guild: registered by the agent at start-up,
+/// so missing ones before its first run are a warning, not a failure.
+async fn check_commands(
+    d: &crate::config::DiscordSettings,
+    token: &Secret,
+    name: &str,
+    r: &mut Report,
+) {
+    use crate::discord::CommandsCheck;
+    let what = format!("{name} discord commands");
+    let Some(guild) = d.guild_id else {
+        r.say(&what, Verdict::Warn("discord.guild_id is not set: slash commands are not registered anywhere; set it to the server's id".into()));
+        return;
+    };
+    let v = match crate::discord::check_commands(d, token, guild).await {
+        Ok(CommandsCheck::Registered(n)) => {
+            Verdict::Ok(format!("{n} slash commands registered on guild {guild}"))
+        }
+        Ok(CommandsCheck::Missing(names)) => Verdict::Warn(format!(
+            "not registered on guild {guild}: /{}; the agent registers them when it starts (it needs the bot invited with the applications.commands scope)",
+            names.join(", /")
+        )),
+        Err(why) => Verdict::Fail(format!("cannot list the guild's commands: {why}")),
+    };
+    r.say(&what, v);
+}
+
 async fn check_agent(config: &Config, agent: &AgentSettings, r: &mut Report) {
     let name = agent.name.as_str();
     if let (Some(d), Some(env)) = (&config.discord, &agent.discord_token_env) {
@@ -95,6 +122,7 @@ async fn check_agent(config: &Config, agent: &AgentSettings, r: &mut Report) {
                         };
                         r.say(&format!("{name} discord:{alias}"), v);
                     }
+                    check_commands(d, &token, name, r).await;
                 }
             }
         }

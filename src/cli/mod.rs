@@ -7,6 +7,7 @@
 mod approvals;
 pub mod args;
 mod doctor;
+mod table;
 mod tasks;
 
 pub use approvals::{approval, approvals, decide};
@@ -409,19 +410,20 @@ pub fn mutes(path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     }
     if active.is_empty() {
         println!("no active mutes");
+        return Ok(());
     }
+    let mut t = table::Table::new(&["id", "target", "left", "by", "reason"]);
     for m in active {
         let left = (m.expires_at - now).to_std().unwrap_or_default();
-        println!(
-            "{}  {}  {} left  by {}{}  {}",
-            m.id,
-            m.target,
-            humantime::format_duration(Duration::from_secs(left.as_secs())),
-            m.created_by,
-            if m.force { " (force)" } else { "" },
-            m.reason
-        );
+        t.row(vec![
+            m.id.to_string(),
+            m.target.to_string(),
+            humantime::format_duration(Duration::from_secs(left.as_secs())).to_string(),
+            format!("{}{}", m.created_by, if m.force { " (force)" } else { "" }),
+            m.reason.clone(),
+        ]);
     }
+    t.print();
     Ok(())
 }
 
@@ -527,13 +529,18 @@ pub fn lock(path: Option<PathBuf>, cmd: LockCommand) -> anyhow::Result<()> {
             }
             if status.locks.is_empty() {
                 println!("no locks held");
+                return Ok(());
             }
+            let mut t = table::Table::new(&["lock", "holder", "until", "reason"]);
             for (name, l) in &status.locks {
-                println!(
-                    "{name}  held by {}  until {}  {}",
-                    l.holder, l.expires_at, l.reason
-                );
+                t.row(vec![
+                    name.clone(),
+                    l.holder.clone(),
+                    l.expires_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    l.reason.clone(),
+                ]);
             }
+            t.print();
         }
     }
     Ok(())
@@ -861,25 +868,43 @@ pub fn schedules(path: Option<PathBuf>, next: usize, json: bool) -> anyhow::Resu
     }
     if config.schedules.is_empty() {
         println!("no [[schedules]] configured");
+        return Ok(());
     }
     let now = Utc::now();
+    let mut t = table::Table::new(&[
+        "schedule",
+        "cron",
+        "zone",
+        "agent",
+        "kind",
+        "missed",
+        "next runs",
+    ]);
     for s in &config.schedules {
         let kind = s
             .item
             .get("kind")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("?");
-        println!(
-            "{}  \"{}\" {}  → {} ({kind})  missed: {:?}",
-            s.name, s.cron_text, s.timezone, s.agent, s.missed
-        );
-        for t in s.next_runs(now, next) {
-            println!(
-                "    {}  ({})",
-                t.format("%Y-%m-%d %H:%M UTC"),
-                t.with_timezone(&s.timezone).format("%a %Y-%m-%d %H:%M %Z")
-            );
-        }
+        let runs: Vec<String> = s
+            .next_runs(now, next)
+            .into_iter()
+            .map(|r| {
+                r.with_timezone(&s.timezone)
+                    .format("%a %Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .collect();
+        t.row(vec![
+            s.name.clone(),
+            s.cron_text.clone(),
+            s.timezone.to_string(),
+            s.agent.to_string(),
+            kind.to_string(),
+            format!("{:?}", s.missed).to_lowercase(),
+            runs.join(", "),
+        ]);
     }
+    t.print();
     Ok(())
 }

@@ -85,16 +85,18 @@ pub async fn task(path: Option<PathBuf>, cmd: TaskCommand) -> anyhow::Result<()>
             } else if rows.is_empty() {
                 println!("no tasks on {agent}");
             } else {
+                let mut t =
+                    super::table::Table::new(&["task", "state", "risk", "attempts", "title"]);
                 for r in rows {
-                    println!(
-                        "{:<28} {:<18} risk {:>3}  attempts {}  {}",
-                        r.id,
-                        r.state.as_str(),
-                        r.risk_score,
-                        r.attempts,
-                        r.title
-                    );
+                    t.row(vec![
+                        r.id.clone(),
+                        r.state.as_str().to_string(),
+                        r.risk_score.to_string(),
+                        r.attempts.to_string(),
+                        r.title.clone(),
+                    ]);
                 }
+                t.print();
             }
         }
         TaskCommand::Show { id, agent } => {

@@ -21,6 +21,7 @@ use switchyard_routing::{Router, RuleSpec};
 use crate::error::BadInput;
 
 mod agents;
+mod console;
 mod cron;
 mod discord;
 mod files;
@@ -41,6 +42,7 @@ mod validator;
 
 pub use crate::error::{ConfigError, ConfigProblem};
 pub use agents::AgentSettings;
+pub use console::ConsoleSettings;
 pub use discord::DiscordSettings;
 pub use files::{DEFAULT_ATTACHABLE, FilesSettings};
 pub use fleet::{
@@ -115,6 +117,7 @@ pub struct Config {
     pub conversations: ConversationSettings,
     pub files: FilesSettings,
     pub sessions: SessionsSettings,
+    pub console: ConsoleSettings,
 }
 
 // ---------------------------------------------------------------------------
@@ -452,6 +455,7 @@ impl Config {
         let conversations = responders::conversations(&mut v, raw.conversations);
         let files = files::files(&mut v, raw.files);
         let sessions = sessions::sessions(&mut v, raw.sessions, base_dir, &fleet.workspace);
+        let console = console::console(&mut v, raw.console, &agents);
         for (i, a) in agents.iter().enumerate() {
             if let Some(r) = &a.responder
                 && !responders.contains_key(r)
@@ -483,6 +487,7 @@ impl Config {
                 conversations,
                 files,
                 sessions,
+                console,
             })
         } else {
             Err(ConfigError {

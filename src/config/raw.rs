@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub files: super::files::RawFiles,
     #[serde(default)]
     pub sessions: super::sessions::RawSessions,
+    #[serde(default)]
+    pub console: super::console::RawConsole,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -208,6 +208,58 @@ pub async fn check_channel(
     }
 }
 
+/// What the guild has of this bot's slash commands (doctor): the names the
+/// agent registers that Discord lists, and those it does not.
+pub enum CommandsCheck {
+    /// Every command is registered (their count).
+    Registered(usize),
+    /// Some or all are missing, by name.
+    Missing(Vec<String>),
+}
+
+/// Compares the guild's registered commands with the set this build registers.
+pub async fn check_commands(
+    settings: &DiscordSettings,
+    token: &Secret,
+    guild: u64,
+) -> Result<CommandsCheck, String> {
+    let http = build_http(settings, token).map_err(|e| format!("{e:#}"))?;
+    let describe = |e: serenity::Error| match e {
+        serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(r)) => {
+            format!("Discord answered {}: {}", r.status_code, r.error.message)
+        }
+        serenity::Error::Http(serenity::HttpError::Request(e)) => {
+            crate::delivery::http::describe_reqwest(&e)
+        }
+        e => e.to_string(),
+    };
+    let app = http
+        .get_current_application_info()
+        .await
+        .map_err(describe)?;
+    http.set_application_id(app.id);
+    let registered = http
+        .get_guild_commands(GuildId::new(guild))
+        .await
+        .map_err(describe)?;
+    let have: std::collections::HashSet<&str> =
+        registered.iter().map(|c| c.name.as_str()).collect();
+    let want: Vec<String> = commands::commands()
+        .into_iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|n| !have.contains(n.as_str()))
+        .cloned()
+        .collect();
+    Ok(if missing.is_empty() {
+        CommandsCheck::Registered(want.len())
+    } else {
+        CommandsCheck::Missing(missing)
+    })
+}
+
 /// The `system` channel, when this agent keeps the status board: boards are
 /// on (`routing.status_board`), the channel is configured, and this is the
 /// fleet's first agent.

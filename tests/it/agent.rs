@@ -754,7 +754,12 @@ fn a_schedule_drops_its_item_into_the_agents_inbox() {
         let mut fleet = Fleet::new(&["manager"], schedule).await;
         let out = fleet.command().args(["schedules", "--next", "2"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("every-second"));
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(listed.contains("every-second"));
+        // A table: a header, then one row per schedule under it.
+        let lines: Vec<&str> = listed.lines().collect();
+        assert!(lines[0].starts_with("SCHEDULE") && lines[0].ends_with("NEXT RUNS"), "{listed}");
+        assert_eq!(lines[1].find("manager"), lines[0].find("AGENT"), "{listed}");
         fleet.spawn_agent("manager").await;
         let text = wait_for(Duration::from_secs(30), "the scheduled briefing", || {
             common::discord_texts(&fleet.state(), "briefings").into_iter().find(|t| t.contains("Scheduled briefing"))
@@ -1218,10 +1223,26 @@ fn completions_and_the_manual_page_cover_every_command() {
 #[test]
 fn doctor_checks_tokens_channels_chats_and_the_workspace_against_the_platforms() {
     common::multi_thread().block_on(async {
-        let fleet = Fleet::new(&["manager", "beta"], "").await;
+        let mut fleet = Fleet::new(&["manager", "beta"], "").await;
         let out = fleet.command().args(["doctor", "--agent", "manager"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        // Before the agent's first run its slash commands are not registered: a warning.
+        assert!(
+            stdout.contains("warn  manager discord commands: not registered on guild 900000000000000000: /"),
+            "{stdout}"
+        );
+        fleet.spawn_agent("manager").await;
+        let registered = wait_for(Duration::from_secs(20), "the commands registered", || {
+            let out = fleet.command().args(["doctor", "--agent", "manager"]).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            stdout.contains("ok    manager discord commands: ").then_some(stdout)
+        })
+        .await;
+        assert!(registered.contains("slash commands registered on guild 900000000000000000"), "{registered}");
+        assert!(fleet.stop_agent("manager").await.success());
+        let out = fleet.command().args(["doctor", "--agent", "manager"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
         for expected in [
             "ok    manager discord token: TEST_MANAGER_DISCORD_TOKEN is accepted: bot 100",
             "ok    manager discord:alerts: #alerts (900000000000000002) is reachable",

@@ -686,6 +686,34 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
 }
 
 #[test]
+fn text_logs_into_a_file_carry_no_colour_codes() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], ACCESS).await;
+        let log_path = fleet.dir.path().join("manager.log");
+        let child = fleet
+            .command()
+            .env("SWITCHYARD_LOG", "info")
+            .args(["run", "--agent", "manager"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("spawn the agent");
+        fleet.agents.push(common::AgentProcess {
+            name: "manager".into(),
+            child,
+        });
+        connected(&fleet).await;
+        assert!(fleet.stop_agent("manager").await.success());
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.lines().count() >= 3, "{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "ANSI escapes in a log that is not a terminal: {log:?}"
+        );
+    });
+}
+
+#[test]
 fn every_json_log_line_is_one_object_with_unique_keys() {
     common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], ACCESS).await;

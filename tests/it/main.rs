@@ -7,6 +7,7 @@ mod agent;
 mod approvals;
 mod command_conformance;
 mod common;
+mod console;
 mod conversations;
 mod coord;
 mod coord_shared;
