@@ -46,6 +46,7 @@ struct Inner {
     store: Store,
     status: StatusFile,
     routing: crate::config::LiveRouting,
+    access: crate::config::LiveAccess,
 }
 
 impl AgentFleet {
@@ -55,6 +56,7 @@ impl AgentFleet {
         store: Store,
         status: StatusFile,
         routing: crate::config::LiveRouting,
+        access: crate::config::LiveAccess,
     ) -> AgentFleet {
         AgentFleet {
             inner: Arc::new(Inner {
@@ -63,8 +65,14 @@ impl AgentFleet {
                 store,
                 status,
                 routing,
+                access,
             }),
         }
+    }
+
+    /// Who may do what now (a reload replaces it).
+    pub fn access(&self) -> &crate::config::LiveAccess {
+        &self.inner.access
     }
 
     pub fn config(&self) -> &Config {
@@ -245,15 +253,14 @@ pub fn audit_entry(record: &AuditRecord, platform: &str) -> AuditEntry {
 
 impl Fleet for AgentFleet {
     fn is_approver(&self, caller: &Caller) -> bool {
-        let config = &self.inner.config;
+        let access = self.inner.access.get();
         match caller.platform {
-            Platform::Telegram => config.telegram.as_ref().is_some_and(|t| {
-                i64::try_from(caller.user_id).is_ok_and(|id| t.approvers.contains(&id))
-            }),
-            Platform::Discord => config
+            Platform::Telegram => i64::try_from(caller.user_id)
+                .is_ok_and(|id| access.telegram_approvers.contains(&id)),
+            Platform::Discord => access
                 .discord
                 .as_ref()
-                .is_some_and(|d| d.access.is_approver(caller)),
+                .is_some_and(|d| d.is_approver(caller)),
         }
     }
 

@@ -225,24 +225,20 @@ impl Agent {
         let outbox = Outbox::new(store.clone(), sinks, config.delivery.clone());
         let stats = outbox.stats();
         let discord_limits = discord_sink.as_ref().map(|s| s.limits(stats.clone()));
+        // Who may do what: one handle for the chat shells and the
+        // conversations, replaced whole by a reload.
+        let access = crate::config::LiveAccess::new(crate::config::Access::of(&config));
         let conversations = crate::responders::answerer_for(&config, &agent.name)
             .await
             .map_err(|e| crate::error::bad_input(format!("{e:#}")))?
             .map(|answerer| {
-                let mut access = std::collections::HashMap::new();
-                if let Some(d) = &config.discord {
-                    access.insert(switchyard_routing::Platform::Discord, d.access.clone());
-                }
-                if let Some(t) = &config.telegram {
-                    access.insert(switchyard_routing::Platform::Telegram, t.access.clone());
-                }
                 crate::conversations::Conversations::new(
                     &agent.name,
                     store.clone(),
                     config.fleet.workspace.clone(),
                     config.conversations.clone(),
                     answerer,
-                    access,
+                    access.clone(),
                     crate::conversations::incoming::IncomingLimits {
                         max_bytes: config.files.incoming_max_bytes,
                         timeout: config.files.incoming_timeout,
@@ -276,6 +272,7 @@ impl Agent {
             store.clone(),
             status.clone(),
             routing.clone(),
+            access,
         );
         let telegram_limiter = telegram_sink.as_ref().map(|s| s.limits(stats.clone()));
         let telegram_approvals = telegram_approvals.map(|tg| {

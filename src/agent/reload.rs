@@ -3,8 +3,9 @@
 //! with problems changes nothing, and the log and the heartbeat say why.
 //! A valid one applies what can change live: the routes and the routing
 //! settings (digest windows, the unmatched destination, repeats, mute
-//! notices). Every other section that changed is named as needing a
-//! restart, and the running agent keeps it as it was.
+//! notices), and who may do what (the Discord and Telegram access lists,
+//! Telegram's approvers). Every other section that changed is named as
+//! needing a restart, and the running agent keeps it as it was.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,9 +81,12 @@ fn reload(shared: &Shared) -> ReloadRecord {
         Err(e) => return refused(vec![e.to_string()]),
     };
     let (applied, needs_restart) = compare(&shared.config, &new);
-    let live = applied.clone();
-    if !live.is_empty() {
+    if applied.iter().any(|a| a == "routes" || a == "[routing]") {
         shared.routing.set(router, new.routing.clone());
+    }
+    let access = crate::config::Access::of(&new);
+    if *shared.fleet.access().get() != access {
+        shared.fleet.access().set(access);
     }
     let outcome = if applied.is_empty() && needs_restart.is_empty() {
         "unchanged"
@@ -111,7 +115,34 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     if differs(&old.routing, &new.routing) {
         live.push("[routing]".to_string());
     }
-    let sections: [(&str, bool); 14] = [
+    // The access lists and Telegram's approvers apply live; the rest of
+    // [discord] and [telegram] (ids, endpoints, tokens) takes a restart.
+    let (old_access, new_access) = (
+        crate::config::Access::of(old),
+        crate::config::Access::of(new),
+    );
+    if old_access.discord != new_access.discord {
+        live.push("[discord.access]".to_string());
+    }
+    if old_access.telegram != new_access.telegram {
+        live.push("[telegram.access]".to_string());
+    }
+    if old_access.telegram_approvers != new_access.telegram_approvers {
+        live.push("[telegram] approvers".to_string());
+    }
+    let without_access = |c: &Config| {
+        let mut c = c.clone();
+        if let Some(d) = &mut c.discord {
+            d.access = Default::default();
+        }
+        if let Some(t) = &mut c.telegram {
+            t.access = Default::default();
+            t.approvers.clear();
+        }
+        c
+    };
+    let (old, new) = (&without_access(old), &without_access(new));
+    let sections: [(&str, bool); 16] = [
         ("[fleet]", differs(&old.fleet, &new.fleet)),
         ("[discord]", differs(&old.discord, &new.discord)),
         ("[telegram]", differs(&old.telegram, &new.telegram)),
@@ -129,6 +160,8 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             differs(&old.conversations, &new.conversations),
         ),
         ("[files]", differs(&old.files, &new.files)),
+        ("[sessions]", differs(&old.sessions, &new.sessions)),
+        ("[console]", differs(&old.console, &new.console)),
     ];
     let restart = sections
         .iter()

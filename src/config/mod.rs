@@ -49,7 +49,7 @@ pub use fleet::{
     DEFAULT_SECRET_ENV, DeliverySettings, DockerSettings, FleetSettings, MIN_FLEET_SECRET_LEN,
 };
 pub use github::GithubSettings;
-pub use live::{LiveRouting, Routing};
+pub use live::{Access, LiveAccess, LiveRouting, Routing};
 pub use policy::{ApprovalSettings, PolicySettings};
 pub use raw::{
     RawAgent, RawApprovals, RawConfig, RawDelivery, RawDiscord, RawDocker, RawFleet, RawGithub,

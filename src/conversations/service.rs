@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use switchyard_commands::{AccessList, Caller};
+use switchyard_commands::Caller;
 use switchyard_routing::Platform;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, error, info, warn};
@@ -71,7 +71,8 @@ struct Inner {
     workspace: PathBuf,
     settings: ConversationSettings,
     answerer: Answerer,
-    access: HashMap<Platform, AccessList>,
+    /// Who may talk to the agent (a reload may change it).
+    access: crate::config::LiveAccess,
     ports: RwLock<HashMap<Platform, Arc<dyn ChatPort>>>,
     slots: Semaphore,
     /// One lock per conversation (or per message that opens one): its turns in order.
@@ -107,7 +108,7 @@ impl Conversations {
         workspace: PathBuf,
         settings: ConversationSettings,
         answerer: Answerer,
-        access: HashMap<Platform, AccessList>,
+        access: crate::config::LiveAccess,
         incoming: IncomingLimits,
     ) -> Conversations {
         let pairs = PairGuard::new(settings.bot_pair_turns, settings.bot_pair_window);
@@ -181,8 +182,9 @@ impl Conversations {
         let permitted = self
             .inner
             .access
-            .get(&req.place.platform)
-            .is_some_and(|a| a.may_chat(caller));
+            .get()
+            .list(req.place.platform)
+            .may_chat(caller);
         if !permitted {
             self.inner.stats.not_permitted();
             self.hint_once(&req);

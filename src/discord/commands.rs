@@ -20,8 +20,8 @@ use serenity::{
 };
 use switchyard_commands::catalog::{CommandSpec, OptionSpec, ValueKind};
 use switchyard_commands::{
-    AccessList, ButtonAction, COMMANDS, Caller, Command, CommandInput, OptionValue, Reply,
-    complete, completion_for, handle, handle_usage_error,
+    ButtonAction, COMMANDS, Caller, Command, CommandInput, OptionValue, Reply, complete,
+    completion_for, handle, handle_usage_error,
 };
 use tracing::{info, warn};
 
@@ -44,7 +44,6 @@ const AUTOCOMPLETE_MAX: usize = 25;
 /// What every command shell shares.
 pub struct Data {
     pub fleet: AgentFleet,
-    pub access: AccessList,
     /// The bot's own user id (from READY), for mentions.
     pub bot_user: u64,
     pub defer_after: Duration,
@@ -204,7 +203,12 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
     let input = command_input(ctx.interaction);
     let caller = caller_of(ctx.interaction);
     let fleet = data.fleet.clone();
-    let access = data.access.clone();
+    // Read per command: a reload may have changed it.
+    let access = data
+        .fleet
+        .access()
+        .get()
+        .list(switchyard_routing::Platform::Discord);
     let now = Utc::now();
     let mut work = tokio::spawn(async move {
         match Command::from_input(&input) {

@@ -64,7 +64,6 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
         conversations,
     } = shell;
     let http = build_http(&settings, &token)?;
-    let access = settings.access.clone();
     let guild = settings.guild_id;
     let board = board_channel(&fleet, &settings);
     let board_stop = stop.clone();
@@ -103,7 +102,6 @@ pub async fn run(shell: DiscordShell, stop: Shutdown) -> anyhow::Result<()> {
                 }
                 Ok(Data {
                     fleet,
-                    access,
                     bot_user: ready.user.id.get(),
                     defer_after: DEFER_AFTER,
                     conversations,

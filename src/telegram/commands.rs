@@ -62,7 +62,11 @@ pub async fn on_message(tg: &TelegramApprovals, ctx: &ApprovalsContext, m: &Mess
         warn!("a Telegram command arrived before the agent's fleet was wired; ignored");
         return;
     };
-    let access = tg.access.clone();
+    // Read per command: a reload may have changed it.
+    let access = fleet
+        .access()
+        .get()
+        .list(switchyard_routing::Platform::Telegram);
     let input = text.to_string();
     let who = caller.clone();
     // Its own task: a panic in a command is answered as a failure, not a crash.

@@ -34,7 +34,6 @@ pub struct TelegramApprovals {
     /// Where prompts go (`[approvals] chat`).
     pub(crate) chat: ChatId,
     pub(crate) approvers: Vec<i64>,
-    pub(crate) access: switchyard_commands::AccessList,
     /// The agent's `Fleet` (shared with the Discord shell): Telegram commands run over it.
     pub(crate) fleet: Option<crate::fleet::AgentFleet>,
     /// The outbox's Telegram limiter: prompts, their edits and command
@@ -186,7 +185,6 @@ impl TelegramApprovals {
             bot_id,
             chat: ChatId(chat),
             approvers: settings.approvers.clone(),
-            access: settings.access.clone(),
             fleet: None,
             limiter: None,
             conversations: None,
@@ -231,8 +229,13 @@ impl TelegramApprovals {
         }
     }
 
+    /// Who may press Approve: the live list once the fleet is wired (a
+    /// reload may change it), the configured one before.
     pub(crate) fn is_approver(&self, user_id: i64) -> bool {
-        self.approvers.contains(&user_id)
+        match &self.fleet {
+            Some(f) => f.access().get().telegram_approvers.contains(&user_id),
+            None => self.approvers.contains(&user_id),
+        }
     }
 }
 

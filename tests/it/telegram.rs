@@ -550,6 +550,65 @@ fn telegram_commands_status_approvals_mute_unmute() {
 }
 
 #[test]
+fn access_taken_away_by_a_reload_applies_without_a_restart() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        let base = std::fs::read_to_string(&fleet.config_file).unwrap();
+        let with = |read: &str| {
+            base.replace(
+                &format!("approvers = [{OPERATOR_CHAT}]"),
+                &format!("approvers = [{OPERATOR_CHAT}]\nread = [{read}]"),
+            )
+        };
+        std::fs::write(
+            &fleet.config_file,
+            with(&format!("\"user:{OPERATOR_CHAT}\", \"user:{STRANGER}\"")),
+        )
+        .unwrap();
+        fleet.spawn_agent("manager").await;
+        let pid =
+            common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"]
+                .as_u64();
+        let asked = say(&fleet, user(STRANGER, "mallory"), "/status");
+        bot_reply(&fleet, asked, "manager").await;
+
+        // The stranger is taken off the list: the reload applies it at once.
+        std::fs::write(
+            &fleet.config_file,
+            with(&format!("\"user:{OPERATOR_CHAT}\"")),
+        )
+        .unwrap();
+        let out = fleet
+            .command()
+            .args(["reload", "--agent", "manager"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("applied now: [telegram.access]"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("takes a restart"),
+            "nothing else changed: {stdout}"
+        );
+        let asked = say(&fleet, user(STRANGER, "mallory"), "/status");
+        bot_reply(&fleet, asked, "Not allowed").await;
+        let asked = say(&fleet, operator(), "/status");
+        bot_reply(&fleet, asked, "manager").await;
+        let now =
+            common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"]
+                .as_u64();
+        assert_eq!(now, pid, "the same process: no restart");
+    });
+}
+
+#[test]
 fn a_reminder_then_an_escalation_to_discord_before_expiry() {
     common::multi_thread().block_on(async {
         let mut opts = common::sandbox_options();
