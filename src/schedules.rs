@@ -77,6 +77,23 @@ impl Scheduler {
         self.schedules.is_empty()
     }
 
+    /// A reloaded configuration's schedules replace these: a schedule kept
+    /// (by name) keeps its last run, a new one starts now, a removed one
+    /// stops. Returns the names now scheduled.
+    pub fn replace(&mut self, all: &[Schedule], now: DateTime<Utc>) -> Vec<String> {
+        self.schedules = all
+            .iter()
+            .filter(|s| s.agent == self.agent)
+            .cloned()
+            .collect();
+        let names: Vec<String> = self.schedules.iter().map(|s| s.name.clone()).collect();
+        self.state.last_run.retain(|name, _| names.contains(name));
+        for name in &names {
+            self.state.last_run.entry(name.clone()).or_insert(now);
+        }
+        names
+    }
+
     /// Fire what is due at `now`. `slack` is how late a run may be and still
     /// count as on time (the caller's tick).
     pub fn tick(

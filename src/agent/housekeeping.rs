@@ -93,6 +93,15 @@ pub(super) async fn housekeeping_loop(shared: Arc<Shared>, stop: Shutdown) -> an
         if let Err(e) = watch_breaker(&shared, &status, &mut paused_since).await {
             warn!(error = format!("{e:#}"), "breaker step failed");
         }
+        let reloaded = shared
+            .reloaded_schedules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(schedules) = reloaded {
+            let names = scheduler.replace(&schedules, Utc::now());
+            info!(schedules = ?names, "schedules reloaded");
+        }
         if !scheduler.is_empty() && !killed {
             match scheduler.tick(Utc::now(), chrono::TimeDelta::seconds(5)) {
                 Ok(fired) => {

@@ -114,6 +114,8 @@ struct Shared {
     conversations: Option<crate::conversations::Conversations>,
     /// How the last reload ended (SIGHUP), for the heartbeat.
     last_reload: std::sync::Mutex<Option<crate::coord::ReloadRecord>>,
+    /// Schedules a reload brought, for the housekeeping loop to take.
+    reloaded_schedules: std::sync::Mutex<Option<Vec<crate::config::Schedule>>>,
 }
 
 impl Agent {
@@ -338,6 +340,7 @@ impl Agent {
             discord_limits,
             conversations,
             last_reload: std::sync::Mutex::new(None),
+            reloaded_schedules: std::sync::Mutex::new(None),
         });
 
         let webhook =

@@ -3,8 +3,8 @@
 //! with problems changes nothing, and the log and the heartbeat say why.
 //! A valid one applies what can change live: the routes and the routing
 //! settings (digest windows, the unmatched destination, repeats, mute
-//! notices), and who may do what (the Discord and Telegram access lists,
-//! Telegram's approvers). Every other section that changed is named as
+//! notices), who may do what (the Discord and Telegram access lists,
+//! Telegram's approvers), and the schedules (a kept one keeps its last run). Every other section that changed is named as
 //! needing a restart, and the running agent keeps it as it was.
 
 use std::path::PathBuf;
@@ -88,6 +88,12 @@ fn reload(shared: &Shared) -> ReloadRecord {
     if *shared.fleet.access().get() != access {
         shared.fleet.access().set(access);
     }
+    if applied.iter().any(|a| a == "[[schedules]]") {
+        *shared
+            .reloaded_schedules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(new.schedules.clone());
+    }
     let outcome = if applied.is_empty() && needs_restart.is_empty() {
         "unchanged"
     } else {
@@ -114,6 +120,9 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     }
     if differs(&old.routing, &new.routing) {
         live.push("[routing]".to_string());
+    }
+    if differs(&old.schedules, &new.schedules) {
+        live.push("[[schedules]]".to_string());
     }
     // The access lists and Telegram's approvers apply live; the rest of
     // [discord] and [telegram] (ids, endpoints, tokens) takes a restart.
@@ -142,7 +151,7 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         c
     };
     let (old, new) = (&without_access(old), &without_access(new));
-    let sections: [(&str, bool); 16] = [
+    let sections: [(&str, bool); 15] = [
         ("[fleet]", differs(&old.fleet, &new.fleet)),
         ("[discord]", differs(&old.discord, &new.discord)),
         ("[telegram]", differs(&old.telegram, &new.telegram)),
@@ -153,7 +162,6 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         ("[policy]", differs(&old.policy, &new.policy)),
         ("[approvals]", differs(&old.approvals, &new.approvals)),
         ("[skills]", differs(&old.skills, &new.skills)),
-        ("[[schedules]]", differs(&old.schedules, &new.schedules)),
         ("[responders]", differs(&old.responders, &new.responders)),
         (
             "[conversations]",

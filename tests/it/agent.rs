@@ -770,6 +770,29 @@ fn a_schedule_drops_its_item_into_the_agents_inbox() {
 }
 
 #[test]
+fn a_schedule_added_by_a_reload_fires_without_a_restart() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        fleet.spawn_agent("manager").await;
+        let pid = common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"].as_u64();
+        let schedule = "[[schedules]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nagent = \"manager\"\n\
+                        item = { kind = \"event\", category = \"briefing\", title = \"Reloaded briefing\" }\n";
+        std::fs::write(&fleet.config_file, common::fleet_toml(&["manager"], schedule)).unwrap();
+        let out = fleet.command().args(["reload", "--agent", "manager"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("applied now: [[schedules]]"), "{stdout}");
+        assert!(!stdout.contains("takes a restart"), "{stdout}");
+        wait_for(Duration::from_secs(30), "the reloaded schedule's briefing", || {
+            common::discord_texts(&fleet.state(), "briefings").into_iter().find(|t| t.contains("Reloaded briefing"))
+        })
+        .await;
+        let now = common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"].as_u64();
+        assert_eq!(now, pid, "the same process: no restart");
+    });
+}
+
+#[test]
 fn a_task_on_a_locked_repo_waits_until_the_lock_is_released() {
     common::multi_thread().block_on(async {
         if !docker_ready().await {
