@@ -4,7 +4,9 @@
 //! A valid one applies what can change live: the routes and the routing
 //! settings (digest windows, the unmatched destination, repeats, mute
 //! notices), who may do what (the Discord and Telegram access lists,
-//! Telegram's approvers), and the schedules (a kept one keeps its last run). Every other section that changed is named as
+//! Telegram's approvers), the schedules (a kept one keeps its last run),
+//! and this agent's responder when it converses (the next turn takes the
+//! new one; a turn being answered finishes with the one it started with). Every other section that changed is named as
 //! needing a restart, and the running agent keeps it as it was.
 
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ pub(super) async fn reload_loop(shared: Arc<Shared>, mut stop: Shutdown) -> anyh
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let record = reload(&shared);
+                let record = reload(&shared).await;
                 *shared.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
                 // Written now, not at the next beat: `switchyard reload` waits for it.
                 let beat = {
@@ -42,7 +44,7 @@ pub(super) async fn reload_loop(shared: Arc<Shared>, mut stop: Shutdown) -> anyh
 }
 
 /// Read the file again and apply what can be applied.
-fn reload(shared: &Shared) -> ReloadRecord {
+async fn reload(shared: &Shared) -> ReloadRecord {
     let at = Utc::now();
     let refused = |problems: Vec<String>| ReloadRecord {
         at,
@@ -80,7 +82,52 @@ fn reload(shared: &Shared) -> ReloadRecord {
         Ok(r) => r,
         Err(e) => return refused(vec![e.to_string()]),
     };
-    let (applied, needs_restart) = compare(&shared.config, &new);
+    let (mut applied, mut needs_restart) = compare(&shared.config, &new);
+    // This agent's responder, when it converses and still names one: rebuilt and swapped.
+    let me = shared.agent.name.as_str();
+    let responder = |c: &Config| {
+        let name = c
+            .agents
+            .iter()
+            .find(|a| a.name.as_str() == me)?
+            .responder
+            .clone()?;
+        c.responders.get(&name).map(|r| format!("{name}: {r:?}"))
+    };
+    let (old_r, new_r) = (responder(&shared.config), responder(&new));
+    if old_r != new_r
+        && let (Some(conversations), Some(_), Some(_)) = (&shared.conversations, &old_r, &new_r)
+    {
+        match crate::responders::answerer_for(&new, me).await {
+            Ok(Some(answerer)) => {
+                conversations.set_answerer(answerer);
+                applied.push("this agent's responder".to_string());
+                // Only the responders changed (not the agents' other fields): nothing left to restart for them.
+                let agents_same = {
+                    let strip = |c: &Config| {
+                        c.agents
+                            .iter()
+                            .map(|a| {
+                                (
+                                    a.name.clone(),
+                                    a.discord_token_env.clone(),
+                                    a.telegram_token_env.clone(),
+                                    a.listen,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    strip(&shared.config) == strip(&new)
+                };
+                needs_restart
+                    .retain(|s| s != "[responders]" && !(agents_same && s == "[[agents]]"));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return refused(vec![format!("the new responder cannot be built: {e:#}")]);
+            }
+        }
+    }
     if applied.iter().any(|a| a == "routes" || a == "[routing]") {
         shared.routing.set(router, new.routing.clone());
     }

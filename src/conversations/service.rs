@@ -70,7 +70,8 @@ struct Inner {
     store: Store,
     workspace: PathBuf,
     settings: ConversationSettings,
-    answerer: Answerer,
+    /// Replaced whole by a reload that changes this agent's responder.
+    answerer: std::sync::RwLock<Answerer>,
     /// Who may talk to the agent (a reload may change it).
     access: crate::config::LiveAccess,
     ports: RwLock<HashMap<Platform, Arc<dyn ChatPort>>>,
@@ -102,6 +103,25 @@ fn estimate_tokens(chars: usize) -> u64 {
 }
 
 impl Conversations {
+    /// The answerer now (a reload may replace it between turns).
+    pub(crate) fn answerer(&self) -> Answerer {
+        self.inner
+            .answerer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reloaded responder answers the turns from now on; a turn already
+    /// being answered finishes with the one it started with.
+    pub fn set_answerer(&self, answerer: Answerer) {
+        *self
+            .inner
+            .answerer
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = answerer;
+    }
+
     pub fn new(
         agent: &str,
         store: Store,
@@ -119,7 +139,7 @@ impl Conversations {
                 workspace,
                 slots: Semaphore::new(settings.max_concurrent),
                 settings,
-                answerer,
+                answerer: std::sync::RwLock::new(answerer),
                 access,
                 ports: RwLock::default(),
                 lanes: Mutex::default(),
@@ -394,7 +414,7 @@ impl Conversations {
             .await;
             return Ok(());
         }
-        match &self.inner.answerer {
+        match &self.answerer() {
             Answerer::Inbox(handoff) => {
                 if !self
                     .inner

@@ -215,6 +215,64 @@ fn a_mention_opens_a_thread_the_answer_streams_into_it_and_the_thread_goes_on() 
 }
 
 #[test]
+fn a_reload_swaps_the_responder_for_the_next_turn_without_a_restart() {
+    common::multi_thread().block_on(async {
+        let fleet = conversing("").await;
+        let model_of = |needle: &str| {
+            fleet
+                .state()
+                .openai
+                .completions
+                .iter()
+                .rev()
+                .find(|c| c.last_user.as_deref().is_some_and(|u| u.contains(needle)))
+                .map(|c| c.model.clone())
+        };
+        say(&fleet, OPERATOR, chat(), "first question", true);
+        let first = wait_for(Duration::from_secs(20), "the first answer", || {
+            model_of("first question")
+        })
+        .await;
+        assert_eq!(first, "sandbox-model");
+        let pid =
+            common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"]
+                .as_u64();
+
+        let text = std::fs::read_to_string(&fleet.config_file)
+            .unwrap()
+            .replace("model = \"sandbox-model\"", "model = \"sandbox-model-2\"");
+        std::fs::write(&fleet.config_file, text).unwrap();
+        let out = fleet
+            .command()
+            .args(["reload", "--agent", "manager"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("this agent's responder"), "{stdout}");
+        assert!(!stdout.contains("takes a restart"), "{stdout}");
+
+        say(&fleet, OPERATOR, chat(), "second question", true);
+        let second = wait_for(Duration::from_secs(20), "the second answer", || {
+            model_of("second question")
+        })
+        .await;
+        assert_eq!(
+            second, "sandbox-model-2",
+            "the next turn asks the reloaded responder"
+        );
+        let now =
+            common::read_json(&fleet.workspace().join("status.json"))["agents"]["manager"]["pid"]
+                .as_u64();
+        assert_eq!(now, pid, "the same process: no restart");
+    });
+}
+
+#[test]
 fn a_long_answer_is_edited_in_pages_and_a_kill_mid_stream_is_closed_after_restart() {
     common::multi_thread().block_on(async {
         let mut fleet = conversing("[conversations]\nedit_interval = \"300ms\"\n").await;

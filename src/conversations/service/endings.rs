@@ -157,7 +157,7 @@ impl Conversations {
     }
 
     pub(super) fn arm_reply_timeout(&self, turn: Turn) {
-        let Answerer::Inbox(handoff) = &self.inner.answerer else {
+        let Answerer::Inbox(handoff) = self.answerer() else {
             return;
         };
         let deadline =
@@ -178,7 +178,7 @@ impl Conversations {
     }
 
     fn reply_timeout(&self) -> Duration {
-        match &self.inner.answerer {
+        match &self.answerer() {
             Answerer::Inbox(h) => h.timeout(),
             Answerer::Stream(_) => Duration::ZERO,
         }
