@@ -158,8 +158,8 @@ pub struct SandboxOptions {
     pub request_log: usize,
     /// How many messages each channel or chat keeps (the oldest are dropped).
     pub max_messages_per_conversation: usize,
-    /// The Telegram user the web view's buttons press as, unless the page is
-    /// opened as `/?as=USER_ID`.
+    /// The Telegram user the web view's buttons press as (and its message box
+    /// writes as, by default), unless the page is opened as `/?as=USER_ID`.
     pub telegram_approver: Option<i64>,
     /// API keys the OpenAI stand-in accepts (`Authorization: Bearer KEY`); empty:
     /// no key is needed, as with a local Ollama or llama.cpp server.

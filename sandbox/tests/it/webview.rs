@@ -1,6 +1,10 @@
 //! The sandbox's web view, loaded in headless Chromium: the channels, the
 //! messages and the Telegram buttons are in the DOM, and the button's form plays
-//! the approver pressing it (the bot then sees the callback query).
+//! the approver pressing it (the bot then sees the callback query, and the page
+//! its answer). The page refreshes itself without a reload, embeds show their
+//! colour and footer, the say-form plays a Telegram user writing to the bot and
+//! the command form a Discord user running a slash command (the page then shows
+//! the bot's answer) or posting a message.
 //!
 //! Needs Debian's `chromium`; without it the test prints `SKIPPED: chromium not
 //! found` and passes, unless `SWITCHYARD_REQUIRE_CHROMIUM=1`, where it fails.
@@ -45,6 +49,12 @@ fn chromium() -> Option<PathBuf> {
 
 /// Runs headless Chromium with `mode` (`--dump-dom` or `--screenshot=FILE`) on `url`.
 async fn headless(chromium: &Path, profile: &Path, mode: &str, url: &str) -> String {
+    headless_with(chromium, profile, &[mode], url).await
+}
+
+/// Runs headless Chromium with `args` (a mode and its options) on `url`.
+async fn headless_with(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+    let mode = args.join(" ");
     let run = tokio::process::Command::new(chromium)
         .args([
             "--headless",
@@ -57,7 +67,7 @@ async fn headless(chromium: &Path, profile: &Path, mode: &str, url: &str) -> Str
             "--window-size=1280,900",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(mode)
+        .args(args)
         .arg(url)
         .kill_on_drop(true)
         .output();
@@ -323,6 +333,35 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
     )
     .await;
     assert!(landed.contains("is queued for the bot"), "{landed}");
+    assert!(landed.contains("waiting for the bot's answer…"), "{landed}");
+
+    // The bot answers the callback query: the page shows what it answered.
+    let query_id = query["id"].as_str().expect("callback_query id");
+    assert!(
+        location.contains(&format!("pressed={query_id}")),
+        "{location}"
+    );
+    telegram(
+        &sb,
+        "answerCallbackQuery",
+        json!({"callback_query_id": query_id, "text": "Approved ✓"}),
+    )
+    .await;
+    let answered = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}{location}", sb.addr()),
+    )
+    .await;
+    assert!(
+        answered.contains("the bot answered: <q class=\"callback-answer\">Approved ✓</q>"),
+        "{answered}"
+    );
+    assert!(
+        !answered.contains("waiting for the bot's answer"),
+        "{answered}"
+    );
     sb.shutdown().await;
 }
 
@@ -509,5 +548,292 @@ async fn files_show_on_the_page_images_inline_and_others_as_links() {
     .await
     .unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), b"ok\n");
+    sb.shutdown().await;
+}
+
+/// A client that does not follow the forms' 303, so the test sees it.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Posts a form's fields as a browser would; the status, `Location` and body.
+async fn submit(
+    sb: &SandboxHandle,
+    action: &str,
+    fields: &[(String, String)],
+) -> (u16, String, String) {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let r = no_redirects()
+        .post(format!("http://{}{action}", sb.addr()))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("form post");
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, location, r.text().await.unwrap_or_default())
+}
+
+/// `fields` with `name` set to `value` (what the user typed into it).
+fn typed(fields: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
+    let mut out: Vec<_> = fields.iter().filter(|(k, _)| k != name).cloned().collect();
+    out.push((name.into(), value.into()));
+    out
+}
+
+/// The form with the button `label` inside the section `id` of the page.
+fn form_in(dom: &str, id: &str, label: &str) -> (String, Vec<(String, String)>) {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no {id} in the DOM:\n{dom}"));
+    let end = start + dom[start..].find("</section>").expect("its end");
+    form_with_button(&dom[start..end], label)
+        .unwrap_or_else(|| panic!("no {label} form in {id}:\n{dom}"))
+}
+
+async fn page(sb: &SandboxHandle, path_and_query: &str) -> String {
+    reqwest::get(format!("http://{}{path_and_query}", sb.addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_refreshes_itself_without_a_reload_and_draws_embeds_as_discord_does() {
+    let Some(chromium) = chromium() else { return };
+    let sb = sandbox_with_approver().await;
+    post_discord(
+        &sb,
+        ALERTS,
+        json!({"embeds": [{
+            "title": "Disk critical on web-1", "color": 0xE7_4C3C,
+            "author": {"name": "monitor"},
+            "footer": {"text": "switchyard · severity critical"},
+            "timestamp": "2026-01-02T03:04:05Z",
+        }]}),
+    )
+    .await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    // Virtual time runs the page's 2 s timer (twice) before the DOM is dumped.
+    let dom = headless_with(
+        &chromium,
+        profile.path(),
+        &["--virtual-time-budget=5000", "--dump-dom"],
+        &format!("http://{}/", sb.addr()),
+    )
+    .await;
+    let updates: u32 = dom
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no data-updates on the body:\n{dom}"));
+    assert!(updates >= 1, "the page never swapped in a refresh:\n{dom}");
+    assert!(!dom.contains("data-offline"), "{dom}");
+    // Swapped, not reloaded: the parts are still there, with the content.
+    assert!(dom.contains("id=\"live-discord-1002\""), "{dom}");
+    for expected in [
+        "style=\"border-left-color:#e74c3c\"",
+        "<div class=\"embed-author\">monitor</div>",
+        "<span class=\"footer-text\">switchyard · severity critical</span>",
+        "2026-01-02 03:04 UTC",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "{expected:?} not in the DOM:\n{dom}"
+        );
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_say_form_plays_a_telegram_user_writing_to_the_bot() {
+    let Some(chromium) = chromium() else { return };
+    let sb = sandbox_with_approver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let dom = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}/", sb.addr()),
+    )
+    .await;
+    let (action, fields) = form_in(&dom, &format!("telegram-{OPERATOR}"), "Send");
+    assert_eq!(action, switchyard_sandbox::view::SAY_PATH);
+    // The approver is the default user; the user types the command.
+    assert!(
+        fields.contains(&("from".into(), OPERATOR.to_string())),
+        "{fields:?}"
+    );
+
+    // Refused with a reason, nothing queued: no text, a user id that is no number, no such chat.
+    let (status, _, body) = submit(&sb, &action, &typed(&fields, "text", "  ")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("nothing to send"), "{body}");
+    let bad_user = typed(&typed(&fields, "text", "/status"), "from", "ops");
+    let (status, _, body) = submit(&sb, &action, &bad_user).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not a number"), "{body}");
+    let elsewhere = typed(&typed(&fields, "text", "/status"), "chat_id", "999");
+    let (status, _, body) = submit(&sb, &action, &elsewhere).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("chat 999 does not exist"), "{body}");
+    assert_eq!(sb.state().telegram.pending_updates, 0);
+
+    let (status, location, _) = submit(&sb, &action, &typed(&fields, "text", "/status")).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("played="), "{location}");
+    let updates = telegram(&sb, "getUpdates", json!({"timeout": 0})).await;
+    let message = &updates[0]["message"];
+    assert_eq!(message["text"], "/status", "{updates}");
+    assert_eq!(message["from"]["id"], OPERATOR);
+    assert_eq!(message["chat"]["id"], OPERATOR);
+    assert_eq!(message["entities"][0]["type"], "bot_command", "{updates}");
+    let landed = page(&sb, &location).await;
+    assert!(
+        landed.contains("Played: Telegram user 4242 wrote “/status” in chat 4242"),
+        "{landed}"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_form_plays_a_slash_command_and_shows_the_bots_answer() {
+    let Some(chromium) = chromium() else { return };
+    let sb = sandbox_with_approver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let dom = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}/?discord_as=555", sb.addr()),
+    )
+    .await;
+    let (action, fields) = form_in(&dom, &format!("discord-{ALERTS}"), "Run");
+    assert_eq!(action, switchyard_sandbox::view::COMMAND_PATH);
+    assert!(
+        fields.contains(&("user_id".into(), "555".into())),
+        "{fields:?}"
+    );
+    let mute = typed(&fields, "text", "/mute target:system for:2h quiet:true");
+
+    // A slash command goes to a connected bot: without one it is refused, and says so.
+    let (status, _, body) = submit(&sb, &action, &mute).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("no bot is connected to the gateway"),
+        "{body}"
+    );
+
+    let (mut ws, _, _) = crate::gateway::identify(&sb, DISCORD_TOKEN).await;
+    for (form, code, why) in [
+        (
+            typed(&mute, "text", "/Mute"),
+            400,
+            "is not a command or option name",
+        ),
+        (typed(&mute, "text", "/mute target:"), 400, "has no value"),
+        (typed(&mute, "user_id", "ops"), 400, "is not a number"),
+        (
+            typed(&mute, "channel_id", "777"),
+            404,
+            "channel 777 does not exist",
+        ),
+    ] {
+        let (status, _, body) = submit(&sb, &action, &form).await;
+        assert_eq!(status, code, "{form:?}: {body}");
+        assert!(body.contains(why), "{form:?}: {body}");
+    }
+    assert!(sb.state().gateway.interactions.is_empty());
+
+    let (status, location, _) = submit(&sb, &action, &mute).await;
+    assert_eq!(status, 303);
+    let id: u64 = location
+        .split("command=")
+        .nth(1)
+        .and_then(|r| r.split(['&', '#']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no interaction id in {location}"));
+    let interaction = ws.dispatch("INTERACTION_CREATE").await;
+    assert_eq!(interaction["id"], id.to_string());
+    assert_eq!(interaction["channel_id"], ALERTS.to_string());
+    assert_eq!(interaction["member"]["user"]["id"], "555");
+    let data = &interaction["data"];
+    assert_eq!(data["name"], "mute", "{interaction}");
+    assert_eq!(
+        data["options"],
+        json!([
+            {"type": 3, "name": "target", "value": "system"},
+            {"type": 3, "name": "for", "value": "2h"},
+            {"type": 5, "name": "quiet", "value": true},
+        ])
+    );
+    let state = sb.discord_interaction(id).expect("the interaction is kept");
+    assert_eq!((state.command.as_str(), state.user_id), ("mute", 555));
+    assert!(
+        page(&sb, &location)
+            .await
+            .contains("waiting for the bot's answer…"),
+        "before the bot answers"
+    );
+
+    // The bot answers; the page under the notice shows it.
+    let (status, _) = crate::gateway::rest(
+        &sb,
+        reqwest::Method::POST,
+        &format!(
+            "/interactions/{id}/{}/callback",
+            interaction["token"].as_str().unwrap()
+        ),
+        Some(
+            json!({"type": 4, "data": {"content": "Muted system for 2h.",
+            "embeds": [{"title": "Mute", "color": 0xF1_C40F, "footer": {"text": "until 14:00"}}]}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let dom = headless(
+        &chromium,
+        profile.path(),
+        "--dump-dom",
+        &format!("http://{}{location}", sb.addr()),
+    )
+    .await;
+    for expected in [
+        "Played: Discord user 555 ran /mute target:system for:2h quiet:true",
+        "<div class=\"content\">Muted system for 2h.</div>",
+        "style=\"border-left-color:#f1c40f\"",
+        "until 14:00",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "{expected:?} not in the DOM:\n{dom}"
+        );
+    }
+    assert!(!dom.contains("waiting for the bot's answer"), "{dom}");
+
+    // A plain message is posted as the user; a mention addresses the bot.
+    let hello = typed(&fields, "text", "<@101234> how are the disks?");
+    let (status, location, body) = submit(&sb, &action, &hello).await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location.contains("discord_as=555"), "{location}");
+    let created = ws.dispatch("MESSAGE_CREATE").await;
+    assert_eq!(created["content"], "<@101234> how are the disks?");
+    assert_eq!(created["mentions"][0]["id"], "101234", "{created}");
+    let stored = sb.state();
+    let last = stored.discord_messages(ALERTS).last().expect("stored");
+    assert_eq!((last.author_id, last.author_bot), (Some(555), false));
     sb.shutdown().await;
 }
