@@ -302,7 +302,21 @@ impl GithubClient {
                 let list: Vec<PullJson> = self
                     .get_json(&format!("{repo}/pulls?head={head}&state=open&per_page=5"))
                     .await?;
-                list.iter().map(|p| p.number).min()
+                match list.iter().map(|p| p.number).min() {
+                    Some(n) => Some(n),
+                    // A PR opened and merged between two passes is no longer
+                    // open: without this the task would wait for one forever.
+                    None => {
+                        let closed: Vec<PullJson> = self
+                            .get_json(&format!("{repo}/pulls?head={head}&state=closed&per_page=5"))
+                            .await?;
+                        closed
+                            .into_iter()
+                            .filter(|p| p.merged_at.is_some())
+                            .map(|p| p.number)
+                            .max()
+                    }
+                }
             }
         };
         let Some(number) = number else {
