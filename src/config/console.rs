@@ -2,17 +2,9 @@
 //! address. Off by default; on an address other than loopback it needs a
 //! token, so the fleet's state is never open to the network by accident.
 
-use serde::Deserialize;
-
 use super::agents::AgentSettings;
+use super::raw::RawConsole;
 use super::validator::Validator;
-
-/// `[console]` as written.
-#[derive(Debug, Default, Deserialize)]
-pub struct RawConsole {
-    pub enabled: Option<bool>,
-    pub token_env: Option<String>,
-}
 
 /// `[console]`, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

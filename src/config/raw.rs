@@ -42,7 +42,14 @@ pub struct RawConfig {
     #[serde(default)]
     pub sessions: super::sessions::RawSessions,
     #[serde(default)]
-    pub console: super::console::RawConsole,
+    pub console: RawConsole,
+}
+
+/// `[console]` as written.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConsole {
+    pub enabled: Option<bool>,
+    pub token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
