@@ -65,7 +65,22 @@ fn main() -> ExitCode {
     ) {
         end_quietly_on_a_closed_pipe();
     }
+    // An agent is I/O-bound: two workers are plenty, whatever the core count
+    // (tokio's default is one per core). SWITCHYARD_WORKER_THREADS overrides.
+    let workers = match std::env::var("SWITCHYARD_WORKER_THREADS") {
+        Err(_) => 2,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                eprintln!(
+                    "error: SWITCHYARD_WORKER_THREADS is {v:?}: set a whole number from 1 to 64, or unset it (default 2)"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {

@@ -1244,6 +1244,47 @@ fn completions_and_the_manual_page_cover_every_command() {
 }
 
 #[test]
+fn the_worker_thread_count_is_checked_and_one_worker_is_enough() {
+    common::multi_thread().block_on(async {
+        let mut fleet = Fleet::new(&["manager"], "").await;
+        for bad in ["0", "65", "many"] {
+            let out = fleet
+                .command()
+                .env("SWITCHYARD_WORKER_THREADS", bad)
+                .arg("check-config")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{bad}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("SWITCHYARD_WORKER_THREADS") && stderr.contains("1 to 64"),
+                "{stderr}"
+            );
+        }
+        // One worker is enough for an agent: it starts, routes and stops as usual.
+        fleet
+            .spawn_agent_with("manager", &[("SWITCHYARD_WORKER_THREADS", "1")])
+            .await;
+        fleet.drop(
+            "manager",
+            "evt_one_worker",
+            &event("evt_one_worker", "alert", "warning", "one worker"),
+        );
+        wait_for(
+            Duration::from_secs(20),
+            "the alert from a one-worker agent",
+            || {
+                common::discord_texts(&fleet.state(), "alerts")
+                    .into_iter()
+                    .find(|t| t.contains("one worker"))
+            },
+        )
+        .await;
+        assert!(fleet.stop_agent("manager").await.success());
+    });
+}
+
+#[test]
 fn doctor_checks_tokens_channels_chats_and_the_workspace_against_the_platforms() {
     common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager", "beta"], "").await;
