@@ -433,12 +433,10 @@ impl Agent {
                 github::AgentEvents(shared.clone()),
             );
             let token = read_token(&Some(github.token_env.clone()));
-            let spawner = sessions::SessionRuntime::new(
+            let spawner = crate::execution::spawn::Spawner::for_agent(
                 &shared.config,
                 shared.agent.name.as_ref(),
-                shared.store.clone(),
-            )
-            .spawner();
+            );
             let workers = Arc::new(workers::AgentWorkers::new(shared.clone(), spawner));
             tasks.spawn(
                 crate::github::runner::run(

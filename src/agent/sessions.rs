@@ -15,7 +15,6 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::execution::spawn::{self, SpawnError, Spawner};
-use crate::execution::tmux::Tmux;
 use crate::github::registry::{TaskRecord, TaskStatus, TrackedTask, WorkerFields};
 use crate::github::store as gh_store;
 use crate::store::Store;
@@ -33,32 +32,16 @@ pub struct SessionRuntime {
 
 impl SessionRuntime {
     pub fn new(config: &Config, agent: &str, store: Store) -> SessionRuntime {
-        let exe = std::env::current_exe().unwrap_or_else(|_| "switchyard".into());
         SessionRuntime {
-            spawner: Spawner {
-                tmux: Tmux::default(),
-                exe,
-                scratch: config.agent_dir(agent),
-            },
+            spawner: Spawner::for_agent(config, agent),
             config: config.clone(),
             agent: agent.to_string(),
             store,
         }
     }
 
-    pub fn spawner(&self) -> Spawner {
-        self.spawner.clone()
-    }
-
     async fn spawn(&self, run: &StepRun) -> Result<String, SpawnError> {
-        let target = run
-            .target
-            .clone()
-            .unwrap_or(crate::tasks::runtime::StepTarget {
-                repo: None,
-                branch: None,
-                title: String::new(),
-            });
+        let target = run.target.clone().unwrap_or_default();
         let plan = spawn::plan(
             run.task_id.as_str(),
             target.repo.as_deref(),
@@ -68,13 +51,10 @@ impl SessionRuntime {
             &self.config.sessions,
         )?;
         let pool = self.store.pool();
-        let io = |e: anyhow::Error| SpawnError::Io {
-            context: "reading the task registry".into(),
-            source: std::io::Error::other(format!("{e:#}")),
-        };
+        let registry = |e: anyhow::Error| SpawnError::Registry(format!("{e:#}"));
         let running = gh_store::list_tasks(pool, Some(&self.agent))
             .await
-            .map_err(io)?
+            .map_err(registry)?
             .into_iter()
             .filter(|t| {
                 t.id() != run.task_id.as_str()
@@ -114,16 +94,10 @@ impl SessionRuntime {
             },
             extra: Default::default(),
         };
-        let tracked = TrackedTask::new(record).map_err(|p| SpawnError::Io {
-            context: "registering the spawned task".into(),
-            source: std::io::Error::other(p.join("; ")),
-        })?;
+        let tracked = TrackedTask::new(record).map_err(|p| SpawnError::Registry(p.join("; ")))?;
         gh_store::upsert_tasks(pool, &[tracked], Utc::now().timestamp_millis())
             .await
-            .map_err(|e| SpawnError::Io {
-                context: "registering the spawned task".into(),
-                source: std::io::Error::other(format!("{e:#}")),
-            })?;
+            .map_err(registry)?;
         info!(task = %run.task_id, session = %plan.session, worktree = %plan.worktree.display(), branch = %plan.branch, "session spawned and registered");
         Ok(format!(
             "spawned tmux session {} in worktree {} on branch {} (from {}), registered for the GitHub monitor",

@@ -3,7 +3,6 @@
 //! tasks in this agent's store, inbox owners by their heartbeat), and
 //! spawned sessions respawned and cleaned up (`execution::spawn`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -12,7 +11,7 @@ use tracing::{info, warn};
 
 use super::Shared;
 use crate::execution::spawn::{self, SpawnPlan, Spawner};
-use crate::execution::tmux::{self, Tmux};
+use crate::execution::tmux;
 use crate::github::failures::Failure;
 use crate::github::registry::TrackedTask;
 use crate::github::workers::{Delivery, Liveness, Worker, WorkerPort};
@@ -20,21 +19,16 @@ use crate::tasks::TaskState;
 
 pub(super) struct AgentWorkers {
     shared: Arc<Shared>,
-    tmux: Tmux,
     spawner: Spawner,
 }
 
 impl AgentWorkers {
     pub(super) fn new(shared: Arc<Shared>, spawner: Spawner) -> Self {
-        AgentWorkers {
-            shared,
-            tmux: spawner.tmux.clone(),
-            spawner,
-        }
+        AgentWorkers { shared, spawner }
     }
 
     async fn tmux_liveness(&self, session: &str, expect: Option<&str>) -> Liveness {
-        match self.tmux.pane(session).await {
+        match self.spawner.tmux.pane(session).await {
             Ok(pane) => tmux::judge(session, pane.as_ref(), expect),
             Err(e) => Liveness::Unknown(e.to_string()),
         }
@@ -67,12 +61,14 @@ impl AgentWorkers {
         }
     }
 
-    /// The spawn plan of a task spawned here: from its stored spec (the
-    /// session step and its args) when `with_command`, else from the record.
+    /// The spawn plan of a task spawned here, with its session step's args
+    /// from the stored spec when `with_command` (a respawn), without when
+    /// only cleaning up.
     async fn plan_of(&self, task: &TrackedTask, with_command: bool) -> Result<SpawnPlan, String> {
         let config = &self.shared.config;
-        let w = &task.record.worker;
-        let template = w
+        let template = task
+            .record
+            .worker
             .spawn_template
             .as_deref()
             .ok_or("the task has no spawnTemplate")?;
@@ -97,27 +93,8 @@ impl AgentWorkers {
         } else {
             Vec::new()
         };
-        let mut plan = spawn::plan(
-            task.id(),
-            Some(&task.record.repo),
-            Some(&task.record.branch),
-            skill,
-            &args,
-            &config.sessions,
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(s) = &w.tmux_session {
-            plan.session = s.clone();
-        }
-        if let Some(dir) = &w.worktree {
-            let dir = PathBuf::from(dir);
-            plan.worktree = if dir.is_absolute() {
-                dir
-            } else {
-                config.sessions.worktrees.join(dir)
-            };
-        }
-        Ok(plan)
+        spawn::plan_for_record(&task.record, skill, &args, &config.sessions)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -151,7 +128,12 @@ impl WorkerPort for AgentWorkers {
                     // Looked at again right before typing: never into a shell.
                     match self.tmux_liveness(&session, Some(&expect)).await {
                         Liveness::Alive => {
-                            match self.tmux.send_literal(&session, &failure.one_line()).await {
+                            match self
+                                .spawner
+                                .tmux
+                                .send_literal(&session, &failure.one_line())
+                                .await
+                            {
                                 Ok(()) => Delivery::Typed { session },
                                 Err(e) => Delivery::NotDelivered(e.to_string()),
                             }

@@ -335,31 +335,14 @@ async fn abandon(config: &Config, id: &str, reason: &str) -> anyhow::Result<()> 
         if let Some(template) = &task.record.worker.spawn_template
             && let Some(skill) = config.skills.get(template)
         {
-            let mut plan = crate::execution::spawn::plan(
-                id,
-                Some(&task.record.repo),
-                Some(&task.record.branch),
+            let plan = crate::execution::spawn::plan_for_record(
+                &task.record,
                 skill,
                 &[],
                 &config.sessions,
             )
             .map_err(|e| bad_input(e.to_string()))?;
-            if let Some(s) = &task.record.worker.tmux_session {
-                plan.session = s.clone();
-            }
-            if let Some(w) = &task.record.worker.worktree {
-                let w = PathBuf::from(w);
-                plan.worktree = if w.is_absolute() {
-                    w
-                } else {
-                    config.sessions.worktrees.join(w)
-                };
-            }
-            let spawner = crate::execution::spawn::Spawner {
-                tmux: Default::default(),
-                exe: std::env::current_exe().unwrap_or_else(|_| "switchyard".into()),
-                scratch: config.agent_dir(&agent.name),
-            };
+            let spawner = crate::execution::spawn::Spawner::for_agent(config, &agent.name);
             let removed = spawner.cleanup(&plan).await;
             if removed.is_empty() {
                 println!("nothing left to remove");

@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::tmux::{Tmux, TmuxError};
-use crate::config::{SessionsSettings, SkillSettings};
-use crate::github::registry::valid_session_name;
+use crate::config::{Config, SessionsSettings, SkillSettings};
+use crate::github::registry::{TaskRecord, valid_session_name};
 
 /// Why a spawn (or respawn) did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,8 @@ pub enum SpawnError {
     NoWorktree(PathBuf),
     #[error(transparent)]
     Tmux(#[from] TmuxError),
+    #[error("the task registry: {0}")]
+    Registry(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -117,6 +119,38 @@ pub fn plan(
     })
 }
 
+/// The plan of a task a spawn registered: [`plan`] from its record, with
+/// the session and the worktree the record names (a folder name under
+/// `[sessions] worktrees`, or an absolute path). `args` are the session
+/// step's own (empty when only cleaning up).
+pub fn plan_for_record(
+    record: &TaskRecord,
+    skill: &SkillSettings,
+    args: &[String],
+    settings: &SessionsSettings,
+) -> Result<SpawnPlan, SpawnError> {
+    let mut plan = plan(
+        &record.id,
+        Some(&record.repo),
+        Some(&record.branch),
+        skill,
+        args,
+        settings,
+    )?;
+    if let Some(s) = &record.worker.tmux_session {
+        plan.session = s.clone();
+    }
+    if let Some(dir) = &record.worker.worktree {
+        let dir = PathBuf::from(dir);
+        plan.worktree = if dir.is_absolute() {
+            dir
+        } else {
+            settings.worktrees.join(dir)
+        };
+    }
+    Ok(plan)
+}
+
 async fn git(dir: &Path, what: &'static str, args: &[&str]) -> Result<String, SpawnError> {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
@@ -160,6 +194,16 @@ pub struct Spawner {
 }
 
 impl Spawner {
+    /// The spawner of `agent`: this binary's `session-exec`, the env files
+    /// in the agent's own folder.
+    pub fn for_agent(config: &Config, agent: &str) -> Spawner {
+        Spawner {
+            tmux: Tmux::default(),
+            exe: std::env::current_exe().unwrap_or_else(|_| "switchyard".into()),
+            scratch: config.agent_dir(agent),
+        }
+    }
+
     /// Makes the worktree (on a new branch from the base, or the branch as it
     /// is when it exists already) and starts the session.
     pub async fn spawn(&self, plan: &SpawnPlan) -> Result<(), SpawnError> {

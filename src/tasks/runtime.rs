@@ -47,7 +47,7 @@ pub struct StepRun {
 }
 
 /// Where a session step works: the task spec's repository and branch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepTarget {
     pub repo: Option<String>,
     pub branch: Option<String>,
