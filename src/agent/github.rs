@@ -260,34 +260,27 @@ impl<P: EventPort> MonitorOutput for AgentOutput<P> {
             task.max_attempts(),
             failure.class
         );
-        if *delivery != Delivery::AnnouncedOnly {
-            // The worker has it (or could not get it): the announcement says which.
+        let announced_only = *delivery == Delivery::AnnouncedOnly;
+        if !announced_only {
             labels.insert("delivery".into(), delivery_label(delivery).into());
-            return self
-                .emit(EventDraft {
-                    event_id: Some(id),
-                    event_type: Some("github.retry".into()),
-                    category: Some("subagent_result".into()),
-                    severity: Some("warning".into()),
-                    source: Some(self.source()),
-                    title: Some(title),
-                    body: Some(format!("{}\n{}", failure.context(), delivery.line())),
-                    labels,
-                    ..Default::default()
-                })
-                .await;
         }
-        let item = serde_json::json!({
-            "kind": "event",
-            "event_id": id,
-            "event_type": "github.retry",
-            "category": "subagent_result",
-            "severity": "warning",
-            "source": self.source(),
-            "title": title,
-            "body": format!("{}\n{}", failure.context(), delivery.line()),
-            "labels": labels,
-        });
+        let mut draft = EventDraft {
+            event_id: Some(id.clone()),
+            event_type: Some("github.retry".into()),
+            category: Some("subagent_result".into()),
+            severity: Some("warning".into()),
+            source: Some(self.source()),
+            title: Some(title),
+            body: Some(format!("{}\n{}", failure.context(), delivery.line())),
+            labels,
+            ..Default::default()
+        };
+        if !announced_only {
+            // The worker has it (or could not get it): the announcement says which.
+            return self.emit(draft).await;
+        }
+        draft.kind = Some("event".into());
+        let item = serde_json::to_value(&draft).context("encoding the hand-back")?;
         let workspace = self.workspace.clone();
         let agent = task.record.agent.clone();
         tokio::task::spawn_blocking(move || {
