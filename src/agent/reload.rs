@@ -82,46 +82,14 @@ async fn reload(shared: &Shared) -> ReloadRecord {
         Ok(r) => r,
         Err(e) => return refused(vec![e.to_string()]),
     };
-    let (mut applied, mut needs_restart) = compare(&shared.config, &new);
-    // This agent's responder, when it converses and still names one: rebuilt and swapped.
     let me = shared.agent.name.as_str();
-    let responder = |c: &Config| {
-        let name = c
-            .agents
-            .iter()
-            .find(|a| a.name.as_str() == me)?
-            .responder
-            .clone()?;
-        c.responders.get(&name).map(|r| format!("{name}: {r:?}"))
-    };
-    let (old_r, new_r) = (responder(&shared.config), responder(&new));
-    if old_r != new_r
-        && let (Some(conversations), Some(_), Some(_)) = (&shared.conversations, &old_r, &new_r)
+    let (applied, needs_restart) =
+        compare(&shared.config, &new, me, shared.conversations.is_some());
+    if applied.iter().any(|a| a == RESPONDER)
+        && let Some(conversations) = &shared.conversations
     {
         match crate::responders::answerer_for(&new, me).await {
-            Ok(Some(answerer)) => {
-                conversations.set_answerer(answerer);
-                applied.push("this agent's responder".to_string());
-                // Only the responders changed (not the agents' other fields): nothing left to restart for them.
-                let agents_same = {
-                    let strip = |c: &Config| {
-                        c.agents
-                            .iter()
-                            .map(|a| {
-                                (
-                                    a.name.clone(),
-                                    a.discord_token_env.clone(),
-                                    a.telegram_token_env.clone(),
-                                    a.listen,
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    };
-                    strip(&shared.config) == strip(&new)
-                };
-                needs_restart
-                    .retain(|s| s != "[responders]" && !(agents_same && s == "[[agents]]"));
-            }
+            Ok(Some(answerer)) => conversations.set_answerer(answerer),
             Ok(None) => {}
             Err(e) => {
                 return refused(vec![format!("the new responder cannot be built: {e:#}")]);
@@ -156,9 +124,24 @@ async fn reload(shared: &Shared) -> ReloadRecord {
     }
 }
 
+/// The name under which a swapped responder is reported as applied.
+const RESPONDER: &str = "this agent's responder";
+
+/// The responder agent `me` answers with in `c`, as text to compare.
+fn responder_of(c: &Config, me: &str) -> Option<String> {
+    let name = c
+        .agents
+        .iter()
+        .find(|a| a.name.as_str() == me)?
+        .responder
+        .clone()?;
+    c.responders.get(&name).map(|r| format!("{name}: {r:?}"))
+}
+
 /// What differs between the running configuration and the new one: the
-/// sections applied live, and those that take a restart.
-fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
+/// sections applied live, and those that take a restart. `converses`: agent
+/// `me` has conversations, so a change of its responder is swapped live.
+fn compare(old: &Config, new: &Config, me: &str, converses: bool) -> (Vec<String>, Vec<String>) {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut live = Vec::new();
@@ -186,8 +169,20 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     if old_access.telegram_approvers != new_access.telegram_approvers {
         live.push("[telegram] approvers".to_string());
     }
-    let without_access = |c: &Config| {
+    let (old_r, new_r) = (responder_of(old, me), responder_of(new, me));
+    let swap_responder = converses && old_r.is_some() && new_r.is_some() && old_r != new_r;
+    if swap_responder {
+        live.push(RESPONDER.to_string());
+    }
+    // What applies live is left out of what takes a restart.
+    let without_live = |c: &Config| {
         let mut c = c.clone();
+        if swap_responder {
+            c.responders.clear();
+            for a in &mut c.agents {
+                a.responder = None;
+            }
+        }
         if let Some(d) = &mut c.discord {
             d.access = Default::default();
         }
@@ -197,7 +192,7 @@ fn compare(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         }
         c
     };
-    let (old, new) = (&without_access(old), &without_access(new));
+    let (old, new) = (&without_live(old), &without_live(new));
     let sections: [(&str, bool); 15] = [
         ("[fleet]", differs(&old.fleet, &new.fleet)),
         ("[discord]", differs(&old.discord, &new.discord)),
