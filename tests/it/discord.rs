@@ -685,23 +685,28 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
+/// Starts the fleet's manager with `env`, its log (stderr) written to `log`.
+fn spawn_logging_to(fleet: &mut Fleet, log: &std::path::Path, env: &[(&str, &str)]) {
+    let child = fleet
+        .command()
+        .envs(env.iter().copied())
+        .args(["run", "--agent", "manager"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn the agent");
+    fleet.agents.push(common::AgentProcess {
+        name: "manager".into(),
+        child,
+    });
+}
+
 #[test]
 fn text_logs_into_a_file_carry_no_colour_codes() {
     common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], ACCESS).await;
         let log_path = fleet.dir.path().join("manager.log");
-        let child = fleet
-            .command()
-            .env("SWITCHYARD_LOG", "info")
-            .args(["run", "--agent", "manager"])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("spawn the agent");
-        fleet.agents.push(common::AgentProcess {
-            name: "manager".into(),
-            child,
-        });
+        spawn_logging_to(&mut fleet, &log_path, &[("SWITCHYARD_LOG", "info")]);
         connected(&fleet).await;
         assert!(fleet.stop_agent("manager").await.success());
         let log = std::fs::read_to_string(&log_path).unwrap();
@@ -718,19 +723,14 @@ fn every_json_log_line_is_one_object_with_unique_keys() {
     common::multi_thread().block_on(async {
         let mut fleet = Fleet::new(&["manager"], ACCESS).await;
         let log_path = fleet.dir.path().join("manager.log.json");
-        let child = fleet
-            .command()
-            .env("SWITCHYARD_LOG_FORMAT", "json")
-            .env("SWITCHYARD_LOG", "info,switchyard=debug")
-            .args(["run", "--agent", "manager"])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("spawn the agent");
-        fleet.agents.push(common::AgentProcess {
-            name: "manager".into(),
-            child,
-        });
+        spawn_logging_to(
+            &mut fleet,
+            &log_path,
+            &[
+                ("SWITCHYARD_LOG_FORMAT", "json"),
+                ("SWITCHYARD_LOG", "info,switchyard=debug"),
+            ],
+        );
         connected(&fleet).await;
         // The board is posted and then edited: its lines carry the message's id.
         let system = channel("system");

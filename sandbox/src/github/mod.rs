@@ -350,6 +350,15 @@ impl World {
         number
     }
 
+    /// The head commit of `branch` (empty when there is no such branch).
+    fn head_of(&mut self, repo: &str, branch: &str) -> String {
+        self.repo(repo)
+            .branches
+            .get(branch)
+            .map(|b| b.sha.clone())
+            .unwrap_or_default()
+    }
+
     fn set_ci(&mut self, repo: &str, sha: &str, result: CiResult) {
         let now = self.tick();
         let ids = [self.id(), self.id(), self.id()];
@@ -480,14 +489,9 @@ impl GithubSandbox {
     /// Sets CI's verdict on the branch's head with the words its `build`
     /// check run reports (its output summary), e.g. a failure's test names.
     pub fn set_ci_summary(&self, repo: &str, branch: &str, result: CiResult, summary: &str) {
+        self.set_ci(repo, branch, result);
         let mut w = self.world();
-        let sha = w
-            .repo(repo)
-            .branches
-            .get(branch)
-            .map(|b| b.sha.clone())
-            .unwrap_or_default();
-        w.set_ci(repo, &sha, result);
+        let sha = w.head_of(repo, branch);
         if let Some(runs) = w.repo(repo).checks.get_mut(&sha) {
             for run in runs.iter_mut().filter(|r| r.name == "build") {
                 run.summary = summary.to_string();
@@ -498,12 +502,7 @@ impl GithubSandbox {
     /// Sets CI's verdict on the branch's head.
     pub fn set_ci(&self, repo: &str, branch: &str, result: CiResult) {
         let mut w = self.world();
-        let sha = w
-            .repo(repo)
-            .branches
-            .get(branch)
-            .map(|b| b.sha.clone())
-            .unwrap_or_default();
+        let sha = w.head_of(repo, branch);
         w.set_ci(repo, &sha, result);
     }
 
@@ -539,12 +538,8 @@ impl GithubSandbox {
             "DISMISSED" => "DISMISSED",
             _ => "COMMENTED",
         };
+        let sha = w.head_of(repo, branch);
         let r = w.repo(repo);
-        let sha = r
-            .branches
-            .get(branch)
-            .map(|b| b.sha.clone())
-            .unwrap_or_default();
         if let Some(p) = r.pulls.iter_mut().find(|p| p.head_ref == branch && p.open) {
             p.reviews.push(Review {
                 id,
@@ -698,12 +693,7 @@ impl GithubSandbox {
         let mut w = self.world();
         let id = w.id();
         let now = w.tick();
-        let head = w
-            .repo(repo)
-            .branches
-            .get(branch)
-            .map(|b| b.sha.clone())
-            .unwrap_or_default();
+        let head = w.head_of(repo, branch);
         let p = w.open_pull(repo, branch)?;
         let thread = Thread {
             id: format!("PRRT_{id}"),

@@ -84,6 +84,13 @@ async fn headless_with(chromium: &Path, profile: &Path, args: &[&str], url: &str
     String::from_utf8(out.stdout).expect("the DOM is UTF-8")
 }
 
+/// The page at `path` of the sandbox, as Chromium leaves its DOM once loaded.
+async fn page_dom(chromium: &Path, sb: &SandboxHandle, path: &str) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = format!("http://{}{path}", sb.addr());
+    headless(chromium, profile.path(), "--dump-dom", &url).await
+}
+
 /// The sandbox knows the tokens these tests call with.
 fn known_tokens() -> SandboxOptions {
     SandboxOptions {
@@ -325,13 +332,7 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
     assert_eq!(query["message"]["message_id"], message_id);
 
     // The page the browser lands on confirms the press.
-    let landed = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}{location}", sb.addr()),
-    )
-    .await;
+    let landed = page_dom(&chromium, &sb, &location).await;
     assert!(landed.contains("is queued for the bot"), "{landed}");
     assert!(landed.contains("waiting for the bot's answer…"), "{landed}");
 
@@ -347,13 +348,7 @@ async fn the_page_shows_conversations_and_its_button_presses_as_the_approver() {
         json!({"callback_query_id": query_id, "text": "Approved ✓"}),
     )
     .await;
-    let answered = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}{location}", sb.addr()),
-    )
-    .await;
+    let answered = page_dom(&chromium, &sb, &location).await;
     assert!(
         answered.contains("the bot answered: <q class=\"callback-answer\">Approved ✓</q>"),
         "{answered}"
@@ -515,14 +510,7 @@ async fn files_show_on_the_page_images_inline_and_others_as_links() {
         .unwrap();
     assert_eq!(sent["ok"], true, "{sent}");
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let dom = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}/", sb.addr()),
-    )
-    .await;
+    let dom = page_dom(&chromium, &sb, "/").await;
     let image = posted["attachments"][0]["url"].as_str().unwrap();
     let path = &image[image.find("/attachments/").unwrap()..];
     assert!(
@@ -662,14 +650,7 @@ async fn the_page_refreshes_itself_without_a_reload_and_draws_embeds_as_discord_
 async fn the_say_form_plays_a_telegram_user_writing_to_the_bot() {
     let Some(chromium) = chromium() else { return };
     let sb = sandbox_with_approver().await;
-    let profile = tempfile::tempdir().expect("profile dir");
-    let dom = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}/", sb.addr()),
-    )
-    .await;
+    let dom = page_dom(&chromium, &sb, "/").await;
     let (action, fields) = form_in(&dom, &format!("telegram-{OPERATOR}"), "Send");
     assert_eq!(action, switchyard_sandbox::view::SAY_PATH);
     // The approver is the default user; the user types the command.
@@ -713,14 +694,7 @@ async fn the_say_form_plays_a_telegram_user_writing_to_the_bot() {
 async fn the_command_form_plays_a_slash_command_and_shows_the_bots_answer() {
     let Some(chromium) = chromium() else { return };
     let sb = sandbox_with_approver().await;
-    let profile = tempfile::tempdir().expect("profile dir");
-    let dom = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}/?discord_as=555", sb.addr()),
-    )
-    .await;
+    let dom = page_dom(&chromium, &sb, "/?discord_as=555").await;
     let (action, fields) = form_in(&dom, &format!("discord-{ALERTS}"), "Run");
     assert_eq!(action, switchyard_sandbox::view::COMMAND_PATH);
     assert!(
@@ -804,13 +778,7 @@ async fn the_command_form_plays_a_slash_command_and_shows_the_bots_answer() {
     )
     .await;
     assert_eq!(status, 204);
-    let dom = headless(
-        &chromium,
-        profile.path(),
-        "--dump-dom",
-        &format!("http://{}{location}", sb.addr()),
-    )
-    .await;
+    let dom = page_dom(&chromium, &sb, &location).await;
     for expected in [
         "Played: Discord user 555 ran /mute target:system for:2h quiet:true",
         "<div class=\"content\">Muted system for 2h.</div>",
